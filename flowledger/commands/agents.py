@@ -1,0 +1,65 @@
+"""Commands on agents: register, update (including activate/deactivate), delete."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from flowledger.commands import Outcome
+from flowledger.commands.names import claim_name, release_name
+from flowledger.domain.agents import DEFAULT_TIMEOUT_MS, Agent
+from flowledger.domain.errors import ConcurrentModification, NameTaken
+from flowledger.eventstore import EventMetadata, EventStore
+
+KIND = "agent"
+
+
+class RegisterAgent(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    url: str
+    description: str | None = None
+    auth_type: str = "none"
+    auth_config: dict[str, str] | None = None
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    retry_config: dict[str, Any] | None = None
+
+
+class UpdateAgent(msgspec.Struct, frozen=True, kw_only=True):
+    agent_id: UUID
+    changes: dict[str, Any]
+    status: Literal["active", "inactive"] | None = None
+
+
+class DeleteAgent(msgspec.Struct, frozen=True, kw_only=True):
+    agent_id: UUID
+
+
+def register_agent(
+    store: EventStore, command: RegisterAgent, meta: EventMetadata
+) -> Outcome[Agent]:
+    agent = Agent.register(**msgspec.structs.asdict(command))
+    claim = claim_name(store, KIND, agent.name, agent.id)
+    try:
+        position = store.record(agent, claim, metadata=meta)
+    except ConcurrentModification:
+        raise NameTaken(f"agent name {agent.name!r} is already taken") from None
+    return Outcome(agent, position)
+
+
+def update_agent(store: EventStore, command: UpdateAgent, meta: EventMetadata) -> Outcome[Agent]:
+    agent = store.get(Agent, command.agent_id, kind=KIND)
+    agent.update(command.changes)
+    if command.status == "active":
+        agent.activate()
+    elif command.status == "inactive":
+        agent.deactivate()
+    return Outcome(agent, store.record(agent, metadata=meta))
+
+
+def delete_agent(store: EventStore, command: DeleteAgent, meta: EventMetadata) -> Outcome[Agent]:
+    agent = store.get(Agent, command.agent_id, kind=KIND)
+    agent.delete()
+    claim = release_name(store, KIND, agent.name, agent.id)
+    return Outcome(agent, store.record(agent, claim, metadata=meta))

@@ -1,0 +1,271 @@
+"""Following the event log: the loop every derived process runs.
+
+A :class:`Follower` reads stored events in global order after its handler's saved position,
+in batches, and hands each batch to the handler. It wakes on the event store's NOTIFY and also
+polls on a short interval, so a lost notification or a dropped connection never stalls it.
+
+Failure policy: an error that looks like the database being unreachable is retried forever
+with capped exponential backoff (the process recovers by itself when the database returns).
+Any other error is retried ``max_attempts`` times, one event at a time so that the events
+before a bad one still get applied; then the follower stops loudly with the failing position.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import psycopg
+import sqlalchemy.exc
+from eventsourcing import persistence as es_persistence
+from eventsourcing.persistence import Notification
+
+from flowledger.eventstore import EVENTS_TABLE, EventStore
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    es_persistence.OperationalError,
+    es_persistence.InterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class PositionMoved(Exception):
+    """Another instance of the same follower advanced the saved position; re-read it."""
+
+
+class BatchHandler(Protocol):
+    name: str
+
+    def position(self) -> int | None:
+        """The position of the last event this handler has fully dealt with."""
+
+    def handle(self, batch: Sequence[Notification]) -> None:
+        """Deal with the batch and save ``batch[-1].id`` as the new position.
+
+        Projections save the position in the same transaction as their rows. Handlers with
+        outside effects (Kafka, webhooks) save it after the effects are acknowledged.
+        """
+
+
+class FollowerFailed(RuntimeError):
+    def __init__(self, name: str, position: int, cause: BaseException) -> None:
+        super().__init__(
+            f"follower {name!r} stopped at position {position}: {type(cause).__name__}: {cause}"
+        )
+        self.name = name
+        self.position = position
+        self.cause = cause
+
+
+State = Literal["starting", "running", "retrying", "failed", "stopped"]
+
+
+@dataclass
+class FollowerStatus:
+    name: str
+    state: State = "starting"
+    position: int | None = None
+    last_error: str | None = None
+    failed_position: int | None = None
+    events_handled: int = 0
+    updated_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial_s: float = 0.2
+    maximum_s: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        base: float = min(self.maximum_s, self.initial_s * 2 ** max(attempt - 1, 0))
+        return base * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not cryptography)
+
+
+class _Waker:
+    """Waits for the event store's NOTIFY, on its own connection, reconnecting when it drops."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def wait(self, timeout: float) -> None:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._store.database.connect()
+                self._conn.execute(f"LISTEN {EVENTS_TABLE}")
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                return
+        except psycopg.Error:
+            self.close()
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+class Follower:
+    def __init__(
+        self,
+        store: EventStore,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 500,
+        idle_wait_s: float = 0.5,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.batch_size = batch_size
+        self.idle_wait_s = idle_wait_s
+        self.max_attempts = max_attempts
+        self.backoff = backoff or Backoff()
+        self.status = FollowerStatus(name=handler.name)
+        self._waker = _Waker(store)
+
+    @property
+    def name(self) -> str:
+        return self.handler.name
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the log until ``stop`` is set; raise :class:`FollowerFailed` if it must stop."""
+        self._set_state("running")
+        try:
+            position = self._load_position(stop)
+            while not stop.is_set():
+                handled = self._step(position, stop)
+                if handled is None:
+                    self._waker.wait(self.idle_wait_s)
+                else:
+                    position = handled
+        finally:
+            self._waker.close()
+            if self.status.state != "failed":
+                self._set_state("stopped")
+
+    def catch_up(self, until: int | None = None) -> int | None:
+        """Handle everything up to ``until`` (default: the head now), then return the position."""
+        stop = threading.Event()
+        target = self.store.head() if until is None else until
+        position = self._load_position(stop)
+        while (position or 0) < target:
+            handled = self._step(position, stop)
+            if handled is None:
+                break
+            position = handled
+        return position
+
+    def _load_position(self, stop: threading.Event) -> int | None:
+        attempt = 0
+        while True:
+            try:
+                position = self.handler.position()
+            except TRANSIENT_ERRORS as error:
+                attempt += 1
+                self._retrying(error, attempt)
+                if stop.wait(self.backoff.delay(attempt)):
+                    return None
+            else:
+                self.status.position = position
+                return position
+
+    def _step(self, position: int | None, stop: threading.Event) -> int | None:
+        """Read and handle one batch; the new position, or None when there was nothing new."""
+        attempt = 0
+        size = self.batch_size
+        batch: Sequence[Notification] = []
+        while True:
+            try:
+                batch = self.store.read(position, size)
+                if not batch:
+                    return None
+                self.handler.handle(batch)
+            except PositionMoved:
+                position = self._load_position(stop)
+                continue
+            except TRANSIENT_ERRORS as error:
+                attempt += 1
+                self._retrying(error, attempt)
+            except Exception as error:
+                attempt += 1
+                size = 1  # isolate the failing event; the ones before it still get applied
+                if attempt >= self.max_attempts:
+                    failing = batch[0].id if batch else (position or 0) + 1
+                    self._set_state("failed", error, failing)
+                    log.critical("%s", FollowerFailed(self.name, failing, error))
+                    raise FollowerFailed(self.name, failing, error) from error
+                self._retrying(error, attempt)
+            else:
+                if attempt:
+                    self._set_state("running")
+                self.status.position = batch[-1].id
+                self.status.events_handled += len(batch)
+                self.status.updated_at = time.time()
+                return batch[-1].id
+            if stop.wait(self.backoff.delay(attempt)):
+                return None
+
+    def _retrying(self, error: BaseException, attempt: int) -> None:
+        self._set_state("retrying", error)
+        log.warning(
+            "follower %s: attempt %d failed (%s: %s); retrying",
+            self.name,
+            attempt,
+            type(error).__name__,
+            error,
+        )
+
+    def _set_state(
+        self, state: State, error: BaseException | None = None, failed_at: int | None = None
+    ) -> None:
+        self.status.state = state
+        if error is not None:
+            self.status.last_error = f"{type(error).__name__}: {error}"
+        if failed_at is not None:
+            self.status.failed_position = failed_at
+        self.status.updated_at = time.time()
+
+
+def run_followers(followers: Sequence[Follower], stop: threading.Event) -> None:
+    """Run each follower in its own thread until ``stop`` is set or one of them fails.
+
+    A failure stops the others and is raised here, so a worker process exits non-zero with
+    the failing follower and position in its last log line.
+    """
+    failures: list[FollowerFailed] = []
+
+    def target(follower: Follower) -> None:
+        try:
+            follower.run(stop)
+        except FollowerFailed as failure:
+            failures.append(failure)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=target, args=(f,), name=f"follower-{f.name}", daemon=True)
+        for f in followers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+    if failures:
+        raise failures[0]

@@ -1,0 +1,94 @@
+"""Projections: read tables built from the event log, position kept with the rows.
+
+A :class:`Projection` says which events it wants and how each changes its tables. A
+:class:`Projector` feeds it batches from a :class:`~flowledger.following.Follower`: one
+transaction per batch holds the row changes and the new position, written with the
+``eventsourcing`` tracking recorder's own statement, so a crash at any point either keeps
+both or neither. The tracking row is locked first, so a second instance of the same projector
+waits, then sees the position has moved, instead of applying events twice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
+
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
+from sqlalchemy import Connection, Engine, Table, delete, select
+
+from flowledger.eventstore import APPLICATION_NAME, EventStore
+from flowledger.following import PositionMoved
+from flowledger.projections.tables import tracking_table
+
+
+class Projection(ABC):
+    """How some events change some read tables."""
+
+    name: ClassVar[str]
+    """Also names the tracking table, ``<name>_tracking``."""
+    topic_prefixes: ClassVar[tuple[str, ...]] = ()
+    """Stored-event topics this projection reads (``module:`` prefixes); empty means all."""
+    tables: ClassVar[tuple[Table, ...]]
+
+    def wants(self, topic: str) -> bool:
+        return not self.topic_prefixes or topic.startswith(self.topic_prefixes)
+
+    @abstractmethod
+    def apply(self, conn: Connection, event: Any, position: int) -> None:
+        """Change the read tables for one event."""
+
+
+class Projector:
+    """Applies batches of events to one projection; a follower's batch handler."""
+
+    def __init__(self, projection: Projection, store: EventStore, engine: Engine) -> None:
+        self.projection = projection
+        self.name = projection.name
+        self.store = store
+        self.engine = engine
+        self.tracking = tracking_table(projection.name)
+        factory = cast(PostgresFactory, store.factory)
+        self.recorder = PostgresTrackingRecorder(
+            factory.datastore, tracking_table_name=self.tracking.name
+        )
+
+    def position(self) -> int | None:
+        position = self.recorder.max_tracking_id(APPLICATION_NAME)
+        return None if position is None else int(position)
+
+    def handle(self, batch: Sequence[Notification]) -> None:
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(self.tracking.c.notification_id)
+                .where(self.tracking.c.application_name == APPLICATION_NAME)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if current is not None and current >= batch[0].id:
+                raise PositionMoved(self.name)
+            for notification in batch:
+                if self.projection.wants(notification.topic):
+                    event = self.store.decode(notification)
+                    self.projection.apply(conn, event, notification.id)
+            self._save_position(conn, batch[-1].id)
+
+    def _save_position(self, conn: Connection, position: int) -> None:
+        driver_connection = conn.connection.driver_connection
+        assert driver_connection is not None
+        try:
+            with driver_connection.cursor() as cursor:
+                self.recorder._insert_tracking(
+                    cast(Any, cursor), Tracking(APPLICATION_NAME, position)
+                )
+        except IntegrityError as error:  # another instance inserted the first position
+            raise PositionMoved(self.name) from error
+
+    def reset(self) -> None:
+        """Empty the tables and forget the position, so the next run replays from zero."""
+        with self.engine.begin() as conn:
+            for table in self.projection.tables:
+                conn.execute(delete(table))
+            conn.execute(
+                delete(self.tracking).where(self.tracking.c.application_name == APPLICATION_NAME)
+            )

@@ -1,0 +1,31 @@
+"""Which projections exist, and the followers that keep them up to date."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from flowledger.eventstore import EventStore
+from flowledger.following import Follower
+from flowledger.projections.agents import AgentsProjection
+from flowledger.projections.audit import AuditLogProjection
+from flowledger.projections.projector import Projection, Projector
+from flowledger.settings import Settings
+
+
+def all_projections() -> list[Projection]:
+    return [AgentsProjection(), AuditLogProjection()]
+
+
+def projection_followers(
+    store: EventStore, engine: Engine, settings: Settings, names: list[str] | None = None
+) -> list[Follower]:
+    chosen = [p for p in all_projections() if names is None or p.name in names]
+    return [
+        Follower(
+            store,
+            Projector(projection, store, engine),
+            batch_size=settings.follower_batch_size,
+            idle_wait_s=settings.follower_idle_wait_s,
+        )
+        for projection in chosen
+    ]
