@@ -1,0 +1,1 @@
+"""Runnable examples that go with flowledger (sample A2A agents, sample workflows)."""
