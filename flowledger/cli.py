@@ -1,0 +1,129 @@
+"""The ``flowledger`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from flowledger.settings import Settings, SettingsError, get_settings
+
+log = logging.getLogger("flowledger.cli")
+
+
+def _host_port(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--host", default=settings.host, help="interface to listen on")
+    parser.add_argument("--port", type=int, default=settings.port, help="port to listen on")
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowledger", description="Event-sourced agent workflow service."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser(
+        "dev", help="run everything on this machine (embedded database, API, workers)"
+    )
+    _host_port(dev, settings)
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    _host_port(serve, settings)
+
+    migrate = commands.add_parser("migrate", help="apply or roll back schema migrations")
+    migrate_actions = migrate.add_subparsers(dest="action", metavar="ACTION")
+    up = migrate_actions.add_parser("upgrade", help="upgrade to a revision (default: head)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = migrate_actions.add_parser(
+        "downgrade", help="downgrade to a revision (e.g. -1, or base: drops everything)"
+    )
+    down.add_argument("revision")
+    down.add_argument("--yes", action="store_true", help="confirm: downgrades can drop data")
+    migrate_actions.add_parser("current", help="print the database's revision")
+
+    worker = commands.add_parser("worker", help="run one derived process")
+    from flowledger.workers import WORKER_KINDS  # noqa: PLC0415
+
+    worker.add_argument("kind", choices=sorted(WORKER_KINDS))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        print(f"flowledger: {error}", file=sys.stderr)
+        return 2
+    args = build_parser(settings).parse_args(argv)
+    if args.command == "dev" and "FLOWLEDGER_LOG_FORMAT" not in settings.extra:
+        settings = settings.with_overrides(log_format="console")
+
+    from flowledger.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings)
+    handler = {"dev": _dev, "serve": _serve, "migrate": _migrate, "worker": _worker}
+    return handler[args.command](settings, args)
+
+
+def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.devserver import run_dev  # noqa: PLC0415
+
+    return run_dev(settings, args.host, args.port)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.server import serve  # noqa: PLC0415
+
+    serve(settings, args.host, args.port)
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger import schema  # noqa: PLC0415
+    from flowledger.database import resolve_database  # noqa: PLC0415
+
+    database = resolve_database(settings)
+    action = args.action or "upgrade"
+    if action == "current":
+        print(schema.current_revision(database) or "base")
+    elif action == "upgrade":
+        schema.upgrade(database, getattr(args, "revision", "head"))
+        print(f"database at revision {schema.current_revision(database)}")
+    else:
+        if not args.yes:
+            print(
+                "flowledger: downgrading can drop tables and events; pass --yes to confirm",
+                file=sys.stderr,
+            )
+            return 2
+        schema.downgrade(database, args.revision)
+        print(f"database at revision {schema.current_revision(database) or 'base'}")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.following import FollowerFailed  # noqa: PLC0415
+    from flowledger.runtime import Runtime  # noqa: PLC0415
+    from flowledger.workers import run_worker  # noqa: PLC0415
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime = Runtime.open(settings)
+    log.info("worker %s started", args.kind)
+    try:
+        run_worker(args.kind, runtime, stop)
+    except FollowerFailed as failure:
+        log.critical("worker %s stopped: %s", args.kind, failure)
+        return 1
+    finally:
+        runtime.close_sync()
+    log.info("worker %s stopped", args.kind)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""``flowledger dev``: everything on one machine, in one process tree.
+
+The embedded PostgreSQL server (unless ``DATABASE_URL`` is set), migrations, the API in this
+process, and each worker as a child process (``flowledger worker <kind>``) that is restarted
+with backoff if it dies, so ``kill -9`` of a worker shows how the system recovers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from flowledger import schema
+from flowledger.database import resolve_database
+from flowledger.settings import Settings
+
+log = logging.getLogger("flowledger.dev")
+
+DEV_WORKERS: tuple[str, ...] = ("projections",)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(list(self.argv), env=dict(self.env))  # noqa: S603
+        self.started_at = time.monotonic()
+        log.info("started worker %s (pid %d)", self.name, self.process.pid)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Supervisor:
+    """Keeps child workers running; a child that exits is started again after a backoff."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+
+    def start(self) -> None:
+        for child in self.children:
+            child.start()
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            for child in self.children:
+                if child.process is None or child.process.poll() is None:
+                    continue
+                if child.next_start == 0.0:
+                    if now - child.started_at > 60:
+                        child.restarts = 0  # it ran a good while: start afresh
+                    delay = min(30.0, 0.5 * 2**child.restarts)
+                    child.next_start = now + delay
+                    log.warning(
+                        "worker %s exited with code %s; restarting in %.1fs",
+                        child.name,
+                        child.process.returncode,
+                        delay,
+                    )
+                elif now >= child.next_start:
+                    child.restarts += 1
+                    child.next_start = 0.0
+                    child.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for child in self.children:
+            child.stop()
+
+
+def run_dev(settings: Settings, host: str, port: int) -> int:
+    from flowledger.server import serve  # noqa: PLC0415
+
+    database = resolve_database(settings)
+    schema.upgrade(database)
+    settings = settings.with_overrides(database_url=database.libpq_url)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.libpq_url,
+        "FLOWLEDGER_LOG_FORMAT": settings.log_format,
+    }
+    children = [
+        Child(kind, [sys.executable, "-m", "flowledger", "worker", kind], env)
+        for kind in DEV_WORKERS
+    ]
+    supervisor = Supervisor(children)
+    supervisor.start()
+    where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded, {settings.data_dir}"
+    print(
+        f"\n  flowledger is starting on http://{host}:{port}\n"
+        f"    API docs  http://{host}:{port}/docs\n"
+        f"    database  {where}\n"
+        f"    workers   {', '.join(DEV_WORKERS)} (child processes)\n",
+        flush=True,
+    )
+    try:
+        serve(settings, host, port)
+    finally:
+        supervisor.stop()
+    return 0

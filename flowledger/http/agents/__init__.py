@@ -1,0 +1,1 @@
+"""Agents over HTTP: schemas, queries on the agents projection, and the controller."""

@@ -1,0 +1,105 @@
+"""``create_app()``: the one place the HTTP app is wired (routes, dependencies, errors, docs)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, Tag
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flowledger import __version__
+from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.http.agents.controller import AgentController
+from flowledger.http.context import correlation_middleware, metadata_for
+from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
+from flowledger.http.errors import exception_handlers
+from flowledger.http.health import health, readiness
+from flowledger.runtime import Runtime
+from flowledger.settings import Settings
+from flowledger.workers import InProcessWorkers
+
+API_DESCRIPTION = """
+flowledger manages agent workflows: register A2A agents, define versioned workflows whose steps
+call them, run them, follow each run step by step, cancel and retry, and audit every change.
+
+Every change is an event in an append-only store; reads come from projections of those events.
+A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
+read to see your own write. Errors are JSON: `detail`, and for invalid input `errors` with one
+entry per field (`location`, `field`, `message`).
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    workers: tuple[str, ...] = (),
+) -> Litestar:
+    """The HTTP app. ``runtime`` is opened at start-up unless given (tests pass their own);
+    ``workers`` names followers to run inside this process (``projections`` in tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = runtime is None
+        rt = runtime or Runtime.open(settings)
+        app.state.runtime = rt
+        in_process = InProcessWorkers(rt, workers)
+        in_process.start()
+        try:
+            yield
+        finally:
+            in_process.stop()
+            if owned:
+                await rt.aclose()
+
+    def provide_runtime(request: Request[Any, Any, Any]) -> Runtime:
+        return request.app.state.runtime  # type: ignore[no-any-return]
+
+    def provide_store(runtime: NamedDependency[Runtime]) -> EventStore:
+        return runtime.store
+
+    def provide_settings() -> Settings:
+        return settings
+
+    async def provide_db(runtime: NamedDependency[Runtime]) -> AsyncIterator[AsyncConnection]:
+        async with runtime.async_engine.connect() as conn:
+            yield conn
+
+    def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
+        return metadata_for(request)
+
+    return Litestar(
+        route_handlers=[health, readiness, *docs_handlers, AgentController],
+        dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "store": Provide(provide_store, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "db": Provide(provide_db),
+            "meta": Provide(provide_meta, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        middleware=[correlation_middleware],
+        exception_handlers=exception_handlers,
+        openapi_config=OpenAPIConfig(
+            title="flowledger",
+            version=__version__,
+            description=API_DESCRIPTION.strip(),
+            path="/schema",
+            render_plugins=RENDER_PLUGINS,
+            tags=[
+                Tag(name="agents", description="External A2A services that steps call."),
+                Tag(name="system", description="Health and readiness."),
+            ],
+            components=Components(),
+            use_handler_docstrings=False,
+        ),
+        cors_config=CORSConfig(allow_origins=[]),
+        logging_config=None,
+        debug=False,
+    )
