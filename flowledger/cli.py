@@ -45,9 +45,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     migrate_actions.add_parser("current", help="print the database's revision")
 
     worker = commands.add_parser("worker", help="run one derived process")
-    from flowledger.workers import WORKER_KINDS  # noqa: PLC0415
+    from flowledger.workers import WORKERS  # noqa: PLC0415
 
-    worker.add_argument("kind", choices=sorted(WORKER_KINDS))
+    worker.add_argument(
+        "kind",
+        choices=sorted(WORKERS),
+        help="; ".join(f"{k.name}: {k.description}" for k in WORKERS.values()),
+    )
     return parser
 
 

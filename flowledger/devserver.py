@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from flowledger import schema
 from flowledger.database import resolve_database
 from flowledger.settings import Settings
+from flowledger.workers import WORKERS
 
 log = logging.getLogger("flowledger.dev")
-
-DEV_WORKERS: tuple[str, ...] = ("projections",)
 
 
 @dataclass
@@ -105,9 +104,9 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         "DATABASE_URL": database.libpq_url,
         "FLOWLEDGER_LOG_FORMAT": settings.log_format,
     }
+    kinds = [kind.name for kind in WORKERS.values() if kind.enabled(settings)]
     children = [
-        Child(kind, [sys.executable, "-m", "flowledger", "worker", kind], env)
-        for kind in DEV_WORKERS
+        Child(kind, [sys.executable, "-m", "flowledger", "worker", kind], env) for kind in kinds
     ]
     supervisor = Supervisor(children)
     supervisor.start()
@@ -116,7 +115,7 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         f"\n  flowledger is starting on http://{host}:{port}\n"
         f"    API docs  http://{host}:{port}/docs\n"
         f"    database  {where}\n"
-        f"    workers   {', '.join(DEV_WORKERS)} (child processes)\n",
+        f"    workers   {', '.join(kinds)} (child processes)\n",
         flush=True,
     )
     try:

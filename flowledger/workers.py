@@ -1,64 +1,90 @@
 """Derived processes ("workers"): what ``flowledger worker <kind>`` runs, and what
-``flowledger dev`` and the tests run inside a process."""
+``flowledger dev`` and the tests run inside a process.
+
+A worker kind is a blocking function ``run(runtime, stop)`` that returns when ``stop`` is set
+and raises :class:`~flowledger.following.FollowerFailed` when it must stop. Each capability
+registers its kind in :data:`WORKERS`.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from flowledger.following import Follower, FollowerFailed, run_followers
+from flowledger.following import FollowerFailed, run_followers
 from flowledger.projections.runner import projection_followers
 from flowledger.runtime import Runtime
+from flowledger.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _projections(runtime: Runtime) -> list[Follower]:
-    return projection_followers(runtime.store, runtime.engine, runtime.settings)
+def _always(settings: Settings) -> bool:
+    return True
 
 
-WORKER_KINDS: dict[str, Callable[[Runtime], list[Follower]]] = {
-    "projections": _projections,
+@dataclass(frozen=True)
+class WorkerKind:
+    name: str
+    description: str
+    run: Callable[[Runtime, threading.Event], None]
+    enabled: Callable[[Settings], bool] = _always
+    """Whether ``flowledger dev`` starts it with these settings."""
+
+
+def run_projections(runtime: Runtime, stop: threading.Event) -> None:
+    run_followers(projection_followers(runtime.store, runtime.engine, runtime.settings), stop)
+
+
+WORKERS: dict[str, WorkerKind] = {
+    kind.name: kind
+    for kind in [
+        WorkerKind("projections", "projectors: read tables and the audit log", run_projections),
+    ]
 }
 
 
-def build_followers(kind: str, runtime: Runtime) -> list[Follower]:
+def worker_kind(name: str) -> WorkerKind:
     try:
-        factory = WORKER_KINDS[kind]
+        return WORKERS[name]
     except KeyError:
-        known = ", ".join(sorted(WORKER_KINDS))
-        raise ValueError(f"unknown worker {kind!r}; known workers: {known}") from None
-    return factory(runtime)
+        known = ", ".join(sorted(WORKERS))
+        raise ValueError(f"unknown worker {name!r}; known workers: {known}") from None
 
 
-def run_worker(kind: str, runtime: Runtime, stop: threading.Event) -> None:
+def run_worker(name: str, runtime: Runtime, stop: threading.Event) -> None:
     """Run one kind of worker until ``stop``; raises FollowerFailed if it must stop."""
-    run_followers(build_followers(kind, runtime), stop)
+    worker_kind(name).run(runtime, stop)
 
 
 class InProcessWorkers:
     """Workers run in background threads of this process (tests, and small deployments)."""
 
-    def __init__(self, runtime: Runtime, kinds: tuple[str, ...]) -> None:
-        self.followers = [f for kind in kinds for f in build_followers(kind, runtime)]
+    def __init__(self, runtime: Runtime, names: tuple[str, ...]) -> None:
+        self.runtime = runtime
+        self.kinds = [worker_kind(name) for name in names]
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.failure: FollowerFailed | None = None
+        self._threads: list[threading.Thread] = []
+        self.failures: list[FollowerFailed] = []
 
     def start(self) -> None:
-        if not self.followers:
-            return
-        self._thread = threading.Thread(target=self._run, name="in-process-workers", daemon=True)
-        self._thread.start()
+        for kind in self.kinds:
+            thread = threading.Thread(
+                target=self._run, args=(kind,), name=f"worker-{kind.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
-    def _run(self) -> None:
+    def _run(self, kind: WorkerKind) -> None:
         try:
-            run_followers(self.followers, self._stop)
+            kind.run(self.runtime, self._stop)
         except FollowerFailed as failure:
-            self.failure = failure
+            log.critical("in-process worker %s stopped: %s", kind.name, failure)
+            self.failures.append(failure)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
