@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flowledger.executor.service import run_executor
 from flowledger.following import FollowerFailed, run_followers
 from flowledger.projections.runner import projection_followers
 from flowledger.runtime import Runtime
@@ -42,6 +43,7 @@ WORKERS: dict[str, WorkerKind] = {
     kind.name: kind
     for kind in [
         WorkerKind("projections", "projectors: read tables and the audit log", run_projections),
+        WorkerKind("executor", "runs workflow steps against their agents", run_executor),
     ]
 }
 

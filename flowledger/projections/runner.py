@@ -9,11 +9,13 @@ from flowledger.following import Follower
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projection, Projector
+from flowledger.projections.run_logs import RunLogsProjection
+from flowledger.projections.runs import RunsProjection
 from flowledger.settings import Settings
 
 
 def all_projections() -> list[Projection]:
-    return [AgentsProjection(), AuditLogProjection()]
+    return [AgentsProjection(), AuditLogProjection(), RunsProjection(), RunLogsProjection()]
 
 
 def projection_followers(

@@ -79,3 +79,90 @@ audit_log = Table(
     Index("ix_audit_log_actor", "actor"),
 )
 audit_log_tracking = tracking_table("audit_log")
+
+executor_active_runs = Table(
+    "executor_active_runs",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+executor_tracking = tracking_table("executor")
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), nullable=False),
+    Column("workflow_name", String(255), nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_data", JSONB, nullable=False),
+    Column("variables", JSONB, nullable=False),
+    Column("output", JSONB),
+    Column("error", Text),
+    Column("failed_step", String(255)),
+    Column("triggered_by", String(255), nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("retry_count", Integer, nullable=False),
+    Column("step_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_ms", BigInteger),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("cancelled_by", String(255)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_runs_status_created_at", "status", "created_at"),
+    Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
+    Index("ix_runs_created_at", "created_at"),
+    Index("ix_runs_triggered_by", "triggered_by"),
+)
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("step_id", String(255), primary_key=True),
+    Column("step_order", Integer, nullable=False),
+    Column("agent_name", String(255), nullable=False),
+    Column("depends_on", JSONB, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("input", JSONB),
+    Column("output", JSONB),
+    Column("error", Text),
+    Column("task_id", String(255)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_ms", BigInteger),
+    Column("retry_at", DateTime(timezone=True)),
+)
+run_step_attempts = Table(
+    "run_step_attempts",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("step_id", String(255), primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("outcome", String(16), nullable=False),
+    Column("input", JSONB),
+    Column("output", JSONB),
+    Column("error", Text),
+    Column("task_id", String(255)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+runs_tracking = tracking_table("runs")
+
+run_logs = Table(
+    "run_logs",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("step_id", String(255)),
+    Column("message", Text, nullable=False),
+    Column("logged_at", DateTime(timezone=True), nullable=False),
+    Index("ix_run_logs_run_id_position", "run_id", "position"),
+)
+run_logs_tracking = tracking_table("run_logs")
