@@ -55,14 +55,7 @@ def request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> 
         earlier = _run_for_key(store, command.workflow_id, command.idempotency_key)
         if earlier is not None:
             return RequestedRun(earlier, None, replayed=True)
-    workflow = store.get(Workflow, command.workflow_id, kind="workflow")
-    if workflow.status != "active":
-        raise Conflict(f"workflow {workflow.name!r} is {workflow.status} and cannot run")
-    version = command.version or workflow.version
-    try:
-        plan = workflow.plan_of(version)
-    except KeyError:
-        raise NotFound(f"workflow {workflow.name!r} has no version {version}") from None
+    workflow, version, plan = _runnable(store, command.workflow_id, command.version)
     variables = _variables(plan, command.variables)
     _check_input(plan, command.input_data)
     run = Run(
@@ -91,6 +84,34 @@ def request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> 
             raise
         return RequestedRun(earlier, None, replayed=True)
     return RequestedRun(run, position)
+
+
+def plan_to_try(
+    store: EventStore,
+    workflow_id: UUID,
+    version: int | None,
+    input_data: Mapping[str, Any],
+    variables: Mapping[str, Any],
+) -> tuple[int, WorkflowPlan, dict[str, Any]]:
+    """What a dry run needs, checked as a real request would be: the version, its plan and the
+    variables (defaults with overrides). Records nothing."""
+    _, chosen, plan = _runnable(store, workflow_id, version)
+    resolved = _variables(plan, variables)
+    _check_input(plan, input_data)
+    return chosen, plan, resolved
+
+
+def _runnable(
+    store: EventStore, workflow_id: UUID, version: int | None
+) -> tuple[Workflow, int, WorkflowPlan]:
+    workflow = store.get(Workflow, workflow_id, kind="workflow")
+    if workflow.status != "active":
+        raise Conflict(f"workflow {workflow.name!r} is {workflow.status} and cannot run")
+    chosen = version or workflow.version
+    try:
+        return workflow, chosen, workflow.plan_of(chosen)
+    except KeyError:
+        raise NotFound(f"workflow {workflow.name!r} has no version {chosen}") from None
 
 
 def cancel_run(store: EventStore, command: CancelRun, meta: EventMetadata) -> Outcome[Run]:

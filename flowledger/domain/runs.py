@@ -108,6 +108,14 @@ class StepState:
 class Run(Aggregate):
     """One execution of a workflow version."""
 
+    class Event(Aggregate.Event):
+        def mutate(self, aggregate: Any) -> Any:
+            # The @event method body runs before the library sets modified_on, so it reads
+            # the time of the event being applied here instead.
+            if aggregate is not None:
+                aggregate.event_time = self.timestamp
+            return super().mutate(aggregate)
+
     class Requested(Aggregate.Created):
         workflow_id: UUID
         workflow_name: str
@@ -119,50 +127,50 @@ class Run(Aggregate):
         triggered_by: str
         idempotency_key: str | None
 
-    class Started(Aggregate.Event):
+    class Started(Event):
         pass
 
-    class StepStarted(Aggregate.Event):
+    class StepStarted(Event):
         step_id: str
         attempt: int
         input: Any
 
-    class StepTaskAssigned(Aggregate.Event):
+    class StepTaskAssigned(Event):
         step_id: str
         attempt: int
         task_id: str
 
-    class StepAttemptFailed(Aggregate.Event):
+    class StepAttemptFailed(Event):
         step_id: str
         attempt: int
         error: str
         retry_in_ms: int | None
         """Delay before the next attempt; None when the step will not be tried again."""
 
-    class StepAttemptInterrupted(Aggregate.Event):
+    class StepAttemptInterrupted(Event):
         step_id: str
         attempt: int
 
-    class StepSucceeded(Aggregate.Event):
+    class StepSucceeded(Event):
         step_id: str
         attempt: int
         output: Any
 
-    class StepFailed(Aggregate.Event):
+    class StepFailed(Event):
         step_id: str
         error: str
 
-    class Succeeded(Aggregate.Event):
+    class Succeeded(Event):
         output: Any
 
-    class Failed(Aggregate.Event):
+    class Failed(Event):
         error: str
         step_id: str | None
 
-    class Cancelled(Aggregate.Event):
+    class Cancelled(Event):
         reason: str
 
-    class Retried(Aggregate.Event):
+    class Retried(Event):
         retry_number: int
 
     @event(Requested)
@@ -195,11 +203,14 @@ class Run(Aggregate):
         self.error: str | None = None
         self.failed_step: str | None = None
         self.retry_number = 0
-        self.round_started_at: datetime = self.created_on
+        self.round_started_at: datetime | None = None
+        """When the current round began running: the workflow timeout counts from here."""
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
         self.attempt_watermark = 0
         """Highest attempt number before the current round (retries count per round)."""
+        self.event_time: datetime = self.created_on
+        """The time of the event being applied (set before each event's method body runs)."""
 
     # ------------------------------------------------------------------ queries
 
@@ -268,8 +279,9 @@ class Run(Aggregate):
     @event(Started)
     def _start(self) -> None:
         self.status = "RUNNING"
+        self.round_started_at = self.event_time
         if self.started_at is None:
-            self.started_at = self.modified_on
+            self.started_at = self.event_time
 
     def start_step(self, step_id: str, step_input: Any) -> int:
         """Start the next attempt of a step; returns the attempt number."""
@@ -297,8 +309,8 @@ class Run(Aggregate):
         step = self.steps[step_id]
         step.status = "RUNNING"
         step.retry_at = None
-        step.started_at = step.started_at or self.modified_on
-        step.attempts.append(Attempt(attempt, input, started_at=self.modified_on))
+        step.started_at = step.started_at or self.event_time
+        step.attempts.append(Attempt(attempt, input, started_at=self.event_time))
 
     def assign_task(self, step_id: str, attempt: int, task_id: str) -> None:
         self._attempt_in_flight(step_id, attempt)
@@ -327,10 +339,10 @@ class Run(Aggregate):
         assert current is not None
         current.outcome = "failed"
         current.error = error
-        current.finished_at = self.modified_on
+        current.finished_at = self.event_time
         step.error = error
         if retry_in_ms is not None:
-            step.retry_at = self.modified_on + timedelta(milliseconds=retry_in_ms)
+            step.retry_at = self.event_time + timedelta(milliseconds=retry_in_ms)
 
     @event(StepFailed)
     def _fail_step(self, step_id: str, error: str) -> None:
@@ -338,7 +350,7 @@ class Run(Aggregate):
         step.status = "FAILED"
         step.error = error
         step.retry_at = None
-        step.finished_at = self.modified_on
+        step.finished_at = self.event_time
 
     def interrupt_attempt(self, step_id: str, attempt: int) -> None:
         """The attempt's outcome is unknown (its executor stopped); it will be tried again."""
@@ -350,7 +362,7 @@ class Run(Aggregate):
         current = self.steps[step_id].current
         assert current is not None
         current.outcome = "interrupted"
-        current.finished_at = self.modified_on
+        current.finished_at = self.event_time
 
     def succeed_step(self, step_id: str, attempt: int, output: Any) -> None:
         self._attempt_in_flight(step_id, attempt)
@@ -363,11 +375,11 @@ class Run(Aggregate):
         assert current is not None
         current.outcome = "succeeded"
         current.output = output
-        current.finished_at = self.modified_on
+        current.finished_at = self.event_time
         step.status = "SUCCEEDED"
         step.output = output
         step.error = None
-        step.finished_at = self.modified_on
+        step.finished_at = self.event_time
 
     def succeed(self) -> None:
         self._require_running()
@@ -381,7 +393,7 @@ class Run(Aggregate):
         self.status = "SUCCEEDED"
         self.output = output
         self.error = None
-        self.finished_at = self.modified_on
+        self.finished_at = self.event_time
 
     def fail(self, error: str, step_id: str | None = None) -> None:
         """End the run as FAILED: running steps are cancelled, pending ones skipped."""
@@ -395,7 +407,7 @@ class Run(Aggregate):
         self.status = "FAILED"
         self.error = error
         self.failed_step = step_id
-        self.finished_at = self.modified_on
+        self.finished_at = self.event_time
 
     def cancel(self, reason: str = "cancelled by request") -> None:
         """End the run as CANCELLED at once; the executor cancels calls still in flight."""
@@ -408,7 +420,7 @@ class Run(Aggregate):
         self._close_steps()
         self.status = "CANCELLED"
         self.error = reason
-        self.finished_at = self.modified_on
+        self.finished_at = self.event_time
 
     def retry(self) -> None:
         """Resume a FAILED or CANCELLED run from the steps that did not succeed."""
@@ -432,7 +444,7 @@ class Run(Aggregate):
         self.error = None
         self.failed_step = None
         self.finished_at = None
-        self.round_started_at = self.modified_on
+        self.round_started_at = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -441,11 +453,11 @@ class Run(Aggregate):
             if step.status == "RUNNING":
                 step.status = "CANCELLED"
                 step.retry_at = None
-                step.finished_at = self.modified_on
+                step.finished_at = self.event_time
                 attempt = step.in_flight
                 if attempt is not None:
                     attempt.outcome = "cancelled"
-                    attempt.finished_at = self.modified_on
+                    attempt.finished_at = self.event_time
             elif step.status == "PENDING":
                 step.status = "SKIPPED"
 

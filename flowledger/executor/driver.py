@@ -277,7 +277,7 @@ class RunDriver:
 
     def _deadline(self) -> datetime | None:
         timeout_ms = self.run.plan.timeout_ms
-        if not timeout_ms:
+        if not timeout_ms or self.run.round_started_at is None:
             return None
         return self.run.round_started_at + timedelta(milliseconds=timeout_ms)
 

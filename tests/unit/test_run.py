@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from flowledger.domain.errors import Conflict
@@ -176,3 +178,19 @@ def test_step_settings_come_from_the_pinned_agent_with_step_overrides() -> None:
     assert run.call_timeout_ms("a") == 1500
     assert run.retry_policy("a").max_retries == 0
     assert run.retry_policy("a").initial_delay_ms == 100
+
+
+def test_recorded_times_are_those_of_the_events_that_set_them() -> None:
+    run = given(started())
+    started_events = when(run, lambda r: r.start_step("a", {}))
+    failed_events = when(run, lambda r: r.fail_attempt("a", 1, "down", 250))
+    attempt = run.steps["a"].attempts[0]
+    assert attempt.started_at == started_events[0].timestamp
+    assert attempt.finished_at == failed_events[0].timestamp
+    assert run.steps["a"].retry_at == failed_events[0].timestamp + timedelta(milliseconds=250)
+
+
+def test_the_round_starts_when_the_run_starts_not_when_it_was_requested() -> None:
+    run = given(history(requested()))
+    events = when(run, Run.start)
+    assert run.round_started_at == events[0].timestamp

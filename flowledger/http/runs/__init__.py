@@ -1,0 +1,1 @@
+"""Runs over HTTP: execute, follow, cancel, retry, dry-run."""

@@ -1,0 +1,368 @@
+"""Runs over HTTP.
+
+``/api/v1/workflows/{id}/execute`` starts a run (202 at once; the executor does the work),
+``/api/v1/runs`` follows runs, their steps and logs, and cancels or retries them. The execution
+API's paths (``/api/v1/workflows/{id}/executions``, ``/api/v1/workflows/executions/{id}``,
+``…/cancel``) answer the same things, and ``/api/v1/workflows/{id}/test`` is a dry run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flowledger.commands.runs import (
+    CancelRun,
+    RequestRun,
+    RetryRun,
+    cancel_run,
+    plan_to_try,
+    request_run,
+    retry_run,
+)
+from flowledger.domain.dry_run import dry_run
+from flowledger.domain.errors import NotFound
+from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
+from flowledger.http.consistency import MinPosition, wait_for_position
+from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
+from flowledger.http.permissions import Permission, requires
+from flowledger.http.runs import queries
+from flowledger.http.runs.queries import RunSort
+from flowledger.http.runs.schemas import (
+    ExecuteRequest,
+    ExecutionDetail,
+    LogEntry,
+    LogLevel,
+    RunAccepted,
+    RunResponse,
+    RunStatus,
+    StepExecution,
+    TestRequest,
+    TestResult,
+)
+from flowledger.settings import Settings
+
+RunId = Annotated[UUID, Parameter(description="The run's id (also called execution id).")]
+WorkflowId = Annotated[UUID, Parameter(description="The workflow's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        min_length=1,
+        max_length=255,
+        description="Repeat a request with the same key (per workflow) to get the same run "
+        "instead of starting a second one.",
+    ),
+]
+PROJECTION = "runs"
+
+
+def _runs_filters_doc() -> str:
+    return (
+        "Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` "
+        "(ISO 8601; from inclusive, to exclusive). Newest first by default."
+    )
+
+
+async def _require_run(db: AsyncConnection, run_id: UUID) -> RunResponse:
+    run = await queries.find_run(db, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+async def _cancel(run_id: UUID, store: EventStore, meta: EventMetadata) -> Response[RunResponse]:
+    outcome = await run_command(cancel_run, store, CancelRun(run_id=run_id), meta)
+    return Response(
+        RunResponse.from_run(outcome.aggregate, actor=meta.actor),
+        status_code=HTTP_200_OK,
+        headers=position_headers(outcome),
+    )
+
+
+class RunController(Controller):
+    path = "/api/v1/runs"
+    tags = ["runs"]
+
+    @get(
+        "/",
+        operation_id="listRuns",
+        summary="List runs",
+        description=_runs_filters_doc(),
+        opt=requires(Permission.READ),
+    )
+    async def list_runs(
+        self,
+        db: NamedDependency[AsyncConnection],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+        status: RunStatus | None = None,
+        workflow_id: UUID | None = None,
+        triggered_by: Annotated[str | None, Parameter(max_length=255)] = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        sort: RunSort = "created_at",
+        order: SortOrder = "desc",
+        page: PageNumber = 1,
+        page_size: PageSize = 20,
+    ) -> Page[RunResponse]:
+        await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        return await queries.list_runs(
+            db,
+            status=status,
+            workflow_id=workflow_id,
+            triggered_by=triggered_by,
+            created_from=created_from,
+            created_to=created_to,
+            sort=sort,
+            order=order,
+            page=page,
+            page_size=page_size,
+        )
+
+    @get(
+        "/{run_id:uuid}",
+        operation_id="getRun",
+        summary="Read a run",
+        description="Status, timestamps, duration, input, output, error and who triggered it.",
+        opt=requires(Permission.READ),
+    )
+    async def get_run(
+        self,
+        run_id: RunId,
+        db: NamedDependency[AsyncConnection],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+    ) -> RunResponse:
+        await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        return await _require_run(db, run_id)
+
+    @get(
+        "/{run_id:uuid}/steps",
+        operation_id="getRunSteps",
+        summary="A run's steps",
+        description="Every step in plan order, with its status, input, output and each attempt.",
+        opt=requires(Permission.READ),
+    )
+    async def get_steps(
+        self,
+        run_id: RunId,
+        db: NamedDependency[AsyncConnection],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+    ) -> list[StepExecution]:
+        await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        await _require_run(db, run_id)
+        return await queries.run_steps_of(db, run_id)
+
+    @get(
+        "/{run_id:uuid}/logs",
+        operation_id="getRunLogs",
+        summary="A run's log",
+        description="Entries in order. `level` keeps that level and above "
+        "(DEBUG < INFO < WARNING < ERROR); `step_id` keeps one step's entries.",
+        opt=requires(Permission.READ),
+    )
+    async def get_logs(
+        self,
+        run_id: RunId,
+        db: NamedDependency[AsyncConnection],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+        level: LogLevel | None = None,
+        step_id: Annotated[str | None, Parameter(max_length=255)] = None,
+        page: PageNumber = 1,
+        page_size: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> Page[LogEntry]:
+        await wait_for_position(db, "run_logs", min_position, settings.read_wait_timeout_s)
+        await _require_run(db, run_id)
+        return await queries.logs_of(
+            db, run_id, level=level, step_id=step_id, page=page, page_size=page_size
+        )
+
+    @post(
+        "/{run_id:uuid}/cancel",
+        operation_id="cancelRun",
+        summary="Cancel a run",
+        description="Ends the run as CANCELLED at once: no new step starts and the executor "
+        "cancels the call in flight (A2A CancelTask). A finished run answers 409.",
+        status_code=HTTP_200_OK,
+        response_headers=WRITE_HEADERS,
+        opt=requires(Permission.EXECUTE),
+    )
+    async def cancel(
+        self,
+        run_id: RunId,
+        store: NamedDependency[EventStore],
+        meta: NamedDependency[EventMetadata],
+    ) -> Response[RunResponse]:
+        return await _cancel(run_id, store, meta)
+
+    @post(
+        "/{run_id:uuid}/retry",
+        operation_id="retryRun",
+        summary="Retry a failed or cancelled run",
+        description="Resumes from the steps that did not succeed, reusing earlier outputs. "
+        "Any state other than FAILED or CANCELLED answers 409.",
+        status_code=HTTP_202_ACCEPTED,
+        response_headers=WRITE_HEADERS,
+        opt=requires(Permission.EXECUTE),
+    )
+    async def retry(
+        self,
+        run_id: RunId,
+        store: NamedDependency[EventStore],
+        meta: NamedDependency[EventMetadata],
+    ) -> Response[RunResponse]:
+        outcome = await run_command(retry_run, store, RetryRun(run_id=run_id), meta)
+        return Response(
+            RunResponse.from_run(outcome.aggregate),
+            status_code=HTTP_202_ACCEPTED,
+            headers=position_headers(outcome),
+        )
+
+
+class WorkflowRunsController(Controller):
+    path = "/api/v1/workflows"
+    tags = ["runs"]
+
+    @post(
+        "/{workflow_id:uuid}/execute",
+        operation_id="executeWorkflow",
+        summary="Run a workflow",
+        description="Validates `input_data` against the workflow's input schema (422), pins "
+        "the workflow version and its agents, and answers 202 at once with the run id; the "
+        "executor runs the steps. A deleted or inactive workflow, or an inactive or deleted "
+        "agent, answers 409.",
+        status_code=HTTP_202_ACCEPTED,
+        response_headers=WRITE_HEADERS,
+        opt=requires(Permission.EXECUTE),
+    )
+    async def execute(
+        self,
+        workflow_id: WorkflowId,
+        data: JSONBody[ExecuteRequest],
+        store: NamedDependency[EventStore],
+        meta: NamedDependency[EventMetadata],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[RunAccepted]:
+        command = RequestRun(
+            workflow_id=workflow_id,
+            input_data=data.input_data,
+            version=data.version,
+            variables=data.variables,
+            idempotency_key=idempotency_key,
+        )
+        outcome = await run_command(request_run, store, command, meta)
+        run = outcome.aggregate
+        headers = position_headers(outcome)
+        headers["Location"] = f"/api/v1/runs/{run.id}"
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        body = RunAccepted(
+            run_id=run.id,
+            execution_id=run.id,
+            status=run.status,
+            workflow_id=run.workflow_id,
+            workflow_name=run.workflow_name,
+            workflow_version=run.workflow_version,
+            created_at=run.created_on,
+            replayed=outcome.replayed,
+        )
+        return Response(body, status_code=HTTP_202_ACCEPTED, headers=headers)
+
+    @post(
+        "/{workflow_id:uuid}/test",
+        operation_id="testWorkflow",
+        summary="Dry-run a workflow",
+        description="Walks the workflow as a run would — order, resolved inputs, outputs, "
+        "timings — with `mock_outputs` standing in for agents. Records nothing, calls no agent.",
+        status_code=HTTP_200_OK,
+        opt=requires(Permission.EXECUTE),
+    )
+    async def test(
+        self,
+        workflow_id: WorkflowId,
+        data: JSONBody[TestRequest],
+        store: NamedDependency[EventStore],
+    ) -> TestResult:
+        version, plan, variables = await asyncio.to_thread(
+            plan_to_try, store, workflow_id, data.version, data.input_data, data.variables
+        )
+        result = dry_run(plan, data.input_data, variables, data.mock_outputs)
+        return TestResult.from_dry_run(workflow_id, version, result)
+
+    @get(
+        "/{workflow_id:uuid}/executions",
+        operation_id="listWorkflowExecutions",
+        summary="List a workflow's runs",
+        description=_runs_filters_doc(),
+        opt=requires(Permission.READ),
+    )
+    async def list_executions(
+        self,
+        workflow_id: WorkflowId,
+        db: NamedDependency[AsyncConnection],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+        status: RunStatus | None = None,
+        sort: RunSort = "created_at",
+        order: Literal["asc", "desc"] = "desc",
+        page: PageNumber = 1,
+        page_size: PageSize = 20,
+    ) -> Page[RunResponse]:
+        await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        return await queries.list_runs(
+            db,
+            workflow_id=workflow_id,
+            status=status,
+            sort=sort,
+            order=order,
+            page=page,
+            page_size=page_size,
+        )
+
+    @get(
+        "/executions/{execution_id:uuid}",
+        operation_id="getExecution",
+        summary="Read a run with its step trace",
+        opt=requires(Permission.READ),
+    )
+    async def get_execution(
+        self,
+        execution_id: RunId,
+        db: NamedDependency[AsyncConnection],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+    ) -> ExecutionDetail:
+        await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        detail = await queries.execution_detail(db, execution_id)
+        if detail is None:
+            raise NotFound(f"run {execution_id} not found")
+        return detail
+
+    @post(
+        "/executions/{execution_id:uuid}/cancel",
+        operation_id="cancelExecution",
+        summary="Cancel a run",
+        status_code=HTTP_200_OK,
+        response_headers=WRITE_HEADERS,
+        opt=requires(Permission.EXECUTE),
+    )
+    async def cancel_execution(
+        self,
+        execution_id: RunId,
+        store: NamedDependency[EventStore],
+        meta: NamedDependency[EventMetadata],
+    ) -> Response[RunResponse]:
+        return await _cancel(execution_id, store, meta)

@@ -1,0 +1,177 @@
+"""Reading runs, their steps and logs from the run projections (never from the event store)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Final, Literal
+from uuid import UUID
+
+from sqlalchemy import Row, Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flowledger.http.pagination import Page, fetch_page
+from flowledger.http.runs.schemas import (
+    Attempt,
+    ExecutionDetail,
+    LogEntry,
+    LogLevel,
+    RunResponse,
+    RunStatus,
+    StepExecution,
+)
+from flowledger.projections.tables import run_logs, run_step_attempts, run_steps, runs
+
+RunSort = Literal[
+    "created_at", "started_at", "finished_at", "status", "duration_ms", "workflow_name"
+]
+LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def to_run(row: Row[Any]) -> RunResponse:
+    return RunResponse(
+        id=row.id,
+        run_id=row.id,
+        workflow_id=row.workflow_id,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        status=row.status,
+        input_data=row.input_data,
+        variables=row.variables,
+        output_data=row.output,
+        error_message=row.error,
+        failed_step=row.failed_step,
+        triggered_by=row.triggered_by,
+        idempotency_key=row.idempotency_key,
+        retry_count=row.retry_count,
+        step_count=row.step_count,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.finished_at,
+        duration_ms=row.duration_ms,
+        cancelled_at=row.cancelled_at,
+        cancelled_by=row.cancelled_by,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
+async def find_run(conn: AsyncConnection, run_id: UUID) -> RunResponse | None:
+    row = (await conn.execute(select(runs).where(runs.c.id == run_id))).one_or_none()
+    return to_run(row) if row else None
+
+
+async def list_runs(
+    conn: AsyncConnection,
+    *,
+    status: RunStatus | None = None,
+    workflow_id: UUID | None = None,
+    triggered_by: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    sort: RunSort = "created_at",
+    order: Literal["asc", "desc"] = "desc",
+    page: int = 1,
+    page_size: int = 20,
+) -> Page[RunResponse]:
+    query: Select[Any] = select(runs)
+    if status is not None:
+        query = query.where(runs.c.status == status)
+    if workflow_id is not None:
+        query = query.where(runs.c.workflow_id == workflow_id)
+    if triggered_by is not None:
+        query = query.where(runs.c.triggered_by == triggered_by)
+    if created_from is not None:
+        query = query.where(runs.c.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(runs.c.created_at < created_to)
+    column = runs.c[sort]
+    primary = column.desc().nulls_last() if order == "desc" else column.asc().nulls_last()
+    tie = runs.c.id.desc() if order == "desc" else runs.c.id.asc()
+    return await fetch_page(
+        conn, query, order_by=[primary, tie], page=page, page_size=page_size, to_item=to_run
+    )
+
+
+async def run_steps_of(conn: AsyncConnection, run_id: UUID) -> list[StepExecution]:
+    attempts: dict[str, list[Attempt]] = defaultdict(list)
+    attempt_rows = await conn.execute(
+        select(run_step_attempts)
+        .where(run_step_attempts.c.run_id == run_id)
+        .order_by(run_step_attempts.c.step_id, run_step_attempts.c.attempt)
+    )
+    for row in attempt_rows:
+        attempts[row.step_id].append(
+            Attempt(
+                attempt=row.attempt,
+                outcome=row.outcome,
+                input_data=row.input,
+                output_data=row.output,
+                error_message=row.error,
+                task_id=row.task_id,
+                started_at=row.started_at,
+                completed_at=row.finished_at,
+            )
+        )
+    step_rows = await conn.execute(
+        select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.step_order)
+    )
+    return [
+        StepExecution(
+            id=f"{run_id}:{row.step_id}",
+            step_id=row.step_id,
+            agent_name=row.agent_name,
+            depends_on=list(row.depends_on),
+            status=row.status,
+            attempts=row.attempts,
+            input_data=row.input,
+            output_data=row.output,
+            error_message=row.error,
+            task_id=row.task_id,
+            started_at=row.started_at,
+            completed_at=row.finished_at,
+            duration_ms=row.duration_ms,
+            next_retry_at=row.retry_at,
+            attempt_history=attempts.get(row.step_id, []),
+        )
+        for row in step_rows
+    ]
+
+
+async def execution_detail(conn: AsyncConnection, run_id: UUID) -> ExecutionDetail | None:
+    run = await find_run(conn, run_id)
+    if run is None:
+        return None
+    steps = await run_steps_of(conn, run_id)
+    fields = {f: getattr(run, f) for f in run.__struct_fields__}
+    return ExecutionDetail(**fields, steps=steps)
+
+
+async def logs_of(
+    conn: AsyncConnection,
+    run_id: UUID,
+    *,
+    level: LogLevel | None,
+    step_id: str | None,
+    page: int,
+    page_size: int,
+) -> Page[LogEntry]:
+    query: Select[Any] = select(run_logs).where(run_logs.c.run_id == run_id)
+    if level is not None:
+        query = query.where(run_logs.c.level.in_(LEVELS[LEVELS.index(level) :]))
+    if step_id is not None:
+        query = query.where(run_logs.c.step_id == step_id)
+    return await fetch_page(
+        conn,
+        query,
+        order_by=[run_logs.c.position.asc()],
+        page=page,
+        page_size=page_size,
+        to_item=lambda row: LogEntry(
+            id=row.position,
+            level=row.level,
+            step_id=row.step_id,
+            message=row.message,
+            timestamp=row.logged_at,
+        ),
+    )

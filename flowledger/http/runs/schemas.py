@@ -1,0 +1,231 @@
+"""Request and response bodies for runs (the spec's RunResponse and StepExecutionResponse)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta
+
+from flowledger.domain.dry_run import DryRun
+from flowledger.domain.runs import Run
+
+RunStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+InputData = Annotated[
+    dict[str, Any],
+    Meta(
+        description="The run's input; must satisfy the workflow's input_schema, if it has one.",
+        examples=[{"text": "Event sourcing keeps every change."}],
+    ),
+]
+
+
+class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Start a run of a workflow."""
+
+    input_data: InputData = msgspec.field(default_factory=dict)
+    version: (
+        Annotated[int, Meta(ge=1, description="Workflow version to run; default: the current one.")]
+        | None
+    ) = None
+    variables: Annotated[
+        dict[str, Any],
+        Meta(
+            description="Overrides of the workflow's variable defaults.",
+            examples=[{"tone": "formal"}],
+        ),
+    ] = msgspec.field(default_factory=dict)
+
+
+class TestRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A dry run: nothing is recorded and no agent is called."""
+
+    input_data: InputData = msgspec.field(default_factory=dict)
+    version: Annotated[int, Meta(ge=1)] | None = None
+    variables: dict[str, Any] = msgspec.field(default_factory=dict)
+    mock_outputs: Annotated[
+        dict[str, Any],
+        Meta(
+            description="Output to pretend each step's agent returned, by step id; a step "
+            "without one outputs its own input (as the echo agent would).",
+            examples=[{"summarize": {"summary": "short"}}],
+        ),
+    ] = msgspec.field(default_factory=dict)
+
+
+class RunAccepted(msgspec.Struct):
+    """A run was requested (or, with a repeated Idempotency-Key, found)."""
+
+    run_id: UUID
+    execution_id: UUID
+    """The same id, under the name the execution API uses."""
+    status: RunStatus
+    workflow_id: UUID
+    workflow_name: str
+    workflow_version: int
+    created_at: datetime
+    replayed: bool = False
+
+
+class Attempt(msgspec.Struct):
+    attempt: int
+    outcome: Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
+    input_data: Any
+    output_data: Any
+    error_message: str | None
+    task_id: str | None
+    started_at: datetime
+    completed_at: datetime | None
+
+
+class StepExecution(msgspec.Struct):
+    id: str
+    """``<run_id>:<step_id>``"""
+    step_id: str
+    agent_name: str
+    depends_on: list[str]
+    status: StepStatus
+    attempts: int
+    input_data: Any
+    output_data: Any
+    error_message: str | None
+    task_id: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    next_retry_at: datetime | None
+    attempt_history: list[Attempt]
+
+
+class RunResponse(msgspec.Struct):
+    id: UUID
+    run_id: UUID
+    workflow_id: UUID
+    workflow_name: str
+    workflow_version: int
+    status: RunStatus
+    input_data: dict[str, Any]
+    variables: dict[str, Any]
+    output_data: Any
+    error_message: str | None
+    failed_step: str | None
+    triggered_by: str
+    idempotency_key: str | None
+    retry_count: int
+    step_count: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def from_run(cls, run: Run, actor: str | None = None) -> RunResponse:
+        """The write side's view right after a command (same shape as the projection's)."""
+        finished = run.finished_at
+        duration = (
+            int((finished - run.started_at).total_seconds() * 1000)
+            if finished and run.started_at
+            else None
+        )
+        cancelled = run.status == "CANCELLED"
+        return cls(
+            id=run.id,
+            run_id=run.id,
+            workflow_id=run.workflow_id,
+            workflow_name=run.workflow_name,
+            workflow_version=run.workflow_version,
+            status=run.status,
+            input_data=run.input_data,
+            variables=run.variables,
+            output_data=run.output,
+            error_message=run.error,
+            failed_step=run.failed_step,
+            triggered_by=run.triggered_by,
+            idempotency_key=run.idempotency_key,
+            retry_count=run.retry_number,
+            step_count=len(run.steps),
+            created_at=run.created_on,
+            started_at=run.started_at,
+            completed_at=finished,
+            duration_ms=duration,
+            cancelled_at=finished if cancelled else None,
+            cancelled_by=actor if cancelled else None,
+            updated_at=run.modified_on,
+            version=run.version,
+        )
+
+
+class ExecutionDetail(RunResponse):
+    """A run with its step-by-step trace (the execution API's execution details)."""
+
+    steps: list[StepExecution] = msgspec.field(default_factory=list)
+
+
+class LogEntry(msgspec.Struct):
+    id: int
+    """The event's global position: entries are in this order."""
+    level: LogLevel
+    step_id: str | None
+    message: str
+    timestamp: datetime
+
+
+class TracedStep(msgspec.Struct):
+    order: int
+    wave: int
+    """Steps of one wave could run in parallel."""
+    step_id: str
+    agent_name: str
+    depends_on: list[str]
+    status: Literal["SUCCEEDED", "FAILED", "SKIPPED"]
+    input_data: Any
+    output_data: Any
+    output_source: Literal["mock", "echo"] | None
+    error_message: str | None
+    duration_ms: float
+
+
+class TestResult(msgspec.Struct):
+    """A dry run's trace. Nothing was recorded and no agent was called."""
+
+    workflow_id: UUID
+    workflow_version: int
+    status: Literal["SUCCEEDED", "FAILED"]
+    output_data: Any
+    steps: list[TracedStep]
+    duration_ms: float
+
+    @classmethod
+    def from_dry_run(cls, workflow_id: UUID, version: int, result: DryRun) -> TestResult:
+        return cls(
+            workflow_id=workflow_id,
+            workflow_version=version,
+            status=result.status,
+            output_data=result.output,
+            duration_ms=result.duration_ms,
+            steps=[
+                TracedStep(
+                    order=s.order,
+                    wave=s.wave,
+                    step_id=s.step_id,
+                    agent_name=s.agent_name,
+                    depends_on=list(s.depends_on),
+                    status=s.status,
+                    input_data=s.input,
+                    output_data=s.output,
+                    output_source=s.output_source,
+                    error_message=s.error,
+                    duration_ms=s.duration_ms,
+                )
+                for s in result.steps
+            ],
+        )
