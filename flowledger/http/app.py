@@ -20,6 +20,7 @@ from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
 from flowledger.http.health import health, readiness
+from flowledger.http.workflows.controller import WorkflowController
 from flowledger.runtime import Runtime
 from flowledger.settings import Settings
 from flowledger.workers import InProcessWorkers
@@ -75,7 +76,7 @@ def create_app(
         return metadata_for(request)
 
     return Litestar(
-        route_handlers=[health, readiness, *docs_handlers, AgentController],
+        route_handlers=[health, readiness, *docs_handlers, AgentController, WorkflowController],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "store": Provide(provide_store, sync_to_thread=False),
@@ -94,6 +95,10 @@ def create_app(
             render_plugins=RENDER_PLUGINS,
             tags=[
                 Tag(name="agents", description="External A2A services that steps call."),
+                Tag(
+                    name="workflows",
+                    description="Versioned, validated step graphs whose steps call agents.",
+                ),
                 Tag(name="system", description="Health and readiness."),
             ],
             components=Components(),
