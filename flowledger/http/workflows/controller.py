@@ -8,7 +8,7 @@ from uuid import UUID
 
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UnsetType
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,9 +30,9 @@ from flowledger.http.permissions import Permission, requires
 from flowledger.http.workflows import queries
 from flowledger.http.workflows.queries import WorkflowSort, WorkflowStatusFilter
 from flowledger.http.workflows.schemas import (
-    WorkflowCreate,
+    WorkflowCreateBody,
     WorkflowResponse,
-    WorkflowUpdate,
+    WorkflowUpdateBody,
     WorkflowVersionResponse,
 )
 from flowledger.settings import Settings
@@ -63,7 +63,7 @@ class WorkflowController(Controller):
     )
     async def create(
         self,
-        data: JSONBody[WorkflowCreate],
+        data: WorkflowCreateBody,
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
     ) -> Response[WorkflowResponse]:
@@ -157,7 +157,7 @@ class WorkflowController(Controller):
     async def update(
         self,
         workflow_id: WorkflowId,
-        data: JSONBody[WorkflowUpdate],
+        data: WorkflowUpdateBody,
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
     ) -> Response[WorkflowResponse]:

@@ -14,6 +14,9 @@ from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 import msgspec
+from litestar.enums import RequestEncodingType
+from litestar.openapi.spec import Example
+from litestar.params import Body
 from msgspec import UNSET, Meta, UnsetType
 
 from flowledger.domain import agents as agent_rules
@@ -223,9 +226,75 @@ class WorkflowUpdate(DefinitionFields, kw_only=True):
         return changes
 
 
-class DefinitionView(msgspec.Struct, kw_only=True):
-    """A version's definition, as written."""
+CHAIN_EXAMPLE: Final = {
+    "name": "summarise-page",
+    "description": "Fetches a page and summarises it.",
+    "start_step": "fetch",
+    "steps": EXAMPLE_STEPS,
+    "variables": {"style": "bullets"},
+    "input_schema": {
+        "type": "object",
+        "required": ["url"],
+        "properties": {"url": {"type": "string"}},
+    },
+}
+GRAPH_EXAMPLE: Final = {
+    "name": "compare-sources",
+    "definition": {
+        "steps": {
+            "plan": {"agent_name": "planner", "input_mapping": {"topic": "$.input.topic"}},
+            "web": {"agent_name": "searcher", "depends_on": ["plan"],
+                    "input_mapping": {"q": "$.steps.plan.output.query"}},
+            "papers": {"agent_name": "searcher", "depends_on": ["plan"],
+                       "input_mapping": {"q": "$.steps.plan.output.query", "source": "arxiv"}},
+            "merge": {"agent_name": "summarizer", "depends_on": ["web", "papers"],
+                      "input_mapping": {"a": "$.steps.web.output", "b": "$.steps.papers.output"}},
+        },
+        "max_parallel_steps": 2,
+        "timeout_ms": 600000,
+    },
+    "triggers": [{"type": "schedule", "cron": "0 6 * * mon-fri", "input": {"topic": "agents"}}],
+}  # fmt: skip
+WorkflowCreateBody = Annotated[
+    WorkflowCreate,
+    Body(
+        media_type=RequestEncodingType.JSON,
+        examples=[
+            Example(summary="Steps linked by next_step (the spec's form)", value=CHAIN_EXAMPLE),
+            Example(
+                summary="A graph (fan-out, fan-in) as a definition object", value=GRAPH_EXAMPLE
+            ),
+        ],
+    ),
+]
+WorkflowUpdateBody = Annotated[
+    WorkflowUpdate,
+    Body(
+        media_type=RequestEncodingType.JSON,
+        examples=[
+            Example(
+                summary="A new version: new steps, other fields kept",
+                value={"start_step": "fetch", "steps": EXAMPLE_STEPS},
+            ),
+            Example(summary="No new version: deactivate", value={"status": "inactive"}),
+        ],
+    ),
+]
 
+
+def definition_view(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition as response fields (absent fields are null)."""
+    return {field: definition.get(field) for field in rules.DEFINITION_FIELDS}
+
+
+class WorkflowResponse(msgspec.Struct, kw_only=True):
+    """A workflow and the definition of its current version, as written."""
+
+    id: UUID
+    name: str
+    description: str | None
+    status: Annotated[Literal["active", "inactive", "deleted"], Meta(examples=["active"])]
+    version: Annotated[int, Meta(description="The current version.", examples=[2])]
     start_step: str | None
     steps: dict[str, Any]
     variables: dict[str, Any] | None
@@ -233,20 +302,6 @@ class DefinitionView(msgspec.Struct, kw_only=True):
     timeout_ms: int | None
     max_parallel_steps: int | None
     triggers: list[Any] | None
-
-
-def definition_view(definition: dict[str, Any]) -> dict[str, Any]:
-    return {field: definition.get(field) for field in rules.DEFINITION_FIELDS}
-
-
-class WorkflowResponse(DefinitionView, kw_only=True):
-    """A workflow and the definition of its current version."""
-
-    id: UUID
-    name: str
-    description: str | None
-    status: Annotated[Literal["active", "inactive", "deleted"], Meta(examples=["active"])]
-    version: Annotated[int, Meta(description="The current version.", examples=[2])]
     created_at: datetime
     updated_at: datetime
 
@@ -283,12 +338,20 @@ class VersionChanges(msgspec.Struct):
     ]
 
 
-class WorkflowVersionResponse(DefinitionView, kw_only=True):
-    """One version of a workflow's definition; versions never change once made."""
+class WorkflowVersionResponse(msgspec.Struct, kw_only=True):
+    """One version of a workflow's definition, as written; versions never change once made."""
 
     workflow_id: UUID
     version: int
-    changes: VersionChanges | None
-    """None for version 1."""
+    start_step: str | None
+    steps: dict[str, Any]
+    variables: dict[str, Any] | None
+    input_schema: dict[str, Any] | None
+    timeout_ms: int | None
+    max_parallel_steps: int | None
+    triggers: list[Any] | None
+    changes: Annotated[
+        VersionChanges | None, Meta(description="What it changed; null for version 1.")
+    ]
     created_at: datetime
-    created_by: str | None
+    created_by: Annotated[str | None, Meta(description="Who made this version.")]
