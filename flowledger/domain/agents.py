@@ -150,6 +150,8 @@ def description_problems(description: object) -> list[FieldProblem]:
         return [FieldProblem("description", "must be a string or null")]
     if len(description) > DESCRIPTION_MAX_LENGTH:
         return [FieldProblem("description", f"must be at most {DESCRIPTION_MAX_LENGTH} characters")]
+    if "\x00" in description:  # PostgreSQL text and jsonb cannot hold it
+        return [FieldProblem("description", "must not contain NUL characters")]
     return []
 
 

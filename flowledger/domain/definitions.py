@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -108,6 +109,7 @@ def validated_plan(
         for key in definition
         if key not in DEFINITION_FIELDS
     ]
+    problems += nul_problems(definition)
     steps = definition.get("steps")
     if steps is None:
         return None, [*problems, FieldProblem("steps", "is required")]
@@ -220,6 +222,26 @@ def reachability_problems(dependencies: Dependencies, start: str) -> list[FieldP
     ]
 
 
+def nul_problems(value: object) -> list[FieldProblem]:
+    """Every string or key holding a NUL character, which PostgreSQL text and jsonb (the read
+    tables, the audit log) cannot store."""
+    found = []
+    pending: deque[tuple[str, object]] = deque([("", value)])
+    while pending:
+        at, item = pending.popleft()
+        if isinstance(item, str) and "\x00" in item:
+            found.append(FieldProblem(at, "must not contain NUL characters"))
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                where = f"{at}.{key}" if at else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    found.append(FieldProblem(where, "names must not contain NUL characters"))
+                pending.append((where, child))
+        elif isinstance(item, list):
+            pending.extend((f"{at}.{index}", child) for index, child in enumerate(item))
+    return found
+
+
 def input_schema_problems(schema: object) -> list[FieldProblem]:
     """Problems of an ``input_schema``: it must be a valid JSON Schema (a known dialect)."""
     if schema is None:
@@ -281,11 +303,14 @@ def _step_problems(
         if not isinstance(depends_on, list):
             problems.append(FieldProblem(f"{at}.depends_on", "must be a list of step ids"))
         else:
+            seen: set[str] = set()
             for index, dep in enumerate(depends_on):
-                if dep in depends_on[:index]:
+                if isinstance(dep, str) and dep in seen:
                     problems.append(FieldProblem(f"{at}.depends_on.{index}", f"repeats {dep!r}"))
-                else:
-                    problems += _reference_problems(dep, f"{at}.depends_on.{index}", steps)
+                    continue
+                problems += _reference_problems(dep, f"{at}.depends_on.{index}", steps)
+                if isinstance(dep, str):
+                    seen.add(dep)
     if step.get("timeout_ms") is not None:
         problems += timeout_problems(step["timeout_ms"], f"{at}.timeout_ms")
     _, retry_problems = RetryPolicy.parse(

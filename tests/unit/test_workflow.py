@@ -73,6 +73,13 @@ def test_an_invalid_name_and_an_invalid_definition_are_reported_together() -> No
     assert [field for field, _ in problems(raised.value)] == ["name", "steps"]
 
 
+def test_a_description_with_a_nul_character_is_refused() -> None:
+    workflow = given(created())
+    with pytest.raises(InvalidInput) as raised:
+        workflow.update({"description": "\x00"}, AGENTS)
+    assert problems(raised.value) == [("description", "must not contain NUL characters")]
+
+
 def test_updating_the_definition_records_the_next_version_and_what_it_changed() -> None:
     workflow = given(created())
     new_steps = with_step(

@@ -208,6 +208,18 @@ def test_step_overrides_reach_the_plan() -> None:
             id="input schema regex",
         ),
         pytest.param(
+            {
+                "steps": {"a": step(input_mapping={"x": "nul\x00", "k\x00": 1})},
+                "variables": {"v": ["\x00"]},
+            },
+            [
+                ("steps.a.input_mapping.k\x00", "names must not contain NUL characters"),
+                ("variables.v.0", "must not contain NUL characters"),
+                ("steps.a.input_mapping.x", "must not contain NUL characters"),
+            ],
+            id="NUL characters, which PostgreSQL cannot store",
+        ),
+        pytest.param(
             {"steps": {"a": step()}, "timeout_ms": 5, "max_parallel_steps": 0},
             [
                 ("timeout_ms", "must be between 1000 and 86400000"),
