@@ -11,6 +11,7 @@ from flowledger.commands import Outcome
 from flowledger.commands.names import claim_name, release_name
 from flowledger.domain.agents import DEFAULT_TIMEOUT_MS, Agent
 from flowledger.domain.errors import ConcurrentModification, NameTaken
+from flowledger.domain.names import NameClaim, name_claim_id
 from flowledger.eventstore import EventMetadata, EventStore
 
 KIND = "agent"
@@ -63,3 +64,11 @@ def delete_agent(store: EventStore, command: DeleteAgent, meta: EventMetadata) -
     agent.delete()
     claim = release_name(store, KIND, agent.name, agent.id)
     return Outcome(agent, store.record(agent, claim, metadata=meta))
+
+
+def find_agent_by_name(store: EventStore, name: str) -> Agent | None:
+    """The live (not deleted) agent holding ``name``, read from the write side."""
+    claim = store.find(NameClaim, name_claim_id(KIND, name))
+    if claim is None or claim.owner_id is None:
+        return None
+    return store.find(Agent, claim.owner_id)

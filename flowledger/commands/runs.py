@@ -16,8 +16,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
 from flowledger.commands import Outcome
-from flowledger.domain.agents import Agent
-from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from flowledger.commands.agents import find_agent_by_name
+from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput
 from flowledger.domain.names import NameClaim, name_claim_id
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import AgentBinding, Run
@@ -107,11 +107,8 @@ def _runnable(
     workflow = store.get(Workflow, workflow_id, kind="workflow")
     if workflow.status != "active":
         raise Conflict(f"workflow {workflow.name!r} is {workflow.status} and cannot run")
-    chosen = version or workflow.version
-    try:
-        return workflow, chosen, workflow.plan_of(chosen)
-    except KeyError:
-        raise NotFound(f"workflow {workflow.name!r} has no version {chosen}") from None
+    chosen = version or workflow.current_version
+    return workflow, chosen, workflow.plan_of(chosen)
 
 
 def cancel_run(store: EventStore, command: CancelRun, meta: EventMetadata) -> Outcome[Run]:
@@ -130,8 +127,7 @@ def pin_agents(store: EventStore, plan: WorkflowPlan) -> dict[str, AgentBinding]
     """Each agent the plan names, as it is now; every one must exist and be active."""
     bindings: dict[str, AgentBinding] = {}
     for name in dict.fromkeys(step.agent_name for step in plan.steps):
-        claim = store.find(NameClaim, name_claim_id("agent", name))
-        agent = store.find(Agent, claim.owner_id) if claim and claim.owner_id else None
+        agent = find_agent_by_name(store, name)
         if agent is None:
             raise Conflict(f"agent {name!r} no longer exists; the workflow cannot run")
         if agent.status != "active":

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from eventsourcing.domain import Aggregate, event
 
-from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput
+from flowledger.domain.errors import Conflict, FieldProblem, raise_if_any
 
 AgentStatus = Literal["active", "inactive", "deleted"]
 AuthType = Literal["none", "bearer", "apikey"]
@@ -150,6 +150,8 @@ def description_problems(description: object) -> list[FieldProblem]:
         return [FieldProblem("description", "must be a string or null")]
     if len(description) > DESCRIPTION_MAX_LENGTH:
         return [FieldProblem("description", f"must be at most {DESCRIPTION_MAX_LENGTH} characters")]
+    if "\x00" in description:  # PostgreSQL text and jsonb cannot hold it
+        return [FieldProblem("description", "must not contain NUL characters")]
     return []
 
 
@@ -206,11 +208,6 @@ def mask_agent_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _raise_if(problems: list[FieldProblem]) -> None:
-    if problems:
-        raise InvalidInput(problems)
-
-
 UPDATABLE_FIELDS: Final = (
     "url",
     "description",
@@ -261,7 +258,7 @@ class Agent(Aggregate):
         retry_config: Mapping[str, Any] | None = None,
     ) -> Agent:
         retry, retry_problems = RetryPolicy.parse(retry_config)
-        _raise_if(
+        raise_if_any(
             name_problems(name)
             + url_problems(url)
             + description_problems(description)
@@ -319,7 +316,7 @@ class Agent(Aggregate):
         """
         self._refuse_if_deleted("update")
         unknown = sorted(set(changes) - set(UPDATABLE_FIELDS))
-        _raise_if([FieldProblem(key, "is not an updatable field") for key in unknown])
+        raise_if_any([FieldProblem(key, "is not an updatable field") for key in unknown])
         proposed = self.settings()
         proposed.update({k: v for k, v in changes.items() if k != "retry_config"})
         if "auth_type" in changes and "auth_config" not in changes:
@@ -329,7 +326,7 @@ class Agent(Aggregate):
         problems += url_problems(proposed["url"]) + description_problems(proposed["description"])
         problems += auth_problems(proposed["auth_type"], proposed["auth_config"])
         problems += timeout_problems(proposed["timeout_ms"])
-        _raise_if(problems)
+        raise_if_any(problems)
         proposed["auth_config"] = _normalised_auth(proposed["auth_type"], proposed["auth_config"])
         current = self.settings()
         changed = {k: v for k, v in proposed.items() if current[k] != v}

@@ -31,6 +31,12 @@ class InvalidInput(DomainError):
         self.problems = problems
 
 
+def raise_if_any(problems: list[FieldProblem]) -> None:
+    """Raise :class:`InvalidInput` listing ``problems``, if there are any."""
+    if problems:
+        raise InvalidInput(problems)
+
+
 def _summary(problems: list[FieldProblem]) -> str:
     first = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -1,15 +1,235 @@
-"""PLACEHOLDER until the workflows branch merges: the surface runs rely on."""
+"""Workflows: named, versioned definitions whose steps call agents.
+
+Creating a workflow makes version 1 of its definition; every change to the definition makes the
+next version, holding the complete definition as written and the plan it normalises to. Earlier
+versions stay readable and runnable (:meth:`Workflow.plan_of`). The description and the status
+are not versioned: changing them makes no new version. Names are unique among workflows that
+are not deleted; deleting is soft.
+"""
 
 from __future__ import annotations
 
-from eventsourcing.domain import Aggregate
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
+from eventsourcing.domain import Aggregate, event
+
+from flowledger.domain.agents import description_problems, name_problems
+from flowledger.domain.definitions import (
+    DEFINITION_FIELDS,
+    agent_names,
+    stored_definition,
+    validated_plan,
+)
+from flowledger.domain.errors import Conflict, FieldProblem, NotFound, raise_if_any
 from flowledger.domain.plans import WorkflowPlan
+
+WorkflowStatus = Literal["active", "inactive", "deleted"]
+UPDATABLE_FIELDS: Final = ("description", *DEFINITION_FIELDS)
+
+
+@dataclass(frozen=True)
+class WorkflowVersion:
+    version: int
+    definition: dict[str, Any]
+    """As the user wrote it (fields that are set)."""
+    plan: dict[str, Any]
+    """``WorkflowPlan.to_dict()`` of the definition."""
 
 
 class Workflow(Aggregate):
-    name: str
-    status: str
+    """A versioned workflow definition."""
 
-    def plan_of(self, version: int) -> WorkflowPlan:
-        raise KeyError(version)
+    class Created(Aggregate.Created):
+        name: str
+        description: str | None
+        definition: dict[str, Any]
+        plan: dict[str, Any]
+        audit_omits = ("plan",)
+        """Derived from the definition: published with the event, left out of the audit log."""
+
+    class Updated(Aggregate.Event):
+        """A new version of the definition."""
+
+        version: int
+        definition: dict[str, Any]
+        plan: dict[str, Any]
+        changes: dict[str, Any]
+        """What this version changed from the one before (see :func:`version_changes`)."""
+        audit_omits = ("plan",)
+
+    class DescriptionChanged(Aggregate.Event):
+        description: str | None
+        previous: str | None
+
+    class Activated(Aggregate.Event):
+        pass
+
+    class Deactivated(Aggregate.Event):
+        pass
+
+    class Deleted(Aggregate.Event):
+        pass
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        name: str,
+        definition: Mapping[str, Any],
+        agents: Mapping[str, str],
+        description: str | None = None,
+    ) -> Workflow:
+        """Version 1 of a new workflow. ``agents`` maps the names of the registered agents the
+        definition uses to their status (see :func:`agent_names`)."""
+        definition = stored_definition(definition)
+        plan, problems = validated_plan(definition, agents)
+        raise_if_any(name_problems(name) + description_problems(description) + problems)
+        assert plan is not None
+        return cls(name=name, description=description, definition=definition, plan=plan.to_dict())
+
+    @event(Created)
+    def __init__(
+        self, name: str, description: str | None, definition: dict[str, Any], plan: dict[str, Any]
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.status: WorkflowStatus = "active"
+        self.versions: dict[int, WorkflowVersion] = {1: WorkflowVersion(1, definition, plan)}
+        self.current_version = 1
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        """The current version's definition."""
+        return self.versions[self.current_version].definition
+
+    def plan_of(self, version: int | None = None) -> WorkflowPlan:
+        """The plan of a version (the current one by default): what a run of it executes."""
+        chosen = self.current_version if version is None else version
+        if chosen not in self.versions:
+            raise NotFound(f"workflow {self.id} has no version {chosen}")
+        return WorkflowPlan.from_dict(self.versions[chosen].plan)
+
+    def agents_to_check(self, changes: Mapping[str, Any]) -> set[str]:
+        """The agents whose status :meth:`update` needs for these changes."""
+        if not any(field in changes for field in DEFINITION_FIELDS):
+            return set()
+        return agent_names({**self.definition, **changes})
+
+    def update(self, changes: Mapping[str, Any], agents: Mapping[str, str]) -> None:
+        """Change the description and/or the definition.
+
+        Definition fields given replace the current ones whole (``steps`` are never merged step
+        by step; null removes an optional field); the others are kept. If the resulting
+        definition differs from the current one it is validated (against ``agents``, as for
+        :meth:`create`) and becomes the next version. Nothing is recorded when nothing changes.
+        """
+        self._refuse_if_deleted("change")
+        problems = [
+            FieldProblem(key, "is not an updatable field")
+            for key in changes
+            if key not in UPDATABLE_FIELDS
+        ]
+        if "description" in changes:
+            problems += description_problems(changes["description"])
+        proposed = stored_definition(
+            {**self.definition, **{k: v for k, v in changes.items() if k in DEFINITION_FIELDS}}
+        )
+        plan = None
+        if proposed != self.definition:
+            plan, definition_problems = validated_plan(proposed, agents)
+            problems += definition_problems
+        raise_if_any(problems)
+        if "description" in changes and changes["description"] != self.description:
+            self._change_description(changes["description"], self.description)
+        if plan is not None:
+            self._add_version(
+                version=self.current_version + 1,
+                definition=proposed,
+                plan=plan.to_dict(),
+                changes=version_changes(self.definition, proposed, self.current_version),
+            )
+
+    @event(Updated)
+    def _add_version(
+        self,
+        version: int,
+        definition: dict[str, Any],
+        plan: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> None:
+        self.versions[version] = WorkflowVersion(version, definition, plan)
+        self.current_version = version
+
+    @event(DescriptionChanged)
+    def _change_description(self, description: str | None, previous: str | None) -> None:
+        self.description = description
+
+    def activate(self) -> None:
+        self._refuse_if_deleted("activate")
+        if self.status != "active":
+            self._activate()
+
+    @event(Activated)
+    def _activate(self) -> None:
+        self.status = "active"
+
+    def deactivate(self) -> None:
+        """Keep the workflow, but start no new runs of it."""
+        self._refuse_if_deleted("deactivate")
+        if self.status != "inactive":
+            self._deactivate()
+
+    @event(Deactivated)
+    def _deactivate(self) -> None:
+        self.status = "inactive"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.status == "deleted"
+
+    def delete(self) -> None:
+        """Soft-delete: every version stays readable; the name becomes free."""
+        if not self.is_deleted:
+            self._delete()
+
+    @event(Deleted)
+    def _delete(self) -> None:
+        self.status = "deleted"
+
+    def _refuse_if_deleted(self, action: str) -> None:
+        if self.is_deleted:
+            raise Conflict(f"workflow {self.name!r} is deleted and cannot {action}")
+
+
+def version_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], from_version: int
+) -> dict[str, Any]:
+    """What a new version changed, as the audit log and the versions list show it::
+
+        {"from_version": 1, "steps_added": ["notify"], "steps_removed": [],
+         "steps_changed": {"fetch": ["input_mapping"]}, "fields_changed": ["variables"]}
+
+    Step fields and definition fields are compared as written.
+    """
+    old_steps: Mapping[str, Any] = before.get("steps") or {}
+    new_steps: Mapping[str, Any] = after.get("steps") or {}
+    changed_steps = {}
+    for step_id in new_steps:
+        if step_id in old_steps and old_steps[step_id] != new_steps[step_id]:
+            old, new = old_steps[step_id], new_steps[step_id]
+            changed_steps[step_id] = sorted(
+                key for key in {*old, *new} if old.get(key) != new.get(key)
+            )
+    return {
+        "from_version": from_version,
+        "steps_added": [s for s in new_steps if s not in old_steps],
+        "steps_removed": [s for s in old_steps if s not in new_steps],
+        "steps_changed": changed_steps,
+        "fields_changed": [
+            field
+            for field in DEFINITION_FIELDS
+            if field != "steps" and before.get(field) != after.get(field)
+        ],
+    }

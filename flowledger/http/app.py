@@ -21,6 +21,7 @@ from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
 from flowledger.http.health import health, readiness
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
+from flowledger.http.workflows.controller import WorkflowController
 from flowledger.runtime import Runtime
 from flowledger.settings import Settings
 from flowledger.workers import InProcessWorkers
@@ -81,6 +82,7 @@ def create_app(
             readiness,
             *docs_handlers,
             AgentController,
+            WorkflowController,
             WorkflowRunsController,
             RunController,
         ],
@@ -102,6 +104,10 @@ def create_app(
             render_plugins=RENDER_PLUGINS,
             tags=[
                 Tag(name="agents", description="External A2A services that steps call."),
+                Tag(
+                    name="workflows",
+                    description="Versioned, validated step graphs whose steps call agents.",
+                ),
                 Tag(name="runs", description="Executions of workflows, step by step."),
                 Tag(name="system", description="Health and readiness."),
             ],

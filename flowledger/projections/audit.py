@@ -2,6 +2,8 @@
 
 Every event that leaves the system gets a row, whatever its aggregate, so new aggregates are
 audited without touching this module. ``action`` uses the spec's words where they exist.
+``changes`` is the event's data, less the fields its class names in ``audit_omits`` (data
+derived from the rest, such as a workflow version's plan).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def audit_row(event: Any, position: int) -> dict[str, Any]:
     entity = aggregate_type(topic)
     name = event_type(topic)
     meta = metadata_of(event)
+    data = event_data(event)
+    for field in getattr(event, "audit_omits", ()):  # derived data an event class leaves out
+        data.pop(field, None)
     return {
         "position": position,
         "entity_type": entity,
@@ -55,7 +60,7 @@ def audit_row(event: Any, position: int) -> dict[str, Any]:
         "event_type": name,
         "actor": meta.actor,
         "correlation_id": meta.correlation_id or None,
-        "changes": redact(event_data(event)) or None,
+        "changes": redact(data) or None,
         "occurred_at": event.timestamp,
     }
 

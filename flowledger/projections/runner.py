@@ -11,11 +11,18 @@ from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
+from flowledger.projections.workflows import WorkflowsProjection
 from flowledger.settings import Settings
 
 
 def all_projections() -> list[Projection]:
-    return [AgentsProjection(), AuditLogProjection(), RunsProjection(), RunLogsProjection()]
+    return [
+        AgentsProjection(),
+        WorkflowsProjection(),
+        AuditLogProjection(),
+        RunsProjection(),
+        RunLogsProjection(),
+    ]
 
 
 def projection_followers(

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID
 
 metadata = MetaData()
 
@@ -60,6 +60,58 @@ agents = Table(
     Index("ix_agents_created_at", "created_at"),
 )
 agents_tracking = tracking_table("agents")
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255)),
+    Column("updated_by", String(255)),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_workflows_name", "name"),
+    Index("ix_workflows_status", "status"),
+    Index("ix_workflows_created_at", "created_at"),
+    Index("ix_workflows_updated_at", "updated_at"),
+)
+"""One row per workflow: its current version's definition, status and times. Definitions are
+``json``, not ``jsonb``, so they read back exactly as written (steps in the user's order)."""
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("workflow_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("definition", JSON, nullable=False),
+    Column("changes", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255)),
+    Column("position", BigInteger, nullable=False),
+)
+"""Every version of every workflow; ``changes`` is what it changed from the one before."""
+
+workflow_steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("workflow_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("step_id", String(100), primary_key=True),
+    Column("step_order", Integer, nullable=False),
+    Column("agent_name", String(255), nullable=False),
+    Column("depends_on", JSONB, nullable=False),
+    Column("input_mapping", JSONB, nullable=False),
+    Column("timeout_ms", Integer),
+    Column("retry_config", JSONB),
+    Index("ix_workflow_steps_agent_name", "agent_name"),
+)
+"""The normalised steps of every version (``depends_on`` filled in, topological order)."""
+workflows_tracking = tracking_table("workflows")
 
 audit_log = Table(
     "audit_log",

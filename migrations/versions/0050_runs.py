@@ -1,7 +1,7 @@
 """Runs: read tables (runs, steps, attempts, logs) and the executor's active runs.
 
 Revision ID: 0050
-Revises: 0001
+Revises: 0010
 Create Date: 2026-11-22
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0050"
-down_revision: str | None = "0001"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

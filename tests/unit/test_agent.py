@@ -83,6 +83,14 @@ def test_an_agent_url_must_be_a_plain_http_url(url: str, message: str) -> None:
     assert [(p.field, p.message) for p in raised.value.problems] == [("url", message)]
 
 
+def test_a_description_may_not_hold_a_nul_character_which_postgresql_cannot_store() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        Agent.register(name="a", url="http://a", description="nul\x00")
+    assert [(p.field, p.message) for p in raised.value.problems] == [
+        ("description", "must not contain NUL characters")
+    ]
+
+
 def test_initial_delay_may_not_exceed_max_delay() -> None:
     with pytest.raises(InvalidInput) as raised:
         Agent.register(

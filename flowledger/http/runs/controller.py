@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, JSONBody, Parameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -106,12 +106,12 @@ class RunController(Controller):
         db: NamedDependency[AsyncConnection],
         settings: NamedDependency[Settings],
         min_position: MinPosition = None,
-        status: RunStatus | None = None,
-        workflow_id: UUID | None = None,
+        status: FromQuery[RunStatus | None] = None,
+        workflow_id: FromQuery[UUID | None] = None,
         triggered_by: Annotated[str | None, Parameter(max_length=255)] = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        sort: RunSort = "created_at",
+        created_from: FromQuery[datetime | None] = None,
+        created_to: FromQuery[datetime | None] = None,
+        sort: FromQuery[RunSort] = "created_at",
         order: SortOrder = "desc",
         page: PageNumber = 1,
         page_size: PageSize = 20,
@@ -179,7 +179,7 @@ class RunController(Controller):
         db: NamedDependency[AsyncConnection],
         settings: NamedDependency[Settings],
         min_position: MinPosition = None,
-        level: LogLevel | None = None,
+        level: FromQuery[LogLevel | None] = None,
         step_id: Annotated[str | None, Parameter(max_length=255)] = None,
         page: PageNumber = 1,
         page_size: Annotated[int, Parameter(ge=1, le=1000)] = 100,
@@ -315,9 +315,9 @@ class WorkflowRunsController(Controller):
         db: NamedDependency[AsyncConnection],
         settings: NamedDependency[Settings],
         min_position: MinPosition = None,
-        status: RunStatus | None = None,
-        sort: RunSort = "created_at",
-        order: Literal["asc", "desc"] = "desc",
+        status: FromQuery[RunStatus | None] = None,
+        sort: FromQuery[RunSort] = "created_at",
+        order: SortOrder = "desc",
         page: PageNumber = 1,
         page_size: PageSize = 20,
     ) -> Page[RunResponse]:

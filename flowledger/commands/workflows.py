@@ -1,0 +1,81 @@
+"""Commands on workflows: create, update (a new version, description, status), delete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from flowledger.commands import Outcome
+from flowledger.commands.agents import find_agent_by_name
+from flowledger.commands.names import claim_name, release_name
+from flowledger.domain.definitions import agent_names
+from flowledger.domain.errors import ConcurrentModification, NameTaken
+from flowledger.domain.workflows import Workflow
+from flowledger.eventstore import EventMetadata, EventStore
+
+KIND = "workflow"
+
+
+class CreateWorkflow(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    definition: dict[str, Any]
+    """See :mod:`flowledger.domain.definitions`."""
+    description: str | None = None
+
+
+class UpdateWorkflow(msgspec.Struct, frozen=True, kw_only=True):
+    workflow_id: UUID
+    changes: dict[str, Any]
+    """``description`` and definition fields to replace (null removes an optional one)."""
+    status: Literal["active", "inactive"] | None = None
+
+
+class DeleteWorkflow(msgspec.Struct, frozen=True, kw_only=True):
+    workflow_id: UUID
+
+
+def agent_statuses(store: EventStore, names: Iterable[str]) -> dict[str, str]:
+    """The status of each live agent among ``names``; names with no live agent are left out."""
+    return {name: agent.status for name in names if (agent := find_agent_by_name(store, name))}
+
+
+def create_workflow(
+    store: EventStore, command: CreateWorkflow, meta: EventMetadata
+) -> Outcome[Workflow]:
+    workflow = Workflow.create(
+        name=command.name,
+        description=command.description,
+        definition=command.definition,
+        agents=agent_statuses(store, agent_names(command.definition)),
+    )
+    claim = claim_name(store, KIND, workflow.name, workflow.id)
+    try:
+        position = store.record(workflow, claim, metadata=meta)
+    except ConcurrentModification:
+        raise NameTaken(f"workflow name {workflow.name!r} is already taken") from None
+    return Outcome(workflow, position)
+
+
+def update_workflow(
+    store: EventStore, command: UpdateWorkflow, meta: EventMetadata
+) -> Outcome[Workflow]:
+    workflow = store.get(Workflow, command.workflow_id, kind=KIND)
+    agents = agent_statuses(store, workflow.agents_to_check(command.changes))
+    workflow.update(command.changes, agents=agents)
+    if command.status == "active":
+        workflow.activate()
+    elif command.status == "inactive":
+        workflow.deactivate()
+    return Outcome(workflow, store.record(workflow, metadata=meta))
+
+
+def delete_workflow(
+    store: EventStore, command: DeleteWorkflow, meta: EventMetadata
+) -> Outcome[Workflow]:
+    workflow = store.get(Workflow, command.workflow_id, kind=KIND)
+    workflow.delete()
+    claim = release_name(store, KIND, workflow.name, workflow.id)
+    return Outcome(workflow, store.record(workflow, claim, metadata=meta))

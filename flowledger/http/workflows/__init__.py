@@ -1,0 +1,1 @@
+"""Workflows over HTTP: schemas, queries on the workflow projections, and the controller."""
