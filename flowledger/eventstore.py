@@ -18,8 +18,10 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from flowledger import metrics
 from flowledger.database import Database
 from flowledger.domain.errors import ConcurrentModification, NotFound
+from flowledger.tracing import traceparent_of
 
 APPLICATION_NAME = "flowledger"
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
@@ -39,6 +41,13 @@ class EventMetadata(msgspec.Struct, frozen=True):
     @classmethod
     def system(cls, actor: str = "system", correlation_id: str | None = None) -> EventMetadata:
         return cls(actor=actor, correlation_id=correlation_id or str(uuid.uuid4()))
+
+    def in_current_trace(self) -> EventMetadata:
+        """This stamp with the current span's trace context, when there is a valid one."""
+        current = traceparent_of()
+        if current is None or current == self.traceparent:
+            return self
+        return msgspec.structs.replace(self, traceparent=current)
 
 
 def metadata_of(event: object) -> EventMetadata:
@@ -126,14 +135,17 @@ class EventStore(Application[UUID]):
         """Append the aggregates' pending events atomically; the position of the last one.
 
         ``None`` when there was nothing to append. A conflicting concurrent append raises
-        :class:`ConcurrentModification` and appends nothing.
+        :class:`ConcurrentModification` and appends nothing. The events carry ``metadata``
+        with the current span's trace context, so whoever handles them continues the trace.
         """
         try:
-            recordings = self.save(*aggregates, metadata=metadata)
+            recordings = self.save(*aggregates, metadata=metadata.in_current_trace())
         except IntegrityError as error:
             raise ConcurrentModification(
                 "the entity was changed by another request; read it again and retry"
             ) from error
+        for recording in recordings:
+            metrics.EVENTS_APPENDED.labels(event_type=event_type(recording.domain_event)).inc()
         return last_position(recordings)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:

@@ -20,6 +20,7 @@ from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
 from flowledger.http.health import health, readiness
+from flowledger.http.observability import metrics_endpoint, observability_middleware
 from flowledger.runtime import Runtime
 from flowledger.settings import Settings
 from flowledger.workers import InProcessWorkers
@@ -74,8 +75,8 @@ def create_app(
     def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
         return metadata_for(request)
 
-    return Litestar(
-        route_handlers=[health, readiness, *docs_handlers, AgentController],
+    app = Litestar(
+        route_handlers=[health, readiness, metrics_endpoint, *docs_handlers, AgentController],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "store": Provide(provide_store, sync_to_thread=False),
@@ -84,7 +85,6 @@ def create_app(
             "meta": Provide(provide_meta, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[correlation_middleware],
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
             title="flowledger",
@@ -94,7 +94,7 @@ def create_app(
             render_plugins=RENDER_PLUGINS,
             tags=[
                 Tag(name="agents", description="External A2A services that steps call."),
-                Tag(name="system", description="Health and readiness."),
+                Tag(name="system", description="Health, readiness and metrics."),
             ],
             components=Components(),
             use_handler_docstrings=False,
@@ -103,3 +103,7 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # Around Litestar's own handler, so that every request (routed or not, errors included)
+    # gets a correlation id, a span, metrics and one log line.
+    app.asgi_handler = correlation_middleware(observability_middleware(app.asgi_handler))
+    return app
