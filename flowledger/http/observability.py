@@ -93,7 +93,5 @@ def _record(method: str, route: str, status: int, duration: float) -> None:
     sync_to_thread=True,
 )
 def metrics_endpoint(runtime: NamedDependency[Runtime]) -> Response[bytes]:
-    body = generate_latest(REGISTRY) + generate_latest(
-        LagCollector(runtime.engine, runtime.store)
-    )
+    body = generate_latest(REGISTRY) + generate_latest(LagCollector(runtime.engine, runtime.store))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
