@@ -3,7 +3,11 @@ live projector keeps applying new events and clients keep querying."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -265,3 +269,39 @@ def live_positions(runtime: Runtime) -> list[int]:
 def count_audit_rows(runtime: Runtime) -> int:
     with runtime.engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one())
+
+
+def test_the_cli_reports_lag_and_rebuilds_every_projection(runtime: Runtime) -> None:
+    run_commands(runtime.store, some_history(10))
+    env = {
+        **os.environ,
+        "DATABASE_URL": runtime.database.libpq_url,
+        "FLOWLEDGER_LOG_LEVEL": "WARNING",
+    }
+    flowledger = [sys.executable, "-m", "flowledger", "projections"]
+
+    status = subprocess.run(
+        [*flowledger, "status", "--json"], env=env, capture_output=True, check=True
+    )
+    report = json.loads(status.stdout)
+    head = runtime.store.head()
+    assert report["head_position"] == head
+    by_name = {f["name"]: f for f in report["followers"]}
+    assert by_name["agents"]["position"] == 0
+    assert by_name["agents"]["lag_events"] == head
+    assert by_name["agents"]["lag_seconds"] > 0
+    assert by_name["audit_log"]["kind"] == "projection"
+
+    rebuilt = subprocess.run(
+        [*flowledger, "rebuild", "--all", "--no-progress"], env=env, capture_output=True, check=True
+    )
+    assert b"rebuilt agents" in rebuilt.stdout
+    assert b"rebuilt audit_log" in rebuilt.stdout
+    assert table_agents(runtime) == folded_agents(runtime.store)
+    assert audit_positions(runtime) == public_positions(runtime)
+
+    unknown = subprocess.run(
+        [*flowledger, "rebuild", "nope"], env=env, capture_output=True, check=False
+    )
+    assert unknown.returncode == 2
+    assert b"unknown projection" in unknown.stderr
