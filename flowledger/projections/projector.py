@@ -20,7 +20,7 @@ from typing import Any, ClassVar, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
-from sqlalchemy import Connection, Engine, MetaData, Table, delete, select
+from sqlalchemy import Connection, Engine, MetaData, Table, delete, select, text
 
 from flowledger.eventstore import APPLICATION_NAME, EventStore
 from flowledger.following import PositionMoved
@@ -78,6 +78,7 @@ class Projector:
         self.tracking = tracking_table(projection.name).to_metadata(
             MetaData(), schema=factory.datastore.schema
         )
+        self.schema = schema
         self.engine = (
             engine
             if schema is None
@@ -94,6 +95,8 @@ class Projector:
 
     def apply_batch(self, conn: Connection, batch: Sequence[Notification]) -> None:
         """Apply the batch and save its last position, in ``conn``'s transaction."""
+        if self.schema is not None:  # plain-text SQL in a projection finds the copies too
+            conn.execute(text(f'SET LOCAL search_path TO "{self.schema}", public'))
         current = conn.execute(
             select(self.tracking.c.notification_id)
             .where(self.tracking.c.application_name == self.tracking_key)

@@ -124,6 +124,7 @@ class Rebuild:
         )
         self.position: int | None = None
         self.events = 0
+        self.schema_version: list[str] = []
 
     def run(self) -> RebuildResult:
         started = time.monotonic()
@@ -165,6 +166,7 @@ class Rebuild:
         """A fresh schema with empty copies of the live tables (what a crash left is dropped)."""
         with self.engine.begin() as conn:
             self._check(conn)
+            self.schema_version = _schema_version(conn)
             conn.execute(text(f"DROP SCHEMA IF EXISTS {_q(self.schema)} CASCADE"))
             conn.execute(text(f"CREATE SCHEMA {_q(self.schema)}"))
             conn.execute(
@@ -342,6 +344,11 @@ class Rebuild:
         )
         live_tables = ", ".join(_qualified(LIVE_SCHEMA, t) for t in sorted(self.tables))
         conn.execute(text(f"LOCK TABLE {live_tables} IN ACCESS EXCLUSIVE MODE"))
+        if _schema_version(conn) != self.schema_version:
+            raise RebuildError(
+                f"the schema was migrated during the rebuild of {self.name} (now at "
+                f"{_schema_version(conn)}); nothing was swapped: run the rebuild again"
+            )
         while batch := self.store.read(self.position, self.batch_size):
             self.projector.apply_batch(conn, batch)
             self._advanced(batch, "swap")
@@ -375,6 +382,13 @@ class Rebuild:
             )
         conn.execute(tracking.delete().where(tracking.c.application_name == REBUILD_KEY))
         conn.execute(text(f"DROP SCHEMA {_q(self.schema)}"))
+
+
+def _schema_version(conn: Connection) -> list[str]:
+    """The Alembic revision(s) the database is at."""
+    if not conn.execute(text("SELECT to_regclass('alembic_version')")).scalar():
+        return []
+    return sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 def _indexes(conn: Connection, schema: str, table: str) -> dict[tuple[bool, str], list[str]]:

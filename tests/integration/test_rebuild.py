@@ -305,3 +305,28 @@ def test_the_cli_reports_lag_and_rebuilds_every_projection(runtime: Runtime) -> 
     )
     assert unknown.returncode == 2
     assert b"unknown projection" in unknown.stderr
+
+
+def test_a_migration_during_the_rebuild_stops_the_swap_and_leaves_the_live_tables_alone(
+    runtime: Runtime,
+) -> None:
+    run_commands(runtime.store, some_history(10))
+    project(runtime)
+    expected = table_agents(runtime)
+    with runtime.engine.connect() as conn:
+        [revision] = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+
+    def migrate_meanwhile(progress: RebuildProgress) -> None:
+        if progress.phase == "replay":
+            with runtime.engine.begin() as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = 'newer'"))
+
+    try:
+        with pytest.raises(RebuildError, match="migrated during the rebuild"):
+            rebuild_projection(
+                runtime.engine, runtime.store, AgentsProjection(), on_progress=migrate_meanwhile
+            )
+    finally:
+        with runtime.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    assert table_agents(runtime) == expected
