@@ -137,3 +137,24 @@ def test_docker_compose_config_accepts_the_file() -> None:
         env={**os.environ, "COMPOSE_PROJECT_NAME": "flowledger-test"},
     )
     assert result.returncode == 0, result.stderr.decode()
+
+
+def test_the_alerting_rules_use_metrics_that_exist() -> None:
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    from flowledger import metrics  # noqa: PLC0415, F401  (declares the metrics)
+
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    known = {
+        sample_name
+        for family in REGISTRY.collect()
+        for sample_name in (family.name, f"{family.name}_total", f"{family.name}_bucket")
+    }
+    known |= {"flowledger_database_up", "flowledger_follower_lag_seconds"}  # at scrape time
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            used = set(re.findall(r"\bflowledger_[a-z_]+\b", rule["expr"]))
+            used.discard(
+                "flowledger_follower_state"
+            ) if "flowledger_follower_state" in known else None
+            assert used <= known, f"{rule['alert']} uses unknown metrics {used - known}"
