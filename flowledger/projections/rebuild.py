@@ -335,15 +335,26 @@ class Rebuild:
                 return attempt
         raise RebuildError(f"could not swap {self.name} in")  # pragma: no cover
 
+    def _pause_live_projector(self, conn: Connection) -> None:
+        """EXCLUSIVE conflicts with the ROW SHARE lock of the live projector's first statement
+        (``SELECT … FOR UPDATE`` of its tracking row), so its next batch waits before touching
+        any table, and a batch in flight commits first. (SHARE ROW EXCLUSIVE would let a batch
+        start, lock the live tables, and deadlock with the swap.) Reads of positions (ACCESS
+        SHARE) go on."""
+        tracking = _qualified(LIVE_SCHEMA, self.tracking)
+        conn.execute(text(f"LOCK TABLE {tracking} IN EXCLUSIVE MODE"))
+
+    def _lock_live_tables(self, conn: Connection) -> None:
+        """Queries wait from here until the commit, then read the new tables."""
+        live_tables = ", ".join(_qualified(LIVE_SCHEMA, t) for t in sorted(self.tables))
+        conn.execute(text(f"LOCK TABLE {live_tables} IN ACCESS EXCLUSIVE MODE"))
+
     def _swap(self, conn: Connection) -> None:
         self.position = self.projector.position()  # what the copies hold (after a retry too)
         conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
         # The order the live projector takes them in: tracking, then tables; so no deadlock.
-        conn.execute(
-            text(f"LOCK TABLE {_qualified(LIVE_SCHEMA, self.tracking)} IN SHARE ROW EXCLUSIVE MODE")
-        )
-        live_tables = ", ".join(_qualified(LIVE_SCHEMA, t) for t in sorted(self.tables))
-        conn.execute(text(f"LOCK TABLE {live_tables} IN ACCESS EXCLUSIVE MODE"))
+        self._pause_live_projector(conn)
+        self._lock_live_tables(conn)
         if _schema_version(conn) != self.schema_version:
             raise RebuildError(
                 f"the schema was migrated during the rebuild of {self.name} (now at "

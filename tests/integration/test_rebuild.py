@@ -20,6 +20,7 @@ from flowledger.eventstore import APPLICATION_NAME
 from flowledger.lag import REBUILD_KEY
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.audit import AuditLogProjection
+from flowledger.projections.projector import Projector
 from flowledger.projections.rebuild import (
     Rebuild,
     RebuildError,
@@ -330,3 +331,53 @@ def test_a_migration_during_the_rebuild_stops_the_swap_and_leaves_the_live_table
         with runtime.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
     assert table_agents(runtime) == expected
+
+
+class LiveBatchArrivesDuringTheSwap(Rebuild):
+    """Starts a live projector batch right after the swap paused the live projector, and
+    carries on once that batch is stuck waiting for a lock (as it must be)."""
+
+    live_errors: list[BaseException]
+
+    def _pause_live_projector(self, conn: Any) -> None:
+        super()._pause_live_projector(conn)
+        self.live_errors = []
+        live = Projector(AgentsProjection(), self.store, self.engine)
+        start = live.position()
+        batch = self.store.read(start, 100)
+
+        def live_batch() -> None:
+            try:
+                live.handle(batch)
+            except BaseException as error:
+                self.live_errors.append(error)
+
+        self.live = threading.Thread(target=live_batch)
+        self.live.start()
+        ours = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with self.engine.connect() as probe:
+            wait_until(
+                lambda: (
+                    probe.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND pid <> :ours AND datname = current_database()"
+                        ),
+                        {"ours": ours},
+                    ).scalar_one()
+                    > 0
+                )
+            )
+
+
+def test_a_live_batch_that_starts_during_the_swap_waits_for_it_instead_of_deadlocking(
+    runtime: Runtime,
+) -> None:
+    run_commands(runtime.store, some_history(10))
+    project(runtime)
+    run_commands(runtime.store, [("register", "late")])  # the live projector has work to do
+    rebuild = LiveBatchArrivesDuringTheSwap(runtime.engine, runtime.store, AgentsProjection())
+    rebuild.run()
+    rebuild.live.join()
+    assert [type(e).__name__ for e in rebuild.live_errors] in ([], ["PositionMoved"])
+    assert table_agents(runtime) == folded_agents(runtime.store)
