@@ -70,7 +70,7 @@ def tracking_tables(conn: Connection) -> list[str]:
 
 
 def measure(conn: Connection, store: EventStore, now: float | None = None) -> Lags:
-    """Every follower's position and lag, read in one snapshot."""
+    """Every follower's position and lag, read on one connection."""
     now = time.time() if now is None else now
     tables = tracking_tables(conn)
     head = int(conn.execute(_HEAD).scalar_one())
