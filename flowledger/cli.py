@@ -52,6 +52,34 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         choices=sorted(WORKERS),
         help="; ".join(f"{k.name}: {k.description}" for k in WORKERS.values()),
     )
+
+    projections = commands.add_parser(
+        "projections", help="inspect projections, or rebuild them from the event store"
+    )
+    projection_actions = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = projection_actions.add_parser(
+        "status", help="each projection's (and follower's) position and lag"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rebuild = projection_actions.add_parser(
+        "rebuild",
+        help="replay projections from position zero into fresh tables, then swap them in "
+        "atomically while the API keeps serving the old ones",
+    )
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild")
+    rebuild.add_argument("--all", action="store_true", help="rebuild every projection")
+    rebuild.add_argument(
+        "--batch-size", type=int, default=1000, help="events per transaction (default 1000)"
+    )
+    rebuild.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=5.0,
+        help="seconds the swap waits for locks before it rolls back and tries again",
+    )
+    rebuild.add_argument(
+        "--no-progress", action="store_true", help="no progress bar, only a summary line"
+    )
     return parser
 
 
@@ -66,9 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings.with_overrides(log_format="console")
 
     from flowledger.logs import configure_logging  # noqa: PLC0415
+    from flowledger.tracing import configure_tracing  # noqa: PLC0415
 
     configure_logging(settings)
-    handler = {"dev": _dev, "serve": _serve, "migrate": _migrate, "worker": _worker}
+    process = f"worker-{args.kind}" if args.command == "worker" else args.command
+    configure_tracing(settings.extra, service_name=f"flowledger-{process}")
+    handler = {
+        "dev": _dev,
+        "serve": _serve,
+        "migrate": _migrate,
+        "worker": _worker,
+        "projections": _projections,
+    }
     return handler[args.command](settings, args)
 
 
@@ -116,6 +153,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if settings.worker_metrics_port:
+        from flowledger.metrics import serve_worker_metrics  # noqa: PLC0415
+
+        serve_worker_metrics(settings.worker_metrics_port)
     runtime = Runtime.open(settings)
     log.info("worker %s started", args.kind)
     try:
@@ -126,6 +167,36 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         runtime.close_sync()
     log.info("worker %s stopped", args.kind)
+    return 0
+
+
+def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.projections import admin  # noqa: PLC0415
+    from flowledger.projections.rebuild import RebuildError  # noqa: PLC0415
+    from flowledger.runtime import Runtime  # noqa: PLC0415
+
+    if args.action == "rebuild":
+        try:
+            chosen = admin.choose(args.names, args.all)
+        except ValueError as error:
+            print(f"flowledger: {error}", file=sys.stderr)
+            return 2
+    runtime = Runtime.open(settings)
+    try:
+        if args.action == "status":
+            return admin.status(runtime, as_json=args.json)
+        admin.rebuild(
+            runtime,
+            chosen,
+            batch_size=args.batch_size,
+            lock_timeout_s=args.lock_timeout,
+            show_progress=False if args.no_progress else None,
+        )
+    except RebuildError as error:
+        print(f"flowledger: {error}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close_sync()
     return 0
 
 

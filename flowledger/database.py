@@ -90,11 +90,14 @@ class Database:
         return psycopg.connect(self.libpq_url, autocommit=autocommit, connect_timeout=5)
 
     def create_engine(self, pool_size: int = 5) -> Engine:
+        """Pooled; a connection is pinged before use, so the pool recovers by itself after
+        a database restart, and connecting gives up after 5 s instead of hanging."""
         return create_engine(
             self.sqlalchemy_url,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
+            connect_args={"connect_timeout": 5},
         )
 
     def create_async_engine(self, pool_size: int = 10) -> AsyncEngine:
@@ -103,6 +106,7 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
+            connect_args={"connect_timeout": 5},
         )
 
 

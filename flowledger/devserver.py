@@ -93,6 +93,15 @@ class Supervisor:
             child.stop()
 
 
+def _child_env(env: Mapping[str, str], number: int) -> dict[str, str]:
+    """The n-th worker's environment: its own metrics port when workers serve metrics."""
+    child = dict(env)
+    base = child.get("FLOWLEDGER_WORKER_METRICS_PORT")
+    if base and base.isdigit() and int(base):
+        child["FLOWLEDGER_WORKER_METRICS_PORT"] = str(int(base) + number)
+    return child
+
+
 def run_dev(settings: Settings, host: str, port: int) -> int:
     from flowledger.server import serve  # noqa: PLC0415
 
@@ -106,7 +115,8 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
     }
     kinds = [kind.name for kind in WORKERS.values() if kind.enabled(settings)]
     children = [
-        Child(kind, [sys.executable, "-m", "flowledger", "worker", kind], env) for kind in kinds
+        Child(kind, [sys.executable, "-m", "flowledger", "worker", kind], _child_env(env, n))
+        for n, kind in enumerate(kinds)
     ]
     supervisor = Supervisor(children)
     supervisor.start()

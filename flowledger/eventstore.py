@@ -18,8 +18,10 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from flowledger import metrics
 from flowledger.database import Database
 from flowledger.domain.errors import ConcurrentModification, NotFound
+from flowledger.tracing import traceparent_of
 
 APPLICATION_NAME = "flowledger"
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
@@ -27,6 +29,7 @@ INTERNAL_TOPIC_PREFIXES = ("flowledger.domain.names:",)
 """Events of bookkeeping aggregates (name claims) that never leave the system."""
 
 A = TypeVar("A", bound=Aggregate)
+POOL_WAIT_S = 0.5
 
 
 class EventMetadata(msgspec.Struct, frozen=True):
@@ -39,6 +42,13 @@ class EventMetadata(msgspec.Struct, frozen=True):
     @classmethod
     def system(cls, actor: str = "system", correlation_id: str | None = None) -> EventMetadata:
         return cls(actor=actor, correlation_id=correlation_id or str(uuid.uuid4()))
+
+    def in_current_trace(self) -> EventMetadata:
+        """This stamp with the current span's trace context, when there is a valid one."""
+        current = traceparent_of()
+        if current is None or current == self.traceparent:
+            return self
+        return msgspec.structs.replace(self, traceparent=current)
 
 
 def metadata_of(event: object) -> EventMetadata:
@@ -99,6 +109,10 @@ class EventStore(Application[UUID]):
     def __init__(self, database: Database, *, pool_size: int = 5) -> None:
         super().__init__(env=database.eventsourcing_env(pool_size))
         self.database = database
+        # How long one attempt waits for a pooled connection. The library retries each call
+        # 10 times, so while the database is down a command fails (HTTP 503) after ~7 s
+        # rather than after 10 x POSTGRES_CONNECT_TIMEOUT (whole seconds only).
+        self.application_recorder.datastore.pool.timeout = POOL_WAIT_S
 
     @property
     def application_recorder(self) -> PostgresApplicationRecorder:
@@ -126,14 +140,17 @@ class EventStore(Application[UUID]):
         """Append the aggregates' pending events atomically; the position of the last one.
 
         ``None`` when there was nothing to append. A conflicting concurrent append raises
-        :class:`ConcurrentModification` and appends nothing.
+        :class:`ConcurrentModification` and appends nothing. The events carry ``metadata``
+        with the current span's trace context, so whoever handles them continues the trace.
         """
         try:
-            recordings = self.save(*aggregates, metadata=metadata)
+            recordings = self.save(*aggregates, metadata=metadata.in_current_trace())
         except IntegrityError as error:
             raise ConcurrentModification(
                 "the entity was changed by another request; read it again and retry"
             ) from error
+        for recording in recordings:
+            metrics.EVENTS_APPENDED.labels(event_type=event_type(recording.domain_event)).inc()
         return last_position(recordings)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:

@@ -25,7 +25,9 @@ import sqlalchemy.exc
 from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
+from flowledger import metrics
 from flowledger.eventstore import EVENTS_TABLE, EventStore
+from flowledger.tracing import follower_batch_span
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +198,12 @@ class Follower:
                 batch = self.store.read(position, size)
                 if not batch:
                     return None
-                self.handler.handle(batch)
+                started = time.perf_counter()
+                with follower_batch_span(self.name, batch):
+                    self.handler.handle(batch)
+                metrics.FOLLOWER_BATCH_DURATION.labels(self.name).observe(
+                    time.perf_counter() - started
+                )
             except PositionMoved:
                 position = self._load_position(stop)
                 continue
@@ -217,6 +224,7 @@ class Follower:
                     self._set_state("running")
                 self.status.position = batch[-1].id
                 self.status.events_handled += len(batch)
+                metrics.FOLLOWER_EVENTS.labels(self.name).inc(len(batch))
                 self.status.updated_at = time.time()
                 return batch[-1].id
             if stop.wait(self.backoff.delay(attempt)):
@@ -224,6 +232,8 @@ class Follower:
 
     def _retrying(self, error: BaseException, attempt: int) -> None:
         self._set_state("retrying", error)
+        reason = "transient" if isinstance(error, TRANSIENT_ERRORS) else "error"
+        metrics.FOLLOWER_RETRIES.labels(self.name, reason).inc()
         log.warning(
             "follower %s: attempt %d failed (%s: %s); retrying",
             self.name,
@@ -236,6 +246,7 @@ class Follower:
         self, state: State, error: BaseException | None = None, failed_at: int | None = None
     ) -> None:
         self.status.state = state
+        metrics.FOLLOWER_STATE.labels(self.name).state(state)
         if error is not None:
             self.status.last_error = f"{type(error).__name__}: {error}"
         if failed_at is not None:

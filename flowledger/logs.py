@@ -1,7 +1,9 @@
 """Structured logs: JSON lines in production, readable lines in ``flowledger dev``.
 
 Library logs (stdlib ``logging``) go through the same structlog processors, so every line has
-the same shape.
+the same shape. Context bound with ``structlog.contextvars`` (the request's or the handled
+event's ``correlation_id``) and the current span's ``trace_id``/``span_id`` are added to every
+line, whichever logger wrote it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,25 @@ import logging
 import sys
 
 import structlog
+from opentelemetry import trace
 
 from flowledger.settings import Settings
 
+
+def add_trace_ids(
+    logger: object, method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """``trace_id`` and ``span_id`` of the current span, to find a log line's trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
 _SHARED: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
+    add_trace_ids,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

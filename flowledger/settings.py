@@ -35,6 +35,10 @@ class Settings:
     follower_idle_wait_s: float = 0.5
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
     kafka_bootstrap_servers: str | None = None
+    worker_metrics_port: int | None = None
+    """Where ``flowledger worker`` serves its own ``/metrics`` (unset: it serves none)."""
+    readiness_timeout_s: float = 2.0
+    """Longest ``/health/ready`` waits for each dependency (database, broker)."""
     extra: Mapping[str, str] = field(default_factory=dict)
     """Raw environment, for settings added by later modules."""
 
@@ -85,6 +89,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         follower_batch_size=_int(env, "FLOWLEDGER_FOLLOWER_BATCH_SIZE", 500, minimum=1),
         follower_idle_wait_s=_float(env, "FLOWLEDGER_FOLLOWER_IDLE_WAIT", 0.5),
         kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        worker_metrics_port=_int(env, "FLOWLEDGER_WORKER_METRICS_PORT", 0, minimum=0) or None,
+        readiness_timeout_s=_float(env, "FLOWLEDGER_READINESS_TIMEOUT", 2.0),
         extra=dict(env),
     )
 

@@ -20,6 +20,7 @@ from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
 from flowledger.http.health import health, readiness
+from flowledger.http.observability import metrics_endpoint, observability_middleware
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
 from flowledger.http.workflows.controller import WorkflowController
 from flowledger.runtime import Runtime
@@ -76,10 +77,11 @@ def create_app(
     def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
         return metadata_for(request)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             readiness,
+            metrics_endpoint,
             *docs_handlers,
             AgentController,
             WorkflowController,
@@ -94,7 +96,6 @@ def create_app(
             "meta": Provide(provide_meta, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[correlation_middleware],
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
             title="flowledger",
@@ -109,7 +110,7 @@ def create_app(
                     description="Versioned, validated step graphs whose steps call agents.",
                 ),
                 Tag(name="runs", description="Executions of workflows, step by step."),
-                Tag(name="system", description="Health and readiness."),
+                Tag(name="system", description="Health, readiness and metrics."),
             ],
             components=Components(),
             use_handler_docstrings=False,
@@ -118,3 +119,7 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # Around Litestar's own handler, so that every request (routed or not, errors included)
+    # gets a correlation id, a span, metrics and one log line.
+    app.asgi_handler = correlation_middleware(observability_middleware(app.asgi_handler))
+    return app

@@ -12,6 +12,7 @@ from litestar.datastructures import ResponseHeader
 from flowledger.commands import Outcome
 from flowledger.eventstore import EventMetadata, EventStore
 from flowledger.http.consistency import POSITION_HEADER
+from flowledger.tracing import command_span
 
 C = TypeVar("C")
 Out = TypeVar("Out", bound=Outcome[Any])
@@ -35,8 +36,19 @@ async def run_command(
     command: C,
     meta: EventMetadata,
 ) -> Out:
-    """Run a (blocking) command handler in a worker thread."""
-    return await anyio.to_thread.run_sync(partial(handler, store, command, meta))
+    """Run a (blocking) command handler in a worker thread, in a span of its own (the events
+    it appends carry that span's trace context)."""
+    return await anyio.to_thread.run_sync(partial(_traced, handler, store, command, meta))
+
+
+def _traced(
+    handler: Callable[[EventStore, C, EventMetadata], Out],
+    store: EventStore,
+    command: C,
+    meta: EventMetadata,
+) -> Out:
+    with command_span(getattr(handler, "__name__", "command")):
+        return handler(store, command, meta)
 
 
 def position_headers(outcome: Outcome[Any]) -> dict[str, str]:

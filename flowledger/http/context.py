@@ -6,6 +6,7 @@ import re
 import uuid
 from typing import Any
 
+import structlog
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
@@ -42,7 +43,10 @@ def metadata_for(request: Request[Any, Any, Any]) -> EventMetadata:
 
 def correlation_middleware(app: ASGIApp) -> ASGIApp:
     """Give each request a correlation id (the caller's ``X-Correlation-ID`` if it is sane),
-    keep the caller's W3C ``traceparent``, and echo the correlation id on the response."""
+    keep the caller's W3C ``traceparent``, and echo the correlation id on the response.
+
+    The id is bound to structlog's context for the request, so every log line written while
+    handling it (in worker threads too) carries ``correlation_id``."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -62,6 +66,7 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
                 MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id
             await send(message)
 
-        await app(scope, receive, send_with_id)
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+            await app(scope, receive, send_with_id)
 
     return middleware

@@ -1,21 +1,24 @@
-"""``/health`` (the process answers) and ``/health/ready`` (it can serve: database reachable,
-projections not failed)."""
+"""``/health`` (the process answers) and ``/health/ready`` (it can serve: the database answers;
+and what the operator should know: the broker, and how far behind each follower is)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Annotated, Literal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from msgspec import Meta
-from sqlalchemy import text
 
-from flowledger.http.consistency import projection_position
+from flowledger import lag
 from flowledger.projections.runner import all_projections
 from flowledger.runtime import Runtime
+
+T = TypeVar("T")
 
 
 class Health(msgspec.Struct):
@@ -23,21 +26,36 @@ class Health(msgspec.Struct):
 
 
 class Check(msgspec.Struct, omit_defaults=True):
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "not_configured"]
     latency_ms: float | None = None
     error: str | None = None
 
 
-class ProjectionLag(msgspec.Struct):
+class FollowerLag(msgspec.Struct, omit_defaults=True):
     position: int
-    lag_events: int
+    lag_events: Annotated[int, Meta(description="Positions between the head and this follower.")]
+    lag_seconds: Annotated[
+        float | None, Meta(description="Age of the oldest event it has not handled (0: none).")
+    ] = None
 
 
-class Readiness(msgspec.Struct):
-    status: Literal["ready", "not_ready"]
+class Readiness(msgspec.Struct, omit_defaults=True):
+    status: Annotated[
+        Literal["ready", "degraded", "not_ready"],
+        Meta(
+            description="`not_ready` (503) when the database does not answer; `degraded` (200) "
+            "when the broker is configured but does not answer: the API still serves, the "
+            "Kafka relay and executor cannot."
+        ),
+    ]
     database: Check
+    broker: Check
     head_position: int | None = None
-    projections: dict[str, ProjectionLag] | None = None
+    projections: dict[str, FollowerLag] | None = None
+    followers: Annotated[
+        dict[str, FollowerLag] | None,
+        Meta(description="Other followers of the event log (relay, webhooks, executor)."),
+    ] = None
 
 
 @get("/health", operation_id="health", summary="Liveness", tags=["system"], sync_to_thread=False)
@@ -45,31 +63,74 @@ def health() -> Health:
     return Health(status="ok")
 
 
-@get("/health/ready", operation_id="readiness", summary="Readiness", tags=["system"])
+@get(
+    "/health/ready",
+    operation_id="readiness",
+    summary="Readiness",
+    description="503 when the database does not answer. Reports the broker (when "
+    "`KAFKA_BOOTSTRAP_SERVERS` is set) and each follower's position and lag.",
+    tags=["system"],
+)
 async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
-    started = time.perf_counter()
-    try:
-        async with runtime.async_engine.connect() as conn:
-            head = (
-                await conn.execute(
-                    text("SELECT coalesce(max(notification_id), 0) FROM flowledger_events")
-                )
-            ).scalar_one()
-            lags = {}
-            for projection in all_projections():
-                position = await projection_position(conn, projection.name)
-                lags[projection.name] = ProjectionLag(position=position, lag_events=head - position)
-    except Exception as error:
-        body = Readiness(
-            status="not_ready",
-            database=Check(status="failed", error=f"{type(error).__name__}: {error}"[:300]),
-        )
+    timeout = runtime.settings.readiness_timeout_s
+    (database, lags), broker = await asyncio.gather(
+        _timed(lambda: _measure(runtime), timeout), _check_broker(runtime, timeout)
+    )
+    if database.status != "ok" or lags is None:
+        body = Readiness(status="not_ready", database=database, broker=broker)
         return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-    latency = round((time.perf_counter() - started) * 1000, 2)
+    names = {p.name for p in all_projections()}
+    found = {
+        f.name: FollowerLag(position=f.position, lag_events=f.lag_events, lag_seconds=f.lag_seconds)
+        for f in lags.followers
+    }
+    others = {name: value for name, value in found.items() if name not in names}
     body = Readiness(
-        status="ready",
-        database=Check(status="ok", latency_ms=latency),
-        head_position=int(head),
-        projections=lags,
+        status="degraded" if broker.status == "failed" else "ready",
+        database=database,
+        broker=broker,
+        head_position=lags.head,
+        projections={name: value for name, value in found.items() if name in names},
+        followers=others or None,
     )
     return Response(body, status_code=HTTP_200_OK)
+
+
+async def _measure(runtime: Runtime) -> lag.Lags:
+    async with runtime.async_engine.connect() as conn:
+        return await conn.run_sync(lambda sync_conn: lag.measure(sync_conn, runtime.store))
+
+
+async def _timed(check: Callable[[], Awaitable[T]], limit_s: float) -> tuple[Check, T | None]:
+    started = time.perf_counter()
+    try:
+        result = await asyncio.wait_for(check(), limit_s)
+    except Exception as error:
+        if isinstance(error, TimeoutError):
+            message = f"no answer within {limit_s:g}s"
+        else:
+            message = f"{type(error).__name__}: {error}"
+        return Check(status="failed", error=message[:300]), None
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    return Check(status="ok", latency_ms=latency), result
+
+
+async def _check_broker(runtime: Runtime, limit_s: float) -> Check:
+    """A metadata round trip to the Kafka cluster, when one is configured."""
+    servers = runtime.settings.kafka_bootstrap_servers
+    if not servers:
+        return Check(status="not_configured")
+
+    async def connect() -> None:
+        from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=servers, request_timeout_ms=max(int(limit_s * 1000), 100)
+        )
+        try:
+            await admin.start()  # bootstraps: fetches the cluster's metadata
+        finally:
+            await admin.close()
+
+    check, _ = await _timed(connect, limit_s)
+    return check

@@ -6,6 +6,10 @@ transaction per batch holds the row changes and the new position, written with t
 ``eventsourcing`` tracking recorder's own statement, so a crash at any point either keeps
 both or neither. The tracking row is locked first, so a second instance of the same projector
 waits, then sees the position has moved, instead of applying events twice.
+
+A projector can also write a projection's tables in another schema, keeping its position under
+another key of the same tracking table: that is how a rebuild fills fresh tables next to the
+live ones (``projections/rebuild.py``, ADR 0008).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from typing import Any, ClassVar, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
-from sqlalchemy import Connection, Engine, Table, delete, select
+from sqlalchemy import Connection, Engine, MetaData, Table, delete, select, text
 
 from flowledger.eventstore import APPLICATION_NAME, EventStore
 from flowledger.following import PositionMoved
 from flowledger.projections.tables import tracking_table
+from flowledger.tracing import handling_event
 
 
 class Projection(ABC):
@@ -41,37 +46,74 @@ class Projection(ABC):
 
 
 class Projector:
-    """Applies batches of events to one projection; a follower's batch handler."""
+    """Applies batches of events to one projection; a follower's batch handler.
 
-    def __init__(self, projection: Projection, store: EventStore, engine: Engine) -> None:
+    ``schema``: write the projection's tables in this schema instead of the default one
+    (SQLAlchemy's ``schema_translate_map``). ``tracking_key``: the tracking row's
+    ``application_name``. ``trace_events``: one span per applied event, in the trace of the
+    request that caused it (off for rebuilds, which replay history).
+    """
+
+    def __init__(
+        self,
+        projection: Projection,
+        store: EventStore,
+        engine: Engine,
+        *,
+        schema: str | None = None,
+        tracking_key: str = APPLICATION_NAME,
+        trace_events: bool = True,
+    ) -> None:
         self.projection = projection
         self.name = projection.name
         self.store = store
-        self.engine = engine
-        self.tracking = tracking_table(projection.name)
+        self.tracking_key = tracking_key
+        self.trace_events = trace_events
         factory = cast(PostgresFactory, store.factory)
         self.recorder = PostgresTrackingRecorder(
-            factory.datastore, tracking_table_name=self.tracking.name
+            factory.datastore, tracking_table_name=f"{projection.name}_tracking"
+        )
+        # The tracking table always lives where the library's statement writes (``public``),
+        # whatever schema the projection's own tables are written to.
+        self.tracking = tracking_table(projection.name).to_metadata(
+            MetaData(), schema=factory.datastore.schema
+        )
+        self.schema = schema
+        self.engine = (
+            engine
+            if schema is None
+            else engine.execution_options(schema_translate_map={None: schema})
         )
 
     def position(self) -> int | None:
-        position = self.recorder.max_tracking_id(APPLICATION_NAME)
+        position = self.recorder.max_tracking_id(self.tracking_key)
         return None if position is None else int(position)
 
     def handle(self, batch: Sequence[Notification]) -> None:
         with self.engine.begin() as conn:
-            current = conn.execute(
-                select(self.tracking.c.notification_id)
-                .where(self.tracking.c.application_name == APPLICATION_NAME)
-                .with_for_update()
-            ).scalar_one_or_none()
-            if current is not None and current >= batch[0].id:
-                raise PositionMoved(self.name)
-            for notification in batch:
-                if self.projection.wants(notification.topic):
-                    event = self.store.decode(notification)
+            self.apply_batch(conn, batch)
+
+    def apply_batch(self, conn: Connection, batch: Sequence[Notification]) -> None:
+        """Apply the batch and save its last position, in ``conn``'s transaction."""
+        if self.schema is not None:  # plain-text SQL in a projection finds the copies too
+            conn.execute(text(f'SET LOCAL search_path TO "{self.schema}", public'))
+        current = conn.execute(
+            select(self.tracking.c.notification_id)
+            .where(self.tracking.c.application_name == self.tracking_key)
+            .with_for_update()
+        ).scalar_one_or_none()
+        if current is not None and current >= batch[0].id:
+            raise PositionMoved(self.name)
+        for notification in batch:
+            if not self.projection.wants(notification.topic):
+                continue
+            event = self.store.decode(notification)
+            if self.trace_events:
+                with handling_event(f"project {self.name}", event, position=notification.id):
                     self.projection.apply(conn, event, notification.id)
-            self._save_position(conn, batch[-1].id)
+            else:
+                self.projection.apply(conn, event, notification.id)
+        self._save_position(conn, batch[-1].id)
 
     def _save_position(self, conn: Connection, position: int) -> None:
         driver_connection = conn.connection.driver_connection
@@ -79,7 +121,7 @@ class Projector:
         try:
             with driver_connection.cursor() as cursor:
                 self.recorder._insert_tracking(
-                    cast(Any, cursor), Tracking(APPLICATION_NAME, position)
+                    cast(Any, cursor), Tracking(self.tracking_key, position)
                 )
         except IntegrityError as error:  # another instance inserted the first position
             raise PositionMoved(self.name) from error
@@ -90,5 +132,5 @@ class Projector:
             for table in self.projection.tables:
                 conn.execute(delete(table))
             conn.execute(
-                delete(self.tracking).where(self.tracking.c.application_name == APPLICATION_NAME)
+                delete(self.tracking).where(self.tracking.c.application_name == self.tracking_key)
             )
