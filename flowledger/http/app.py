@@ -10,12 +10,15 @@ from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, Tag
+from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
 from flowledger.eventstore import EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
+from flowledger.http.api_keys.controller import ApiKeyController, whoami
+from flowledger.http.audit.controller import AuditController
+from flowledger.http.auth import ApiSecurity
 from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
@@ -27,6 +30,12 @@ from flowledger.workers import InProcessWorkers
 API_DESCRIPTION = """
 flowledger manages agent workflows: register A2A agents, define versioned workflows whose steps
 call them, run them, follow each run step by step, cancel and retry, and audit every change.
+
+Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or a JWT in
+`Authorization: Bearer <token>` when configured. Roles: viewer reads; operator also executes,
+cancels, retries and tests; editor also manages agents and workflows; admin may do everything
+(API keys, webhooks, the audit log). 401 without valid credentials, 403 when the role is not
+enough, 429 with `Retry-After` past the rate limit.
 
 Every change is an event in an append-only store; reads come from projections of those events.
 A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
@@ -74,8 +83,17 @@ def create_app(
     def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
         return metadata_for(request)
 
-    return Litestar(
-        route_handlers=[health, readiness, *docs_handlers, AgentController],
+    security = ApiSecurity(settings)
+    app = Litestar(
+        route_handlers=[
+            health,
+            readiness,
+            *docs_handlers,
+            AgentController,
+            ApiKeyController,
+            whoami,
+            AuditController,
+        ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "store": Provide(provide_store, sync_to_thread=False),
@@ -84,7 +102,8 @@ def create_app(
             "meta": Provide(provide_meta, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[correlation_middleware],
+        middleware=[correlation_middleware, *security.middleware],
+        guards=security.guards,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
             title="flowledger",
@@ -94,12 +113,16 @@ def create_app(
             render_plugins=RENDER_PLUGINS,
             tags=[
                 Tag(name="agents", description="External A2A services that steps call."),
+                Tag(name="api-keys", description="Credentials for the API (admin)."),
+                Tag(name="audit", description="Who changed what, and when (admin)."),
                 Tag(name="system", description="Health and readiness."),
             ],
-            components=Components(),
+            components=security.openapi_components,
             use_handler_docstrings=False,
         ),
         cors_config=CORSConfig(allow_origins=[]),
         logging_config=None,
         debug=False,
     )
+    security.secure(app)  # refuses to start when an API route declares no permission
+    return app

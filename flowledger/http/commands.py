@@ -10,8 +10,10 @@ import anyio.to_thread
 from litestar.datastructures import ResponseHeader
 
 from flowledger.commands import Outcome
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.domain.errors import DomainError
+from flowledger.eventstore import EventMetadata, EventStore, snake_case
 from flowledger.http.consistency import POSITION_HEADER
+from flowledger.logs import aaa_logger
 
 C = TypeVar("C")
 Out = TypeVar("Out", bound=Outcome[Any])
@@ -35,8 +37,25 @@ async def run_command(
     command: C,
     meta: EventMetadata,
 ) -> Out:
-    """Run a (blocking) command handler in a worker thread."""
-    return await anyio.to_thread.run_sync(partial(handler, store, command, meta))
+    """Run a (blocking) command handler in a worker thread; log the outcome (AUDIT)."""
+    log = aaa_logger("AUDIT").bind(
+        action=snake_case(type(command).__name__),
+        actor=meta.actor,
+        correlation_id=meta.correlation_id,
+    )
+    try:
+        outcome = await anyio.to_thread.run_sync(partial(handler, store, command, meta))
+    except DomainError as error:
+        log.info("command refused", result="REFUSED", reason=error.detail)
+        raise
+    log.info(
+        "command done",
+        result="SUCCESS",
+        entity_type=snake_case(type(outcome.aggregate).__name__),
+        entity_id=str(outcome.aggregate.id),
+        position=outcome.position,
+    )
+    return outcome
 
 
 def position_headers(outcome: Outcome[Any]) -> dict[str, str]:

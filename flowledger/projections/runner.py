@@ -7,13 +7,14 @@ from sqlalchemy import Engine
 from flowledger.eventstore import EventStore
 from flowledger.following import Follower
 from flowledger.projections.agents import AgentsProjection
+from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.settings import Settings
 
 
 def all_projections() -> list[Projection]:
-    return [AgentsProjection(), AuditLogProjection()]
+    return [AgentsProjection(), AuditLogProjection(), ApiKeysProjection()]
 
 
 def projection_followers(
