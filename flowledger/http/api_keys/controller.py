@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated, Any
 from uuid import UUID
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,7 +45,8 @@ class ApiKeyController(Controller):
         operation_id="createApiKey",
         summary="Create an API key",
         description="Issues a key with a role and an optional expiry. The answer holds the "
-        "secret (`key`) this once: only its hash is stored.",
+        "secret (`key`) this once: only its hash is stored. It comes once the key works (or, "
+        "if the api_keys projection lags past the read wait timeout, moments before).",
         status_code=HTTP_201_CREATED,
         response_headers=WRITE_HEADERS,
         opt=requires(Permission.ADMIN),
@@ -53,9 +56,13 @@ class ApiKeyController(Controller):
         data: JSONBody[ApiKeyCreate],
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
+        db: NamedDependency[AsyncConnection],
+        settings: NamedDependency[Settings],
     ) -> Response[ApiKeyCreated]:
         command = IssueApiKey(name=data.name, role=data.role, expires_at=data.expires_at)
         outcome = await run_command(issue_api_key, store, command, meta)
+        with suppress(HTTPException):  # never lose the secret: answer even if the wait fails
+            await wait_for_position(db, "api_keys", outcome.position, settings.read_wait_timeout_s)
         headers = position_headers(outcome)
         headers["Location"] = f"{self.path}/{outcome.aggregate.id}"
         headers["Cache-Control"] = "no-store"
