@@ -10,6 +10,7 @@ import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,11 +30,13 @@ from flowledger.http.api_keys.schemas import (
 )
 from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
 from flowledger.http.consistency import MinPosition, wait_for_position
+from flowledger.http.errors import ErrorBody
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
 from flowledger.settings import Settings
 
 KeyId = Annotated[UUID, Parameter(description="The API key's id.")]
+NOT_FOUND = {404: ResponseSpec(ErrorBody, description="No API key has this id.")}
 
 
 class ApiKeyController(Controller):
@@ -99,6 +102,7 @@ class ApiKeyController(Controller):
         "/{key_id:uuid}",
         operation_id="getApiKey",
         summary="Read an API key",
+        responses=NOT_FOUND,
         opt=requires(Permission.ADMIN),
     )
     async def get_key(
@@ -124,6 +128,10 @@ class ApiKeyController(Controller):
         "a revoked key changes nothing.",
         status_code=HTTP_204_NO_CONTENT,
         response_headers=WRITE_HEADERS,
+        responses={
+            **NOT_FOUND,
+            503: ResponseSpec(ErrorBody, description="Revoked, not yet effective; retry."),
+        },
         opt=requires(Permission.ADMIN),
     )
     async def revoke(
