@@ -139,8 +139,17 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         f"{admin_key}",
         flush=True,
     )
+    # uvicorn re-raises the SIGTERM it shut down on; exit through `finally` so the workers
+    # (and the embedded database) are stopped rather than orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         serve(settings, host, port)
+    except SystemExit:
+        pass
     finally:
         supervisor.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

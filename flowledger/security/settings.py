@@ -20,6 +20,7 @@ RateUnit = Literal["second", "minute", "hour", "day"]
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 PUBLIC_KEY_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+MIN_ADMIN_KEY_LENGTH: Final = 16
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class SecuritySettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecuritySettings:
+        key = settings.admin_api_key
+        if key is not None and (len(key) < MIN_ADMIN_KEY_LENGTH or key != key.strip()):
+            raise SettingsError(
+                f"FLOWLEDGER_ADMIN_API_KEY must be at least {MIN_ADMIN_KEY_LENGTH} characters "
+                "without outer spaces (e.g. `openssl rand -hex 32`)"
+            )
         return cls.from_env(settings.extra)
 
     @classmethod

@@ -25,7 +25,7 @@ from flowledger.domain.errors import InvalidInput
 from flowledger.projections.audit import audit_action
 from flowledger.security.policy import AccessPolicy, ResourceRef
 from flowledger.security.settings import SecuritySettings
-from flowledger.settings import SettingsError
+from flowledger.settings import Settings, SettingsError
 from tests.support.domain import given, history, names, when
 
 pytestmark = pytest.mark.unit
@@ -192,3 +192,9 @@ def test_security_settings_are_read_from_the_environment() -> None:
 def test_unusable_security_settings_are_refused(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         SecuritySettings.from_env({name: value})
+
+
+@pytest.mark.parametrize("key", ["short", " padded-admin-key-0123456789 "])
+def test_a_weak_admin_key_is_refused(key: str) -> None:
+    with pytest.raises(SettingsError, match="FLOWLEDGER_ADMIN_API_KEY"):
+        SecuritySettings.from_settings(Settings(admin_api_key=key))
