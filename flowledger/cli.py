@@ -44,6 +44,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     down.add_argument("--yes", action="store_true", help="confirm: downgrades can drop data")
     migrate_actions.add_parser("current", help="print the database's revision")
 
+    from flowledger.auditing.cli import add_audit_parser  # noqa: PLC0415
+
+    add_audit_parser(commands)
+
     worker = commands.add_parser("worker", help="run one derived process")
     from flowledger.workers import WORKERS  # noqa: PLC0415
 
@@ -86,6 +90,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
+        from flowledger.security.settings import SecuritySettings  # noqa: PLC0415
+
+        SecuritySettings.from_settings(settings)  # refuse bad security settings at once
     except SettingsError as error:
         print(f"flowledger: {error}", file=sys.stderr)
         return 2
@@ -105,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "worker": _worker,
         "projections": _projections,
+        "audit": _audit,
     }
     return handler[args.command](settings, args)
 
@@ -120,6 +128,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     serve(settings, args.host, args.port)
     return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.auditing.cli import run_audit  # noqa: PLC0415
+
+    return run_audit(settings, args)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

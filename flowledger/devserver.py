@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flowledger import schema
-from flowledger.database import resolve_database
+from flowledger.database import Database, resolve_database
+from flowledger.runtime import Runtime
+from flowledger.security.bootstrap import ensure_dev_admin_key
 from flowledger.settings import Settings
 from flowledger.workers import WORKERS
 
@@ -102,12 +104,30 @@ def _child_env(env: Mapping[str, str], number: int) -> dict[str, str]:
     return child
 
 
+def _admin_key(settings: Settings, database: Database) -> str:
+    """Make sure an admin key exists (created and shown the first time); what to print."""
+    runtime = Runtime.open(settings, database=database, migrate=False)
+    try:
+        admin = ensure_dev_admin_key(runtime, settings.data_dir)
+    finally:
+        runtime.close_sync()
+    env_key = "    FLOWLEDGER_ADMIN_API_KEY is accepted as an admin key too\n"
+    also = env_key if settings.admin_api_key else ""
+    if admin.created:
+        return (
+            f"    admin key {admin.key}\n"
+            f"              (new; saved in {admin.path}, mode 0600; send it as X-API-Key)\n{also}"
+        )
+    return f"    admin key in {admin.path} (send it as X-API-Key)\n{also}"
+
+
 def run_dev(settings: Settings, host: str, port: int) -> int:
     from flowledger.server import serve  # noqa: PLC0415
 
     database = resolve_database(settings)
     schema.upgrade(database)
     settings = settings.with_overrides(database_url=database.libpq_url)
+    admin_key = _admin_key(settings, database)
     env = {
         **os.environ,
         "DATABASE_URL": database.libpq_url,
@@ -125,11 +145,21 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         f"\n  flowledger is starting on http://{host}:{port}\n"
         f"    API docs  http://{host}:{port}/docs\n"
         f"    database  {where}\n"
-        f"    workers   {', '.join(kinds)} (child processes)\n",
+        f"    workers   {', '.join(kinds)} (child processes)\n"
+        f"{admin_key}",
         flush=True,
     )
+    # uvicorn re-raises the SIGTERM it shut down on; exit through `finally` so the workers
+    # (and the embedded database) are stopped rather than orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         serve(settings, host, port)
+    except SystemExit:
+        pass
     finally:
         supervisor.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

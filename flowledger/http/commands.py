@@ -10,8 +10,10 @@ import anyio.to_thread
 from litestar.datastructures import ResponseHeader
 
 from flowledger.commands import Outcome
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.domain.errors import DomainError
+from flowledger.eventstore import EventMetadata, EventStore, snake_case
 from flowledger.http.consistency import POSITION_HEADER
+from flowledger.logs import aaa_logger
 from flowledger.tracing import command_span
 
 C = TypeVar("C")
@@ -37,8 +39,25 @@ async def run_command(
     meta: EventMetadata,
 ) -> Out:
     """Run a (blocking) command handler in a worker thread, in a span of its own (the events
-    it appends carry that span's trace context)."""
-    return await anyio.to_thread.run_sync(partial(_traced, handler, store, command, meta))
+    it appends carry that span's trace context), and log the outcome (AUDIT)."""
+    log = aaa_logger("AUDIT").bind(
+        action=snake_case(type(command).__name__),
+        actor=meta.actor,
+        correlation_id=meta.correlation_id,
+    )
+    try:
+        outcome = await anyio.to_thread.run_sync(partial(_traced, handler, store, command, meta))
+    except DomainError as error:
+        log.info("command refused", result="REFUSED", reason=error.detail)
+        raise
+    log.info(
+        "command done",
+        result="SUCCESS",
+        entity_type=snake_case(type(outcome.aggregate).__name__),
+        entity_id=str(outcome.aggregate.id),
+        position=outcome.position,
+    )
+    return outcome
 
 
 def _traced(

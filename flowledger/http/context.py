@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,14 +20,15 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
-def correlation_id_of(request: Request[Any, Any, Any]) -> str:
-    state = request.scope.get("state") or {}
+def correlation_id_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    state = connection.scope.get("state") or {}
     value = state.get("correlation_id")
     return str(value) if value else ""
 
 
 def actor_of(request: Request[Any, Any, Any]) -> str:
-    """The authenticated principal's id, or ``anonymous`` when authentication is off."""
+    """The authenticated principal's actor (``key:<id>``, ``jwt:<sub>``, ``admin-env``), or
+    ``anonymous`` on a public route."""
     user = request.scope.get("user")
     actor = getattr(user, "actor", None)
     return str(actor) if actor else "anonymous"

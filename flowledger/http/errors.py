@@ -15,7 +15,6 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
-    PermissionDeniedException,
     ValidationException,
 )
 from litestar.status_codes import (
@@ -23,6 +22,7 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
@@ -30,6 +30,7 @@ from litestar.types import ExceptionHandlersMap
 
 from flowledger.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from flowledger.http.context import correlation_id_of
+from flowledger.logs import aaa_logger
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,12 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     if exc.status_code == HTTP_404_NOT_FOUND and detail in ("Not Found", ""):
         detail = f"No route for {request.method} {request.url.path}"
     headers = dict(exc.headers or {})
-    if isinstance(exc, NotAuthorizedException | PermissionDeniedException):
+    if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", 'Bearer, ApiKey header="X-API-Key"')
+    if exc.status_code == HTTP_429_TOO_MANY_REQUESTS:
+        detail = "Too many requests with this credential; retry after the given seconds."
+        reset = headers.get("RateLimit-Reset", "1")
+        headers.setdefault("Retry-After", str(max(1, int(reset) if reset.isdigit() else 1)))
     return _json(exc.status_code, ErrorBody(detail=str(detail)), headers or None)
 
 
@@ -147,7 +152,13 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return on_database_unavailable(request, exc)
     correlation_id = correlation_id_of(request)
-    log.exception("unhandled error (correlation id %s)", correlation_id, exc_info=exc)
+    aaa_logger("ERROR").error(
+        "unhandled error",
+        method=request.method,
+        path=request.url.path,
+        correlation_id=correlation_id,
+        exc_info=exc,
+    )
     return _json(
         HTTP_500_INTERNAL_SERVER_ERROR,
         ErrorBody(detail="Internal server error", correlation_id=correlation_id),

@@ -12,8 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 MAX_PAGE_SIZE: Final = 100
+MAX_PAGE: Final = 1_000_000
+"""Keeps the row offset within PostgreSQL's bigint (a larger page was a 500)."""
 
-PageNumber = Annotated[int, Parameter(ge=1, description="Page number, from 1.")]
+PageNumber = Annotated[
+    int, Parameter(ge=1, le=MAX_PAGE, description=f"Page number, from 1 to {MAX_PAGE}.")
+]
 PageSize = Annotated[
     int, Parameter(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, 1 to {MAX_PAGE_SIZE}.")
 ]

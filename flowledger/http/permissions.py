@@ -1,19 +1,27 @@
-"""What each route needs. Every ``/api/v1`` route declares one permission in its ``opt``;
-roles grant permissions (viewer: read; operator: + execute; editor: + manage; admin: all)."""
+"""What each route needs. Every ``/api/v1`` route declares one permission in its ``opt``
+(``opt=requires(Permission.READ)``); the app refuses to start when one does not. Roles grant
+permissions (viewer: read; operator: + execute; editor: + manage; admin: all), see
+:mod:`flowledger.domain.access`."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any
+from typing import Any, Final
+
+from flowledger.domain.access import Permission, Role
+
+__all__ = ["PERMISSION_OPT", "RESOURCE_OPT", "Permission", "Role", "requires"]
+
+PERMISSION_OPT: Final = "permission"
+RESOURCE_OPT: Final = "resource"
 
 
-class Permission(StrEnum):
-    READ = "read"
-    EXECUTE = "execute"
-    MANAGE = "manage"
-    ADMIN = "admin"
+def requires(permission: Permission, *, on: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Route ``opt`` declaring the permission the route needs.
 
-
-def requires(permission: Permission) -> dict[str, Any]:
-    """Route ``opt`` declaring the permission the route needs."""
-    return {"permission": permission}
+    ``on=("workflow", "workflow_id")`` also names the resource the route acts on (its type and
+    the path parameter holding its id), so a per-resource rule can narrow the decision.
+    """
+    opt: dict[str, Any] = {PERMISSION_OPT: permission}
+    if on is not None:
+        opt[RESOURCE_OPT] = on
+    return opt

@@ -4,13 +4,18 @@ Every event that leaves the system gets a row, whatever its aggregate, so new ag
 audited without touching this module. ``action`` uses the spec's words where they exist.
 ``changes`` is the event's data, less the fields its class names in ``audit_omits`` (data
 derived from the rest, such as a workflow version's plan).
+
+Retention: rows older than the configured retention (at least 90 days) are deleted by
+:func:`purge_expired` (the projections worker runs it periodically). The event store keeps
+every event, so ``flowledger audit verify`` and a rebuild can always recompute any row.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from flowledger.domain.redaction import redact
 from flowledger.eventstore import (
@@ -31,7 +36,11 @@ ACTIONS_BY_SUFFIX: Final = {
     "Deleted": "delete",
     "Activated": "activate",
     "Deactivated": "deactivate",
+    "Issued": "create",
+    "Revoked": "revoke",
 }
+MIN_RETENTION_DAYS: Final = 90
+"""The spec's minimum: audit rows are kept at least this long."""
 
 
 def audit_action(public_event_type: str, entity_type: str) -> str:
@@ -74,6 +83,34 @@ class AuditLogProjection(Projection):
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
         conn.execute(insert(audit_log).values(**audit_row(event, position)))
+
+
+def retention_cutoff(now: datetime, retention_days: int | None) -> datetime | None:
+    """Rows of events before this time may be deleted (None: keep every row)."""
+    if retention_days is None:
+        return None
+    if retention_days < MIN_RETENTION_DAYS:
+        raise ValueError(f"audit retention must be at least {MIN_RETENTION_DAYS} days")
+    return now - timedelta(days=retention_days)
+
+
+def purge_expired(engine: Engine, cutoff: datetime, batch_size: int = 5_000) -> int:
+    """Delete audit rows of events that happened before ``cutoff``, a batch per transaction
+    (short locks); the number deleted."""
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            oldest = (
+                select(audit_log.c.position)
+                .where(audit_log.c.occurred_at < cutoff)
+                .order_by(audit_log.c.position)
+                .limit(batch_size)
+                .scalar_subquery()
+            )
+            count = conn.execute(delete(audit_log).where(audit_log.c.position.in_(oldest)))
+        deleted += count.rowcount
+        if count.rowcount < batch_size:
+            return deleted
 
 
 def _camel(snake: str) -> str:

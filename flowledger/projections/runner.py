@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from flowledger.eventstore import EventStore
 from flowledger.following import Follower
 from flowledger.projections.agents import AgentsProjection
+from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
@@ -20,6 +21,7 @@ def all_projections() -> list[Projection]:
         AgentsProjection(),
         WorkflowsProjection(),
         AuditLogProjection(),
+        ApiKeysProjection(),
         RunsProjection(),
         RunLogsProjection(),
     ]

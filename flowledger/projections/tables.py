@@ -129,6 +129,7 @@ audit_log = Table(
     Index("ix_audit_log_entity", "entity_type", "entity_id"),
     Index("ix_audit_log_occurred_at", "occurred_at"),
     Index("ix_audit_log_actor", "actor"),
+    Index("ix_audit_log_action", "action"),
 )
 audit_log_tracking = tracking_table("audit_log")
 
@@ -218,3 +219,24 @@ run_logs = Table(
     Index("ix_run_logs_run_id_position", "run_id", "position"),
 )
 run_logs_tracking = tracking_table("run_logs")
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("revoked_by", String(255)),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_api_keys_key_hash", "key_hash", unique=True),
+    Index("ix_api_keys_created_at", "created_at"),
+)
+"""API keys as authentication reads them (by hash, on every request): never the secret."""
+api_keys_tracking = tracking_table("api_keys")

@@ -104,7 +104,7 @@ def test_every_change_has_an_audit_row_with_actor_and_action(
         rows = conn.execute(select(audit_log).order_by(audit_log.c.position)).mappings().all()
     assert [r["action"] for r in rows] == ["create", "update", "deactivate", "activate", "delete"]
     assert {str(r["entity_id"]) for r in rows} == {created["id"]}
-    assert {r["actor"] for r in rows} == {"anonymous"}
+    assert {r["actor"] for r in rows} == {"admin-env"}
     assert rows[1]["correlation_id"] == "change-42"
     assert rows[1]["changes"] == {
         "changes": {"description": "new"},

@@ -100,7 +100,7 @@ def test_execute_answers_at_once_and_the_run_can_be_followed_step_by_step(api: A
     run = wait_for_run(api, body["run_id"])
     assert run["status"] == "SUCCEEDED", run
     assert run["output_data"] == {"shout": "HELLO WORLD", "tag": "v1"}
-    assert run["triggered_by"] == "anonymous"
+    assert run["triggered_by"] == "admin-env"
     assert run["duration_ms"] is not None and run["completed_at"] >= run["started_at"]
 
     steps = api.get(f"/api/v1/runs/{body['run_id']}/steps").json()
@@ -112,7 +112,7 @@ def test_execute_answers_at_once_and_the_run_can_be_followed_step_by_step(api: A
     assert steps[1]["attempt_history"][0]["output_data"] == {"shout": "HELLO WORLD", "tag": "v1"}
 
     logs = api.get(f"/api/v1/runs/{body['run_id']}/logs").json()["items"]
-    assert logs[0]["message"].startswith("Run requested by anonymous")
+    assert logs[0]["message"].startswith("Run requested by admin-env")
     assert logs[-1]["message"] == "Run succeeded"
     assert [e["id"] for e in logs] == sorted(e["id"] for e in logs)
 
@@ -200,7 +200,7 @@ def test_cancelling_a_slow_run_and_then_cancelling_it_again(
         time.sleep(0.05)
     cancelled = api.post(f"/api/v1/runs/{run_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
-    assert cancelled.json()["cancelled_by"] == "anonymous"
+    assert cancelled.json()["cancelled_by"] == "admin-env"
     again = api.post(f"/api/v1/workflows/executions/{run_id}/cancel")
     assert again.status_code == 409 and "already CANCELLED" in again.json()["detail"]
     while get_stats(agent_urls["slow"])["canceled"] < 1:
@@ -287,7 +287,7 @@ def test_runs_list_filters_sorts_and_paginates(api: ApiClient) -> None:
     assert [r["id"] for r in everything["items"]] == list(reversed(ids)), "newest first"
     assert api.get("/api/v1/runs", params={"workflow_id": first["id"]}).json()["total"] == 2
     assert (
-        api.get("/api/v1/runs", params={"status": "SUCCEEDED", "triggered_by": "anonymous"}).json()[
+        api.get("/api/v1/runs", params={"status": "SUCCEEDED", "triggered_by": "admin-env"}).json()[
             "total"
         ]
         == 3

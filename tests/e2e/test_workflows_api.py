@@ -88,7 +88,7 @@ def test_create_update_and_read_every_version(api: ApiClient, agents: dict[str, 
         "steps_changed": {},
         "fields_changed": ["variables"],
     }
-    assert versions["items"][1]["created_by"] == "anonymous"
+    assert versions["items"][1]["created_by"] == "admin-env"
     newest_first = api.get(f"{url}/versions", params={"order": "desc", "page_size": 1}).json()
     assert [v["version"] for v in newest_first["items"]] == [2]
     assert newest_first["total_pages"] == 2

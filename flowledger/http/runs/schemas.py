@@ -46,7 +46,7 @@ class TestRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A dry run: nothing is recorded and no agent is called."""
 
     input_data: InputData = msgspec.field(default_factory=dict)
-    version: Annotated[int, Meta(ge=1)] | None = None
+    version: Annotated[int, Meta(ge=1, le=2_147_483_647)] | None = None
     variables: dict[str, Any] = msgspec.field(default_factory=dict)
     mock_outputs: Annotated[
         dict[str, Any],

@@ -231,7 +231,9 @@ class WorkflowController(Controller):
     async def get_version(
         self,
         workflow_id: WorkflowId,
-        version: Annotated[int, Parameter(ge=1, description="The version number, from 1.")],
+        version: Annotated[
+            int, Parameter(ge=1, le=2_147_483_647, description="The version number, from 1.")
+        ],
         db: NamedDependency[AsyncConnection],
         settings: NamedDependency[Settings],
         min_position: MinPosition = None,

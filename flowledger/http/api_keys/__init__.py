@@ -1,0 +1,1 @@
+"""API keys over HTTP (admin only): issue, list, read, revoke; and ``whoami``."""

@@ -1,0 +1,1 @@
+"""The audit log over HTTP (admin only): filtered, paginated queries."""
