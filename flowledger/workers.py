@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flowledger.following import FollowerFailed, run_followers
 from flowledger.projections.runner import projection_followers
 from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,36 @@ def run_projections(runtime: Runtime, stop: threading.Event) -> None:
     run_followers(projection_followers(runtime.store, runtime.engine, runtime.settings), stop)
 
 
+def run_relay(runtime: Runtime, stop: threading.Event) -> None:
+    from flowledger.kafka.config import KafkaSettings  # noqa: PLC0415
+    from flowledger.kafka.relay import Relay, relay_follower  # noqa: PLC0415
+
+    config = KafkaSettings.from_settings(runtime.settings)
+    if config is None:
+        raise SettingsError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
+    relay = Relay(runtime.store, runtime.engine, config)
+    try:
+        run_followers([relay_follower(runtime.store, relay, runtime.settings)], stop)
+    finally:
+        relay.close()
+
+
+def run_webhooks(runtime: Runtime, stop: threading.Event) -> None:
+    from flowledger.webhooks.sender import run_sender  # noqa: PLC0415
+
+    run_sender(runtime, stop)
+
+
+def _kafka_configured(settings: Settings) -> bool:
+    return bool(settings.kafka_bootstrap_servers)
+
+
 WORKERS: dict[str, WorkerKind] = {
     kind.name: kind
     for kind in [
         WorkerKind("projections", "projectors: read tables and the audit log", run_projections),
+        WorkerKind("relay", "Kafka relay: every event to its topic", run_relay, _kafka_configured),
+        WorkerKind("webhooks", "webhook sender: signed POSTs with retries", run_webhooks),
     ]
 }
 

@@ -9,11 +9,12 @@ from flowledger.following import Follower
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projection, Projector
+from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.settings import Settings
 
 
 def all_projections() -> list[Projection]:
-    return [AgentsProjection(), AuditLogProjection()]
+    return [AgentsProjection(), AuditLogProjection(), WebhooksProjection()]
 
 
 def projection_followers(
