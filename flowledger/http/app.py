@@ -14,12 +14,15 @@ from litestar.openapi.spec import Components, Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventstore import EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
 from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
+from flowledger.http.events.controller import EventStreamController, asyncapi_json
 from flowledger.http.health import health, readiness
+from flowledger.http.webhooks.controller import WebhookController
+from flowledger.listening import Listener
 from flowledger.runtime import Runtime
 from flowledger.settings import Settings
 from flowledger.workers import InProcessWorkers
@@ -32,6 +35,9 @@ Every change is an event in an append-only store; reads come from projections of
 A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
 read to see your own write. Errors are JSON: `detail`, and for invalid input `errors` with one
 entry per field (`location`, `field`, `message`).
+
+Every event also leaves the system in one envelope: on Kafka, on the live stream
+`/api/v1/events/stream` and to webhooks; `/asyncapi.json` documents all three.
 """
 
 
@@ -49,11 +55,13 @@ def create_app(
         owned = runtime is None
         rt = runtime or Runtime.open(settings)
         app.state.runtime = rt
+        app.state.events_listener = Listener(rt.database, EVENTS_TABLE)
         in_process = InProcessWorkers(rt, workers)
         in_process.start()
         try:
             yield
         finally:
+            await app.state.events_listener.aclose()
             in_process.stop()
             if owned:
                 await rt.aclose()
@@ -75,7 +83,15 @@ def create_app(
         return metadata_for(request)
 
     return Litestar(
-        route_handlers=[health, readiness, *docs_handlers, AgentController],
+        route_handlers=[
+            health,
+            readiness,
+            *docs_handlers,
+            asyncapi_json,
+            AgentController,
+            WebhookController,
+            EventStreamController,
+        ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "store": Provide(provide_store, sync_to_thread=False),
@@ -94,6 +110,15 @@ def create_app(
             render_plugins=RENDER_PLUGINS,
             tags=[
                 Tag(name="agents", description="External A2A services that steps call."),
+                Tag(
+                    name="events",
+                    description="Every event, live: Server-Sent Events of the event envelope "
+                    "(its schema, the Kafka topics and webhooks: `/asyncapi.json`).",
+                ),
+                Tag(
+                    name="webhooks",
+                    description="URLs that receive events as signed POSTs, with retries.",
+                ),
                 Tag(name="system", description="Health and readiness."),
             ],
             components=Components(),

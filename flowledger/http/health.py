@@ -1,5 +1,7 @@
 """``/health`` (the process answers) and ``/health/ready`` (it can serve: database reachable,
-projections not failed)."""
+projections not failed). Readiness also reports how far the subscribers' feeds are behind (the
+Kafka relay, the webhook backlog); they never make the API unready: commands keep working
+while a broker or a receiver is down."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from msgspec import Meta
 from sqlalchemy import text
 
 from flowledger.http.consistency import projection_position
+from flowledger.http.events.status import RelayStatus, WebhookBacklog, relay_status, webhook_backlog
 from flowledger.projections.runner import all_projections
 from flowledger.runtime import Runtime
 
@@ -38,6 +41,9 @@ class Readiness(msgspec.Struct):
     database: Check
     head_position: int | None = None
     projections: dict[str, ProjectionLag] | None = None
+    relay: RelayStatus | None = None
+    """The Kafka relay's position, lag and last error (absent when it never ran)."""
+    webhooks: WebhookBacklog | None = None
 
 
 @get("/health", operation_id="health", summary="Liveness", tags=["system"], sync_to_thread=False)
@@ -59,6 +65,8 @@ async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
             for projection in all_projections():
                 position = await projection_position(conn, projection.name)
                 lags[projection.name] = ProjectionLag(position=position, lag_events=head - position)
+            relay = await relay_status(conn, int(head))
+            backlog = await webhook_backlog(conn)
     except Exception as error:
         body = Readiness(
             status="not_ready",
@@ -71,5 +79,7 @@ async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
         database=Check(status="ok", latency_ms=latency),
         head_position=int(head),
         projections=lags,
+        relay=relay,
+        webhooks=backlog,
     )
     return Response(body, status_code=HTTP_200_OK)

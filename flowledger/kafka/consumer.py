@@ -17,6 +17,7 @@ batch the caller has handled, and is meant to be reused by the executor::
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -26,9 +27,12 @@ from uuid import UUID
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError
 
 from flowledger.envelope import TOPIC_VERSION, Envelope, decode, plural
 from flowledger.kafka.config import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 GROUP_SETTINGS: Final[dict[str, Any]] = {
     "session_timeout_ms": 10000,
@@ -38,8 +42,10 @@ FAST_GROUP_SETTINGS: Final[dict[str, Any]] = {
     "session_timeout_ms": 2000,
     "heartbeat_interval_ms": 200,
     "rebalance_timeout_ms": 2000,
+    "metadata_max_age_ms": 1000,
 }
-"""Group timings for the embedded broker, dev and tests (joins in about a second)."""
+"""Group timings for the embedded broker, dev, tests and tails: joins in about a second, new
+topics noticed within a second."""
 
 
 class Deduplicator:
@@ -81,10 +87,12 @@ class _StartAtEnd(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        if not self.first or not assigned:
+        if not self.first:
             return
         self.first = False
-        self.consumer.seek_to_end(*assigned)
+        if not assigned:
+            return
+        await self.consumer.seek_to_end(*assigned)
         offsets = {tp: await self.consumer.position(tp) for tp in assigned}
         await self.consumer.commit(offsets)
 
@@ -101,12 +109,8 @@ class EnvelopeConsumer:
         group_settings: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
-        self.consumer = AIOKafkaConsumer(
-            group_id=group_id,
-            auto_offset_reset="earliest",
-            **config.consumer_kwargs(),
-            **(group_settings or GROUP_SETTINGS),
-        )
+        kwargs = {**config.consumer_kwargs(), **(group_settings or GROUP_SETTINGS)}
+        self.consumer = AIOKafkaConsumer(group_id=group_id, auto_offset_reset="earliest", **kwargs)
         listener = None if from_beginning else _StartAtEnd(self.consumer)
         self.consumer.subscribe(
             pattern=topic_pattern(config.topic_prefix, aggregate_types), listener=listener
@@ -148,8 +152,14 @@ class EnvelopeConsumer:
         return found
 
     async def commit(self) -> None:
-        """Commit what :meth:`getmany` returned: call after handling it."""
-        await self.consumer.commit()
+        """Commit what :meth:`getmany` returned: call after handling it. A commit lost to a
+        rebalance only means some records come again (and are dropped as duplicates)."""
+        if not self.consumer.assignment():
+            return
+        try:
+            await self.consumer.commit()
+        except (CommitFailedError, IllegalStateError, KafkaConnectionError) as error:
+            log.info("commit skipped (%s); records may come again", type(error).__name__)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment())
