@@ -28,6 +28,8 @@ DEV_BROKER_FILE = "kafka.json"
 
 
 CLOCK_TOLERANCE: Final = timedelta(seconds=1)
+"""A tail from now starts reading Kafka this much before it started (producer clocks), and
+prints events recorded from when it started (``--from-position`` is exact)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Printer:
         request = self.request
         if request.after is None:
             # From now: a broker that restarted empty gets the history again; skip it.
-            recent = envelope.occurred_at >= request.started_at - CLOCK_TOLERANCE
+            recent = envelope.occurred_at >= request.started_at
         else:
             recent = envelope.position > request.after
         return recent and request.event_filter.admits(envelope)
@@ -140,6 +142,7 @@ async def _tail_kafka(
         group_id=f"flowledger-tail-{uuid.uuid4().hex[:12]}",
         aggregate_types=request.event_filter.aggregate_types,
         from_beginning=request.after is not None,
+        start_time_ms=int((request.started_at - CLOCK_TOLERANCE).timestamp() * 1000),
         group_settings=FAST_GROUP_SETTINGS,
     )
     async with consumer:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from types import TracebackType
@@ -75,12 +76,14 @@ def topic_pattern(prefix: str, aggregate_types: Sequence[str] = ()) -> str:
     return f"^{re.escape(prefix)}\\.{kinds}\\.{TOPIC_VERSION}$"
 
 
-class _StartAtEnd(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On the first assignment, skip what is already there (and commit that, so a later
-    rebalance does not rewind); partitions that appear later are read from their start."""
+class _StartAt(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On the first assignment, start each partition at the first record produced at or after
+    ``time_ms`` (its end when there is none); partitions that appear later are read from their
+    start. The position is committed, so a later rebalance does not rewind."""
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, time_ms: int) -> None:
         self.consumer = consumer
+        self.time_ms = time_ms
         self.first = True
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -92,7 +95,13 @@ class _StartAtEnd(ConsumerRebalanceListener):  # type: ignore[misc]
         self.first = False
         if not assigned:
             return
-        await self.consumer.seek_to_end(*assigned)
+        found = await self.consumer.offsets_for_times({tp: self.time_ms for tp in assigned})
+        for tp in assigned:
+            at = found.get(tp)
+            if at is not None and at.timestamp >= 0:  # (Tansu answers -1 for "none")
+                self.consumer.seek(tp, at.offset)
+            else:
+                await self.consumer.seek_to_end(tp)
         offsets = {tp: await self.consumer.position(tp) for tp in assigned}
         await self.consumer.commit(offsets)
 
@@ -105,13 +114,17 @@ class EnvelopeConsumer:
         group_id: str,
         aggregate_types: Sequence[str] = (),
         from_beginning: bool = True,
+        start_time_ms: int | None = None,
         dedupe: bool = True,
         group_settings: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         kwargs = {**config.consumer_kwargs(), **(group_settings or GROUP_SETTINGS)}
         self.consumer = AIOKafkaConsumer(group_id=group_id, auto_offset_reset="earliest", **kwargs)
-        listener = None if from_beginning else _StartAtEnd(self.consumer)
+        listener = None
+        if not from_beginning:
+            now_ms = int(time.time() * 1000)
+            listener = _StartAt(self.consumer, now_ms if start_time_ms is None else start_time_ms)
         self.consumer.subscribe(
             pattern=topic_pattern(config.topic_prefix, aggregate_types), listener=listener
         )
