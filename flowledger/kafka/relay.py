@@ -68,13 +68,14 @@ class Relay:
 
     def handle(self, batch: Sequence[Notification]) -> None:
         outgoing = envelopes(self.store, batch)
-        topics: set[str] = set()
+        if not outgoing:  # only internal events: nothing to publish, no broker needed
+            self._save(batch[0].id, batch[-1].id, None, set())
+            return
         try:
             view = self._verify(force=False)
-            if outgoing:
-                topics = self.publisher.publish(outgoing)
-                if self.publisher.cluster_id() != view.cluster_id:
-                    self._start_over(self.publisher.describe(), "the broker restarted mid-batch")
+            topics = self.publisher.publish(outgoing)
+            if self.publisher.cluster_id() != view.cluster_id:
+                self._start_over(self.publisher.describe(), "the broker restarted mid-batch")
         except BrokerUnavailable as error:
             self._note_error(f"broker unavailable: {error}")
             raise
@@ -132,7 +133,9 @@ class Relay:
         raise PositionMoved(NAME)
 
     # ---------------------------------------------------------------- state
-    def _save(self, first: int, last: int, cluster_id: str, topics: set[str]) -> None:
+    def _save(self, first: int, last: int, cluster_id: str | None, topics: set[str]) -> None:
+        """Save ``last`` as the position, with the cluster and topics published to (None:
+        nothing was published, the state stays as it is)."""
         with self.engine.begin() as conn:
             current = conn.execute(
                 select(relay_tracking.c.notification_id)
@@ -141,6 +144,9 @@ class Relay:
             ).scalar_one_or_none()
             if current is not None and current >= first:
                 raise PositionMoved(NAME)
+            if cluster_id is None:
+                self._save_position(conn, last)
+                return
             known = conn.execute(
                 select(relay_state.c.topics, relay_state.c.cluster_id).where(
                     relay_state.c.name == NAME

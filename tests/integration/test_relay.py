@@ -161,7 +161,7 @@ def test_every_event_is_on_its_topic_keyed_in_aggregate_order_and_none_missing(
 class KilledAfterPublishing(Relay):
     """Publishes (the broker acknowledges), then dies before saving its position."""
 
-    def _save(self, first: int, last: int, cluster_id: str, topics: set[str]) -> None:
+    def _save(self, first: int, last: int, cluster_id: str | None, topics: set[str]) -> None:
         raise SystemExit("killed between publishing and saving the position")
 
 
