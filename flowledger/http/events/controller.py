@@ -3,13 +3,15 @@ Events of the event envelopes, resumable from ``Last-Event-ID``; ``/asyncapi.jso
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 import anyio.to_thread
 from litestar import Controller, MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent
 
@@ -58,6 +60,25 @@ LastEventId = Annotated[
         description="Resume after this position (the `id` of the last message received).",
     ),
 ]
+
+
+STREAM_RESPONSES: Final = {
+    200: ResponseSpec(
+        data_container=str,
+        generate_examples=False,
+        media_type="text/event-stream",
+        description="An endless Server-Sent Events stream: `id: <position>` and `data: "
+        "<envelope JSON>` per event (the Envelope schema is in `/asyncapi.json`), and "
+        "`: keep-alive` comments.",
+        examples=[
+            Example(
+                summary="One event",
+                value='id: 2\ndata: {"event_id": "f04fc07e-...", "event_type": '
+                '"AgentRegistered", "aggregate_type": "agent", "position": 2, ...}\n\n',
+            )
+        ],
+    )
+}
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -109,6 +130,8 @@ class EventStreamController(Controller):
         operation_id="streamEvents",
         summary="Stream events live (Server-Sent Events)",
         description=STREAM_DESCRIPTION,
+        media_type="text/event-stream",
+        responses=STREAM_RESPONSES,
         opt=requires(Permission.READ),
     )
     async def stream_events(
@@ -145,6 +168,8 @@ class EventStreamController(Controller):
         summary="Stream one run's progress live (Server-Sent Events)",
         description="The events stream filtered to one run: the run's own events and every "
         "event whose data carries its `run_id` (steps). " + STREAM_DESCRIPTION,
+        media_type="text/event-stream",
+        responses=STREAM_RESPONSES,
         opt=requires(Permission.READ),
     )
     async def stream_run_events(
