@@ -19,115 +19,31 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
 import httpx
-from sqlalchemy import delete, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger import __version__
 from flowledger.database import Database
 from flowledger.following import TRANSIENT_ERRORS
 from flowledger.listening import Listener
-from flowledger.projections.tables import (
-    webhook_deliveries,
-    webhook_delivery_attempts,
-    webhook_leases,
-    webhooks,
-)
 from flowledger.projections.webhooks import DELIVERIES_CHANNEL
 from flowledger.runtime import Runtime
-from flowledger.settings import Settings, _float, _int
+from flowledger.webhooks.queue import Attempt, DeliveryQueue, Job
+from flowledger.webhooks.settings import WebhookSettings
 from flowledger.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
 
 log = logging.getLogger(__name__)
 
 EXCERPT_BYTES: Final = 500
 USER_AGENT: Final = f"flowledger-webhooks/{__version__}"
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    timeout_s: float = 10.0
-    """Longest wait for a receiver's answer."""
-    max_attempts: int = 10
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 600.0
-    concurrency: int = 32
-    """Webhooks delivered to at the same time by one sender process."""
-    poll_interval_s: float = 0.5
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WebhookSettings:
-        env = settings.extra
-        return cls(
-            timeout_s=_float(env, "FLOWLEDGER_WEBHOOK_TIMEOUT", 10.0) or 10.0,
-            max_attempts=_int(env, "FLOWLEDGER_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1),
-            retry_initial_s=_float(env, "FLOWLEDGER_WEBHOOK_RETRY_INITIAL", 1.0),
-            retry_max_s=_float(env, "FLOWLEDGER_WEBHOOK_RETRY_MAX", 600.0),
-            concurrency=_int(env, "FLOWLEDGER_WEBHOOK_CONCURRENCY", 32, minimum=1),
-            poll_interval_s=settings.follower_idle_wait_s,
-        )
-
-    def delay_s(self, attempt: int) -> float:
-        """The wait after failed attempt number ``attempt`` (1 for the first), with jitter."""
-        base: float = min(self.retry_max_s, self.retry_initial_s * 2 ** max(attempt - 1, 0))
-        return base * random.uniform(0.75, 1.0)  # noqa: S311  (jitter, not cryptography)
-
-    @property
-    def lease_s(self) -> float:
-        return 2 * self.timeout_s + 30
-
-
-@dataclass(frozen=True)
-class Job:
-    delivery_id: UUID
-    webhook_id: UUID
-    position: int
-    event_id: UUID
-    event_type: str
-    payload: str
-    attempts: int
-    due: bool
-    url: str | None
-    secret: str | None
-    webhook_status: str | None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    started_at: datetime
-    duration_ms: float
-    succeeded: bool
-    status_code: int | None = None
-    error: str | None = None
-    excerpt: str | None = None
-
-
-_DUE_WEBHOOKS = text(
-    """
-    SELECT head.webhook_id FROM (
-        SELECT DISTINCT ON (webhook_id) webhook_id, next_attempt_at
-        FROM webhook_deliveries WHERE status = 'pending'
-        ORDER BY webhook_id, position
-    ) AS head
-    LEFT JOIN webhook_leases AS lease ON lease.webhook_id = head.webhook_id
-    WHERE head.next_attempt_at <= now()
-      AND (lease.webhook_id IS NULL OR lease.lease_until < now() OR lease.owner = :owner)
-    ORDER BY head.next_attempt_at
-    LIMIT :limit
-    """
-)
 
 
 class WebhookSender:
@@ -142,16 +58,17 @@ class WebhookSender:
         self.config = config
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._client = client
-        self._engine: AsyncEngine | None = None
+        self._queue: DeliveryQueue | None = None
 
     @property
-    def engine(self) -> AsyncEngine:
-        assert self._engine is not None, "the sender is not running"
-        return self._engine
+    def queue(self) -> DeliveryQueue:
+        assert self._queue is not None, "the sender is not running"
+        return self._queue
 
     async def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set."""
-        self._engine = self.database.create_async_engine(pool_size=5)
+        engine = self.database.create_async_engine(pool_size=5)
+        self._queue = DeliveryQueue(engine, self.config, self.owner)
         client = self._client or httpx.AsyncClient(
             timeout=self.config.timeout_s,
             follow_redirects=False,
@@ -174,7 +91,7 @@ class WebhookSender:
             await asyncio.gather(*lanes.values(), return_exceptions=True)
             if self._client is None:
                 await client.aclose()
-            await self.engine.dispose()
+            await engine.dispose()
 
     async def _open_lanes(
         self,
@@ -185,11 +102,8 @@ class WebhookSender:
         room = self.config.concurrency - len(lanes)
         if room <= 0:
             return
-        async with self.engine.connect() as conn:
-            due = (
-                await conn.execute(_DUE_WEBHOOKS, {"owner": self.owner, "limit": room + len(lanes)})
-            ).scalars()
-            hooks = [hook for hook in due if hook not in lanes][:room]
+        due = await self.queue.due_webhooks(limit=room + len(lanes))
+        hooks = [hook for hook in due if hook not in lanes][:room]
         for hook in hooks:
             lane = asyncio.create_task(self._lane(hook, client, stop), name=f"webhook-{hook}")
             lanes[hook] = lane
@@ -197,19 +111,19 @@ class WebhookSender:
 
     async def _lane(self, hook: UUID, client: httpx.AsyncClient, stop: threading.Event) -> None:
         try:
-            while not stop.is_set() and await self._lease(hook):
-                job = await self._next(hook)
+            while not stop.is_set() and await self.queue.lease(hook):
+                job = await self.queue.next(hook)
                 if job is None or not job.due or job.webhook_status is None:
                     return
                 if job.webhook_status != "active" or job.url is None or job.secret is None:
-                    await self._cancel(job)
+                    await self.queue.cancel(job)
                     continue
-                await self._record(job, await self._attempt(client, job))
+                await self.queue.record(job, await self._attempt(client, job))
         except TRANSIENT_ERRORS as error:
             log.warning("webhook %s: database unavailable (%s); will retry", hook, error)
         finally:
             with contextlib.suppress(Exception):
-                await self._release(hook)
+                await self.queue.release(hook)
 
     # ---------------------------------------------------------------- one attempt
     async def _attempt(self, client: httpx.AsyncClient, job: Job) -> Attempt:
@@ -247,124 +161,6 @@ class WebhookSender:
         )
 
     # ---------------------------------------------------------------- state
-    async def _next(self, hook: UUID) -> Job | None:
-        d = webhook_deliveries.c
-        query = (
-            select(
-                d.id,
-                d.webhook_id,
-                d.position,
-                d.event_id,
-                d.event_type,
-                d.payload,
-                d.attempts,
-                (d.next_attempt_at <= func.now()).label("due"),
-                webhooks.c.url,
-                webhooks.c.secret,
-                webhooks.c.status.label("webhook_status"),
-            )
-            .select_from(webhook_deliveries.outerjoin(webhooks, webhooks.c.id == d.webhook_id))
-            .where(d.webhook_id == hook, d.status == "pending")
-            .order_by(d.position)
-            .limit(1)
-        )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return Job(
-            delivery_id=row.id,
-            webhook_id=row.webhook_id,
-            position=row.position,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            payload=row.payload,
-            attempts=row.attempts,
-            due=bool(row.due),
-            url=row.url,
-            secret=row.secret,
-            webhook_status=row.webhook_status,
-        )
-
-    async def _record(self, job: Job, attempt: Attempt) -> None:
-        number = job.attempts + 1
-        values: dict[str, Any] = {
-            "attempts": number,
-            "last_attempt_at": attempt.started_at,
-            "last_status_code": attempt.status_code,
-            "last_error": attempt.error,
-        }
-        if attempt.succeeded:
-            values.update(status="succeeded", completed_at=func.now())
-        elif number >= self.config.max_attempts:
-            values.update(status="failed", completed_at=func.now())
-            log.warning(
-                "webhook %s: delivery of event %s failed after %d attempts (%s)",
-                job.webhook_id,
-                job.position,
-                number,
-                attempt.error,
-            )
-        else:
-            values["next_attempt_at"] = func.now() + timedelta(seconds=self.config.delay_s(number))
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                pg_insert(webhook_delivery_attempts)
-                .values(
-                    delivery_id=job.delivery_id,
-                    attempt=number,
-                    started_at=attempt.started_at,
-                    duration_ms=attempt.duration_ms,
-                    succeeded=attempt.succeeded,
-                    status_code=attempt.status_code,
-                    error=attempt.error,
-                    response_excerpt=attempt.excerpt,
-                )
-                .on_conflict_do_nothing()
-            )
-            await conn.execute(
-                update(webhook_deliveries)
-                .where(
-                    webhook_deliveries.c.id == job.delivery_id,
-                    webhook_deliveries.c.status == "pending",
-                )
-                .values(**values)
-            )
-
-    async def _cancel(self, job: Job) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(webhook_deliveries)
-                .where(
-                    webhook_deliveries.c.id == job.delivery_id,
-                    webhook_deliveries.c.status == "pending",
-                )
-                .values(status="cancelled", completed_at=func.now())
-            )
-
-    async def _lease(self, hook: UUID) -> bool:
-        """Take or renew this webhook's lease; False when another sender holds it."""
-        lease = webhook_leases.c
-        claim = pg_insert(webhook_leases).values(
-            webhook_id=hook,
-            owner=self.owner,
-            lease_until=func.now() + timedelta(seconds=self.config.lease_s),
-        )
-        statement = claim.on_conflict_do_update(
-            index_elements=["webhook_id"],
-            set_={"owner": claim.excluded.owner, "lease_until": claim.excluded.lease_until},
-            where=or_(lease.owner == self.owner, lease.lease_until < func.now()),
-        ).returning(lease.owner)
-        async with self.engine.begin() as conn:
-            return (await conn.execute(statement)).first() is not None
-
-    async def _release(self, hook: UUID) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(webhook_leases).where(
-                    webhook_leases.c.webhook_id == hook, webhook_leases.c.owner == self.owner
-                )
-            )
 
 
 def _forget(lanes: dict[UUID, asyncio.Task[None]], hook: UUID, _: object) -> None:

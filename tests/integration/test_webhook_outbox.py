@@ -30,7 +30,8 @@ from flowledger.projections.projector import Projector
 from flowledger.projections.tables import webhook_deliveries, webhooks
 from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.runtime import Runtime
-from flowledger.webhooks.sender import WebhookSender, WebhookSettings
+from flowledger.webhooks.sender import WebhookSender
+from flowledger.webhooks.settings import WebhookSettings
 from tests.support.receiver import running_receiver
 
 pytestmark = pytest.mark.integration
