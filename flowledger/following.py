@@ -49,6 +49,9 @@ class PositionMoved(Exception):
 
 
 class BatchHandler(Protocol):
+    """What a follower drives. A handler may also have an ``idle()`` method, called when there
+    was nothing new to read; it may raise :class:`PositionMoved` after changing its position."""
+
     name: str
 
     def position(self) -> int | None:
@@ -155,6 +158,8 @@ class Follower:
                 handled = self._step(position, stop)
                 if handled is None:
                     self._waker.wait(self.idle_wait_s)
+                    if self._idle():
+                        position = self._load_position(stop)
                 else:
                     position = handled
         finally:
@@ -173,6 +178,22 @@ class Follower:
                 break
             position = handled
         return position
+
+    def _idle(self) -> bool:
+        """Give a handler with an ``idle()`` method its turn when there is nothing to read (the
+        relay checks its broker); True when the handler moved its saved position."""
+        idle = getattr(self.handler, "idle", None)
+        if idle is None:
+            return False
+        try:
+            idle()
+        except PositionMoved:
+            return True
+        except Exception as error:  # an idle check never stops the follower
+            log.warning(
+                "follower %s: idle check failed: %s: %s", self.name, type(error).__name__, error
+            )
+        return False
 
     def _load_position(self, stop: threading.Event) -> int | None:
         attempt = 0

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from types import FrameType
+
 import uvicorn
 
 from flowledger.http.app import create_app
+from flowledger.http.events.stream import close_streams
 from flowledger.settings import Settings
+
+
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        close_streams()  # live event streams end, so shutdown does not wait for their clients
+        super().handle_exit(sig, frame)
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
@@ -19,4 +28,4 @@ def serve(settings: Settings, host: str, port: int) -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()

@@ -21,7 +21,7 @@ from flowledger.projections.audit import purge_expired, retention_cutoff
 from flowledger.projections.runner import projection_followers
 from flowledger.runtime import Runtime
 from flowledger.security.settings import SecuritySettings
-from flowledger.settings import Settings
+from flowledger.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,37 @@ def run_audit_retention(runtime: Runtime, stop: threading.Event) -> None:
         stop.wait(security.audit_purge_interval_s)
 
 
+def run_relay(runtime: Runtime, stop: threading.Event) -> None:
+    from flowledger.kafka.config import KafkaSettings  # noqa: PLC0415
+    from flowledger.kafka.relay import Relay, relay_follower  # noqa: PLC0415
+
+    config = KafkaSettings.from_settings(runtime.settings)
+    if config is None:
+        raise SettingsError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
+    relay = Relay(runtime.store, runtime.engine, config)
+    try:
+        run_followers([relay_follower(runtime.store, relay, runtime.settings)], stop)
+    finally:
+        relay.close()
+
+
+def run_webhooks(runtime: Runtime, stop: threading.Event) -> None:
+    from flowledger.webhooks.sender import run_sender  # noqa: PLC0415
+
+    run_sender(runtime, stop)
+
+
+def _kafka_configured(settings: Settings) -> bool:
+    return bool(settings.kafka_bootstrap_servers)
+
+
 WORKERS: dict[str, WorkerKind] = {
     kind.name: kind
     for kind in [
         WorkerKind("projections", "projectors: read tables and the audit log", run_projections),
         WorkerKind("executor", "runs workflow steps against their agents", run_executor),
+        WorkerKind("relay", "Kafka relay: every event to its topic", run_relay, _kafka_configured),
+        WorkerKind("webhooks", "webhook sender: signed POSTs with retries", run_webhooks),
     ]
 }
 

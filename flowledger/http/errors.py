@@ -58,6 +58,8 @@ DATABASE_UNAVAILABLE: Final = (
     sqlalchemy.exc.TimeoutError,
 )
 
+INVALID_DATA: Final = (psycopg.DataError, sqlalchemy.exc.DataError)
+
 _AT_PATH = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
@@ -151,6 +153,16 @@ def on_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return on_database_unavailable(request, exc)
+    if isinstance(exc, INVALID_DATA):
+        # PostgreSQL refused a value the request carried (a NUL character in a filter, say).
+        log.info("request value refused by the database: %s", exc)
+        return _json(
+            HTTP_422_UNPROCESSABLE_ENTITY,
+            ErrorBody(
+                detail="A value in the request cannot be stored or searched "
+                "(NUL characters, for one, are not allowed)."
+            ),
+        )
     correlation_id = correlation_id_of(request)
     aaa_logger("ERROR").error(
         "unhandled error",

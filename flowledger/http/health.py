@@ -1,5 +1,7 @@
 """``/health`` (the process answers) and ``/health/ready`` (it can serve: the database answers;
-and what the operator should know: the broker, and how far behind each follower is)."""
+and what the operator should know: the broker, how far behind each follower is, the Kafka
+relay's last error and the webhook backlog). Subscribers never make the API unready: commands
+keep working while a broker or a receiver is down."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from msgspec import Meta
 
 from flowledger import lag
+from flowledger.http.events.status import RelayStatus, WebhookBacklog, relay_status, webhook_backlog
 from flowledger.projections.runner import all_projections
 from flowledger.runtime import Runtime
 
@@ -56,6 +59,11 @@ class Readiness(msgspec.Struct, omit_defaults=True):
         dict[str, FollowerLag] | None,
         Meta(description="Other followers of the event log (relay, webhooks, executor)."),
     ] = None
+    relay: Annotated[
+        RelayStatus | None,
+        Meta(description="The Kafka relay's position, cluster and last error (absent: never ran)."),
+    ] = None
+    webhooks: WebhookBacklog | None = None
 
 
 @get("/health", operation_id="health", summary="Liveness", tags=["system"], sync_to_thread=False)
@@ -73,12 +81,13 @@ def health() -> Health:
 )
 async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     timeout = runtime.settings.readiness_timeout_s
-    (database, lags), broker = await asyncio.gather(
+    (database, measured), broker = await asyncio.gather(
         _timed(lambda: _measure(runtime), timeout), _check_broker(runtime, timeout)
     )
-    if database.status != "ok" or lags is None:
+    if database.status != "ok" or measured is None:
         body = Readiness(status="not_ready", database=database, broker=broker)
         return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    lags, relay, backlog = measured
     names = {p.name for p in all_projections()}
     found = {
         f.name: FollowerLag(position=f.position, lag_events=f.lag_events, lag_seconds=f.lag_seconds)
@@ -92,13 +101,16 @@ async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
         head_position=lags.head,
         projections={name: value for name, value in found.items() if name in names},
         followers=others or None,
+        relay=relay,
+        webhooks=backlog,
     )
     return Response(body, status_code=HTTP_200_OK)
 
 
-async def _measure(runtime: Runtime) -> lag.Lags:
+async def _measure(runtime: Runtime) -> tuple[lag.Lags, RelayStatus | None, WebhookBacklog]:
     async with runtime.async_engine.connect() as conn:
-        return await conn.run_sync(lambda sync_conn: lag.measure(sync_conn, runtime.store))
+        lags = await conn.run_sync(lambda sync_conn: lag.measure(sync_conn, runtime.store))
+        return lags, await relay_status(conn, lags.head), await webhook_backlog(conn)
 
 
 async def _timed(check: Callable[[], Awaitable[T]], limit_s: float) -> tuple[Check, T | None]:

@@ -12,6 +12,7 @@ from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
+from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.projections.workflows import WorkflowsProjection
 from flowledger.settings import Settings
 
@@ -24,6 +25,7 @@ def all_projections() -> list[Projection]:
         ApiKeysProjection(),
         RunsProjection(),
         RunLogsProjection(),
+        WebhooksProjection(),
     ]
 
 

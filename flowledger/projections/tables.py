@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID
 
@@ -240,3 +244,95 @@ api_keys = Table(
 )
 """API keys as authentication reads them (by hash, on every request): never the secret."""
 api_keys_tracking = tracking_table("api_keys")
+
+# --------------------------------------------------------------------- webhooks (ADR 0007)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("url", String(512), nullable=False),
+    Column("description", Text),
+    Column("event_types", JSONB, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255)),
+    Column("updated_by", String(255)),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_webhooks_status", "status"),
+)
+"""The webhooks projection's read table; ``secret`` signs deliveries and is never returned."""
+webhooks_tracking = tracking_table("webhooks")
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("webhook_id", UUID(as_uuid=True), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("aggregate_type", String(50), nullable=False),
+    Column("aggregate_id", UUID(as_uuid=True), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+    UniqueConstraint("webhook_id", "position", name="uq_webhook_deliveries_webhook_position"),
+    Index(
+        "ix_webhook_deliveries_pending",
+        "webhook_id",
+        "position",
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+"""The outbox: one row per (webhook, event), enqueued by the webhooks projection in the same
+transaction as its position; the sender updates status and attempts (operational state)."""
+
+webhook_delivery_attempts = Table(
+    "webhook_delivery_attempts",
+    metadata,
+    Column("delivery_id", UUID(as_uuid=True), primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("response_excerpt", Text),
+)
+
+webhook_leases = Table(
+    "webhook_leases",
+    metadata,
+    Column("webhook_id", UUID(as_uuid=True), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=False),
+)
+"""Which sender process delivers a webhook's queue (one at a time, so deliveries stay in order)."""
+
+# ------------------------------------------------------------------ Kafka relay (ADR 0007)
+
+relay_tracking = tracking_table("relay")
+"""The relay's position: the last event the broker acknowledged."""
+
+relay_state = Table(
+    "relay_state",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("cluster_id", String(255)),
+    Column("topics", JSONB, nullable=False),
+    Column("last_published_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""Which cluster the relay's position refers to (a new cluster id means republish from zero),
+the topics it has created, and its last error (shown by ``/health/ready``)."""

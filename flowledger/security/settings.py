@@ -22,6 +22,7 @@ DEFAULT_PUBLIC_PATHS: Final = (
     "/docs",
     "/redoc",
     "/openapi.json",
+    "/asyncapi.json",
 )
 RateUnit = Literal["second", "minute", "hour", "day"]
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")

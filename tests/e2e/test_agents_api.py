@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from examples.agents.testing import free_port, running_agent
 from flowledger.http.app import create_app
-from flowledger.projections.tables import audit_log
+from flowledger.projections.tables import audit_log, tracking_table
 from flowledger.runtime import Runtime
 from tests.support.http import ApiClient
 
 pytestmark = pytest.mark.e2e
 
 AGENTS = "/api/v1/agents"
+
+
+def wait_for_projection(runtime: Runtime, projection: str, position: int) -> None:
+    """Reads wait for the projection they read; the audit log is read here directly."""
+    tracking = tracking_table(projection)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with runtime.engine.connect() as conn:
+            reached = conn.execute(select(func.max(tracking.c.notification_id))).scalar()
+        if (reached or 0) >= position:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{projection} did not reach position {position}")
 
 
 def register(api: ApiClient, **fields: Any) -> dict[str, Any]:
@@ -76,6 +90,7 @@ def test_secrets_are_never_returned_nor_written_to_the_audit_log(
         "secret" not in everything.replace("top-secret", "LEAK").lower() or "LEAK" not in everything
     )
     assert "top-secret" not in everything and "new-secret" not in everything
+    wait_for_projection(runtime, "audit_log", api.position)
     with runtime.engine.connect() as conn:
         changes = [str(c) for c in conn.execute(select(audit_log.c.changes)).scalars()]
     assert changes and not any("top-secret" in c or "new-secret" in c for c in changes)
@@ -99,7 +114,7 @@ def test_every_change_has_an_audit_row_with_actor_and_action(
     api.put(agent_url, json={"status": "inactive"})
     api.put(agent_url, json={"status": "active"})
     api.delete(agent_url)
-    api.get(AGENTS)  # waits for the projections to reach the last write
+    wait_for_projection(runtime, "audit_log", api.position)
     with runtime.engine.connect() as conn:
         rows = conn.execute(select(audit_log).order_by(audit_log.c.position)).mappings().all()
     assert [r["action"] for r in rows] == ["create", "update", "deactivate", "activate", "delete"]
@@ -308,3 +323,9 @@ def test_health_check_of_an_unreachable_agent_reports_the_error(api: ApiClient) 
     assert body["reachable"] is False
     assert body["error"]
     assert api.get(f"{AGENTS}/00000000-0000-0000-0000-000000000000/health").status_code == 404
+
+
+def test_a_nul_character_in_a_filter_is_a_422_not_a_500(api: ApiClient) -> None:
+    response = api.get(AGENTS, params={"name": "a\x00b"})
+    assert response.status_code == 422
+    assert "NUL" in response.json()["detail"]

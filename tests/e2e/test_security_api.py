@@ -34,7 +34,15 @@ from tests.support.security import (
 pytestmark = pytest.mark.e2e
 
 AGENTS = "/api/v1/agents"
-PUBLIC = {"/health", "/health/ready", "/metrics", "/docs", "/redoc", "/openapi.json"}
+PUBLIC = {
+    "/health",
+    "/health/ready",
+    "/metrics",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/asyncapi.json",
+}
 
 
 @pytest.fixture

@@ -86,4 +86,7 @@ def route_calls(app: Litestar) -> Iterator[RouteCall]:
         for handler in route.route_handlers:
             for method in sorted(handler.http_methods):
                 if method != "OPTIONS":
-                    yield RouteCall(method, route.path, concrete(route.path), handler)
+                    url = concrete(route.path)
+                    if route.path.endswith("/events/stream"):
+                        url += "?follow=false"  # a catch-up read ends; a live stream would not
+                    yield RouteCall(method, route.path, url, handler)

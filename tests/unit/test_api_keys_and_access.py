@@ -157,6 +157,7 @@ def test_security_settings_have_safe_defaults() -> None:
         "/docs",
         "/redoc",
         "/openapi.json",
+        "/asyncapi.json",
     )
     assert defaults.rate_limit == ("minute", 600)
     assert defaults.audit_retention_days == 365

@@ -1,0 +1,1 @@
+"""Events over HTTP: the live Server-Sent Events stream, and the AsyncAPI document."""

