@@ -50,6 +50,7 @@ def create_workflow(
         description=command.description,
         definition=command.definition,
         agents=agent_statuses(store, agent_names(command.definition)),
+        owner=meta.actor,
     )
     claim = claim_name(store, KIND, workflow.name, workflow.id)
     try:

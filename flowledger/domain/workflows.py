@@ -23,6 +23,13 @@ from flowledger.domain.definitions import (
     validated_plan,
 )
 from flowledger.domain.errors import Conflict, FieldProblem, NotFound, raise_if_any
+from flowledger.domain.grants import (
+    Access,
+    access_problems,
+    normal_principal,
+    owner_problems,
+    principal_problems,
+)
 from flowledger.domain.plans import WorkflowPlan
 
 WorkflowStatus = Literal["active", "inactive", "deleted"]
@@ -46,8 +53,17 @@ class Workflow(Aggregate):
         description: str | None
         definition: dict[str, Any]
         plan: dict[str, Any]
-        audit_omits = ("plan",)
-        """Derived from the definition: published with the event, left out of the audit log."""
+        owner: str
+        """Who has every permission on the workflow: its creator."""
+        audit_omits = ("plan", "owner")
+        """Left out of the audit log: the plan is derived from the definition; the owner is
+        the row's actor (and events older than the field get it only when read)."""
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Workflows created before owners were recorded are owned by their creator."""
+            state["owner"] = (state.get("metadata") or {}).get("actor") or "unknown"
 
     class Updated(Aggregate.Event):
         """A new version of the definition."""
@@ -72,6 +88,20 @@ class Workflow(Aggregate):
     class Deleted(Aggregate.Event):
         pass
 
+    class AccessGranted(Aggregate.Event):
+        """The principal's grant on this workflow is now exactly this."""
+
+        principal: str
+        can_view: bool
+        can_execute: bool
+
+    class AccessRevoked(Aggregate.Event):
+        principal: str
+
+    class OwnerChanged(Aggregate.Event):
+        owner: str
+        previous: str
+
     @classmethod
     def create(
         cls,
@@ -79,22 +109,37 @@ class Workflow(Aggregate):
         name: str,
         definition: Mapping[str, Any],
         agents: Mapping[str, str],
+        owner: str,
         description: str | None = None,
     ) -> Workflow:
-        """Version 1 of a new workflow. ``agents`` maps the names of the registered agents the
-        definition uses to their status (see :func:`agent_names`)."""
+        """Version 1 of a new workflow, owned by ``owner`` (its creator's actor). ``agents``
+        maps the names of the registered agents the definition uses to their status (see
+        :func:`agent_names`)."""
         definition = stored_definition(definition)
         plan, problems = validated_plan(definition, agents)
         raise_if_any(name_problems(name) + description_problems(description) + problems)
         assert plan is not None
-        return cls(name=name, description=description, definition=definition, plan=plan.to_dict())
+        return cls(
+            name=name,
+            description=description,
+            definition=definition,
+            plan=plan.to_dict(),
+            owner=owner,
+        )
 
     @event(Created)
     def __init__(
-        self, name: str, description: str | None, definition: dict[str, Any], plan: dict[str, Any]
+        self,
+        name: str,
+        description: str | None,
+        definition: dict[str, Any],
+        plan: dict[str, Any],
+        owner: str,
     ) -> None:
         self.name = name
         self.description = description
+        self.owner = owner
+        self.grants: dict[str, Access] = {}
         self.status: WorkflowStatus = "active"
         self.versions: dict[int, WorkflowVersion] = {1: WorkflowVersion(1, definition, plan)}
         self.current_version = 1
@@ -197,6 +242,50 @@ class Workflow(Aggregate):
     @event(Deleted)
     def _delete(self) -> None:
         self.status = "deleted"
+
+    # -- who may do what (see flowledger.domain.grants) ----------------------------------------
+
+    def grant(self, principal: str, *, can_view: bool, can_execute: bool) -> None:
+        """Give ``principal`` exactly this access (replacing its grant, if any). Granting what
+        it already has records nothing."""
+        self._refuse_if_deleted("grant access")
+        principal = normal_principal(principal)
+        problems = principal_problems(principal) + access_problems(can_view, can_execute)
+        if principal == self.owner:
+            problems.append(
+                FieldProblem("principal", "is the workflow's owner, who has every permission")
+            )
+        raise_if_any(problems)
+        if self.grants.get(principal) != Access(can_view, can_execute):
+            self._grant(principal, can_view, can_execute)
+
+    @event(AccessGranted)
+    def _grant(self, principal: str, can_view: bool, can_execute: bool) -> None:
+        self.grants[principal] = Access(can_view, can_execute)
+
+    def revoke(self, principal: str) -> None:
+        """Take the principal's grant away (also on a deleted workflow). Revoking what was
+        not granted records nothing."""
+        principal = normal_principal(principal)
+        if principal in self.grants:
+            self._revoke(principal)
+
+    @event(AccessRevoked)
+    def _revoke(self, principal: str) -> None:
+        del self.grants[principal]
+
+    def transfer_ownership(self, owner: str) -> None:
+        """Make ``owner`` (an API key or JWT subject actor) the owner; the previous owner keeps
+        only what grants give it. Grants are kept."""
+        self._refuse_if_deleted("change owner")
+        owner = normal_principal(owner)
+        raise_if_any(owner_problems(owner))
+        if owner != self.owner:
+            self._change_owner(owner, self.owner)
+
+    @event(OwnerChanged)
+    def _change_owner(self, owner: str, previous: str) -> None:
+        self.owner = owner
 
     def _refuse_if_deleted(self, action: str) -> None:
         if self.is_deleted:

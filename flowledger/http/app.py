@@ -23,6 +23,8 @@ from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
 from flowledger.http.events.controller import EventStreamController, asyncapi_json
+from flowledger.http.grants.access import WorkflowAccess
+from flowledger.http.grants.controller import WorkflowGrantsController
 from flowledger.http.health import health, readiness
 from flowledger.http.observability import metrics_endpoint, observability_middleware
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
@@ -94,7 +96,8 @@ def create_app(
     def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
         return metadata_for(request)
 
-    security = ApiSecurity(settings)
+    workflow_access = WorkflowAccess.from_settings(settings)
+    security = ApiSecurity(settings, workflow_access.policy())
     app = Litestar(
         route_handlers=[
             health,
@@ -104,6 +107,7 @@ def create_app(
             AgentController,
             WorkflowController,
             WorkflowRunsController,
+            WorkflowGrantsController,
             RunController,
             ApiKeyController,
             whoami,
@@ -118,6 +122,7 @@ def create_app(
             "settings": Provide(provide_settings, sync_to_thread=False),
             "db": Provide(provide_db),
             "meta": Provide(provide_meta, sync_to_thread=False),
+            "visibility": Provide(workflow_access.visibility, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=security.middleware,

@@ -57,8 +57,12 @@ def public_path_patterns(paths: Sequence[str]) -> list[str]:
     return [f"^{re.escape(p[:-1])}" if p.endswith("*") else f"^{re.escape(p)}$" for p in paths]
 
 
+def _runtime(connection: ASGIConnection[Any, Any, Any, Any]) -> Any:
+    return connection.app.state.runtime
+
+
 def _runtime_engine(connection: ASGIConnection[Any, Any, Any, Any]) -> Any:
-    return connection.app.state.runtime.async_engine
+    return _runtime(connection).async_engine
 
 
 class CredentialMiddleware(AbstractAuthenticationMiddleware):
@@ -248,7 +252,7 @@ class ApiSecurity:
             kind, param = handler.opt[RESOURCE_OPT]
             resource = ResourceRef(kind, str(connection.path_params.get(param, "")))
         decision = await self.policy.decide(
-            principal, Permission(permission), resource, _runtime_engine(connection)
+            principal, Permission(permission), resource, _runtime(connection)
         )
         log = aaa_logger("AUTHZ").bind(
             actor=principal.actor,

@@ -9,6 +9,7 @@ from flowledger.following import Follower
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.audit import AuditLogProjection
+from flowledger.projections.grants import WorkflowGrantsProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
@@ -21,6 +22,7 @@ def all_projections() -> list[Projection]:
     return [
         AgentsProjection(),
         WorkflowsProjection(),
+        WorkflowGrantsProjection(),
         AuditLogProjection(),
         ApiKeysProjection(),
         RunsProjection(),

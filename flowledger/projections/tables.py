@@ -79,13 +79,16 @@ workflows = Table(
     Column("created_by", String(255)),
     Column("updated_by", String(255)),
     Column("position", BigInteger, nullable=False),
+    Column("owner", String(300)),
     Index("ix_workflows_name", "name"),
     Index("ix_workflows_status", "status"),
     Index("ix_workflows_created_at", "created_at"),
     Index("ix_workflows_updated_at", "updated_at"),
+    Index("ix_workflows_owner", "owner"),
 )
-"""One row per workflow: its current version's definition, status and times. Definitions are
-``json``, not ``jsonb``, so they read back exactly as written (steps in the user's order)."""
+"""One row per workflow: its current version's definition, status, times and owner (ADR 0010).
+Definitions are ``json``, not ``jsonb``, so they read back exactly as written (steps in the
+user's order)."""
 
 workflow_versions = Table(
     "workflow_versions",
@@ -116,6 +119,22 @@ workflow_steps = Table(
 )
 """The normalised steps of every version (``depends_on`` filled in, topological order)."""
 workflows_tracking = tracking_table("workflows")
+
+workflow_grants = Table(
+    "workflow_grants",
+    metadata,
+    Column("workflow_id", UUID(as_uuid=True), primary_key=True),
+    Column("principal", String(300), primary_key=True),
+    Column("can_view", Boolean, nullable=False),
+    Column("can_execute", Boolean, nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("granted_by", String(255)),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_workflow_grants_principal", "principal", "workflow_id"),
+)
+"""Who besides its owner may view or execute each workflow (ADR 0010); the access policy reads
+it on every request to a workflow or a run (no cache, like ``api_keys``)."""
+workflow_grants_tracking = tracking_table("workflow_grants")
 
 audit_log = Table(
     "audit_log",

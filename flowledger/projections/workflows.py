@@ -1,5 +1,5 @@
-"""The workflow read tables: each workflow's current version, every version, and the
-normalised steps of every version."""
+"""The workflow read tables: each workflow's current version (and owner), every version, and
+the normalised steps of every version."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class WorkflowsProjection(Projection):
                     updated_at=event.timestamp,
                     created_by=actor,
                     updated_by=actor,
+                    owner=event.owner,
                     position=position,
                 )
             )
@@ -50,6 +51,8 @@ class WorkflowsProjection(Projection):
             self._add_version(conn, event, event.version, event.changes, actor, position)
         elif isinstance(event, Workflow.DescriptionChanged):
             changes = {"description": event.description}
+        elif isinstance(event, Workflow.OwnerChanged):
+            changes = {"owner": event.owner}
         elif type(event) in STATUS_AFTER:
             changes = {"status": STATUS_AFTER[type(event)]}
         conn.execute(

@@ -3,18 +3,20 @@
 The role is the ceiling: a principal never does what its role does not grant. A route may also
 name the resource it acts on (``requires(Permission.EXECUTE, on=("workflow", "workflow_id"))``);
 a :class:`ResourceRule` registered for that resource type may then narrow the decision (per
-resource grants, owners). Today no resource type has a rule; see ADR 0006.
+resource grants, owners): workflows, runs and the event stream have one
+(``flowledger.http.grants.access``, ADR 0010).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING, Protocol
 
 from flowledger.domain.access import Permission, Principal
+
+if TYPE_CHECKING:
+    from flowledger.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,11 @@ class ResourceRule(Protocol):
         principal: Principal,
         permission: Permission,
         resource: ResourceRef,
-        engine: AsyncEngine,
-    ) -> bool | None:
-        """True or False to decide for this resource; None to leave the decision to the role."""
+        runtime: Runtime,
+    ) -> Decision | None:
+        """A decision for this resource (its reason is the 403's detail when it refuses), or
+        None to leave it to the role (and the route: a resource that does not exist is its
+        404)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class AccessPolicy:
         principal: Principal,
         permission: Permission,
         resource: ResourceRef | None,
-        engine: AsyncEngine,
+        runtime: Runtime,
     ) -> Decision:
         if not principal.can(permission):
             return Decision(
@@ -59,7 +63,5 @@ class AccessPolicy:
         rule = self.resource_rules.get(resource.type) if resource is not None else None
         if rule is None or resource is None or principal.is_admin:
             return Decision(True, f"role {principal.role}")
-        verdict = await rule.decide(principal, permission, resource, engine)
-        if verdict is False:
-            return Decision(False, f"No {permission} permission on {resource.type} {resource.id}.")
-        return Decision(True, f"{resource.type} grant" if verdict else f"role {principal.role}")
+        verdict = await rule.decide(principal, permission, resource, runtime)
+        return verdict if verdict is not None else Decision(True, f"role {principal.role}")

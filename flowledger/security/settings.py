@@ -49,6 +49,9 @@ class SecuritySettings:
     audit_retention_days: int | None = 365
     """Audit rows older than this are deleted (None: kept forever). At least 90."""
     audit_purge_interval_s: float = 3600.0
+    workflow_grants: bool = False
+    """Enforce per-workflow grants (ADR 0010): non-admins need ownership or a grant. Off: the
+    role alone decides, as before grants existed (grants are still recorded)."""
 
     @property
     def jwt_enabled(self) -> bool:
@@ -89,6 +92,7 @@ class SecuritySettings:
             rate_limit=_rate(env.get("FLOWLEDGER_RATE_LIMIT")),
             audit_retention_days=_retention(env.get("FLOWLEDGER_AUDIT_RETENTION_DAYS")),
             audit_purge_interval_s=float(_whole(env, "FLOWLEDGER_AUDIT_PURGE_INTERVAL", 3600)),
+            workflow_grants=_switch(env, "FLOWLEDGER_WORKFLOW_GRANTS", default=False),
         )
 
 
@@ -123,6 +127,17 @@ def _paths(raw: str | None) -> tuple[str, ...]:
         if path.rstrip("*").rstrip("/").startswith("/api") or path in ("/*", "*"):
             raise SettingsError(f"FLOWLEDGER_PUBLIC_PATHS cannot open the API: {path!r}")
     return paths
+
+
+def _switch(env: Mapping[str, str], key: str, *, default: bool) -> bool:
+    raw = (env.get(key) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{key} must be on or off, got {raw!r}")
 
 
 def _rate(raw: str | None) -> tuple[RateUnit, int] | None:

@@ -23,7 +23,7 @@ from flowledger.domain.access import (
 from flowledger.domain.api_keys import ApiKey, hash_api_key, visible_prefix
 from flowledger.domain.errors import InvalidInput
 from flowledger.projections.audit import audit_action
-from flowledger.security.policy import AccessPolicy, ResourceRef
+from flowledger.security.policy import AccessPolicy, Decision, ResourceRef
 from flowledger.security.settings import SecuritySettings
 from flowledger.settings import Settings, SettingsError
 from tests.support.domain import given, history, names, when
@@ -123,9 +123,14 @@ class OnlyOwners:
     """A resource rule like the per-workflow grants ADR 0006 describes."""
 
     async def decide(
-        self, who: Principal, permission: Permission, resource: ResourceRef, engine: Any
-    ) -> bool | None:
-        return {"mine": True, "theirs": False}.get(resource.id)
+        self,
+        who: Principal,
+        permission: Permission,
+        resource: ResourceRef,
+        runtime: Any,
+    ) -> Decision | None:
+        verdict = {"mine": True, "theirs": False}.get(resource.id)
+        return None if verdict is None else Decision(verdict, f"owner: {verdict}")
 
 
 @pytest.mark.parametrize(

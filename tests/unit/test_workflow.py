@@ -14,6 +14,7 @@ from tests.support.domain import given, history, names, when
 
 pytestmark = pytest.mark.unit
 
+OWNER = "key:00000000-0000-4000-8000-00000000000a"
 AGENTS = {"fetcher": "active", "summarizer": "active", "sleepy": "inactive"}
 TWO_STEPS: dict[str, Any] = {
     "start_step": "fetch",
@@ -37,6 +38,7 @@ def created(definition: dict[str, Any] | None = None, **fields: Any) -> list[Any
             name=fields.pop("name", "summarise-page"),
             definition=definition or TWO_STEPS,
             agents=AGENTS,
+            owner=fields.pop("owner", OWNER),
             **fields,
         )
     )
@@ -69,7 +71,7 @@ def test_null_definition_fields_are_not_stored() -> None:
 
 def test_an_invalid_name_and_an_invalid_definition_are_reported_together() -> None:
     with pytest.raises(InvalidInput) as raised:
-        Workflow.create(name=" padded", definition={"steps": {}}, agents=AGENTS)
+        Workflow.create(name=" padded", definition={"steps": {}}, agents=AGENTS, owner=OWNER)
     assert [field for field, _ in problems(raised.value)] == ["name", "steps"]
 
 
@@ -115,7 +117,7 @@ def test_earlier_versions_and_their_plans_stay_as_they_were() -> None:
 
 
 def test_replaying_the_events_gives_back_every_version() -> None:
-    workflow = Workflow.create(name="w", definition=TWO_STEPS, agents=AGENTS)
+    workflow = Workflow.create(name="w", definition=TWO_STEPS, agents=AGENTS, owner=OWNER)
     workflow.update({"variables": {"style": "short"}}, AGENTS)
     replayed = given(history(workflow))
     assert replayed.current_version == 2

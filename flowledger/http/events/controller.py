@@ -142,7 +142,7 @@ class EventStreamController(Controller):
         description=STREAM_DESCRIPTION,
         media_type="text/event-stream",
         responses=STREAM_RESPONSES,
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("events", "")),
     )
     async def stream_events(
         self,
@@ -181,7 +181,7 @@ class EventStreamController(Controller):
         "event whose data carries its `run_id` (steps). " + STREAM_DESCRIPTION,
         media_type="text/event-stream",
         responses=STREAM_RESPONSES,
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("run", "run_id")),
     )
     async def stream_run_events(
         self,

@@ -33,6 +33,7 @@ from flowledger.domain.errors import NotFound
 from flowledger.eventstore import EventMetadata, EventStore
 from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
 from flowledger.http.consistency import MinPosition, wait_for_position
+from flowledger.http.grants.access import Visibility
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
 from flowledger.http.runs import queries
@@ -70,7 +71,8 @@ PROJECTION = "runs"
 def _runs_filters_doc() -> str:
     return (
         "Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` "
-        "(ISO 8601; from inclusive, to exclusive). Newest first by default."
+        "(ISO 8601; from inclusive, to exclusive). Newest first by default. With per-workflow "
+        "grants enforced, only runs of workflows the caller owns or may view."
     )
 
 
@@ -105,6 +107,7 @@ class RunController(Controller):
         self,
         db: NamedDependency[AsyncConnection],
         settings: NamedDependency[Settings],
+        visibility: NamedDependency[Visibility],
         min_position: MinPosition = None,
         status: FromQuery[RunStatus | None] = None,
         workflow_id: FromQuery[UUID | None] = None,
@@ -117,8 +120,10 @@ class RunController(Controller):
         page_size: PageSize = 20,
     ) -> Page[RunResponse]:
         await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        await visibility.wait(db, min_position)
         return await queries.list_runs(
             db,
+            visible=visibility.runs(),
             status=status,
             workflow_id=workflow_id,
             triggered_by=triggered_by,
@@ -135,7 +140,7 @@ class RunController(Controller):
         operation_id="getRun",
         summary="Read a run",
         description="Status, timestamps, duration, input, output, error and who triggered it.",
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("run", "run_id")),
     )
     async def get_run(
         self,
@@ -152,7 +157,7 @@ class RunController(Controller):
         operation_id="getRunSteps",
         summary="A run's steps",
         description="Every step in plan order, with its status, input, output and each attempt.",
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("run", "run_id")),
     )
     async def get_steps(
         self,
@@ -171,7 +176,7 @@ class RunController(Controller):
         summary="A run's log",
         description="Entries in order. `level` keeps that level and above "
         "(DEBUG < INFO < WARNING < ERROR); `step_id` keeps one step's entries.",
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("run", "run_id")),
     )
     async def get_logs(
         self,
@@ -198,7 +203,7 @@ class RunController(Controller):
         "cancels the call in flight (A2A CancelTask). A finished run answers 409.",
         status_code=HTTP_200_OK,
         response_headers=WRITE_HEADERS,
-        opt=requires(Permission.EXECUTE),
+        opt=requires(Permission.EXECUTE, on=("run", "run_id")),
     )
     async def cancel(
         self,
@@ -216,7 +221,7 @@ class RunController(Controller):
         "Any state other than FAILED or CANCELLED answers 409.",
         status_code=HTTP_202_ACCEPTED,
         response_headers=WRITE_HEADERS,
-        opt=requires(Permission.EXECUTE),
+        opt=requires(Permission.EXECUTE, on=("run", "run_id")),
     )
     async def retry(
         self,
@@ -246,7 +251,7 @@ class WorkflowRunsController(Controller):
         "agent, answers 409.",
         status_code=HTTP_202_ACCEPTED,
         response_headers=WRITE_HEADERS,
-        opt=requires(Permission.EXECUTE),
+        opt=requires(Permission.EXECUTE, on=("workflow", "workflow_id")),
     )
     async def execute(
         self,
@@ -288,7 +293,7 @@ class WorkflowRunsController(Controller):
         description="Walks the workflow as a run would — order, resolved inputs, outputs, "
         "timings — with `mock_outputs` standing in for agents. Records nothing, calls no agent.",
         status_code=HTTP_200_OK,
-        opt=requires(Permission.EXECUTE),
+        opt=requires(Permission.EXECUTE, on=("workflow", "workflow_id")),
     )
     async def test(
         self,
@@ -307,7 +312,7 @@ class WorkflowRunsController(Controller):
         operation_id="listWorkflowExecutions",
         summary="List a workflow's runs",
         description=_runs_filters_doc(),
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("workflow", "workflow_id")),
     )
     async def list_executions(
         self,
@@ -336,7 +341,7 @@ class WorkflowRunsController(Controller):
         "/executions/{execution_id:uuid}",
         operation_id="getExecution",
         summary="Read a run with its step trace",
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("run", "execution_id")),
     )
     async def get_execution(
         self,
@@ -357,7 +362,7 @@ class WorkflowRunsController(Controller):
         summary="Cancel a run",
         status_code=HTTP_200_OK,
         response_headers=WRITE_HEADERS,
-        opt=requires(Permission.EXECUTE),
+        opt=requires(Permission.EXECUTE, on=("run", "execution_id")),
     )
     async def cancel_execution(
         self,

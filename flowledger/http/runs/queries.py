@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 from uuid import UUID
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger.http.pagination import Page, fetch_page
@@ -73,8 +73,12 @@ async def list_runs(
     order: Literal["asc", "desc"] = "desc",
     page: int = 1,
     page_size: int = 20,
+    visible: ColumnElement[bool] | None = None,
 ) -> Page[RunResponse]:
+    """``visible``: the caller's access (see ``flowledger.http.grants.access.Visibility``)."""
     query: Select[Any] = select(runs)
+    if visible is not None:
+        query = query.where(visible)
     if status is not None:
         query = query.where(runs.c.status == status)
     if workflow_id is not None:

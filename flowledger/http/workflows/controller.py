@@ -25,6 +25,7 @@ from flowledger.domain.errors import InvalidInput, NotFound
 from flowledger.eventstore import EventMetadata, EventStore
 from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
 from flowledger.http.consistency import MinPosition, wait_for_position
+from flowledger.http.grants.access import Visibility
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
 from flowledger.http.workflows import queries
@@ -83,13 +84,15 @@ class WorkflowController(Controller):
         operation_id="listWorkflows",
         summary="List workflows",
         description="Each workflow with its current version. Deleted workflows are hidden "
-        "unless `status=deleted` (or `all`) is asked for.",
+        "unless `status=deleted` (or `all`) is asked for. With per-workflow grants enforced, "
+        "only the workflows the caller owns or may view.",
         opt=requires(Permission.READ),
     )
     async def list_workflows(
         self,
         db: NamedDependency[AsyncConnection],
         settings: NamedDependency[Settings],
+        visibility: NamedDependency[Visibility],
         min_position: MinPosition = None,
         name: Annotated[
             str | None,
@@ -111,8 +114,10 @@ class WorkflowController(Controller):
         page_size: PageSize = 20,
     ) -> Page[WorkflowResponse]:
         await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        await visibility.wait(db, min_position)
         return await queries.list_workflows(
             db,
+            visible=visibility.workflows(),
             name=name,
             status=status,
             agent_name=agent_name,
@@ -128,7 +133,7 @@ class WorkflowController(Controller):
         summary="Read a workflow",
         description="The workflow and the complete definition of its current version, as "
         "written. Deleted workflows stay readable here, with status `deleted`.",
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("workflow", "workflow_id")),
     )
     async def get_workflow(
         self,
@@ -152,7 +157,7 @@ class WorkflowController(Controller):
         "make the next version; earlier versions stay readable. `description` and `status` "
         f"change without a new version. A deleted workflow cannot change (409). {VALIDATION}",
         response_headers=WRITE_HEADERS,
-        opt=requires(Permission.MANAGE),
+        opt=requires(Permission.MANAGE, on=("workflow", "workflow_id")),
     )
     async def update(
         self,
@@ -182,7 +187,7 @@ class WorkflowController(Controller):
         "becomes free. Deleting a deleted workflow changes nothing.",
         status_code=HTTP_204_NO_CONTENT,
         response_headers=WRITE_HEADERS,
-        opt=requires(Permission.MANAGE),
+        opt=requires(Permission.MANAGE, on=("workflow", "workflow_id")),
     )
     async def delete_workflow(
         self,
@@ -200,7 +205,7 @@ class WorkflowController(Controller):
         summary="List a workflow's versions",
         description="Every version of the definition, each with what it changed from the one "
         "before (`changes`).",
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("workflow", "workflow_id")),
     )
     async def list_versions(
         self,
@@ -226,7 +231,7 @@ class WorkflowController(Controller):
         operation_id="getWorkflowVersion",
         summary="Read one version of a workflow",
         description="The complete definition of that version, exactly as it was saved.",
-        opt=requires(Permission.READ),
+        opt=requires(Permission.READ, on=("workflow", "workflow_id")),
     )
     async def get_version(
         self,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Row, Select, exists, select
+from sqlalchemy import ColumnElement, Row, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger.http.pagination import Page, escape_like, fetch_page
@@ -31,6 +31,7 @@ def to_response(row: Row[Any]) -> WorkflowResponse:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        owner=row.owner,
         **definition_view(row.definition),
     )
 
@@ -61,8 +62,12 @@ async def list_workflows(
     order: Literal["asc", "desc"],
     page: int,
     page_size: int,
+    visible: ColumnElement[bool] | None = None,
 ) -> Page[WorkflowResponse]:
+    """``visible``: the caller's access (see ``flowledger.http.grants.access.Visibility``)."""
     query: Select[Any] = select(workflows)
+    if visible is not None:
+        query = query.where(visible)
     if name:
         query = query.where(workflows.c.name.ilike(f"%{escape_like(name)}%", escape="\\"))
     if status is None:

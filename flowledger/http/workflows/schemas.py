@@ -304,6 +304,14 @@ class WorkflowResponse(msgspec.Struct, kw_only=True):
     triggers: list[Any] | None
     created_at: datetime
     updated_at: datetime
+    owner: Annotated[
+        str | None,
+        Meta(
+            description="Who has every permission on the workflow (its creator, until "
+            "ownership is transferred): `key:<api key id>` or `jwt:<subject>`.",
+            examples=["key:6f1c2a9e-3b7d-4e2f-9a51-0c8d7e6b5a43"],
+        ),
+    ] = None
 
     @classmethod
     def from_workflow(cls, workflow: Workflow) -> WorkflowResponse:
@@ -316,6 +324,7 @@ class WorkflowResponse(msgspec.Struct, kw_only=True):
             version=workflow.current_version,
             created_at=workflow.created_on,
             updated_at=workflow.modified_on,
+            owner=workflow.owner,
             **definition_view(workflow.definition),
         )
 
