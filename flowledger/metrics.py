@@ -110,11 +110,8 @@ WEBHOOK_DELIVERY_DURATION: Final = Histogram(
 )
 
 # --- Runs and the executor (for the executor) ----------------------------------------------
-RUNS: Final = Counter(
-    "flowledger_runs_total",
-    "Runs that reached a status (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED).",
-    ["status"],
-)
+# Runs by status are counted in the runs read table at scrape time (flowledger_runs, see
+# flowledger.run_metrics); transitions are flowledger_events_appended_total{event_type="Run..."}.
 STEP_DURATION: Final = Histogram(
     "flowledger_step_duration_seconds",
     "Duration of one workflow step (its agent call, retries included), by agent and status.",

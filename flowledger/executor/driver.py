@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
+from flowledger import metrics
 from flowledger.domain.agents import Agent
 from flowledger.domain.errors import Conflict
 from flowledger.domain.mappings import MappingError, resolve
@@ -31,10 +33,13 @@ from flowledger.executor.agent_client import (
     AgentCallError,
     AgentClient,
 )
+from flowledger.tracing import handling_event, outgoing_call_span
 
 log = logging.getLogger(__name__)
 
 EXECUTOR_ACTOR = "system:executor"
+REFRESH_S: Final = 2.0
+"""While calls are in flight, read the run again at least this often (missed signals)."""
 
 
 @dataclass(frozen=True)
@@ -77,22 +82,34 @@ class RunDriver:
         self.run: Run
         self._write_lock = asyncio.Lock()
         self._calls: dict[str, InFlight] = {}
+        self._loaded_at = 0.0
 
     # ------------------------------------------------------------------ the loop
 
     async def drive(self) -> None:
+        """Drive the run until it ends, in the trace of the request that started (or retried)
+        it: every event the driver appends, and every agent call, belongs to that trace."""
         self.run = await self._load()
         if self.run.is_finished:
             return
-        if self.run.status == "PENDING":
-            await self._change(lambda run: run.start())
-        for step_id in self.run.in_flight():
-            await self._interrupt(step_id)
-        try:
-            while await self._step():
-                pass
-        finally:
-            await self._abandon_calls()
+        request = await asyncio.to_thread(self._last_request)
+        with handling_event("drive run", request, run_id=str(self.run_id)):
+            if self.run.status == "PENDING":
+                await self._change(lambda run: run.start())
+            for step_id in self.run.in_flight():
+                await self._interrupt(step_id)
+            try:
+                while await self._step():
+                    pass
+            finally:
+                await self._abandon_calls()
+
+    def _last_request(self) -> object:
+        """The run's latest Requested or Retried event (its metadata carries the trace)."""
+        for event in self.store.events.get(self.run_id, desc=True):
+            if isinstance(event, Run.Requested | Run.Retried):
+                return event
+        return None
 
     async def _step(self) -> bool:
         """One round of decisions; False when the run needs nothing more from this driver."""
@@ -132,7 +149,10 @@ class RunDriver:
             )
         finally:
             changed.cancel()
-        if self.changed.is_set():
+        stale = time.monotonic() - self._loaded_at >= REFRESH_S and bool(self._calls)
+        if self.changed.is_set() or stale:
+            # Signalled, or a while without news during a call: a cancel signal may have gone
+            # to another executor (Kafka partitions move), so look at the run itself.
             self.changed.clear()
             self.run = await self._load()
 
@@ -191,18 +211,26 @@ class RunDriver:
             await self._change(lambda r: r.assign_task(step_id, attempt, task_id))
 
         body = payload if isinstance(payload, dict) else {"value": payload}
+        agent = self.run.steps[step_id].agent_name
         async with self.call_slots:
-            try:
-                reply = await self.client.send(
-                    url,
-                    body,
-                    auth=auth,
-                    timeout_s=timeout_s,
-                    on_task=on_task,
-                    message_id=f"{self.run_id}:{step_id}:{attempt}",
-                )
-            except AgentCallError as error:
-                return CallResult(step_id, attempt, error=error)
+            with outgoing_call_span(
+                "agent call",
+                agent,
+                url,
+                **{"flowledger.step": step_id, "flowledger.attempt": attempt},
+            ):
+                try:
+                    reply = await self.client.send(
+                        url,
+                        body,
+                        auth=auth,
+                        timeout_s=timeout_s,
+                        on_task=on_task,
+                        message_id=f"{self.run_id}:{step_id}:{attempt}",
+                    )
+                except AgentCallError as error:
+                    metrics.AGENT_CALL_ERRORS.labels(agent=agent, kind=error.kind).inc()
+                    return CallResult(step_id, attempt, error=error)
         return CallResult(step_id, attempt, output=reply.output)
 
     async def _collect(self) -> None:
@@ -214,7 +242,8 @@ class RunDriver:
                 continue
             result = call.task.result()
             if result.error is None:
-                await self._change(_succeed_step(step_id, call.attempt, result.output))
+                if await self._change(_succeed_step(step_id, call.attempt, result.output)):
+                    self._observe_step(step_id, "SUCCEEDED")
             else:
                 await self._record_failure(step_id, call.attempt, result.error)
 
@@ -231,13 +260,16 @@ class RunDriver:
         )
         if will_retry:
             delay = int(self.jitter(policy.delay_ms(failures + 1)))
-            await self._change(lambda r: r.fail_attempt(step_id, attempt, message, delay))
+            if await self._change(lambda r: r.fail_attempt(step_id, attempt, message, delay)):
+                metrics.AGENT_CALL_RETRIES.labels(agent=self.run.steps[step_id].agent_name).inc()
         else:
             await self._fail_step_for_good(step_id, attempt, message)
 
     async def _fail_step_for_good(self, step_id: str, attempt: int | None, message: str) -> None:
-        if attempt is not None:
-            await self._change(lambda r: r.fail_attempt(step_id, attempt, message, None))
+        if attempt is not None and await self._change(
+            lambda r: r.fail_attempt(step_id, attempt, message, None)
+        ):
+            self._observe_step(step_id, "FAILED")
         await self._abandon_calls()
         await self._change(lambda r: r.fail(f"step {step_id!r} failed: {message}", step_id))
 
@@ -269,6 +301,12 @@ class RunDriver:
         except Exception as error:
             log.warning("could not cancel task %s at %s: %s", task_id, url, error)
 
+    def _observe_step(self, step_id: str, status: str) -> None:
+        step = self.run.steps[step_id]
+        if step.started_at is not None and step.finished_at is not None:
+            seconds = (step.finished_at - step.started_at).total_seconds()
+            metrics.STEP_DURATION.labels(agent=step.agent_name, status=status).observe(seconds)
+
     # ------------------------------------------------------------------ state
 
     def _room_for_more(self) -> bool:
@@ -286,7 +324,9 @@ class RunDriver:
         return deadline is not None and datetime.now(UTC) >= deadline
 
     async def _load(self) -> Run:
-        return await asyncio.to_thread(self.store.get, Run, self.run_id, kind="run")
+        run = await asyncio.to_thread(self.store.get, Run, self.run_id, kind="run")
+        self._loaded_at = time.monotonic()
+        return run
 
     async def _change(self, action: Callable[[Run], object]) -> bool:
         """Apply a command to the run and append its events; False if the run had moved on

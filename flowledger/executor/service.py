@@ -2,9 +2,11 @@
 
 * **Active runs** — a projection kept by the executor itself (``executor_active_runs``, with
   its position in ``executor_tracking``): every run requested or retried and not yet finished.
-* **Watch** — each executor tails the run events from the moment it starts (no saved
-  position): a new or retried run is picked up at once, a cancelled one is signalled to its
-  driver so the call in flight is cancelled.
+* **Watch** — without Kafka, each executor tails the run events from the moment it starts (no
+  saved position); with Kafka (``KAFKA_BOOTSTRAP_SERVERS``), the executors consume
+  ``flowledger.runs.v1`` in one consumer group (``FLOWLEDGER_EXECUTOR_GROUP``), sharing its
+  partitions and dropping events already seen. Either way a new or retried run is picked up at
+  once, and a cancelled one is signalled to its driver so the call in flight is cancelled.
 * **Sweep** — every few seconds, and at start, every active run not driven here is tried:
   this is how runs of a stopped executor are resumed.
 * **Locks** — a run is driven only under a PostgreSQL advisory lock held on this process's
@@ -19,25 +21,30 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import Notification
 from sqlalchemy import select
 
+from flowledger.eventstore import event_type
 from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table
 from flowledger.executor.agent_client import AgentClient
 from flowledger.executor.driver import RunDriver
 from flowledger.following import Follower, run_followers
+from flowledger.kafka.config import KafkaSettings
+from flowledger.kafka.consumer import FAST_GROUP_SETTINGS, EnvelopeConsumer
 from flowledger.projections.projector import Projector
 from flowledger.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-RUN_TOPIC = "flowledger.domain.runs:Run."
-WAKE_EVENTS = {f"{RUN_TOPIC}Requested": "new", f"{RUN_TOPIC}Retried": "new"}
-SIGNAL_EVENTS = {f"{RUN_TOPIC}Cancelled", f"{RUN_TOPIC}Retried"}
+WAKE_EVENTS: Final = frozenset({"RunRequested", "RunRetried"})
+"""Events that make a run need a driver."""
+SIGNAL_EVENTS: Final = frozenset({"RunCancelled", "RunRetried"})
+"""Events a run's driver must hear about at once."""
+DEFAULT_GROUP: Final = "flowledger-executor"
 
 
 def lock_key(run_id: UUID) -> int:
@@ -59,9 +66,10 @@ class RunWatch:
 
     def handle(self, batch: Sequence[Notification]) -> None:
         for notification in batch:
-            if notification.topic in WAKE_EVENTS or notification.topic in SIGNAL_EVENTS:
+            name = event_type(notification.topic)
+            if name in WAKE_EVENTS or name in SIGNAL_EVENTS:
                 run_id = UUID(str(notification.originator_id))
-                self.executor.notify_threadsafe(run_id, notification.topic)
+                self.executor.notify_threadsafe(run_id, name)
         self._position = batch[-1].id
 
 
@@ -95,14 +103,18 @@ class Executor:
             batch_size=runtime.settings.follower_batch_size,
             idle_wait_s=runtime.settings.follower_idle_wait_s,
         )
-        watch = Follower(
-            self.store,
-            RunWatch(self, start=await asyncio.to_thread(self.store.head)),
-            idle_wait_s=runtime.settings.follower_idle_wait_s,
-        )
+        watched = [feed]
+        kafka = KafkaSettings.from_settings(runtime.settings)
+        consuming: asyncio.Task[None] | None = None
+        if kafka is None:
+            watch = RunWatch(self, start=await asyncio.to_thread(self.store.head))
+            idle = runtime.settings.follower_idle_wait_s
+            watched.append(Follower(self.store, watch, idle_wait_s=idle))
+        else:
+            consuming = asyncio.create_task(self._consume(kafka, stop), name="executor-kafka")
         followers = threading.Thread(
             target=run_followers,
-            args=([feed, watch], follower_stop),
+            args=(watched, follower_stop),
             daemon=True,
             name="executor-feed",
         )
@@ -115,22 +127,57 @@ class Executor:
                 self._wake.clear()
         finally:
             follower_stop.set()
+            if consuming is not None:
+                consuming.cancel()
+                await asyncio.gather(consuming, return_exceptions=True)
             await self._stop_drivers()
             await self.client.aclose()
             if self._lock_conn is not None:
                 await self._lock_conn.close()
             await asyncio.to_thread(followers.join, 10)
 
-    def notify_threadsafe(self, run_id: UUID, topic: str) -> None:
+    def notify_threadsafe(self, run_id: UUID, name: str) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._notify, run_id, topic)
+            self._loop.call_soon_threadsafe(self._notify, run_id, name)
 
-    def _notify(self, run_id: UUID, topic: str) -> None:
+    def _notify(self, run_id: UUID, name: str) -> None:
+        """A run event (by public event type) from the watch or the Kafka group."""
         driver = self.drivers.get(run_id)
-        if driver is not None and topic in SIGNAL_EVENTS:
+        if driver is not None and name in SIGNAL_EVENTS:
             driver.changed.set()
-        elif topic in WAKE_EVENTS:
+        elif name in WAKE_EVENTS:
             self._start_driving(run_id)
+
+    async def _consume(self, config: KafkaSettings, stop: threading.Event) -> None:
+        """Run events from the executors' consumer group; reconnects with backoff."""
+        extra = self.runtime.settings.extra
+        group = extra.get("FLOWLEDGER_EXECUTOR_GROUP") or DEFAULT_GROUP
+        fast = extra.get("FLOWLEDGER_KAFKA_FAST_GROUPS", "").lower() in ("1", "true", "yes", "on")
+        delay = 0.5
+        while not stop.is_set():
+            consumer = EnvelopeConsumer(
+                config,
+                group_id=group,
+                aggregate_types=["run"],
+                from_beginning=False,
+                group_settings=FAST_GROUP_SETTINGS if fast else None,
+            )
+            try:
+                await consumer.start()
+                delay = 0.5
+                while not stop.is_set():
+                    for envelope in await consumer.getmany(timeout_ms=500):
+                        self._notify(envelope.aggregate_id, envelope.event_type)
+                    await consumer.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("executor consumer failed (%s); reconnecting in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
 
     # ------------------------------------------------------------------ discovery
 

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from flowledger import metrics
 from flowledger.lag import LagCollector
+from flowledger.run_metrics import RunStatusCollector
 from flowledger.runtime import Runtime
 from flowledger.tracing import context_from_headers, tracer
 
@@ -86,12 +87,17 @@ def _record(method: str, route: str, status: int, duration: float) -> None:
     "/metrics",
     operation_id="metrics",
     summary="Prometheus metrics",
-    description="This process's metrics, plus every follower's position and lag measured in "
-    "the database now (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`).",
+    description="This process's metrics, plus what the database says now: every follower's "
+    "position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and "
+    "the runs in each status (`flowledger_runs`).",
     tags=["system"],
     media_type=CONTENT_TYPE_LATEST,
     sync_to_thread=True,
 )
 def metrics_endpoint(runtime: NamedDependency[Runtime]) -> Response[bytes]:
-    body = generate_latest(REGISTRY) + generate_latest(LagCollector(runtime.engine, runtime.store))
+    body = (
+        generate_latest(REGISTRY)
+        + generate_latest(LagCollector(runtime.engine, runtime.store))
+        + generate_latest(RunStatusCollector(runtime.engine))
+    )
     return Response(body, media_type=CONTENT_TYPE_LATEST)
