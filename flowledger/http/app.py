@@ -141,6 +141,11 @@ def create_app(
                     description="Versioned, validated step graphs whose steps call agents.",
                 ),
                 Tag(name="runs", description="Executions of workflows, step by step."),
+                Tag(
+                    name="grants",
+                    description="Who besides its owner may view or execute a workflow "
+                    "(enforced with FLOWLEDGER_WORKFLOW_GRANTS=on).",
+                ),
                 Tag(name="api-keys", description="Credentials for the API (admin)."),
                 Tag(name="audit", description="Who changed what, and when (admin)."),
                 Tag(

@@ -271,3 +271,32 @@ def test_with_grants_off_the_role_alone_decides_but_grants_stay_the_owners(
         assert execute(api, workflow["id"]).status_code == 202
         assert api.get(f"{url}/grants").status_code == 403
     assert names(api.get(WORKFLOWS)) == ["open"]
+
+
+def test_the_grant_routes_are_documented_and_their_examples_work(
+    api: ApiClient, keys: dict[str, IssuedKey]
+) -> None:
+    spec = api.get("/openapi.json").json()
+    grants = {
+        operation["operationId"]
+        for methods in spec["paths"].values()
+        for operation in methods.values()
+        if "grants" in operation.get("tags", [])
+    }
+    assert grants == {
+        "listWorkflowGrants",
+        "getWorkflowGrant",
+        "grantWorkflowAccess",
+        "revokeWorkflowAccess",
+        "transferWorkflowOwnership",
+    }
+    path = spec["paths"][f"{WORKFLOWS}/{{workflow_id}}/grants/{{principal}}"]
+    principal = next(p for p in path["put"]["parameters"] if p["name"] == "principal")
+    assert "role:" in principal["description"]
+    workflow = create(api, "documented")
+    body = path["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert len(body["examples"]) == 2
+    for example in body["examples"]:
+        url = f"{WORKFLOWS}/{workflow['id']}/grants/role:operator"
+        assert api.put(url, json=example).status_code == 200, example
+    assert path["put"]["security"] and path["delete"]["security"]

@@ -54,7 +54,7 @@ WHO: Final = (
 
 class WorkflowGrantsController(Controller):
     path = "/api/v1/workflows/{workflow_id:uuid}"
-    tags = ["workflows"]
+    tags = ["grants"]
 
     @get(
         "/grants",
