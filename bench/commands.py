@@ -1,0 +1,91 @@
+"""Command throughput (``POST /workflows/{id}/execute`` over HTTP from a load process) and event
+append (the same command through the command layer, no HTTP), each beside raw single-row
+committed INSERTs/s into a table of the event store's shape on the same database."""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from bench.baseline import raw_insert_rate
+from bench.catalogue import chain_definition, create_workflow, register_agent
+from bench.loadgen import generate_load
+from bench.results import Figure, percentile
+from bench.system import System, World
+from flowledger.commands.runs import RequestRun, request_run
+from flowledger.eventstore import EventMetadata
+from flowledger.runtime import Runtime
+from flowledger.settings import load_settings
+
+
+def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
+    duration = 5.0 if quick else 30.0
+    with world.system("commands") as system:
+        base = system.start_api()
+        with system.http(base) as api:
+            register_agent(api, "echo", "http://127.0.0.1:9/unused")
+            workflow_id = create_workflow(api, "bench-commands", chain_definition("echo", 5))
+        baseline = raw_insert_rate(system.database, duration)
+        execute = {
+            "method": "POST",
+            "path": f"/api/v1/workflows/{workflow_id}/execute",
+            "body": {"input_data": {"text": "hello"}},
+        }
+        common = {"base_url": base, "api_key": system.admin_key, "requests": [execute]}
+        flat_out = generate_load(
+            {**common, "duration_s": duration, "warmup_s": 2, "concurrency": 16}, system.workdir
+        )
+        half = max(1.0, flat_out["rps"] / 2)
+        at_half = generate_load({**common, "duration_s": duration, "rate": half}, system.workdir)
+        system.sample_memory()
+        api_peak = system.stop(system.processes[0]) or 0.0
+        append_rate, append_p99 = _append_rate(system, UUID(workflow_id), duration)
+    throughput = Figure(
+        name="command throughput: POST /workflows/{id}/execute",
+        value=flat_out["rps"],
+        unit="runs/s",
+        how=f"HTTP from a separate load process, 16 connections, {duration:.0f} s",
+        baseline=baseline,
+        baseline_unit="INSERT/s",
+        target="≥ 40% of baseline; p99 < 50 ms at half that rate",
+        details={"flat_out": flat_out, "at_half_rate": at_half, "half_rate": half},
+    )
+    throughput.met = (throughput.ratio or 0) >= 0.4 and at_half["p99_ms"] < 50
+    half_figure = Figure(
+        name="command latency p99 at half the throughput",
+        value=at_half["p99_ms"],
+        unit="ms",
+        how=f"open loop at {half:,.0f} runs/s for {duration:.0f} s",
+        target="< 50 ms",
+        met=at_half["p99_ms"] < 50,
+        details={"p50_ms": at_half["p50_ms"], "errors": at_half["errors"]},
+    )
+    append = Figure(
+        name="event append through the command layer",
+        value=append_rate,
+        unit="runs/s",
+        how="request_run in a loop in one process, no HTTP (one run = 1 event)",
+        baseline=baseline,
+        baseline_unit="INSERT/s",
+        target="≥ 70% of baseline",
+        details={"p99_ms": append_p99},
+    )
+    append.met = (append.ratio or 0) >= 0.7
+    return [throughput, half_figure, append], {"api": api_peak}
+
+
+def _append_rate(system: System, workflow_id: UUID, duration: float) -> tuple[float, float]:
+    settings = load_settings(system.env())
+    runtime = Runtime.open(settings, database=system.database, migrate=False)
+    try:
+        command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
+        latencies: list[float] = []
+        deadline = time.perf_counter() + duration
+        started = time.perf_counter()
+        while (now := time.perf_counter()) < deadline:
+            request_run(runtime.store, command, EventMetadata.system("bench"))
+            latencies.append((time.perf_counter() - now) * 1000)
+        elapsed = time.perf_counter() - started
+    finally:
+        runtime.close_sync()
+    return len(latencies) / elapsed, percentile(latencies, 99)

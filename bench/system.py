@@ -1,0 +1,242 @@
+"""The system under test: the embedded PostgreSQL server and Kafka broker, and flowledger's own
+processes (the API, each worker, the sample agents) started as the README says, each in its own
+process so its peak memory can be read."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from flowledger import schema
+from flowledger.database import (
+    Database,
+    create_database_if_missing,
+    drop_database,
+    start_embedded_server,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM), in MiB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    peak_mb: float | None = None
+
+    def sample(self) -> float | None:
+        now = peak_rss_mb(self.popen.pid)
+        if now is not None:
+            self.peak_mb = max(self.peak_mb or 0.0, now)
+        return self.peak_mb
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        self.sample()
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@dataclass
+class System:
+    """One benchmark's world. ``database`` is a fresh database on the shared embedded server."""
+
+    server: Database
+    database: Database
+    bootstrap_servers: str | None
+    workdir: Path
+    admin_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(16))
+    processes: list[Process] = field(default_factory=list)
+    peaks: dict[str, float] = field(default_factory=dict)
+    """Peak RSS (MiB) of every process this system started, by role."""
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.database.libpq_url,
+            "FLOWLEDGER_DATA_DIR": str(self.workdir / "data"),
+            "FLOWLEDGER_ADMIN_API_KEY": self.admin_key,
+            "FLOWLEDGER_RATE_LIMIT": "off",
+            "FLOWLEDGER_LOG_LEVEL": "WARNING",
+            "FLOWLEDGER_LOG_FORMAT": "json",
+            "PYTHONPATH": str(ROOT),
+        }
+        if self.bootstrap_servers:
+            env |= {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+                "FLOWLEDGER_KAFKA_IDEMPOTENCE": "false",
+                "FLOWLEDGER_KAFKA_FAST_GROUPS": "true",
+            }
+        else:
+            env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        return env | dict(extra or {})
+
+    def spawn(self, role: str, argv: list[str], extra: Mapping[str, str] | None = None) -> Process:
+        log = (self.workdir / f"{role}.log").open("ab")
+        popen = subprocess.Popen(
+            argv, env=self.env(extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        process = Process(role, popen)
+        self.processes.append(process)
+        return process
+
+    def start_api(self, extra: Mapping[str, str] | None = None) -> str:
+        """``flowledger serve`` on a free port; its base URL once ``/health/ready`` answers."""
+        port = free_port()
+        process = self.spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "flowledger",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            extra,
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ok(f"{base}/health", process, timeout_s=60)
+        return base
+
+    def start_worker(self, kind: str, extra: Mapping[str, str] | None = None) -> Process:
+        return self.spawn(kind, [sys.executable, "-m", "flowledger", "worker", kind], extra)
+
+    def start_agents(self) -> str:
+        """The sample agents (``python -m examples.agents all``); the echo agent's URL."""
+        port = free_port()
+        while not all(_port_free(port + n) for n in range(4)):
+            port = free_port()
+        process = self.spawn(
+            "agents", [sys.executable, "-m", "examples.agents", "all", "--base-port", str(port)]
+        )
+        echo = f"http://127.0.0.1:{port}"
+        wait_until_ok(f"{echo}/.well-known/agent-card.json", process, timeout_s=60)
+        return echo
+
+    def stop(self, process: Process) -> float | None:
+        process.stop()
+        if process.peak_mb is not None:
+            self.peaks[process.name] = max(self.peaks.get(process.name, 0.0), process.peak_mb)
+        self.processes.remove(process)
+        return process.peak_mb
+
+    def sample_memory(self) -> None:
+        for process in self.processes:
+            process.sample()
+
+    def stop_all(self) -> None:
+        for process in list(reversed(self.processes)):
+            self.stop(process)
+
+    def http(self, base: str, timeout_s: float = 30.0) -> httpx.Client:
+        return httpx.Client(base_url=base, headers={"X-API-Key": self.admin_key}, timeout=timeout_s)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_until_ok(url: str, process: Process, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{process.name} did not answer {url} in {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+class World:
+    """The embedded server and broker, shared by every benchmark of one ``python -m bench``;
+    each benchmark gets a fresh database (:meth:`system`)."""
+
+    def __init__(self, database_url: str | None = None, *, broker: bool = True) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="flowledger-bench-"))
+        if database_url:
+            self.server = Database.from_url(database_url)
+        else:
+            self.server = start_embedded_server(self.workdir / "pgdata", cleanup="delete")
+        self.broker = None
+        if broker:
+            from flowledger.kafka.embedded import EmbeddedBroker  # noqa: PLC0415
+
+            self.broker = EmbeddedBroker(log_path=self.workdir / "tansu.log")
+            self.broker.start()
+        self._count = 0
+
+    @property
+    def bootstrap_servers(self) -> str | None:
+        return self.broker.bootstrap_servers if self.broker else None
+
+    @contextlib.contextmanager
+    def system(self, name: str) -> Iterator[System]:
+        self._count += 1
+        dbname = f"bench_{self._count}_{name}"
+        create_database_if_missing(self.server, dbname)
+        database = self.server.with_dbname(dbname)
+        schema.upgrade(database)
+        workdir = self.workdir / dbname
+        workdir.mkdir()
+        system = System(self.server, database, self.bootstrap_servers, workdir)
+        try:
+            yield system
+        finally:
+            system.stop_all()
+            with contextlib.suppress(Exception):
+                drop_database(self.server, dbname)
+
+    def close(self) -> None:
+        """Stop the broker and remove the work files; the embedded server stops (and its data
+        is deleted) when this process exits."""
+        if self.broker is not None:
+            self.broker.stop()
+        for path in self.workdir.iterdir():
+            if path.name != "pgdata":
+                shutil.rmtree(path, ignore_errors=True)
