@@ -219,6 +219,7 @@ class World:
     def system(self, name: str) -> Iterator[System]:
         self._count += 1
         dbname = f"bench_{self._count}_{name}"
+        drop_database(self.server, dbname)
         create_database_if_missing(self.server, dbname)
         database = self.server.with_dbname(dbname)
         schema.upgrade(database)
