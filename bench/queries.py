@@ -1,0 +1,230 @@
+"""Query latency: ``GET /api/v1/runs`` (filtered, sorted, paginated) and ``GET /api/v1/runs/{id}``
+with a million runs in the read tables, each beside ``GET /health`` (the HTTP floor: no
+database) at the same rate from the same load process.
+
+A few real runs are requested over HTTP and projected by ``flowledger worker projections``;
+their projected rows are then copied in bulk (``INSERT … SELECT … generate_series``) with fresh
+ids, over 20 workflows (a few busy, most quiet), mixed statuses and 30 days of ``created_at``.
+The copies are not projected: projection speed is another benchmark's figure.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from bench.catalogue import chain_definition, create_workflow, register_agent
+from bench.loadgen import generate_load
+from bench.results import Figure, percentile
+from bench.system import System, World
+from flowledger.database import Database
+
+WORKFLOWS: Final = 20
+LIST_TARGET_MS: Final = 25.0
+BY_ID_TARGET_MS: Final = 10.0
+LIST_RATE: Final = 40.0
+"""Requests/s of the open loop for lists: steady, well below saturation, so the p99 is the
+service time and not a queue."""
+BY_ID_RATE: Final = 100.0
+SAMPLED_IDS: Final = 500
+
+COPY_RUNS: Final = """
+WITH templates AS (
+    SELECT row_number() OVER (ORDER BY workflow_name) - 1 AS k, * FROM runs
+), drawn AS (
+    SELECT g,
+           now() - interval '30 days' * (1 - g::float8 / %(n)s) AS created_at,
+           random() AS r,
+           floor(%(templates)s * power(random(), 2))::int AS k,
+           make_interval(secs => 0.2 + random() * 5) AS took
+    FROM generate_series(1, %(n)s) AS g
+), shaped AS (
+    SELECT d.*,
+           CASE WHEN g > %(n)s * 0.995 THEN CASE WHEN r < 0.5 THEN 'RUNNING' ELSE 'PENDING' END
+                WHEN r < 0.85 THEN 'SUCCEEDED'
+                WHEN r < 0.95 THEN 'FAILED'
+                ELSE 'CANCELLED' END AS status
+    FROM drawn d
+)
+INSERT INTO runs (id, workflow_id, workflow_name, workflow_version, status, input_data,
+                  variables, output, error, failed_step, triggered_by, idempotency_key,
+                  retry_count, step_count, created_at, started_at, finished_at, duration_ms,
+                  cancelled_at, cancelled_by, updated_at, version, position)
+SELECT gen_random_uuid(), t.workflow_id, t.workflow_name, t.workflow_version, s.status,
+       t.input_data, t.variables,
+       CASE WHEN s.status = 'SUCCEEDED' THEN '{"text": "hello"}'::jsonb END,
+       CASE WHEN s.status = 'FAILED' THEN 'step s2: the agent answered 500' END,
+       CASE WHEN s.status = 'FAILED' THEN 's2' END,
+       t.triggered_by, NULL, 0, t.step_count, s.created_at,
+       CASE WHEN s.status <> 'PENDING' THEN s.created_at + interval '20 ms' END,
+       CASE WHEN s.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+            THEN s.created_at + interval '20 ms' + s.took END,
+       CASE WHEN s.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+            THEN (extract(epoch FROM s.took) * 1000)::bigint END,
+       CASE WHEN s.status = 'CANCELLED' THEN s.created_at + interval '20 ms' + s.took END,
+       CASE WHEN s.status = 'CANCELLED' THEN t.triggered_by END,
+       s.created_at + interval '20 ms' + s.took,
+       t.version + CASE s.status WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 2 ELSE 8 END,
+       t.position
+FROM shaped s JOIN templates t ON t.k = s.k
+ORDER BY s.g
+"""
+
+
+def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
+    total_runs = 20_000 if quick else 1_000_000
+    duration = 5.0 if quick else 15.0
+    with world.system("queries") as system:
+        base = system.start_api()
+        workflow_ids = _real_runs(system, base)
+        seeded_s = _copy_runs(system.database, total_runs - WORKFLOWS)
+        run_ids = _sample_ids(system.database, SAMPLED_IDS)
+        lists = list_requests(workflow_ids)
+        by_id = [{"method": "GET", "path": f"/api/v1/runs/{run_id}"} for run_id in run_ids]
+        common = {"base_url": base, "api_key": system.admin_key, "warmup_s": 2}
+        health = [{"method": "GET", "path": "/health"}]
+        floor = generate_load(
+            {**common, "requests": health, "duration_s": duration, "rate": BY_ID_RATE},
+            system.workdir,
+        )
+        listed = generate_load(
+            {**common, "requests": lists, "duration_s": duration, "rate": LIST_RATE},
+            system.workdir,
+        )
+        read = generate_load(
+            {**common, "requests": by_id, "duration_s": duration, "rate": BY_ID_RATE},
+            system.workdir,
+        )
+        by_shape = _time_each(system, base, lists)
+        system.sample_memory()
+        api_peak = system.stop(system.processes[0]) or 0.0
+    how = (
+        f"open loop from a separate load process, {duration:.0f} s at a steady %s req/s, over "
+        f"{total_runs:,} runs: {WORKFLOWS} really run and projected, the rest copied from their "
+        "projected rows (not projected) over 20 workflows, mixed statuses and 30 days, then "
+        "VACUUM ANALYZE"
+    )
+    list_figure = Figure(
+        name="query latency p99: GET /runs (filtered, sorted, paginated)",
+        value=listed["p99_ms"],
+        unit="ms",
+        how=how % f"{LIST_RATE:.0f}" + f"; {len(lists)} requests in turn (see details)",
+        baseline=floor["p99_ms"],
+        baseline_unit="ms (GET /health p99)",
+        target=f"p99 < {LIST_TARGET_MS:.0f} ms",
+        met=listed["p99_ms"] < LIST_TARGET_MS and listed["errors"] == 0,
+        details={
+            "load": listed,
+            "health_load": floor,
+            "seeded_runs": total_runs,
+            "seed_s": round(seeded_s, 1),
+            "median_ms_by_request_unloaded": by_shape,
+        },
+    )
+    read_figure = Figure(
+        name="query latency p99: GET /runs/{id}",
+        value=read["p99_ms"],
+        unit="ms",
+        how=how % f"{BY_ID_RATE:.0f}" + f"; {SAMPLED_IDS} random existing runs in turn",
+        baseline=floor["p99_ms"],
+        baseline_unit="ms (GET /health p99)",
+        target=f"p99 < {BY_ID_TARGET_MS:.0f} ms",
+        met=read["p99_ms"] < BY_ID_TARGET_MS and read["errors"] == 0,
+        details={"load": read},
+    )
+    return [list_figure, read_figure], {"api": api_peak}
+
+
+def list_requests(workflow_ids: list[str]) -> list[dict[str, Any]]:
+    """The list requests a UI and scripts send, in turn: newest first (the UI's default) with no
+    filter, by status, by workflow (busy, middling, quiet), by both, by date range, page 1 and
+    deeper pages."""
+    busy, middling, quiet = workflow_ids[0], workflow_ids[WORKFLOWS // 3], workflow_ids[-1]
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    newest = {"sort": "created_at", "order": "desc"}
+    shapes: list[dict[str, Any]] = [
+        {**newest, "page": 1},
+        {**newest, "status": "FAILED", "page": 1},
+        {**newest, "workflow_id": busy, "page": 1},
+        {**newest, "page": 1},
+        {**newest, "status": "RUNNING", "page": 1},
+        {**newest, "workflow_id": busy, "status": "SUCCEEDED", "page": 1},
+        {**newest, "page": 2},
+        {**newest, "workflow_id": middling, "status": "FAILED", "page": 1},
+        {**newest, "workflow_id": quiet, "page": 1},
+        {**newest, "page": 1},
+        {**newest, "workflow_id": middling, "page": 5},
+        {**newest, "status": "SUCCEEDED", "page": 10},
+        {**newest, "status": "FAILED", "created_from": week_ago, "page": 1},
+        {**newest, "page": 50},
+        {**newest, "workflow_id": busy, "page": 3, "page_size": 50},
+        {"sort": "created_at", "order": "asc", "workflow_id": quiet, "page": 1},
+    ]
+    return [
+        {"method": "GET", "path": "/api/v1/runs?" + urlencode({"page_size": 20, **shape})}
+        for shape in shapes
+    ]
+
+
+def _real_runs(system: System, base: str) -> list[str]:
+    """One run per workflow, requested over HTTP and projected by the projections worker; the
+    workflows' ids, busiest first (the copies favour the first)."""
+    worker = system.start_worker("projections")
+    with system.http(base) as api:
+        register_agent(api, "echo", "http://127.0.0.1:9/unused")
+        workflow_ids = [
+            create_workflow(api, f"bench-queries-{n:02d}", chain_definition("echo", 3))
+            for n in range(WORKFLOWS)
+        ]
+        for workflow_id in workflow_ids:
+            response = api.post(
+                f"/api/v1/workflows/{workflow_id}/execute", json={"input_data": {"text": "hi"}}
+            )
+            response.raise_for_status()
+    deadline = time.monotonic() + 60
+    with system.database.connect() as conn:
+        while (row := conn.execute("SELECT count(*) FROM runs").fetchone()) and row[0] < WORKFLOWS:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {row[0]} of {WORKFLOWS} runs projected in 60 s")
+            time.sleep(0.1)
+    system.stop(worker)
+    return workflow_ids
+
+
+def _copy_runs(database: Database, n: int) -> float:
+    """Copy the projected runs ``n`` times (see the module's docstring); seconds taken."""
+    started = time.perf_counter()
+    with database.connect() as conn:
+        conn.execute("SELECT setseed(0.42)")
+        conn.execute(COPY_RUNS, {"n": n, "templates": WORKFLOWS})  # type: ignore[arg-type]
+        conn.execute("VACUUM ANALYZE runs")
+    return time.perf_counter() - started
+
+
+def _sample_ids(database: Database, k: int) -> list[str]:
+    with database.connect() as conn:
+        rows = conn.execute(
+            "SELECT id FROM runs ORDER BY random() LIMIT %s", (k,)
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def _time_each(
+    system: System, base: str, requests: list[dict[str, Any]], times: int = 5
+) -> dict[str, float]:
+    """Each list request on its own, one at a time: its median latency (ms), to show which
+    shapes cost what."""
+    found: dict[str, float] = {}
+    with system.http(base) as api:
+        for request in requests:
+            path = request["path"]
+            samples = []
+            for _ in range(times):
+                started = time.perf_counter()
+                api.get(path).raise_for_status()
+                samples.append((time.perf_counter() - started) * 1000)
+            found[path.removeprefix("/api/v1/runs?")] = round(percentile(samples, 50), 2)
+    return found
+
