@@ -90,7 +90,11 @@ async def list_runs(
     if created_to is not None:
         query = query.where(runs.c.created_at < created_to)
     column = runs.c[sort]
-    primary = column.desc().nulls_last() if order == "desc" else column.asc().nulls_last()
+    primary = column.desc() if order == "desc" else column.asc()
+    if column.nullable:
+        # Only where there can be NULLs: NULLS LAST on a NOT NULL column orders the same rows
+        # the same way but stops PostgreSQL reading them in the order of an index.
+        primary = primary.nulls_last()
     tie = runs.c.id.desc() if order == "desc" else runs.c.id.asc()
     return await fetch_page(
         conn, query, order_by=[primary, tie], page=page, page_size=page_size, to_item=to_run
