@@ -73,7 +73,7 @@ class RunsProjection(Projection):
                 position=position,
             )
         )
-        _count(conn, event.workflow_id, "PENDING", 1)
+        _count(conn, event.workflow_id, {"PENDING": 1})
         conn.execute(
             insert(run_steps),
             [
@@ -282,17 +282,18 @@ def _move(conn: Connection, run_id: Any, status: str) -> None:
     query = select(runs.c.workflow_id, runs.c.status).where(runs.c.id == run_id)
     row = conn.execute(query).one_or_none()
     if row is not None and row.status != status:
-        _count(conn, row.workflow_id, row.status, -1)
-        _count(conn, row.workflow_id, status, 1)
+        _count(conn, row.workflow_id, {row.status: -1, status: 1})
 
 
-def _count(conn: Connection, workflow_id: Any, status: str, delta: int) -> None:
+def _count(conn: Connection, workflow_id: Any, deltas: dict[str, int]) -> None:
+    """Add ``deltas`` (by status) to a workflow's counts, in one statement."""
+    statement = upsert(run_counts).values(
+        [{"workflow_id": workflow_id, "status": s, "runs": n} for s, n in deltas.items()]
+    )
     conn.execute(
-        upsert(run_counts)
-        .values(workflow_id=workflow_id, status=status, runs=delta)
-        .on_conflict_do_update(
+        statement.on_conflict_do_update(
             index_elements=[run_counts.c.workflow_id, run_counts.c.status],
-            set_={"runs": run_counts.c.runs + delta},
+            set_={"runs": run_counts.c.runs + statement.excluded.runs},
         )
     )
 
