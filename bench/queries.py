@@ -41,8 +41,9 @@ COUNTED: Final = (
 )
 LIST_MISSED: Final = (
     " Missed: each list statement takes under 1 ms in PostgreSQL (EXPLAIN ANALYZE) and its "
-    "total a sum of a few run_counts rows; the rest is the API's own work (about 3 ms of CPU a "
-    "request) and waiting for a CPU on this shared 2-core machine (see load_average_1m)."
+    "total a sum of a few run_counts rows; the rest is the API's own work (4 to 6 ms a request "
+    "unloaded, see details) and waiting for a CPU on this shared 2-core machine (see "
+    "load_average_1m): with the machine quieter the same mix gave p99 8 to 13 ms."
 )
 BY_ID_MISSED: Final = (
     " Missed in the tail only: the primary-key read takes about 0.1 ms in PostgreSQL; the API "
