@@ -45,11 +45,13 @@ async def fetch_page(
     page: int,
     page_size: int,
     to_item: Callable[[Row[Any]], T],
+    count: Select[Any] | None = None,
 ) -> Page[T]:
-    """Run a filtered query for one page, with the total count of matching rows."""
-    total = (
-        await conn.execute(select(func.count()).select_from(query.order_by(None).subquery()))
-    ).scalar_one()
+    """Run a filtered query for one page, with the total count of matching rows (``count``: a
+    cheaper statement that answers the same number, where the caller has one)."""
+    if count is None:
+        count = select(func.count()).select_from(query.order_by(None).subquery())
+    total = int((await conn.execute(count)).scalar_one())
     rows = (
         await conn.execute(
             query.order_by(*order_by).limit(page_size).offset((page - 1) * page_size)

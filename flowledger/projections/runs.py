@@ -6,13 +6,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, case, func, insert, literal, update
+from sqlalchemy import Connection, case, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventstore import metadata_of
 from flowledger.projections.projector import Projection
-from flowledger.projections.tables import run_step_attempts, run_steps, runs
+from flowledger.projections.tables import run_counts, run_step_attempts, run_steps, runs
 
 Handler = Callable[[Connection, Any, int], None]
 
@@ -20,7 +21,7 @@ Handler = Callable[[Connection, Any, int], None]
 class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
-    tables = (runs, run_steps, run_step_attempts)
+    tables = (runs, run_steps, run_step_attempts, run_counts)
 
     def __init__(self) -> None:
         self.handlers: dict[type, Handler] = {
@@ -72,6 +73,7 @@ class RunsProjection(Projection):
                 position=position,
             )
         )
+        _count(conn, event.workflow_id, {"PENDING": 1})
         conn.execute(
             insert(run_steps),
             [
@@ -89,6 +91,7 @@ class RunsProjection(Projection):
         )
 
     def _started(self, conn: Connection, event: Any, position: int) -> None:
+        _move(conn, event.originator_id, "RUNNING")
         conn.execute(
             update(runs)
             .where(runs.c.id == event.originator_id)
@@ -101,6 +104,7 @@ class RunsProjection(Projection):
         )
 
     def _finished(self, conn: Connection, event: Any, **values: Any) -> None:
+        _move(conn, event.originator_id, values["status"])
         conn.execute(
             update(runs)
             .where(runs.c.id == event.originator_id)
@@ -133,6 +137,7 @@ class RunsProjection(Projection):
         )
 
     def _retried(self, conn: Connection, event: Any, position: int) -> None:
+        _move(conn, event.originator_id, "PENDING")
         conn.execute(
             update(runs)
             .where(runs.c.id == event.originator_id)
@@ -268,6 +273,29 @@ class RunsProjection(Projection):
                 **values,
             )
         )
+
+
+def _move(conn: Connection, run_id: Any, status: str) -> None:
+    """Count a run out of its status and into ``status`` (in ``run_counts``), before the update
+    that changes it; the projection is the only writer of ``runs``, so nothing moves it between
+    the read and the update."""
+    query = select(runs.c.workflow_id, runs.c.status).where(runs.c.id == run_id)
+    row = conn.execute(query).one_or_none()
+    if row is not None and row.status != status:
+        _count(conn, row.workflow_id, {row.status: -1, status: 1})
+
+
+def _count(conn: Connection, workflow_id: Any, deltas: dict[str, int]) -> None:
+    """Add ``deltas`` (by status) to a workflow's counts, in one statement."""
+    statement = upsert(run_counts).values(
+        [{"workflow_id": workflow_id, "status": s, "runs": n} for s, n in deltas.items()]
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[run_counts.c.workflow_id, run_counts.c.status],
+            set_={"runs": run_counts.c.runs + statement.excluded.runs},
+        )
+    )
 
 
 def _epoch_ms(moment: datetime) -> int:

@@ -87,6 +87,20 @@ def wait_for_run(
         time.sleep(0.05)
 
 
+def totals_by_status(api: ApiClient, workflow_id: str) -> dict[str, int]:
+    """A workflow's list totals by status, as counted (``run_counts``, kept by the runs
+    projection), after checking them against a count of the rows themselves (``triggered_by``
+    makes the list count its rows)."""
+    totals = {}
+    for status in ("PENDING", "RUNNING", *sorted(TERMINAL)):
+        params = {"workflow_id": workflow_id, "status": status}
+        counted = api.get("/api/v1/runs", params=params).json()["total"]
+        rows = api.get("/api/v1/runs", params={**params, "triggered_by": "admin-env"}).json()
+        assert counted == rows["total"], status
+        totals[status] = counted
+    return totals
+
+
 def test_execute_answers_at_once_and_the_run_can_be_followed_step_by_step(api: ApiClient) -> None:
     workflow = create_workflow(api)
     accepted = execute(api, workflow["id"], input_data={"text": "hello world"})
@@ -208,6 +222,9 @@ def test_cancelling_a_slow_run_and_then_cancelling_it_again(
         time.sleep(0.05)
     steps = api.get(f"/api/v1/runs/{run_id}/steps").json()
     assert steps[0]["status"] == "CANCELLED"
+    assert totals_by_status(api, workflow["id"]) == {
+        "PENDING": 0, "RUNNING": 0, "CANCELLED": 1, "FAILED": 0, "SUCCEEDED": 0,
+    }  # fmt: skip
 
 
 def test_a_failed_run_retried_over_http_resumes_from_the_failed_step(
@@ -232,11 +249,15 @@ def test_a_failed_run_retried_over_http_resumes_from_the_failed_step(
     run_id = execute(api, workflow["id"], input_data={"text": "again"}).json()["run_id"]
     failed = wait_for_run(api, run_id)
     assert failed["status"] == "FAILED" and failed["failed_step"] == "deliver"
+    assert totals_by_status(api, workflow["id"])["FAILED"] == 1
     assert api.post(f"/api/v1/runs/{run_id}/retry").status_code == 202
     reset_stats(agent_urls["flaky"], fail_first=0)
     transform_calls = get_stats(agent_urls["transform"])["calls"]
     run = wait_for_run(api, run_id)
     assert run["status"] == "SUCCEEDED" and run["retry_count"] == 1
+    assert totals_by_status(api, workflow["id"]) == {
+        "PENDING": 0, "RUNNING": 0, "CANCELLED": 0, "FAILED": 0, "SUCCEEDED": 1,
+    }  # fmt: skip
     assert get_stats(agent_urls["transform"])["calls"] == transform_calls
     retry_again = api.post(f"/api/v1/runs/{run_id}/retry")
     assert (
@@ -293,6 +314,9 @@ def test_runs_list_filters_sorts_and_paginates(api: ApiClient) -> None:
         == 3
     )
     assert api.get("/api/v1/runs", params={"status": "FAILED"}).json()["total"] == 0
+    assert api.get("/api/v1/runs", params={"status": "SUCCEEDED"}).json()["total"] == 3
+    assert everything["total"] == 3 and everything["total_pages"] == 1
+    assert totals_by_status(api, first["id"])["SUCCEEDED"] == 2
     created = everything["items"][1]["created_at"]
     window = api.get("/api/v1/runs", params={"created_from": created, "created_to": created}).json()
     assert window["total"] == 0, "created_to is exclusive"

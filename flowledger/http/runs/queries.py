@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger.http.pagination import Page, fetch_page
@@ -20,7 +20,7 @@ from flowledger.http.runs.schemas import (
     RunStatus,
     StepExecution,
 )
-from flowledger.projections.tables import run_logs, run_step_attempts, run_steps, runs
+from flowledger.projections.tables import run_counts, run_logs, run_step_attempts, run_steps, runs
 
 RunSort = Literal[
     "created_at", "started_at", "finished_at", "status", "duration_ms", "workflow_name"
@@ -90,11 +90,35 @@ async def list_runs(
     if created_to is not None:
         query = query.where(runs.c.created_at < created_to)
     column = runs.c[sort]
-    primary = column.desc().nulls_last() if order == "desc" else column.asc().nulls_last()
+    primary = column.desc() if order == "desc" else column.asc()
+    if column.nullable:
+        # Only where there can be NULLs: NULLS LAST on a NOT NULL column orders the same rows
+        # the same way but stops PostgreSQL reading them in the order of an index.
+        primary = primary.nulls_last()
     tie = runs.c.id.desc() if order == "desc" else runs.c.id.asc()
-    return await fetch_page(
-        conn, query, order_by=[primary, tie], page=page, page_size=page_size, to_item=to_run
+    counted = all(
+        condition is None for condition in (visible, triggered_by, created_from, created_to)
     )
+    return await fetch_page(
+        conn,
+        query,
+        order_by=[primary, tie],
+        page=page,
+        page_size=page_size,
+        to_item=to_run,
+        count=_counted_total(status, workflow_id) if counted else None,
+    )
+
+
+def _counted_total(status: RunStatus | None, workflow_id: UUID | None) -> Select[Any]:
+    """The number of runs of a status and/or a workflow, from ``run_counts`` (a few rows) instead
+    of counting the runs themselves (up to every run: 50 to 150 ms at a million)."""
+    query = select(func.coalesce(func.sum(run_counts.c.runs), 0))
+    if status is not None:
+        query = query.where(run_counts.c.status == status)
+    if workflow_id is not None:
+        query = query.where(run_counts.c.workflow_id == workflow_id)
+    return query
 
 
 async def run_steps_of(conn: AsyncConnection, run_id: UUID) -> list[StepExecution]:
