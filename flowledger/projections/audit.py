@@ -78,11 +78,23 @@ class AuditLogProjection(Projection):
     name: ClassVar[str] = "audit_log"
     tables = (audit_log,)
 
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+
     def wants(self, topic: str) -> bool:
         return not is_internal(topic)
 
+    def start_batch(self) -> None:
+        self._rows = []
+
     def apply(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(insert(audit_log).values(**audit_row(event, position)))
+        self._rows.append(audit_row(event, position))
+
+    def finish_batch(self, conn: Connection) -> None:
+        """One multi-row INSERT for the batch's rows."""
+        if self._rows:
+            conn.execute(insert(audit_log), self._rows)
+        self._rows = []
 
 
 def retention_cutoff(now: datetime, retention_days: int | None) -> datetime | None:

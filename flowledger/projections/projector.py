@@ -42,7 +42,18 @@ class Projection(ABC):
 
     @abstractmethod
     def apply(self, conn: Connection, event: Any, position: int) -> None:
-        """Change the read tables for one event."""
+        """Change the read tables for one event (or note the change for :meth:`finish_batch`)."""
+
+    def start_batch(self) -> None:  # noqa: B027  (a hook: most projections need none)
+        """A batch begins: forget changes noted for a batch that did not finish (rolled back).
+
+        A projection that notes changes keeps them on itself, so an instance serves one
+        projector (as :func:`~flowledger.projections.runner.all_projections` makes them)."""
+
+    def finish_batch(self, conn: Connection) -> None:  # noqa: B027  (a hook, as above)
+        """Write the changes :meth:`apply` noted, in the batch's transaction, before its
+        position is saved. Writing a batch's rows in a few statements instead of one or more
+        per event is where a projection's throughput comes from (round trips, not SQL)."""
 
 
 class Projector:
@@ -104,6 +115,7 @@ class Projector:
         ).scalar_one_or_none()
         if current is not None and current >= batch[0].id:
             raise PositionMoved(self.name)
+        self.projection.start_batch()
         for notification in batch:
             if not self.projection.wants(notification.topic):
                 continue
@@ -113,6 +125,7 @@ class Projector:
                     self.projection.apply(conn, event, notification.id)
             else:
                 self.projection.apply(conn, event, notification.id)
+        self.projection.finish_batch(conn)
         self._save_position(conn, batch[-1].id)
 
     def _save_position(self, conn: Connection, position: int) -> None:

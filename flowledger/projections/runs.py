@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, case, func, insert, literal, update
+from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, literal, update
 
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
@@ -15,6 +15,90 @@ from flowledger.projections.projector import Projection
 from flowledger.projections.tables import run_step_attempts, run_steps, runs
 
 Handler = Callable[[Connection, Any, int], None]
+
+# Statements of the frequent events, built once (building one per event cost more than
+# running it); values are bound per execution.
+_TOUCH = (
+    update(runs)
+    .where(runs.c.id == bindparam("rid"))
+    .values(version=bindparam("v"), updated_at=bindparam("at"), position=bindparam("p"))
+)
+_INSERT_RUN = insert(runs)
+_INSERT_STEPS = insert(run_steps)
+_STARTED = (
+    update(runs)
+    .where(runs.c.id == bindparam("rid"))
+    .values(
+        status="RUNNING",
+        started_at=func.coalesce(runs.c.started_at, bindparam("at", type_=runs.c.started_at.type)),
+    )
+)
+_STEP = (run_steps.c.run_id == bindparam("rid")) & (run_steps.c.step_id == bindparam("sid"))
+_ATTEMPT = (
+    (run_step_attempts.c.run_id == bindparam("rid"))
+    & (run_step_attempts.c.step_id == bindparam("sid"))
+    & (run_step_attempts.c.attempt == bindparam("n"))
+)
+_INSERT_ATTEMPT = insert(run_step_attempts).values(
+    run_id=bindparam("rid"),
+    step_id=bindparam("sid"),
+    attempt=bindparam("n"),
+    outcome="running",
+    input=bindparam("b_input", type_=run_step_attempts.c.input.type),
+    started_at=bindparam("at"),
+)
+_STEP_STARTED = (
+    update(run_steps)
+    .where(_STEP)
+    .values(
+        status="RUNNING",
+        attempts=run_steps.c.attempts + 1,
+        input=bindparam("b_input", type_=run_steps.c.input.type),
+        task_id=None,
+        retry_at=None,
+        started_at=func.coalesce(
+            run_steps.c.started_at, bindparam("at", type_=run_steps.c.started_at.type)
+        ),
+    )
+)
+_ATTEMPT_TASK = update(run_step_attempts).where(_ATTEMPT).values(task_id=bindparam("task"))
+_STEP_TASK = update(run_steps).where(_STEP).values(task_id=bindparam("task"))
+_MS = bindparam("ms", type_=BigInteger)
+"""The event's time in epoch milliseconds, for durations."""
+_STEP_SUCCEEDED = (
+    update(run_steps)
+    .where(_STEP)
+    .values(
+        finished_at=bindparam("at"),
+        retry_at=None,
+        duration_ms=_MS
+        - func.coalesce(func.floor(func.extract("epoch", run_steps.c.started_at) * 1000), _MS),
+        status="SUCCEEDED",
+        output=bindparam("b_output", type_=run_steps.c.output.type),
+        error=None,
+    )
+)
+_RUN_SUCCEEDED = (
+    update(runs)
+    .where(runs.c.id == bindparam("rid"))
+    .values(
+        finished_at=bindparam("at"),
+        duration_ms=_MS
+        - func.coalesce(func.floor(func.extract("epoch", runs.c.started_at) * 1000), _MS),
+        status="SUCCEEDED",
+        output=bindparam("b_output", type_=runs.c.output.type),
+        error=None,
+    )
+)
+_ATTEMPT_SUCCEEDED = (
+    update(run_step_attempts)
+    .where(_ATTEMPT)
+    .values(
+        outcome="succeeded",
+        output=bindparam("b_output", type_=run_step_attempts.c.output.type),
+        finished_at=bindparam("at"),
+    )
+)
 
 
 class RunsProjection(Projection):
@@ -38,23 +122,35 @@ class RunsProjection(Projection):
             Run.Retried: self._retried,
         }
 
+        self._touched: dict[Any, dict[str, Any]] = {}
+        """Each run's version, time and position after its last event in the batch."""
+
+    def start_batch(self) -> None:
+        self._touched = {}
+
     def apply(self, conn: Connection, event: Any, position: int) -> None:
         self.handlers[type(event)](conn, event, position)
         if not isinstance(event, Run.Requested):
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == event.originator_id)
-                .values(
-                    version=event.originator_version, updated_at=event.timestamp, position=position
-                )
-            )
+            # No handler reads these columns: one UPDATE per run at the end of the batch
+            # leaves the row as one UPDATE per event would.
+            self._touched[event.originator_id] = {
+                "rid": event.originator_id,
+                "v": event.originator_version,
+                "at": event.timestamp,
+                "p": position,
+            }
+
+    def finish_batch(self, conn: Connection) -> None:
+        if self._touched:
+            conn.execute(_TOUCH, list(self._touched.values()))
+        self._touched = {}
 
     # ------------------------------------------------------------------ run
 
     def _requested(self, conn: Connection, event: Any, position: int) -> None:
         plan = WorkflowPlan.from_dict(event.plan)
         conn.execute(
-            insert(runs).values(
+            _INSERT_RUN.values(
                 id=event.originator_id,
                 workflow_id=event.workflow_id,
                 workflow_name=event.workflow_name,
@@ -73,7 +169,7 @@ class RunsProjection(Projection):
             )
         )
         conn.execute(
-            insert(run_steps),
+            _INSERT_STEPS,
             [
                 {
                     "run_id": event.originator_id,
@@ -89,16 +185,7 @@ class RunsProjection(Projection):
         )
 
     def _started(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == event.originator_id)
-            .values(
-                status="RUNNING",
-                started_at=case(
-                    (runs.c.started_at.is_(None), event.timestamp), else_=runs.c.started_at
-                ),
-            )
-        )
+        conn.execute(_STARTED, {"rid": event.originator_id, "at": event.timestamp})
 
     def _finished(self, conn: Connection, event: Any, **values: Any) -> None:
         conn.execute(
@@ -115,7 +202,15 @@ class RunsProjection(Projection):
         )
 
     def _succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        self._finished(conn, event, status="SUCCEEDED", output=event.output, error=None)
+        conn.execute(
+            _RUN_SUCCEEDED,
+            {
+                "rid": event.originator_id,
+                "at": event.timestamp,
+                "ms": _epoch_ms(event.timestamp),
+                "b_output": event.output,
+            },
+        )
 
     def _failed(self, conn: Connection, event: Any, position: int) -> None:
         self._close_steps(conn, event)
@@ -189,37 +284,25 @@ class RunsProjection(Projection):
         )
 
     def _step_started(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            insert(run_step_attempts).values(
-                run_id=event.originator_id,
-                step_id=event.step_id,
-                attempt=event.attempt,
-                outcome="running",
-                input=event.input,
-                started_at=event.timestamp,
-            )
-        )
-        conn.execute(
-            update(run_steps)
-            .where(self._step(event))
-            .values(
-                status="RUNNING",
-                attempts=run_steps.c.attempts + 1,
-                input=event.input,
-                task_id=None,
-                retry_at=None,
-                started_at=case(
-                    (run_steps.c.started_at.is_(None), event.timestamp),
-                    else_=run_steps.c.started_at,
-                ),
-            )
-        )
+        values = {
+            "rid": event.originator_id,
+            "sid": event.step_id,
+            "n": event.attempt,
+            "b_input": event.input,
+            "at": event.timestamp,
+        }
+        conn.execute(_INSERT_ATTEMPT, values)
+        conn.execute(_STEP_STARTED, values)
 
     def _task_assigned(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            update(run_step_attempts).where(self._attempt(event)).values(task_id=event.task_id)
-        )
-        conn.execute(update(run_steps).where(self._step(event)).values(task_id=event.task_id))
+        values = {
+            "rid": event.originator_id,
+            "sid": event.step_id,
+            "n": event.attempt,
+            "task": event.task_id,
+        }
+        conn.execute(_ATTEMPT_TASK, values)
+        conn.execute(_STEP_TASK, values)
 
     def _attempt_failed(self, conn: Connection, event: Any, position: int) -> None:
         conn.execute(
@@ -244,12 +327,16 @@ class RunsProjection(Projection):
         )
 
     def _step_succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            update(run_step_attempts)
-            .where(self._attempt(event))
-            .values(outcome="succeeded", output=event.output, finished_at=event.timestamp)
-        )
-        self._step_done(conn, event, status="SUCCEEDED", output=event.output, error=None)
+        values = {
+            "rid": event.originator_id,
+            "sid": event.step_id,
+            "n": event.attempt,
+            "b_output": event.output,
+            "at": event.timestamp,
+            "ms": _epoch_ms(event.timestamp),
+        }
+        conn.execute(_ATTEMPT_SUCCEEDED, values)
+        conn.execute(_STEP_SUCCEEDED, values)
 
     def _step_failed(self, conn: Connection, event: Any, position: int) -> None:
         self._step_done(conn, event, status="FAILED", error=event.error)
