@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from flowledger.domain.redaction import redact
 from flowledger.eventstore import (
@@ -26,7 +26,7 @@ from flowledger.eventstore import (
     metadata_of,
     snake_case,
 )
-from flowledger.projections.projector import Projection
+from flowledger.projections.projector import Projection, insert_rows
 from flowledger.projections.tables import audit_log
 
 ACTIONS_BY_SUFFIX: Final = {
@@ -93,7 +93,7 @@ class AuditLogProjection(Projection):
     def finish_batch(self, conn: Connection) -> None:
         """One multi-row INSERT for the batch's rows."""
         if self._rows:
-            conn.execute(insert(audit_log), self._rows)
+            insert_rows(conn, audit_log, self._rows)
         self._rows = []
 
 

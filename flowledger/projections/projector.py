@@ -15,17 +15,25 @@ live ones (``projections/rebuild.py``, ADR 0008).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
-from sqlalchemy import Connection, Engine, MetaData, Table, delete, select, text
+from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, select, text
 
 from flowledger.eventstore import APPLICATION_NAME, EventStore
 from flowledger.following import PositionMoved
 from flowledger.projections.tables import tracking_table
 from flowledger.tracing import handling_event
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows (all with the same keys) in one ``executemany``: psycopg sends them in
+    pipeline mode, without waiting for each answer. (A multi-row ``INSERT … VALUES`` was
+    slower: SQLAlchemy compiles it anew for every number of rows.)"""
+    if rows:
+        conn.execute(insert(table), list(rows))
 
 
 class Projection(ABC):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from flowledger.domain.runs import Run
 from flowledger.eventstore import metadata_of
-from flowledger.projections.projector import Projection
+from flowledger.projections.projector import Projection, insert_rows
 from flowledger.projections.tables import run_logs
 
 
@@ -86,5 +86,5 @@ class RunLogsProjection(Projection):
     def finish_batch(self, conn: Connection) -> None:
         """One multi-row INSERT for the batch's lines."""
         if self._rows:
-            conn.execute(insert(run_logs), self._rows)
+            insert_rows(conn, run_logs, self._rows)
         self._rows = []

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, li
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventstore import metadata_of
-from flowledger.projections.projector import Projection
+from flowledger.projections.projector import Projection, insert_rows
 from flowledger.projections.tables import run_step_attempts, run_steps, runs
 
 Handler = Callable[[Connection, Any, int], None]
@@ -23,8 +23,6 @@ _TOUCH = (
     .where(runs.c.id == bindparam("rid"))
     .values(version=bindparam("v"), updated_at=bindparam("at"), position=bindparam("p"))
 )
-_INSERT_RUN = insert(runs)
-_INSERT_STEPS = insert(run_steps)
 _STARTED = (
     update(runs)
     .where(runs.c.id == bindparam("rid"))
@@ -108,7 +106,6 @@ class RunsProjection(Projection):
 
     def __init__(self) -> None:
         self.handlers: dict[type, Handler] = {
-            Run.Requested: self._requested,
             Run.Started: self._started,
             Run.StepStarted: self._step_started,
             Run.StepTaskAssigned: self._task_assigned,
@@ -122,67 +119,82 @@ class RunsProjection(Projection):
             Run.Retried: self._retried,
         }
 
+        self._new_runs: list[dict[str, Any]] = []
+        self._new_steps: list[dict[str, Any]] = []
+        """Rows of runs requested in this batch, not written yet."""
         self._touched: dict[Any, dict[str, Any]] = {}
         """Each run's version, time and position after its last event in the batch."""
 
     def start_batch(self) -> None:
-        self._touched = {}
+        self._new_runs, self._new_steps, self._touched = [], [], {}
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
+        if isinstance(event, Run.Requested):
+            self._requested(event, position)
+            return
+        # Any other event may change rows of a run requested earlier in this batch.
+        self._insert_new_runs(conn)
         self.handlers[type(event)](conn, event, position)
-        if not isinstance(event, Run.Requested):
-            # No handler reads these columns: one UPDATE per run at the end of the batch
-            # leaves the row as one UPDATE per event would.
-            self._touched[event.originator_id] = {
-                "rid": event.originator_id,
-                "v": event.originator_version,
-                "at": event.timestamp,
-                "p": position,
-            }
+        # No handler reads these columns: one UPDATE per run at the end of the batch
+        # leaves the row as one UPDATE per event would.
+        self._touched[event.originator_id] = {
+            "rid": event.originator_id,
+            "v": event.originator_version,
+            "at": event.timestamp,
+            "p": position,
+        }
 
     def finish_batch(self, conn: Connection) -> None:
-        if self._touched:
-            conn.execute(_TOUCH, list(self._touched.values()))
+        self._insert_new_runs(conn)
+        touched = list(self._touched.values())
+        if len(touched) == 1:
+            conn.execute(_TOUCH, touched[0])
+        elif touched:
+            conn.execute(_TOUCH, touched)
         self._touched = {}
+
+    def _insert_new_runs(self, conn: Connection) -> None:
+        """The runs requested since the last write: one INSERT for them, one for their steps."""
+        if self._new_runs:
+            insert_rows(conn, runs, self._new_runs)
+            insert_rows(conn, run_steps, self._new_steps)
+        self._new_runs, self._new_steps = [], []
 
     # ------------------------------------------------------------------ run
 
-    def _requested(self, conn: Connection, event: Any, position: int) -> None:
+    def _requested(self, event: Any, position: int) -> None:
         plan = WorkflowPlan.from_dict(event.plan)
-        conn.execute(
-            _INSERT_RUN.values(
-                id=event.originator_id,
-                workflow_id=event.workflow_id,
-                workflow_name=event.workflow_name,
-                workflow_version=event.workflow_version,
-                status="PENDING",
-                input_data=event.input_data,
-                variables=event.variables,
-                triggered_by=event.triggered_by,
-                idempotency_key=event.idempotency_key,
-                retry_count=0,
-                step_count=len(plan.steps),
-                created_at=event.timestamp,
-                updated_at=event.timestamp,
-                version=event.originator_version,
-                position=position,
-            )
+        self._new_runs.append(
+            {
+                "id": event.originator_id,
+                "workflow_id": event.workflow_id,
+                "workflow_name": event.workflow_name,
+                "workflow_version": event.workflow_version,
+                "status": "PENDING",
+                "input_data": event.input_data,
+                "variables": event.variables,
+                "triggered_by": event.triggered_by,
+                "idempotency_key": event.idempotency_key,
+                "retry_count": 0,
+                "step_count": len(plan.steps),
+                "created_at": event.timestamp,
+                "updated_at": event.timestamp,
+                "version": event.originator_version,
+                "position": position,
+            }
         )
-        conn.execute(
-            _INSERT_STEPS,
-            [
-                {
-                    "run_id": event.originator_id,
-                    "step_id": step.step_id,
-                    "step_order": order,
-                    "agent_name": step.agent_name,
-                    "depends_on": list(step.depends_on),
-                    "status": "PENDING",
-                    "attempts": 0,
-                }
-                for order, step in enumerate(plan.steps)
-            ],
-        )
+        self._new_steps += [
+            {
+                "run_id": event.originator_id,
+                "step_id": step.step_id,
+                "step_order": order,
+                "agent_name": step.agent_name,
+                "depends_on": list(step.depends_on),
+                "status": "PENDING",
+                "attempts": 0,
+            }
+            for order, step in enumerate(plan.steps)
+        ]
 
     def _started(self, conn: Connection, event: Any, position: int) -> None:
         conn.execute(_STARTED, {"rid": event.originator_id, "at": event.timestamp})
