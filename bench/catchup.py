@@ -131,10 +131,13 @@ def _figure(
         last_t = max(track.done_at or 0.0 for track in tracks.values())
         frontier = head
     value = frontier / (last_t - first_t) if last_t > first_t else 0.0
-    rss_start = memory[0][2] if memory else 0.0
-    rss_peak = max((m for _, _, m in memory), default=0.0)
-    half = [m for t, _, m in memory if t >= (memory[-1][0] / 2 if memory else 0)]
-    growth = (max(half) - half[0]) if half else 0.0
+    # Memory once the worker is projecting (its start-up is left out), and its growth over
+    # the second half of the run: flat memory does not grow with the events handled.
+    running = [(t, m) for t, _, m in memory if t >= first_t] or [(0.0, 0.0)]
+    rss_start = running[0][1]
+    rss_peak = max(m for _, m in running)
+    second_half = [m for t, m in running if t >= (first_t + running[-1][0]) / 2]
+    growth = (max(second_half) - second_half[0]) if second_half else 0.0
     flat = growth < FLAT_GROWTH_MB
     figure = Figure(
         name="projection catch-up: all projections from a backlog",
