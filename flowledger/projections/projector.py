@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
@@ -44,6 +45,10 @@ class Projection(ABC):
     topic_prefixes: ClassVar[tuple[str, ...]] = ()
     """Stored-event topics this projection reads (``module:`` prefixes); empty means all."""
     tables: ClassVar[tuple[Table, ...]]
+    pipelined: ClassVar[bool] = False
+    """True when :meth:`apply` and :meth:`finish_batch` only write and never read a statement's
+    result (rows or row count): the batch's statements are then sent in psycopg's pipeline
+    mode, without waiting for each answer (see :meth:`Projector.apply_batch`)."""
 
     def wants(self, topic: str) -> bool:
         return not self.topic_prefixes or topic.startswith(self.topic_prefixes)
@@ -124,17 +129,30 @@ class Projector:
         if current is not None and current >= batch[0].id:
             raise PositionMoved(self.name)
         self.projection.start_batch()
-        for notification in batch:
-            if not self.projection.wants(notification.topic):
-                continue
-            event = self.store.decode(notification)
-            if self.trace_events:
-                with handling_event(f"project {self.name}", event, position=notification.id):
+        with self._pipeline(conn):
+            for notification in batch:
+                if not self.projection.wants(notification.topic):
+                    continue
+                event = self.store.decode(notification)
+                if self.trace_events:
+                    with handling_event(f"project {self.name}", event, position=notification.id):
+                        self.projection.apply(conn, event, notification.id)
+                else:
                     self.projection.apply(conn, event, notification.id)
-            else:
-                self.projection.apply(conn, event, notification.id)
-        self.projection.finish_batch(conn)
+            self.projection.finish_batch(conn)
         self._save_position(conn, batch[-1].id)
+
+    def _pipeline(self, conn: Connection) -> AbstractContextManager[object]:
+        """psycopg's pipeline mode for a projection that never reads results: statements go
+        out without waiting for each answer, so a batch costs about one round trip instead
+        of one per statement (what held the runs projection back while other projectors kept
+        the server busy). Leaving the block waits for every answer and raises the first
+        error, so the batch's transaction rolls back as before."""
+        if not self.projection.pipelined:
+            return nullcontext()
+        driver_connection = conn.connection.driver_connection
+        assert driver_connection is not None
+        return cast(AbstractContextManager[object], driver_connection.pipeline())
 
     def _save_position(self, conn: Connection, position: int) -> None:
         driver_connection = conn.connection.driver_connection

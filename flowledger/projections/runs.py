@@ -103,6 +103,7 @@ class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (runs, run_steps, run_step_attempts)
+    pipelined = True  # its handlers only write
 
     def __init__(self) -> None:
         self.handlers: dict[type, Handler] = {
