@@ -1,12 +1,13 @@
-"""Projection lag: how long after a command's append its run is visible in the ``runs`` read
+"""Projection lag: how long after an append its run is visible (changed) in the ``runs`` read
 table, with ``flowledger worker projections`` running in its own process.
 
-Runs are requested through the command layer (``request_run``, one event each) at a fixed
-rate from this process. A watcher thread polls the runs projection's tracking row on its own
-connection every millisecond and notes when each position became visible; the row and the
-position are written in one transaction, so a run is in ``runs`` exactly when the tracking
-position has reached its event. Lag = the first time the watcher saw the position - the time
-the append returned (committed).
+Events are appended at a fixed rate from this process, as the API and the executor append
+them: runs requested through the command layer and driven step by step (:func:`run_events`).
+A watcher thread polls the runs projection's tracking row on its own connection every
+millisecond and notes when each position became visible; rows and position are written in
+one transaction, so a run's change is in ``runs`` exactly when the tracking position has
+reached its event. Lag = the first time the watcher saw the position - the time the append
+returned (committed).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -31,7 +33,8 @@ RATE = 500.0
 LOW_RATE = 100.0
 TARGET_P99_MS = 100.0
 POLL_S = 0.001
-PACERS = 4
+LINGER_S = 0.02
+PACERS = 2
 _POSITION = "SELECT notification_id FROM runs_tracking WHERE application_name = %s"
 
 
@@ -73,15 +76,39 @@ def _workflow(store: EventStore, meta: EventMetadata) -> UUID:
     return created.aggregate.id
 
 
+def run_events(store: EventStore, workflow_id: UUID) -> Iterator[int | None]:
+    """Appends one event per ``next()``, as the API and the executor do: a run is requested
+    (``request_run``), then driven step by step on the aggregate, as the executor drives its
+    copy (start, and per step: started, task assigned, succeeded; then succeeded), one append
+    each; then the next run. Yields each append's position."""
+    meta = EventMetadata.system("bench")
+    command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
+    while True:
+        outcome = request_run(store, command, meta)
+        yield outcome.position
+        run = outcome.aggregate
+        run.start()
+        yield store.record(run, metadata=meta)
+        for n in range(1, STEPS + 1):
+            attempt = run.start_step(f"s{n}", {"text": "hello"})
+            yield store.record(run, metadata=meta)
+            run.assign_task(f"s{n}", attempt, f"task-{n}")
+            yield store.record(run, metadata=meta)
+            run.succeed_step(f"s{n}", attempt, {"text": "hello"})
+            yield store.record(run, metadata=meta)
+        run.succeed()
+        yield store.record(run, metadata=meta)
+
+
 class Pacer:
-    """Requests runs at a fixed rate from ``PACERS`` threads sharing one schedule (a command
-    takes ~2 ms of this process's time, so one thread alone falls behind when the CPU is
-    shared); each thread takes the next slot, waits for its time, and appends."""
+    """Appends events at a fixed rate from ``PACERS`` threads sharing one schedule (an append
+    takes ~1-2 ms of this process's time, so one thread alone falls behind when the CPU is
+    shared); each thread drives its own runs, takes the next slot, waits for its time, and
+    appends. A slot more than a second late is dropped: the rate achieved is reported."""
 
     def __init__(self, store: EventStore, workflow_id: UUID, rate: float, duration_s: float):
         self.store = store
-        self.command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
-        self.meta = EventMetadata.system("bench")
+        self.workflow_id = workflow_id
         self.rate = rate
         self.slots = int(rate * duration_s)
         self.next_slot = 0
@@ -97,13 +124,14 @@ class Pacer:
             return self.next_slot - 1
 
     def _append(self) -> None:
+        events = run_events(self.store, self.workflow_id)
         while (slot := self._take()) is not None:
             delay = self.started + slot / self.rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            elif delay < -1.0:  # more than a second behind: the rate cannot be held
+            elif delay < -1.0:
                 continue
-            position = request_run(self.store, self.command, self.meta).position
+            position = next(events)
             if position is not None:
                 self.appended.append((position, time.perf_counter()))
 
@@ -145,20 +173,48 @@ def _paced(
     }
 
 
+def _under_load(
+    system: System,
+    store: EventStore,
+    workflow_id: UUID,
+    watcher: Watcher,
+    rates: list[float],
+    duration_s: float,
+    extra: dict[str, str] | None = None,
+) -> tuple[list[dict[str, float]], float]:
+    """Start the projections worker (with ``extra`` settings), measure the lag at each rate,
+    stop it; the results and the worker's peak RSS."""
+    worker = system.start_worker("projections", extra)
+    try:
+        watcher.wait_for(store.head(), timeout_s=60.0)
+        results = [_paced(store, workflow_id, watcher, rate, duration_s) for rate in rates]
+    finally:
+        peak = system.stop(worker) or 0.0
+    return results, peak
+
+
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
-    duration = 5.0 if quick else 20.0
+    duration = 5.0 if quick else 15.0
     with world.system("lag") as system:
         runtime = Runtime.open(load_settings(system.env()), database=system.database, migrate=False)
         watcher = Watcher(system, [], threading.Event())
         thread = threading.Thread(target=watcher.run, name="lag-watcher", daemon=True)
         try:
-            workflow_id = _workflow(runtime.store, EventMetadata.system("bench"))
-            worker = system.start_worker("projections")
+            store = runtime.store
+            workflow_id = _workflow(store, EventMetadata.system("bench"))
             thread.start()
-            watcher.wait_for(runtime.store.head(), timeout_s=60.0)
-            high = _paced(runtime.store, workflow_id, watcher, RATE, duration)
-            low = _paced(runtime.store, workflow_id, watcher, LOW_RATE, duration)
-            peak = system.stop(worker) or 0.0
+            (high, low), peak = _under_load(
+                system, store, workflow_id, watcher, [RATE, LOW_RATE], duration
+            )
+            (lingering,), peak_lingering = _under_load(
+                system,
+                store,
+                workflow_id,
+                watcher,
+                [RATE],
+                duration,
+                {"FLOWLEDGER_FOLLOWER_LINGER": str(LINGER_S)},
+            )
         finally:
             watcher.stop.set()
             thread.join(timeout=5)
@@ -169,14 +225,24 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         value=high["p99_ms"],
         unit="ms",
         how=(
-            f"request_run at {RATE:.0f}/s for {duration:.0f} s from the bench process (one "
-            "event each); `flowledger worker projections` in its own process (default settings: "
-            f"batch {settings.follower_batch_size}, idle wait {settings.follower_idle_wait_s} s, "
-            "woken by NOTIFY); lag = append committed → runs tracking position seen by a 1 ms "
-            "poll on another connection"
+            f"{RATE:.0f} events/s for {duration:.0f} s appended from the bench process as the "
+            f"API and executor do (runs requested, then driven through {STEPS} steps, one "
+            "append per event); `flowledger worker projections` in its own process, default "
+            f"settings (batch {settings.follower_batch_size}, woken by NOTIFY, polls every "
+            f"{settings.follower_idle_wait_s} s, linger {settings.follower_linger_s} s); lag = "
+            "append committed → runs tracking position seen by a 1 ms poll on another "
+            f"connection. Details: {LOW_RATE:.0f} events/s, and {RATE:.0f} events/s with "
+            f"FLOWLEDGER_FOLLOWER_LINGER={LINGER_S}"
         ),
         target=f"p99 < {TARGET_P99_MS:.0f} ms",
-        met=high["p99_ms"] < TARGET_P99_MS and high["not_visible_in_10s"] == 0,
-        details={"p50_ms": high["p50_ms"], f"at_{RATE:.0f}": high, f"at_{LOW_RATE:.0f}": low},
+        met=high["p99_ms"] < TARGET_P99_MS
+        and high["not_visible_in_10s"] == 0
+        and high["rate_achieved"] >= 0.95 * RATE,
+        details={
+            "p50_ms": high["p50_ms"],
+            f"at_{RATE:.0f}": high,
+            f"at_{LOW_RATE:.0f}": low,
+            f"at_{RATE:.0f}_linger_{LINGER_S}": lingering,
+        },
     )
-    return [figure], {"projections worker": peak}
+    return [figure], {"projections worker": max(peak, peak_lingering)}
