@@ -194,8 +194,13 @@ class Follower:
                 else:
                     position = handled
                     # At the head as of that read: anything newer commits later and sends a
-                    # NOTIFY, so wait for it rather than read again to find nothing.
-                    if self._at_head and self._waker.wait(self.idle_wait_s):
+                    # NOTIFY, so wait for it rather than read again to find nothing. (A
+                    # handler with an idle check keeps the empty read that gives it its turn.)
+                    if (
+                        self._at_head
+                        and not hasattr(self.handler, "idle")
+                        and self._waker.wait(self.idle_wait_s)
+                    ):
                         self._linger(stop)
         finally:
             self._waker.close()
