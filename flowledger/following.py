@@ -106,16 +106,36 @@ class _Waker:
         self._store = store
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
-    def wait(self, timeout: float) -> None:
+    def listen(self) -> bool:
+        """Make sure the connection is listening; False when the database cannot be reached."""
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = self._store.database.connect()
                 self._conn.execute(f"LISTEN {EVENTS_TABLE}")
-            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-                return
+        except psycopg.Error:
+            self.close()
+            return False
+        return True
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a NOTIFY (one sent since the last wait counts); True
+        when one came."""
+        if not self.listen():
+            time.sleep(timeout)
+            return False
+        assert self._conn is not None
+        try:
+            # Run each generator to its end: it holds the connection's lock until then.
+            if not sum(1 for _ in self._conn.notifies(timeout=timeout, stop_after=1)):
+                return False
+            # One read handles them all: drop the other NOTIFYs already here.
+            for _ in self._conn.notifies(timeout=0):
+                pass
         except psycopg.Error:
             self.close()
             time.sleep(timeout)
+            return False
+        return True
 
     def close(self) -> None:
         if self._conn is not None:
@@ -133,6 +153,7 @@ class Follower:
         *,
         batch_size: int = 500,
         idle_wait_s: float = 0.5,
+        linger_s: float = 0.0,
         max_attempts: int = 5,
         backoff: Backoff | None = None,
     ) -> None:
@@ -140,10 +161,16 @@ class Follower:
         self.handler = handler
         self.batch_size = batch_size
         self.idle_wait_s = idle_wait_s
+        self.linger_s = linger_s
+        """After a NOTIFY wakes it, how long the follower waits for more events before it
+        reads: events appended close together then share one batch (one transaction) instead
+        of costing one each, at the price of this much more lag when the log is quiet."""
         self.max_attempts = max_attempts
         self.backoff = backoff or Backoff()
         self.status = FollowerStatus(name=handler.name)
         self._waker = _Waker(store)
+        self._at_head = False
+        """The last batch was shorter than asked for: the follower had reached the head."""
 
     @property
     def name(self) -> str:
@@ -153,15 +180,28 @@ class Follower:
         """Follow the log until ``stop`` is set; raise :class:`FollowerFailed` if it must stop."""
         self._set_state("running")
         try:
+            # Listen before the first read, so an event committed after it always wakes us.
+            self._waker.listen()
             position = self._load_position(stop)
             while not stop.is_set():
                 handled = self._step(position, stop)
                 if handled is None:
-                    self._waker.wait(self.idle_wait_s)
+                    notified = self._waker.wait(self.idle_wait_s)
                     if self._idle():
                         position = self._load_position(stop)
+                    elif notified:
+                        self._linger(stop)
                 else:
                     position = handled
+                    # At the head as of that read: anything newer commits later and sends a
+                    # NOTIFY, so wait for it rather than read again to find nothing. (A
+                    # handler with an idle check keeps the empty read that gives it its turn.)
+                    if (
+                        self._at_head
+                        and not hasattr(self.handler, "idle")
+                        and self._waker.wait(self.idle_wait_s)
+                    ):
+                        self._linger(stop)
         finally:
             self._waker.close()
             if self.status.state != "failed":
@@ -178,6 +218,10 @@ class Follower:
                 break
             position = handled
         return position
+
+    def _linger(self, stop: threading.Event) -> None:
+        if self.linger_s > 0:
+            stop.wait(self.linger_s)
 
     def _idle(self) -> bool:
         """Give a handler with an ``idle()`` method its turn when there is nothing to read (the
@@ -243,6 +287,7 @@ class Follower:
             else:
                 if attempt:
                     self._set_state("running")
+                self._at_head = len(batch) < size
                 self.status.position = batch[-1].id
                 self.status.events_handled += len(batch)
                 metrics.FOLLOWER_EVENTS.labels(self.name).inc(len(batch))

@@ -34,6 +34,8 @@ class Settings:
     follower_batch_size: int = 500
     follower_idle_wait_s: float = 0.5
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
+    follower_linger_s: float = 0.0
+    """After a NOTIFY, how long a follower waits for more events before it reads them."""
     kafka_bootstrap_servers: str | None = None
     worker_metrics_port: int | None = None
     """Where ``flowledger worker`` serves its own ``/metrics`` (unset: it serves none)."""
@@ -88,6 +90,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         db_pool_size=_int(env, "FLOWLEDGER_DB_POOL_SIZE", 10, minimum=1),
         follower_batch_size=_int(env, "FLOWLEDGER_FOLLOWER_BATCH_SIZE", 500, minimum=1),
         follower_idle_wait_s=_float(env, "FLOWLEDGER_FOLLOWER_IDLE_WAIT", 0.5),
+        follower_linger_s=_float(env, "FLOWLEDGER_FOLLOWER_LINGER", 0.0),
         kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         worker_metrics_port=_int(env, "FLOWLEDGER_WORKER_METRICS_PORT", 0, minimum=0) or None,
         readiness_timeout_s=_float(env, "FLOWLEDGER_READINESS_TIMEOUT", 2.0),

@@ -41,6 +41,7 @@ def projection_followers(
             Projector(projection, store, engine),
             batch_size=settings.follower_batch_size,
             idle_wait_s=settings.follower_idle_wait_s,
+            linger_s=settings.follower_linger_s,
         )
         for projection in chosen
     ]

@@ -2,30 +2,113 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, case, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, literal, text, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventstore import metadata_of
-from flowledger.projections.projector import Projection
+from flowledger.projections.projector import Projection, insert_rows
 from flowledger.projections.tables import run_counts, run_step_attempts, run_steps, runs
 
 Handler = Callable[[Connection, Any, int], None]
+
+# Statements of the frequent events, built once (building one per event cost more than
+# running it); values are bound per execution.
+_TOUCH = (
+    update(runs)
+    .where(runs.c.id == bindparam("rid"))
+    .values(version=bindparam("v"), updated_at=bindparam("at"), position=bindparam("p"))
+)
+_STARTED = (
+    update(runs)
+    .where(runs.c.id == bindparam("rid"))
+    .values(
+        status="RUNNING",
+        started_at=func.coalesce(runs.c.started_at, bindparam("at", type_=runs.c.started_at.type)),
+    )
+)
+_STEP = (run_steps.c.run_id == bindparam("rid")) & (run_steps.c.step_id == bindparam("sid"))
+_ATTEMPT = (
+    (run_step_attempts.c.run_id == bindparam("rid"))
+    & (run_step_attempts.c.step_id == bindparam("sid"))
+    & (run_step_attempts.c.attempt == bindparam("n"))
+)
+_INSERT_ATTEMPT = insert(run_step_attempts).values(
+    run_id=bindparam("rid"),
+    step_id=bindparam("sid"),
+    attempt=bindparam("n"),
+    outcome="running",
+    input=bindparam("b_input", type_=run_step_attempts.c.input.type),
+    started_at=bindparam("at"),
+)
+_STEP_STARTED = (
+    update(run_steps)
+    .where(_STEP)
+    .values(
+        status="RUNNING",
+        attempts=run_steps.c.attempts + 1,
+        input=bindparam("b_input", type_=run_steps.c.input.type),
+        task_id=None,
+        retry_at=None,
+        started_at=func.coalesce(
+            run_steps.c.started_at, bindparam("at", type_=run_steps.c.started_at.type)
+        ),
+    )
+)
+_ATTEMPT_TASK = update(run_step_attempts).where(_ATTEMPT).values(task_id=bindparam("task"))
+_STEP_TASK = update(run_steps).where(_STEP).values(task_id=bindparam("task"))
+_MS = bindparam("ms", type_=BigInteger)
+"""The event's time in epoch milliseconds, for durations."""
+_STEP_SUCCEEDED = (
+    update(run_steps)
+    .where(_STEP)
+    .values(
+        finished_at=bindparam("at"),
+        retry_at=None,
+        duration_ms=_MS
+        - func.coalesce(func.floor(func.extract("epoch", run_steps.c.started_at) * 1000), _MS),
+        status="SUCCEEDED",
+        output=bindparam("b_output", type_=run_steps.c.output.type),
+        error=None,
+    )
+)
+_RUN_SUCCEEDED = (
+    update(runs)
+    .where(runs.c.id == bindparam("rid"))
+    .values(
+        finished_at=bindparam("at"),
+        duration_ms=_MS
+        - func.coalesce(func.floor(func.extract("epoch", runs.c.started_at) * 1000), _MS),
+        status="SUCCEEDED",
+        output=bindparam("b_output", type_=runs.c.output.type),
+        error=None,
+    )
+)
+_ATTEMPT_SUCCEEDED = (
+    update(run_step_attempts)
+    .where(_ATTEMPT)
+    .values(
+        outcome="succeeded",
+        output=bindparam("b_output", type_=run_step_attempts.c.output.type),
+        finished_at=bindparam("at"),
+    )
+)
 
 
 class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (runs, run_steps, run_step_attempts, run_counts)
+    pipelined = True  # its handlers only write
 
     def __init__(self) -> None:
         self.handlers: dict[type, Handler] = {
-            Run.Requested: self._requested,
             Run.Started: self._started,
             Run.StepStarted: self._step_started,
             Run.StepTaskAssigned: self._task_assigned,
@@ -39,69 +122,87 @@ class RunsProjection(Projection):
             Run.Retried: self._retried,
         }
 
+        self._new_runs: list[dict[str, Any]] = []
+        self._new_steps: list[dict[str, Any]] = []
+        """Rows of runs requested in this batch, not written yet."""
+        self._touched: dict[Any, dict[str, Any]] = {}
+        """Each run's version, time and position after its last event in the batch."""
+
+    def start_batch(self) -> None:
+        self._new_runs, self._new_steps, self._touched = [], [], {}
+
     def apply(self, conn: Connection, event: Any, position: int) -> None:
+        if isinstance(event, Run.Requested):
+            self._requested(event, position)
+            return
+        # Any other event may change rows of a run requested earlier in this batch.
+        self._insert_new_runs(conn)
         self.handlers[type(event)](conn, event, position)
-        if not isinstance(event, Run.Requested):
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == event.originator_id)
-                .values(
-                    version=event.originator_version, updated_at=event.timestamp, position=position
-                )
-            )
+        # No handler reads these columns: one UPDATE per run at the end of the batch
+        # leaves the row as one UPDATE per event would.
+        self._touched[event.originator_id] = {
+            "rid": event.originator_id,
+            "v": event.originator_version,
+            "at": event.timestamp,
+            "p": position,
+        }
+
+    def finish_batch(self, conn: Connection) -> None:
+        self._insert_new_runs(conn)
+        touched = list(self._touched.values())
+        if len(touched) == 1:
+            conn.execute(_TOUCH, touched[0])
+        elif touched:
+            conn.execute(_TOUCH, touched)
+        self._touched = {}
+
+    def _insert_new_runs(self, conn: Connection) -> None:
+        """The runs requested since the last write: one INSERT for them, one for their steps."""
+        if self._new_runs:
+            insert_rows(conn, runs, self._new_runs)
+            insert_rows(conn, run_steps, self._new_steps)
+            _count_new(conn, Counter(row["workflow_id"] for row in self._new_runs))
+        self._new_runs, self._new_steps = [], []
 
     # ------------------------------------------------------------------ run
 
-    def _requested(self, conn: Connection, event: Any, position: int) -> None:
+    def _requested(self, event: Any, position: int) -> None:
         plan = WorkflowPlan.from_dict(event.plan)
-        conn.execute(
-            insert(runs).values(
-                id=event.originator_id,
-                workflow_id=event.workflow_id,
-                workflow_name=event.workflow_name,
-                workflow_version=event.workflow_version,
-                status="PENDING",
-                input_data=event.input_data,
-                variables=event.variables,
-                triggered_by=event.triggered_by,
-                idempotency_key=event.idempotency_key,
-                retry_count=0,
-                step_count=len(plan.steps),
-                created_at=event.timestamp,
-                updated_at=event.timestamp,
-                version=event.originator_version,
-                position=position,
-            )
+        self._new_runs.append(
+            {
+                "id": event.originator_id,
+                "workflow_id": event.workflow_id,
+                "workflow_name": event.workflow_name,
+                "workflow_version": event.workflow_version,
+                "status": "PENDING",
+                "input_data": event.input_data,
+                "variables": event.variables,
+                "triggered_by": event.triggered_by,
+                "idempotency_key": event.idempotency_key,
+                "retry_count": 0,
+                "step_count": len(plan.steps),
+                "created_at": event.timestamp,
+                "updated_at": event.timestamp,
+                "version": event.originator_version,
+                "position": position,
+            }
         )
-        _count(conn, event.workflow_id, {"PENDING": 1})
-        conn.execute(
-            insert(run_steps),
-            [
-                {
-                    "run_id": event.originator_id,
-                    "step_id": step.step_id,
-                    "step_order": order,
-                    "agent_name": step.agent_name,
-                    "depends_on": list(step.depends_on),
-                    "status": "PENDING",
-                    "attempts": 0,
-                }
-                for order, step in enumerate(plan.steps)
-            ],
-        )
+        self._new_steps += [
+            {
+                "run_id": event.originator_id,
+                "step_id": step.step_id,
+                "step_order": order,
+                "agent_name": step.agent_name,
+                "depends_on": list(step.depends_on),
+                "status": "PENDING",
+                "attempts": 0,
+            }
+            for order, step in enumerate(plan.steps)
+        ]
 
     def _started(self, conn: Connection, event: Any, position: int) -> None:
         _move(conn, event.originator_id, "RUNNING")
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == event.originator_id)
-            .values(
-                status="RUNNING",
-                started_at=case(
-                    (runs.c.started_at.is_(None), event.timestamp), else_=runs.c.started_at
-                ),
-            )
-        )
+        conn.execute(_STARTED, {"rid": event.originator_id, "at": event.timestamp})
 
     def _finished(self, conn: Connection, event: Any, **values: Any) -> None:
         _move(conn, event.originator_id, values["status"])
@@ -119,7 +220,16 @@ class RunsProjection(Projection):
         )
 
     def _succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        self._finished(conn, event, status="SUCCEEDED", output=event.output, error=None)
+        _move(conn, event.originator_id, "SUCCEEDED")
+        conn.execute(
+            _RUN_SUCCEEDED,
+            {
+                "rid": event.originator_id,
+                "at": event.timestamp,
+                "ms": _epoch_ms(event.timestamp),
+                "b_output": event.output,
+            },
+        )
 
     def _failed(self, conn: Connection, event: Any, position: int) -> None:
         self._close_steps(conn, event)
@@ -194,37 +304,25 @@ class RunsProjection(Projection):
         )
 
     def _step_started(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            insert(run_step_attempts).values(
-                run_id=event.originator_id,
-                step_id=event.step_id,
-                attempt=event.attempt,
-                outcome="running",
-                input=event.input,
-                started_at=event.timestamp,
-            )
-        )
-        conn.execute(
-            update(run_steps)
-            .where(self._step(event))
-            .values(
-                status="RUNNING",
-                attempts=run_steps.c.attempts + 1,
-                input=event.input,
-                task_id=None,
-                retry_at=None,
-                started_at=case(
-                    (run_steps.c.started_at.is_(None), event.timestamp),
-                    else_=run_steps.c.started_at,
-                ),
-            )
-        )
+        values = {
+            "rid": event.originator_id,
+            "sid": event.step_id,
+            "n": event.attempt,
+            "b_input": event.input,
+            "at": event.timestamp,
+        }
+        conn.execute(_INSERT_ATTEMPT, values)
+        conn.execute(_STEP_STARTED, values)
 
     def _task_assigned(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            update(run_step_attempts).where(self._attempt(event)).values(task_id=event.task_id)
-        )
-        conn.execute(update(run_steps).where(self._step(event)).values(task_id=event.task_id))
+        values = {
+            "rid": event.originator_id,
+            "sid": event.step_id,
+            "n": event.attempt,
+            "task": event.task_id,
+        }
+        conn.execute(_ATTEMPT_TASK, values)
+        conn.execute(_STEP_TASK, values)
 
     def _attempt_failed(self, conn: Connection, event: Any, position: int) -> None:
         conn.execute(
@@ -249,12 +347,16 @@ class RunsProjection(Projection):
         )
 
     def _step_succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            update(run_step_attempts)
-            .where(self._attempt(event))
-            .values(outcome="succeeded", output=event.output, finished_at=event.timestamp)
-        )
-        self._step_done(conn, event, status="SUCCEEDED", output=event.output, error=None)
+        values = {
+            "rid": event.originator_id,
+            "sid": event.step_id,
+            "n": event.attempt,
+            "b_output": event.output,
+            "at": event.timestamp,
+            "ms": _epoch_ms(event.timestamp),
+        }
+        conn.execute(_ATTEMPT_SUCCEEDED, values)
+        conn.execute(_STEP_SUCCEEDED, values)
 
     def _step_failed(self, conn: Connection, event: Any, position: int) -> None:
         self._step_done(conn, event, status="FAILED", error=event.error)
@@ -275,20 +377,27 @@ class RunsProjection(Projection):
         )
 
 
+_MOVE = text(
+    "INSERT INTO run_counts (workflow_id, status, runs) "
+    "SELECT r.workflow_id, d.status, d.delta FROM runs AS r "
+    "CROSS JOIN LATERAL (VALUES (r.status, -1), (CAST(:status AS varchar), 1)) AS d(status, delta) "
+    "WHERE r.id = :rid AND r.status <> :status "
+    "ON CONFLICT (workflow_id, status) DO UPDATE SET runs = run_counts.runs + excluded.runs"
+)
+
+
 def _move(conn: Connection, run_id: Any, status: str) -> None:
-    """Count a run out of its status and into ``status`` (in ``run_counts``), before the update
-    that changes it; the projection is the only writer of ``runs``, so nothing moves it between
-    the read and the update."""
-    query = select(runs.c.workflow_id, runs.c.status).where(runs.c.id == run_id)
-    row = conn.execute(query).one_or_none()
-    if row is not None and row.status != status:
-        _count(conn, row.workflow_id, {row.status: -1, status: 1})
+    """Count a run out of its current status and into ``status`` (in ``run_counts``), before
+    the update that changes it. One statement that reads the old status on the server, so the
+    projection's pipeline never waits for a result; plain SQL, which a rebuild's search path
+    points at the fresh tables."""
+    conn.execute(_MOVE, {"rid": run_id, "status": status})
 
 
-def _count(conn: Connection, workflow_id: Any, deltas: dict[str, int]) -> None:
-    """Add ``deltas`` (by status) to a workflow's counts, in one statement."""
+def _count_new(conn: Connection, by_workflow: Counter[Any]) -> None:
+    """Count newly requested runs in as PENDING, one row per workflow."""
     statement = upsert(run_counts).values(
-        [{"workflow_id": workflow_id, "status": s, "runs": n} for s, n in deltas.items()]
+        [{"workflow_id": w, "status": "PENDING", "runs": n} for w, n in by_workflow.items()]
     )
     conn.execute(
         statement.on_conflict_do_update(

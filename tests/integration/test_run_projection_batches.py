@@ -1,0 +1,136 @@
+"""The run projections write a batch's rows in a few statements (runs requested in the batch
+inserted together, each run's version and position updated once, log lines inserted at once,
+statements pipelined): whatever the batch size, the read tables are those of applying one
+event at a time."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, Table, select, text
+
+from flowledger.domain.errors import DomainError
+from flowledger.domain.runs import Run
+from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.following import Follower
+from flowledger.projections.audit import AuditLogProjection
+from flowledger.projections.projector import Projector
+from flowledger.projections.run_logs import RunLogsProjection
+from flowledger.projections.runs import RunsProjection
+from flowledger.projections.tables import audit_log, run_logs, run_step_attempts, run_steps, runs
+from flowledger.runtime import Runtime
+from tests.support.runs import requested
+
+pytestmark = pytest.mark.integration
+META = EventMetadata.system(actor="prop")
+TABLES: tuple[Table, ...] = (runs, run_steps, run_step_attempts, run_logs, audit_log)
+ACTIONS = [
+    "start",
+    "step",
+    "assign",
+    "succeed",
+    "retry_later",
+    "fail",
+    "interrupt",
+    "finish",
+    "cancel",
+    "retry",
+]
+
+
+def reset(conn: Connection) -> None:
+    conn.execute(text("TRUNCATE flowledger_events, " + ", ".join(t.name for t in TABLES)))
+    for name in ("runs", "run_logs", "audit_log"):
+        conn.execute(text(f"DELETE FROM {name}_tracking WHERE application_name <> '__migration__'"))
+
+
+def act(run: Run, action: str) -> None:
+    """One thing the executor or a user may do to a run (it may refuse: DomainError)."""
+    if action == "start":
+        run.start()
+    elif action == "step":
+        run.start_step(run.ready_steps()[0] if run.ready_steps() else "a", {"x": 1})
+    elif action in ("assign", "succeed", "retry_later", "fail", "interrupt"):
+        running = run.in_flight()
+        if not running:
+            raise DomainError("nothing running")
+        step = running[0]
+        current = run.steps[step].current
+        assert current is not None
+        if action == "assign":
+            run.assign_task(step, current.number, f"task-{current.number}")
+        elif action == "succeed":
+            run.succeed_step(step, current.number, {"out": current.number})
+        elif action == "retry_later":
+            run.fail_attempt(step, current.number, "boom", retry_in_ms=10)
+        elif action == "fail":
+            run.fail_attempt(step, current.number, "boom", retry_in_ms=None)
+            run.fail("boom", step)
+        else:
+            run.interrupt_attempt(step, current.number)
+    elif action == "finish":
+        run.succeed()
+    elif action == "cancel":
+        run.cancel("enough")
+    else:
+        run.retry()
+
+
+def record_histories(store: EventStore, histories: list[list[str]]) -> None:
+    """Runs driven through their actions, interleaved, one append per action."""
+    live = [requested() for _ in histories]
+    for run in live:
+        store.record(run, metadata=META)
+    for turn in range(max((len(h) for h in histories), default=0)):
+        for run, history in zip(live, histories, strict=True):
+            if turn >= len(history):
+                continue
+            with contextlib.suppress(DomainError):  # refused; what it did before is recorded
+                act(run, history[turn])
+            store.record(run, metadata=META)
+
+
+def project(runtime: Runtime, batch_size: int) -> dict[str, list[dict[str, Any]]]:
+    for projection in (RunsProjection(), RunLogsProjection(), AuditLogProjection()):
+        Follower(
+            runtime.store,
+            Projector(projection, runtime.store, runtime.engine),
+            batch_size=batch_size,
+        ).catch_up()
+    tables = {}
+    with runtime.engine.connect() as conn:
+        for table in TABLES:
+            rows = [dict(r) for r in conn.execute(select(table)).mappings()]
+            tables[table.name] = sorted(rows, key=repr)
+    return tables
+
+
+def forget(runtime: Runtime) -> None:
+    for projection in (RunsProjection(), RunLogsProjection(), AuditLogProjection()):
+        Projector(projection, runtime.store, runtime.engine).reset()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    histories=st.lists(st.lists(st.sampled_from(ACTIONS), max_size=14), min_size=1, max_size=4),
+    batch_size=st.integers(2, 40),
+)
+def test_batched_run_projections_equal_applying_one_event_at_a_time(
+    runtime: Runtime, histories: list[list[str]], batch_size: int
+) -> None:
+    with runtime.engine.begin() as conn:
+        reset(conn)
+    record_histories(runtime.store, histories)
+
+    one_at_a_time = project(runtime, batch_size=1)
+    assert one_at_a_time["runs"], "every history requests its run"
+    forget(runtime)
+    assert project(runtime, batch_size=batch_size) == one_at_a_time
+    forget(runtime)
+    assert project(runtime, batch_size=500) == one_at_a_time
