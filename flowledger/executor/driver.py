@@ -204,11 +204,21 @@ class RunDriver:
     async def _call(
         self, step_id: str, attempt: int, url: str, auth: AgentAuth, timeout_s: float, payload: Any
     ) -> CallResult:
+        assigning: list[asyncio.Task[bool]] = []
+
         async def on_task(task_id: str) -> None:
             call = self._calls.get(step_id)
             if call is not None:
                 call.task_id = task_id
-            await self._change(lambda r: r.assign_task(step_id, attempt, task_id))
+            # Recorded while the call goes on, not before reading the agent's next event: an
+            # agent that answers at once had every step wait for this commit. The write lock
+            # still puts it before the attempt's outcome, which waits for it below.
+            assigning.append(
+                asyncio.create_task(
+                    self._change(lambda r: r.assign_task(step_id, attempt, task_id)),
+                    name=f"run-{self.run_id}-{step_id}-{attempt}-task",
+                )
+            )
 
         body = payload if isinstance(payload, dict) else {"value": payload}
         agent = self.run.steps[step_id].agent_name
@@ -229,8 +239,12 @@ class RunDriver:
                         message_id=f"{self.run_id}:{step_id}:{attempt}",
                     )
                 except AgentCallError as error:
+                    for assignment in assigning:
+                        await assignment
                     metrics.AGENT_CALL_ERRORS.labels(agent=agent, kind=error.kind).inc()
                     return CallResult(step_id, attempt, error=error)
+        for assignment in assigning:
+            await assignment
         return CallResult(step_id, attempt, output=reply.output)
 
     async def _collect(self) -> None:
