@@ -34,7 +34,7 @@ DIRECT_CONCURRENCY = 64
 
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     sequential_runs = 8 if quick else 40
-    burst = 30 if quick else 300
+    burst = 30 if quick else 150
     token = secrets.token_hex(4)
     extra = {
         "FLOWLEDGER_KAFKA_TOPIC_PREFIX": f"bench-orch-{token}",
@@ -69,7 +69,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     end_to_end = statistics.median(r["end_to_end_ms"] for r in runs)
     direct_chain = statistics.median(direct)
     overhead = (end_to_end - direct_chain) / STEPS
-    breakdown = _breakdown(runs)
+    breakdown = {"direct_5_calls_ms": round(direct_chain, 2), **_breakdown(runs)}
     latency = Figure(
         name="orchestration: overhead per step, one run at a time",
         value=overhead,
@@ -85,10 +85,10 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         baseline_unit="ms per direct A2A call",
         target=f"< {TARGET_MS:g} ms per step",
         met=overhead < TARGET_MS,
+        notes=_latency_notes(overhead, breakdown),
         details={
             "run_end_to_end_ms_median": round(end_to_end, 2),
             "run_end_to_end_ms_p90": round(percentile([r["end_to_end_ms"] for r in runs], 90), 2),
-            "direct_5_calls_ms_median": round(direct_chain, 2),
             **breakdown,
         },
     )
@@ -103,8 +103,32 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         baseline=chains_per_s,
         baseline_unit="chains/s",
         details=burst_details,
+        notes=(
+            "every run appends about 17 events (start, 3 per step, succeed) one commit at a "
+            "time, and appends are serialised per events table; the direct chains append "
+            "nothing"
+        ),
     )
     return [latency, throughput], peaks
+
+
+def _latency_notes(overhead: float, b: dict[str, float]) -> str:
+    if overhead < TARGET_MS:
+        return ""
+    return (
+        f"per run (medians): {b['requested_to_started_ms']:.0f} ms from RunRequested to "
+        "RunStarted (relay NOTIFY wake, publish with linger 5 ms and acks, the executor's "
+        "Kafka fetch, advisory lock, loading the run, the RunStarted append); "
+        f"{b['steps_started_to_finished_ms']:.0f} ms inside the 5 steps and "
+        f"{b['between_steps_ms']:.0f} ms between them, against "
+        f"{b['direct_5_calls_ms']:.0f} ms for the 5 calls alone. A step is 3 durable appends "
+        "(StepStarted before the call, StepTaskAssigned, now overlapping the call, and "
+        "StepSucceeded), each a commit under the events table lock that took several ms "
+        "here with the projections, relay and executor followers committing beside it on 2 "
+        "shared cores; the floor with 3 commits a step is above 5 ms. Fixed: the executor's "
+        "Kafka consumer waited up to fetch_max_wait_ms (500 ms) for the embedded broker, and "
+        "each step waited for the StepTaskAssigned commit before reading the agent's answer."
+    )
 
 
 # ------------------------------------------------------------------------------- flowledger

@@ -54,8 +54,8 @@ class Message:
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     if world.bootstrap_servers is None:
         raise RuntimeError("the relay benchmark needs the embedded Kafka broker")
-    backlog = 5_000 if quick else 100_000
-    rate, duration = (100.0, 3.0) if quick else (200.0, 10.0)
+    backlog = 5_000 if quick else 50_000
+    rate, duration = (100.0, 2.0) if quick else (200.0, 8.0)
     token = secrets.token_hex(4)
     relay_prefix, baseline_prefix = f"bench-relay-{token}", f"bench-bare-{token}"
     with world.system("relay") as system:
@@ -101,6 +101,16 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         },
     )
     throughput.met = (throughput.ratio or 0) >= 0.5
+    if not throughput.met:
+        throughput.notes = (
+            "per event the relay decodes the stored event (eventsourcing's JSON transcoder), "
+            "builds and redacts its envelope (~35-40 µs, after this change's faster redaction) "
+            "and makes the same aiokafka send as the baseline (~70-90 µs, pure Python); both "
+            "run in one process under one GIL, and each batch of 500 also waits for its reads, "
+            "every ack (linger 5 ms) and the position commit before the next. On 2 shared "
+            "cores the relay process got about half a core. The baseline only sends "
+            "pre-encoded bytes"
+        )
     p99 = percentile(latencies, 99)
     latency = Figure(
         name="relay: p99 append → consumed",
@@ -109,6 +119,10 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         how=(
             f"request_run at {rate:.0f}/s for {duration:.0f} s while the relay runs; an "
             "EnvelopeConsumer (the executor's settings) reads the runs topic"
+        ),
+        notes=(
+            "the relay itself saves its position ~20-30 ms after an append (NOTIFY wake, read, "
+            "publish with linger 5 ms, acks, commit); the rest is the consumer's fetch"
         ),
         details={
             "samples": len(latencies),
