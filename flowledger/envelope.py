@@ -22,7 +22,7 @@ import msgspec
 from eventsourcing.persistence import Notification
 from msgspec import Meta
 
-from flowledger.domain.redaction import redact
+from flowledger.domain.redaction import redact_builtins
 from flowledger.eventstore import (
     EventStore,
     aggregate_type,
@@ -109,7 +109,7 @@ def envelope_of(event: Any, position: int) -> Envelope:
         actor=meta.actor,
         correlation_id=meta.correlation_id or None,
         traceparent=meta.traceparent,
-        data=redact(event_data(event)),
+        data=redact_builtins(event_data(event)),
     )
 
 

@@ -83,6 +83,8 @@ class RunDriver:
         self._write_lock = asyncio.Lock()
         self._calls: dict[str, InFlight] = {}
         self._loaded_at = 0.0
+        self._deferred = False
+        """Whether the run holds events not appended yet (see :meth:`_change`)."""
 
     # ------------------------------------------------------------------ the loop
 
@@ -95,7 +97,7 @@ class RunDriver:
         request = await asyncio.to_thread(self._last_request)
         with handling_event("drive run", request, run_id=str(self.run_id)):
             if self.run.status == "PENDING":
-                await self._change(lambda run: run.start())
+                await self._change(lambda run: run.start(), defer=True)
             for step_id in self.run.in_flight():
                 await self._interrupt(step_id)
             try:
@@ -135,6 +137,7 @@ class RunDriver:
         if idle and all(s.status == "SUCCEEDED" for s in self.run.steps.values()):
             await self._change(lambda r: r.succeed())
             return not self.run.is_finished
+        await self._flush()
         await self._wait()
         await self._collect()
         return True
@@ -204,11 +207,21 @@ class RunDriver:
     async def _call(
         self, step_id: str, attempt: int, url: str, auth: AgentAuth, timeout_s: float, payload: Any
     ) -> CallResult:
+        assigning: list[asyncio.Task[bool]] = []
+
         async def on_task(task_id: str) -> None:
             call = self._calls.get(step_id)
             if call is not None:
                 call.task_id = task_id
-            await self._change(lambda r: r.assign_task(step_id, attempt, task_id))
+            # Recorded while the call goes on, not before reading the agent's next event: an
+            # agent that answers at once had every step wait for this commit. The write lock
+            # still puts it before the attempt's outcome, which waits for it below.
+            assigning.append(
+                asyncio.create_task(
+                    self._change(lambda r: r.assign_task(step_id, attempt, task_id)),
+                    name=f"run-{self.run_id}-{step_id}-{attempt}-task",
+                )
+            )
 
         body = payload if isinstance(payload, dict) else {"value": payload}
         agent = self.run.steps[step_id].agent_name
@@ -229,8 +242,12 @@ class RunDriver:
                         message_id=f"{self.run_id}:{step_id}:{attempt}",
                     )
                 except AgentCallError as error:
+                    for assignment in assigning:
+                        await assignment
                     metrics.AGENT_CALL_ERRORS.labels(agent=agent, kind=error.kind).inc()
                     return CallResult(step_id, attempt, error=error)
+        for assignment in assigning:
+            await assignment
         return CallResult(step_id, attempt, output=reply.output)
 
     async def _collect(self) -> None:
@@ -242,7 +259,8 @@ class RunDriver:
                 continue
             result = call.task.result()
             if result.error is None:
-                if await self._change(_succeed_step(step_id, call.attempt, result.output)):
+                succeeded = _succeed_step(step_id, call.attempt, result.output)
+                if await self._change(succeeded, defer=True):
                     self._observe_step(step_id, "SUCCEEDED")
             else:
                 await self._record_failure(step_id, call.attempt, result.error)
@@ -328,18 +346,48 @@ class RunDriver:
         self._loaded_at = time.monotonic()
         return run
 
-    async def _change(self, action: Callable[[Run], object]) -> bool:
+    async def _change(self, action: Callable[[Run], object], *, defer: bool = False) -> bool:
         """Apply a command to the run and append its events; False if the run had moved on
-        (then the driver's copy is reloaded and the loop decides again)."""
+        (then the driver's copy is reloaded and the loop decides again).
+
+        ``defer``: keep the events for the next append, when the driver's next decision
+        follows at once (a step's success, then the next step's start or the run's success):
+        one commit instead of two. The driver never waits with events kept back
+        (:meth:`_flush`)."""
         async with self._write_lock:
             try:
-                action(self.run)
-                await asyncio.to_thread(self.store.record, self.run, metadata=self.meta)
+                try:
+                    action(self.run)
+                except Conflict:
+                    await self._record_deferred()  # what was decided before still stands
+                    raise
+                if defer:
+                    self._deferred = True
+                else:
+                    await self._record()
             except Conflict as refused:
                 log.info("run %s: %s; reloading", self.run_id, refused)
+                self._deferred = False
                 self.run = await self._load()
                 return False
             return True
+
+    async def _flush(self) -> None:
+        """Append the events kept back by ``_change(..., defer=True)``."""
+        async with self._write_lock:
+            try:
+                await self._record_deferred()
+            except Conflict as refused:
+                log.info("run %s: %s; reloading", self.run_id, refused)
+                self.run = await self._load()
+
+    async def _record_deferred(self) -> None:
+        if self._deferred:
+            await self._record()
+
+    async def _record(self) -> None:
+        self._deferred = False
+        await asyncio.to_thread(self.store.record, self.run, metadata=self.meta)
 
 
 def _succeed_step(step_id: str, attempt: int, output: Any) -> Callable[[Run], None]:

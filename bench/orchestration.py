@@ -1,0 +1,299 @@
+"""Orchestration overhead: a 5-step workflow on the sample echo agent (it answers at once),
+with the API, ``flowledger worker projections``, ``relay`` and ``executor`` running as
+``flowledger dev`` runs them (the executor hears of new runs from Kafka). One run at a time,
+end to end (execute, then read the run until it is SUCCEEDED), and many runs in flight
+(runs/s). The baseline is the same 5 calls made directly with the executor's own A2A client
+(:class:`~flowledger.executor.agent_client.AgentClient`): the same call path minus the
+orchestration. Per-step overhead = (time per run - time of the 5 direct calls) / 5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import statistics
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench.catalogue import chain_definition, create_workflow, register_agent
+from bench.results import Figure, percentile
+from bench.system import World
+from flowledger.eventstore import EVENTS_TABLE
+from flowledger.executor.agent_client import AgentAuth, AgentClient
+
+STEPS = 5
+TARGET_MS = 5.0
+DIRECT_CONCURRENCY = 64
+"""Chains in flight in the throughput baseline: the default FLOWLEDGER_EXECUTOR_MAX_CALLS."""
+
+
+def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
+    sequential_runs = 8 if quick else 40
+    burst = 30 if quick else 150
+    token = secrets.token_hex(4)
+    extra = {
+        "FLOWLEDGER_KAFKA_TOPIC_PREFIX": f"bench-orch-{token}",
+        "FLOWLEDGER_EXECUTOR_GROUP": f"bench-orch-{token}",
+    }
+    with world.system("orchestration") as system:
+        echo = system.start_agents()
+        base = system.start_api(extra)
+        workers = [
+            system.start_worker(kind, extra) for kind in ("projections", "relay", "executor")
+        ]
+        with system.http(base) as api, system.database.connect() as listener:
+            listener.execute(f"LISTEN {EVENTS_TABLE}")
+            register_agent(api, "echo", echo)
+            workflow_id = create_workflow(
+                api, "bench-orchestration", chain_definition("echo", STEPS)
+            )
+            for _ in range(3):  # the executor joins its group, the agent card gets cached
+                _one_run(api, listener, workflow_id, timeout_s=60)
+            runs = [_one_run(api, listener, workflow_id) for _ in range(sequential_runs)]
+            system.sample_memory()
+            runs_per_s, burst_details = asyncio.run(
+                _burst(base, system.admin_key, workflow_id, burst)
+            )
+            system.sample_memory()
+        direct = asyncio.run(_direct_chains(echo, sequential_runs))
+        chains_per_s = asyncio.run(_direct_throughput(echo, burst))
+        peaks = {w.name: system.stop(w) or 0.0 for w in workers}
+        system.sample_memory()
+        api_process = next(p for p in system.processes if p.name == "api")
+        peaks["api"] = system.stop(api_process) or 0.0
+    end_to_end = statistics.median(r["end_to_end_ms"] for r in runs)
+    direct_chain = statistics.median(direct)
+    overhead = (end_to_end - direct_chain) / STEPS
+    breakdown = {"direct_5_calls_ms": round(direct_chain, 2), **_breakdown(runs)}
+    latency = Figure(
+        name="orchestration: overhead per step, one run at a time",
+        value=overhead,
+        unit="ms/step",
+        how=(
+            f"median of {sequential_runs} runs of a {STEPS}-step workflow on the echo agent, "
+            "POST execute → Run.Succeeded committed (seen by LISTEN; the API then shows it "
+            "with X-Flowledger-Min-Position, see details), minus the median of the same 5 "
+            "calls made "
+            "directly with AgentClient, divided by 5"
+        ),
+        baseline=direct_chain / STEPS,
+        baseline_unit="ms per direct A2A call",
+        target=f"< {TARGET_MS:g} ms per step",
+        met=overhead < TARGET_MS,
+        notes=_latency_notes(overhead, breakdown),
+        details={
+            "run_end_to_end_ms_median": round(end_to_end, 2),
+            "run_end_to_end_ms_p90": round(percentile([r["end_to_end_ms"] for r in runs], 90), 2),
+            **breakdown,
+        },
+    )
+    throughput = Figure(
+        name="orchestration: runs/s with many runs in flight",
+        value=runs_per_s,
+        unit="runs/s",
+        how=(
+            f"{burst} runs requested at once over HTTP, until the last is SUCCEEDED; baseline: "
+            f"{burst} chains of 5 direct AgentClient calls, {DIRECT_CONCURRENCY} at a time"
+        ),
+        baseline=chains_per_s,
+        baseline_unit="chains/s",
+        details=burst_details,
+        notes=(
+            "every run appends 17 events in 11 commits (17 before this change) and loads the "
+            "agent at every step; commits are serialised by the events table lock, each with "
+            "its WAL flush. Profiled: the executor used ~16% of a core, its 6 worker threads "
+            "all waiting on PostgreSQL (append, load run, load agent); only appending many "
+            "runs' events in one transaction would lift it. The direct chains append nothing"
+        ),
+    )
+    return [latency, throughput], peaks
+
+
+def _latency_notes(overhead: float, b: dict[str, float]) -> str:
+    if overhead < TARGET_MS:
+        return ""
+    return (
+        f"per run (medians): {b['requested_to_started_ms']:.0f} ms from RunRequested to "
+        "RunStarted (relay NOTIFY wake, publish with linger 5 ms and acks, the executor's "
+        "Kafka fetch, advisory lock, loading the run, the RunStarted append); "
+        f"{b['steps_started_to_finished_ms']:.0f} ms inside the 5 steps and "
+        f"{b['between_steps_ms']:.0f} ms between them, against "
+        f"{b['direct_5_calls_ms']:.0f} ms for the 5 calls alone. A run is 17 events in 11 "
+        "durable commits, each under the events table lock, taking several ms here with the "
+        "projections, relay and executor followers committing beside them on 2 shared cores; "
+        "a step waits for 2 (StepTaskAssigned, which now overlaps the call, and StepSucceeded, "
+        "now in one commit with the next StepStarted), so 5 ms a step is below this floor. "
+        "Fixed: the executor's Kafka fetch waited out fetch_max_wait_ms (500 ms) on the "
+        "embedded broker, each step waited for the StepTaskAssigned commit before reading the "
+        "agent's answer, and a step's success and the next start were two commits."
+    )
+
+
+# ------------------------------------------------------------------------------- flowledger
+
+
+def _execute(api: httpx.Client, workflow_id: str) -> str:
+    response = api.post(
+        f"/api/v1/workflows/{workflow_id}/execute", json={"input_data": {"text": "hello"}}
+    )
+    if response.status_code >= 300:
+        raise RuntimeError(f"execute: {response.status_code} {response.text}")
+    return str(response.json()["run_id"])
+
+
+def _one_run(
+    api: httpx.Client, listener: psycopg.Connection[Any], workflow_id: str, timeout_s: float = 30
+) -> dict[str, Any]:
+    """Execute, wait for the run's ``Run.Succeeded`` in the event store (woken by its NOTIFY,
+    so the wait costs nothing), then read the run through the API at that position."""
+    started = time.perf_counter()
+    run_id = _execute(api, workflow_id)
+    position = _wait_for_end(listener, run_id, started + timeout_s)
+    end_to_end = (time.perf_counter() - started) * 1000
+    headers = {"X-Flowledger-Min-Position": str(position)}
+    body = api.get(f"/api/v1/runs/{run_id}", headers=headers).json()
+    visible = (time.perf_counter() - started) * 1000
+    if body["status"] != "SUCCEEDED":
+        raise RuntimeError(f"run {run_id} ended {body['status']}: {body}")
+    steps = api.get(f"/api/v1/runs/{run_id}/steps", headers=headers).json()
+    return {"end_to_end_ms": end_to_end, "visible_ms": visible, "run": body, "steps": steps}
+
+
+_LAST_EVENT = (
+    f"SELECT notification_id, topic FROM {EVENTS_TABLE} WHERE originator_id = %s "
+    "ORDER BY originator_version DESC LIMIT 1"
+)
+
+
+def _wait_for_end(listener: psycopg.Connection[Any], run_id: str, deadline: float) -> int:
+    """The position of the run's last event once it is an end (succeeded, failed, cancelled)."""
+    while True:
+        row = listener.execute(_LAST_EVENT, (run_id,)).fetchone()
+        if row is not None:
+            topic = str(row[1])
+            if topic.endswith(":Run.Succeeded"):
+                return int(row[0])
+            if topic.endswith((":Run.Failed", ":Run.Cancelled")):
+                raise RuntimeError(f"run {run_id} ended with {topic}")
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise RuntimeError(f"run {run_id} did not succeed in time")
+        for _ in listener.notifies(timeout=min(remaining, 0.1), stop_after=1):
+            pass
+
+
+def _ms(later: str | None, earlier: str | None) -> float:
+    if not later or not earlier:
+        return 0.0
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds() * 1000
+
+
+def _breakdown(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Where a run's time goes, from its events' own timestamps (medians, ms)."""
+    queued, in_steps, between, finishing, noticing, reading = [], [], [], [], [], []
+    for sample in runs:
+        run = sample["run"]
+        steps = sample["steps"]
+        steps = steps.get("items", steps) if isinstance(steps, dict) else steps
+        ordered = sorted(steps, key=lambda s: s["started_at"] or "")
+        queued.append(_ms(run["started_at"], run["created_at"]))
+        in_steps.append(sum(_ms(s["completed_at"], s["started_at"]) for s in ordered))
+        between.append(
+            _ms(ordered[0]["started_at"], run["started_at"])
+            + sum(_ms(b["started_at"], a["completed_at"]) for a, b in itertools.pairwise(ordered))
+        )
+        finishing.append(_ms(run["completed_at"], ordered[-1]["completed_at"]))
+        noticing.append(sample["end_to_end_ms"] - _ms(run["completed_at"], run["created_at"]))
+        reading.append(sample["visible_ms"] - sample["end_to_end_ms"])
+    return {
+        "requested_to_started_ms": round(statistics.median(queued), 2),
+        "steps_started_to_finished_ms": round(statistics.median(in_steps), 2),
+        "between_steps_ms": round(statistics.median(between), 2),
+        "last_step_to_succeeded_ms": round(statistics.median(finishing), 2),
+        "http_execute_and_notice_ms": round(statistics.median(noticing), 2),
+        "then_visible_in_api_ms": round(statistics.median(reading), 2),
+    }
+
+
+async def _burst(base: str, key: str, workflow_id: str, count: int) -> tuple[float, dict[str, Any]]:
+    """Request ``count`` runs at once; runs/s until the last of them succeeded."""
+    async with httpx.AsyncClient(
+        base_url=base,
+        headers={"X-API-Key": key},
+        timeout=60,
+        limits=httpx.Limits(max_connections=16),
+    ) as api:
+        before = await _count(api, workflow_id, "SUCCEEDED")
+        slots = asyncio.Semaphore(16)
+
+        async def execute() -> None:
+            async with slots:
+                response = await api.post(
+                    f"/api/v1/workflows/{workflow_id}/execute",
+                    json={"input_data": {"text": "hello"}},
+                )
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(execute() for _ in range(count)))
+        requested = time.perf_counter() - started
+        deadline = started + 300
+        while (done := await _count(api, workflow_id, "SUCCEEDED") - before) < count:
+            if await _count(api, workflow_id, "FAILED"):
+                raise RuntimeError("a run failed during the burst")
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{done} of {count} runs succeeded in 300 s")
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    return count / elapsed, {
+        "runs": count,
+        "seconds": round(elapsed, 2),
+        "seconds_to_request_all": round(requested, 2),
+    }
+
+
+async def _count(api: httpx.AsyncClient, workflow_id: str, status: str) -> int:
+    response = await api.get(
+        "/api/v1/runs", params={"workflow_id": workflow_id, "status": status, "page_size": 1}
+    )
+    response.raise_for_status()
+    return int(response.json()["total"])
+
+
+# ------------------------------------------------------------------------------- baseline
+
+
+async def _chain(client: AgentClient, url: str) -> float:
+    """The 5 steps' calls, each passing the previous output on; milliseconds."""
+    started = time.perf_counter()
+    text: Any = "hello"
+    for _ in range(STEPS):
+        reply = await client.send(url, {"text": text}, auth=AgentAuth(), timeout_s=30)
+        text = reply.output["text"] if isinstance(reply.output, dict) else reply.output
+    return (time.perf_counter() - started) * 1000
+
+
+async def _direct_chains(url: str, count: int) -> list[float]:
+    async with AgentClient() as client:
+        for _ in range(3):
+            await _chain(client, url)
+        return [await _chain(client, url) for _ in range(count)]
+
+
+async def _direct_throughput(url: str, count: int) -> float:
+    async with AgentClient() as client:
+        await _chain(client, url)
+        slots = asyncio.Semaphore(DIRECT_CONCURRENCY)
+
+        async def one() -> None:
+            async with slots:
+                await _chain(client, url)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(count)))
+        return count / (time.perf_counter() - started)
