@@ -33,9 +33,11 @@ keys = st.sampled_from(["auth_config", "token", "secret", "name", "url", "passwo
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_like = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children, children)
-    | st.dictionaries(keys, children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(keys, children, max_size=5)
+    ),
     max_leaves=30,
 )
 
