@@ -146,7 +146,13 @@ def markdown(document: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for f in document["figures"]:
-        ratio = "—" if f["ratio"] is None else f"{f['ratio']:.0%}"
+        ratio = (
+            "—"
+            if f["ratio"] is None
+            else f"{f['ratio']:.1%}"
+            if f["ratio"] < 0.1
+            else (f"{f['ratio']:.0%}")
+        )
         met = {True: "yes", False: "**no**", None: "—"}[f["met"]]
         lines.append(
             f"| {f['name']} | {_number(f['value'], f['unit'])} | "
