@@ -21,13 +21,20 @@ from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
-from flowledger.projections.tables import audit_log, run_logs, run_step_attempts, run_steps, runs
+from flowledger.projections.tables import (
+    audit_log,
+    run_counts,
+    run_logs,
+    run_step_attempts,
+    run_steps,
+    runs,
+)
 from flowledger.runtime import Runtime
 from tests.support.runs import requested
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="prop")
-TABLES: tuple[Table, ...] = (runs, run_steps, run_step_attempts, run_logs, audit_log)
+TABLES: tuple[Table, ...] = (runs, run_steps, run_step_attempts, run_counts, run_logs, audit_log)
 ACTIONS = [
     "start",
     "step",
@@ -109,6 +116,20 @@ def project(runtime: Runtime, batch_size: int) -> dict[str, list[dict[str, Any]]
     return tables
 
 
+def counted(tables: dict[str, list[dict[str, Any]]]) -> dict[tuple[Any, str], int]:
+    """What ``run_counts`` says (statuses no run is in left out)."""
+    return {(r["workflow_id"], r["status"]): r["runs"] for r in tables["run_counts"] if r["runs"]}
+
+
+def by_status(tables: dict[str, list[dict[str, Any]]]) -> dict[tuple[Any, str], int]:
+    """The runs in each workflow and status, counted from the runs table itself."""
+    counts: dict[tuple[Any, str], int] = {}
+    for row in tables["runs"]:
+        key = (row["workflow_id"], row["status"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def forget(runtime: Runtime) -> None:
     for projection in (RunsProjection(), RunLogsProjection(), AuditLogProjection()):
         Projector(projection, runtime.store, runtime.engine).reset()
@@ -130,6 +151,7 @@ def test_batched_run_projections_equal_applying_one_event_at_a_time(
 
     one_at_a_time = project(runtime, batch_size=1)
     assert one_at_a_time["runs"], "every history requests its run"
+    assert counted(one_at_a_time) == by_status(one_at_a_time)
     forget(runtime)
     assert project(runtime, batch_size=batch_size) == one_at_a_time
     forget(runtime)
