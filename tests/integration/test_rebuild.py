@@ -381,3 +381,29 @@ def test_a_live_batch_that_starts_during_the_swap_waits_for_it_instead_of_deadlo
     rebuild.live.join()
     assert [type(e).__name__ for e in rebuild.live_errors] in ([], ["PositionMoved"])
     assert table_agents(runtime) == folded_agents(runtime.store)
+
+
+def test_a_rebuild_of_the_runs_projection_recounts_runs_into_the_fresh_tables(
+    runtime: Runtime,
+) -> None:
+    from flowledger.projections.runs import RunsProjection  # noqa: PLC0415
+    from tests.integration.test_run_projection_batches import record_histories  # noqa: PLC0415
+
+    histories = [
+        ["start", "step", "succeed", "finish"],
+        ["start", "step", "fail", "retry", "start", "step", "succeed", "finish"],
+        ["cancel", "retry", "cancel"],
+        ["start", "step", "assign"],
+        [],
+    ]
+    record_histories(runtime.store, histories)
+    rebuild_projection(runtime.engine, runtime.store, RunsProjection(), batch_size=3)
+
+    def counts(query: str) -> dict[tuple[Any, str], int]:
+        with runtime.engine.connect() as conn:
+            return {(w, s): n for w, s, n in conn.execute(text(query)).all() if n}
+
+    from_rows = counts("SELECT workflow_id, status, count(*) FROM runs GROUP BY 1, 2")
+    assert {"CANCELLED", "PENDING", "RUNNING"} <= {s for _, s in from_rows}
+    assert sum(from_rows.values()) == len(histories)
+    assert counts("SELECT workflow_id, status, runs FROM run_counts") == from_rows
