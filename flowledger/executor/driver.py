@@ -104,7 +104,11 @@ class RunDriver:
                 while await self._step():
                     pass
             finally:
-                await self._abandon_calls()
+                try:
+                    # Stopped or failed with events kept back (a step's success): they stand.
+                    await self._flush()
+                finally:
+                    await self._abandon_calls()
 
     def _last_request(self) -> object:
         """The run's latest Requested or Retried event (its metadata carries the trace)."""

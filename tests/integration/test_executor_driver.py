@@ -96,3 +96,37 @@ def test_a_task_id_being_recorded_when_the_driver_is_stopped_is_appended_before_
     assert later == at_return
     assert at_return[-1] == "StepTaskAssigned"
 
+
+def test_a_step_success_held_back_is_appended_when_the_driver_is_stopped(
+    runtime: Runtime,
+) -> None:
+    # "fast" succeeds; "then" needs a field it did not return, so the driver fails the run and
+    # cancels "slow" at its agent first; the executor stops meanwhile.
+    plan = WorkflowPlan(
+        steps=(
+            StepPlan("fast", "echo"),
+            StepPlan("slow", "echo"),
+            StepPlan(
+                "then",
+                "echo",
+                depends_on=("fast",),
+                input_mapping={"x": "$.steps.fast.output.missing"},
+            ),
+        )
+    )
+    run = requested(plan)
+    runtime.store.record(run, metadata=META)
+
+    async def scenario() -> Run:
+        client = ScriptedClient()
+        driver = RunDriver(run.id, runtime.store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
+        driving = asyncio.create_task(driver.drive())
+        await asyncio.wait_for(client.cancelling.wait(), 10)
+        driving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await driving
+        return runtime.store.get(Run, run.id)
+
+    stored = asyncio.run(scenario())
+    # The agent's answer was known to the driver: without it, the next driver calls again.
+    assert stored.steps["fast"].status == "SUCCEEDED", events_of(runtime.store, run.id)
