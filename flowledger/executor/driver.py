@@ -104,7 +104,11 @@ class RunDriver:
                 while await self._step():
                     pass
             finally:
-                await self._abandon_calls()
+                try:
+                    # Stopped or failed with events kept back (a step's success): they stand.
+                    await self._flush()
+                finally:
+                    await self._abandon_calls()
 
     def _last_request(self) -> object:
         """The run's latest Requested or Retried event (its metadata carries the trace)."""
@@ -225,30 +229,35 @@ class RunDriver:
 
         body = payload if isinstance(payload, dict) else {"value": payload}
         agent = self.run.steps[step_id].agent_name
-        async with self.call_slots:
-            with outgoing_call_span(
-                "agent call",
-                agent,
-                url,
-                **{"flowledger.step": step_id, "flowledger.attempt": attempt},
-            ):
-                try:
-                    reply = await self.client.send(
-                        url,
-                        body,
-                        auth=auth,
-                        timeout_s=timeout_s,
-                        on_task=on_task,
-                        message_id=f"{self.run_id}:{step_id}:{attempt}",
-                    )
-                except AgentCallError as error:
-                    for assignment in assigning:
-                        await assignment
-                    metrics.AGENT_CALL_ERRORS.labels(agent=agent, kind=error.kind).inc()
-                    return CallResult(step_id, attempt, error=error)
-        for assignment in assigning:
-            await assignment
-        return CallResult(step_id, attempt, output=reply.output)
+        try:
+            async with self.call_slots:
+                with outgoing_call_span(
+                    "agent call",
+                    agent,
+                    url,
+                    **{"flowledger.step": step_id, "flowledger.attempt": attempt},
+                ):
+                    try:
+                        reply = await self.client.send(
+                            url,
+                            body,
+                            auth=auth,
+                            timeout_s=timeout_s,
+                            on_task=on_task,
+                            message_id=f"{self.run_id}:{step_id}:{attempt}",
+                        )
+                    except AgentCallError as error:
+                        for assignment in assigning:
+                            await assignment
+                        metrics.AGENT_CALL_ERRORS.labels(agent=agent, kind=error.kind).inc()
+                        return CallResult(step_id, attempt, error=error)
+            for assignment in assigning:
+                await assignment
+            return CallResult(step_id, attempt, output=reply.output)
+        finally:
+            # Cancelled (the call abandoned) or failed otherwise: the task ids are still being
+            # appended; the driver must not return (and its run be unlocked) before they are.
+            await asyncio.gather(*assigning, return_exceptions=True)
 
     async def _collect(self) -> None:
         for step_id, call in list(self._calls.items()):

@@ -1,0 +1,132 @@
+"""The run driver against a scripted agent client and the real event store: what it has
+appended when it returns, however it returns (the executor stopping cancels it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from flowledger.domain.plans import StepPlan, WorkflowPlan
+from flowledger.domain.runs import Run
+from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.executor.agent_client import AgentReply
+from flowledger.executor.driver import RunDriver
+from flowledger.runtime import Runtime
+from tests.support.runs import requested
+
+pytestmark = pytest.mark.integration
+META = EventMetadata.system("tester")
+
+
+class SlowTaskIds:
+    """The event store, with appends of a StepTaskAssigned taking ``delay_s``."""
+
+    def __init__(self, store: EventStore, delay_s: float) -> None:
+        self._store = store
+        self.delay_s = delay_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def record(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
+        pending = [e for a in aggregates if a is not None for e in a.pending_events]
+        if any(isinstance(e, Run.StepTaskAssigned) for e in pending):
+            time.sleep(self.delay_s)
+        return self._store.record(*aggregates, metadata=metadata)
+
+
+class ScriptedClient:
+    """Step ``fast`` answers at once; any other step gets a task id, then never answers.
+    Cancelling a task at the agent waits until ``release_cancels`` is set."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+        self.cancelling = asyncio.Event()
+        self.release_cancels = asyncio.Event()
+
+    async def send(
+        self, url: str, body: Any, *, on_task: Any, message_id: str, **_: Any
+    ) -> AgentReply:
+        step_id = message_id.split(":")[1]
+        if step_id == "fast":
+            return AgentReply(output={"done": True}, task_id=None, context_id=None, state=None)
+        await on_task(f"task-{step_id}")
+        self.waiting.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def cancel(self, url: str, task_id: str, **_: Any) -> None:
+        self.cancelling.set()
+        await self.release_cancels.wait()
+
+
+def events_of(store: EventStore, run_id: UUID) -> list[str]:
+    return [type(e).__name__ for e in store.events.get(run_id)]
+
+
+def test_a_task_id_being_recorded_when_the_driver_is_stopped_is_appended_before_it_returns(
+    runtime: Runtime,
+) -> None:
+    run = requested(WorkflowPlan(steps=(StepPlan("slow", "echo"),)))
+    runtime.store.record(run, metadata=META)
+    store = SlowTaskIds(runtime.store, delay_s=0.5)
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        client = ScriptedClient()
+        client.release_cancels.set()
+        driver = RunDriver(run.id, store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
+        driving = asyncio.create_task(driver.drive())
+        await client.waiting.wait()
+        await asyncio.sleep(0.05)  # the task id is being appended
+        driving.cancel()  # the executor stops
+        with contextlib.suppress(asyncio.CancelledError):
+            await driving
+        at_return = events_of(runtime.store, run.id)
+        await asyncio.sleep(1.0)
+        return at_return, events_of(runtime.store, run.id)
+
+    at_return, later = asyncio.run(scenario())
+    # Once a driver has returned, its executor unlocks the run and another may drive it:
+    # nothing more may be appended on the first driver's behalf.
+    assert later == at_return
+    assert at_return[-1] == "StepTaskAssigned"
+
+
+def test_a_step_success_held_back_is_appended_when_the_driver_is_stopped(
+    runtime: Runtime,
+) -> None:
+    # "fast" succeeds; "then" needs a field it did not return, so the driver fails the run and
+    # cancels "slow" at its agent first; the executor stops meanwhile.
+    plan = WorkflowPlan(
+        steps=(
+            StepPlan("fast", "echo"),
+            StepPlan("slow", "echo"),
+            StepPlan(
+                "then",
+                "echo",
+                depends_on=("fast",),
+                input_mapping={"x": "$.steps.fast.output.missing"},
+            ),
+        )
+    )
+    run = requested(plan)
+    runtime.store.record(run, metadata=META)
+
+    async def scenario() -> Run:
+        client = ScriptedClient()
+        driver = RunDriver(run.id, runtime.store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
+        driving = asyncio.create_task(driver.drive())
+        await asyncio.wait_for(client.cancelling.wait(), 10)
+        driving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await driving
+        return runtime.store.get(Run, run.id)
+
+    stored = asyncio.run(scenario())
+    # The agent's answer was known to the driver: without it, the next driver calls again.
+    assert stored.steps["fast"].status == "SUCCEEDED", events_of(runtime.store, run.id)
