@@ -98,8 +98,6 @@ class RunDriver:
         with handling_event("drive run", request, run_id=str(self.run_id)):
             if self.run.status == "PENDING":
                 await self._change(lambda run: run.start(), defer=True)
-            for step_id in self.run.in_flight():
-                await self._interrupt(step_id)
             try:
                 while await self._step():
                     pass
@@ -119,6 +117,13 @@ class RunDriver:
 
     async def _step(self) -> bool:
         """One round of decisions; False when the run needs nothing more from this driver."""
+        if self.run.is_finished:
+            return False
+        for step_id in self.run.in_flight():
+            if step_id not in self._calls:
+                # Left running by an executor that stopped (or a result this driver could not
+                # record): interrupt it, and look again next round if that was refused.
+                await self._interrupt(step_id)
         run = self.run
         if run.is_finished:
             return False

@@ -130,3 +130,47 @@ def test_a_step_success_held_back_is_appended_when_the_driver_is_stopped(
     stored = asyncio.run(scenario())
     # The agent's answer was known to the driver: without it, the next driver calls again.
     assert stored.steps["fast"].status == "SUCCEEDED", events_of(runtime.store, run.id)
+
+
+class LateTaskIdOnInterrupt:
+    """The event store, where the stopped executor's StepTaskAssigned lands just before the
+    new driver's first StepAttemptInterrupted, so that append is refused (a concurrent change)."""
+
+    def __init__(self, store: EventStore, step_id: str, attempt: int) -> None:
+        self._store = store
+        self._late = (step_id, attempt)
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def record(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
+        pending = [e for a in aggregates if a is not None for e in a.pending_events]
+        if not self.raced and any(isinstance(e, Run.StepAttemptInterrupted) for e in pending):
+            self.raced = True
+            old = self._store.get(Run, aggregates[0].id)
+            old.assign_task(*self._late, "task-late")
+            self._store.record(old, metadata=META)
+        return self._store.record(*aggregates, metadata=metadata)
+
+
+def test_an_attempt_left_running_is_interrupted_even_when_the_first_try_is_refused(
+    runtime: Runtime,
+) -> None:
+    run = requested(WorkflowPlan(steps=(StepPlan("fast", "echo"),)))
+    run.start()
+    attempt = run.start_step("fast", {"x": 1})
+    runtime.store.record(run, metadata=META)  # then its executor died mid-call
+    store = LateTaskIdOnInterrupt(runtime.store, "fast", attempt)
+
+    async def scenario() -> None:
+        client = ScriptedClient()
+        client.release_cancels.set()
+        driver = RunDriver(run.id, store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
+        await asyncio.wait_for(driver.drive(), 15)
+
+    asyncio.run(scenario())
+    assert store.raced
+    stored = runtime.store.get(Run, run.id)
+    assert stored.status == "SUCCEEDED", events_of(runtime.store, run.id)
+    assert [a.outcome for a in stored.steps["fast"].attempts] == ["interrupted", "succeeded"]
