@@ -185,23 +185,17 @@ class Follower:
             position = self._load_position(stop)
             while not stop.is_set():
                 handled = self._step(position, stop)
-                if handled is None:
-                    notified = self._waker.wait(self.idle_wait_s)
-                    if self._idle():
-                        position = self._load_position(stop)
-                    elif notified:
-                        self._linger(stop)
-                else:
+                if handled is not None:
                     position = handled
-                    # At the head as of that read: anything newer commits later and sends a
-                    # NOTIFY, so wait for it rather than read again to find nothing. (A
-                    # handler with an idle check keeps the empty read that gives it its turn.)
-                    if (
-                        self._at_head
-                        and not hasattr(self.handler, "idle")
-                        and self._waker.wait(self.idle_wait_s)
-                    ):
-                        self._linger(stop)
+                    if not self._at_head:
+                        continue  # a full batch: read on at once
+                # Nothing to read, or at the head as of that read: anything newer commits later
+                # and sends a NOTIFY, so wait for it rather than read again to find nothing.
+                notified = self._waker.wait(self.idle_wait_s)
+                if self._idle():
+                    position = self._load_position(stop)
+                elif notified:
+                    self._linger(stop)
         finally:
             self._waker.close()
             if self.status.state != "failed":
