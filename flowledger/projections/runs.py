@@ -65,14 +65,20 @@ _ATTEMPT_TASK = update(run_step_attempts).where(_ATTEMPT).values(task_id=bindpar
 _STEP_TASK = update(run_steps).where(_STEP).values(task_id=bindparam("task"))
 _MS = bindparam("ms", type_=BigInteger)
 """The event's time in epoch milliseconds, for durations."""
+
+
+def _ms_since(started_at: Any) -> Any:
+    """Milliseconds from ``started_at`` (a column) to the event's time (0 if never started)."""
+    return _MS - func.coalesce(func.floor(func.extract("epoch", started_at) * 1000), _MS)
+
+
 _STEP_SUCCEEDED = (
     update(run_steps)
     .where(_STEP)
     .values(
         finished_at=bindparam("at"),
         retry_at=None,
-        duration_ms=_MS
-        - func.coalesce(func.floor(func.extract("epoch", run_steps.c.started_at) * 1000), _MS),
+        duration_ms=_ms_since(run_steps.c.started_at),
         status="SUCCEEDED",
         output=bindparam("b_output", type_=run_steps.c.output.type),
         error=None,
@@ -83,8 +89,7 @@ _RUN_SUCCEEDED = (
     .where(runs.c.id == bindparam("rid"))
     .values(
         finished_at=bindparam("at"),
-        duration_ms=_MS
-        - func.coalesce(func.floor(func.extract("epoch", runs.c.started_at) * 1000), _MS),
+        duration_ms=_ms_since(runs.c.started_at),
         status="SUCCEEDED",
         output=bindparam("b_output", type_=runs.c.output.type),
         error=None,
@@ -210,13 +215,9 @@ class RunsProjection(Projection):
             update(runs)
             .where(runs.c.id == event.originator_id)
             .values(
-                finished_at=event.timestamp,
-                duration_ms=(
-                    _epoch_ms(event.timestamp)
-                    - _epoch_ms_column(runs.c.started_at, event.timestamp)
-                ),
-                **values,
-            )
+                finished_at=event.timestamp, duration_ms=_ms_since(runs.c.started_at), **values
+            ),
+            {"ms": _epoch_ms(event.timestamp)},
         )
 
     def _succeeded(self, conn: Connection, event: Any, position: int) -> None:
@@ -293,21 +294,9 @@ class RunsProjection(Projection):
 
     # ------------------------------------------------------------------ steps
 
-    def _step(self, event: Any) -> Any:
-        return (run_steps.c.run_id == event.originator_id) & (run_steps.c.step_id == event.step_id)
-
-    def _attempt(self, event: Any) -> Any:
-        return (
-            (run_step_attempts.c.run_id == event.originator_id)
-            & (run_step_attempts.c.step_id == event.step_id)
-            & (run_step_attempts.c.attempt == event.attempt)
-        )
-
     def _step_started(self, conn: Connection, event: Any, position: int) -> None:
         values = {
-            "rid": event.originator_id,
-            "sid": event.step_id,
-            "n": event.attempt,
+            **_attempt_keys(event),
             "b_input": event.input,
             "at": event.timestamp,
         }
@@ -316,19 +305,19 @@ class RunsProjection(Projection):
 
     def _task_assigned(self, conn: Connection, event: Any, position: int) -> None:
         values = {
-            "rid": event.originator_id,
-            "sid": event.step_id,
-            "n": event.attempt,
+            **_attempt_keys(event),
             "task": event.task_id,
         }
         conn.execute(_ATTEMPT_TASK, values)
         conn.execute(_STEP_TASK, values)
 
     def _attempt_failed(self, conn: Connection, event: Any, position: int) -> None:
+        keys = _attempt_keys(event)
         conn.execute(
             update(run_step_attempts)
-            .where(self._attempt(event))
-            .values(outcome="failed", error=event.error, finished_at=event.timestamp)
+            .where(_ATTEMPT)
+            .values(outcome="failed", error=event.error, finished_at=event.timestamp),
+            keys,
         )
         retry_at = (
             event.timestamp + timedelta(milliseconds=event.retry_in_ms)
@@ -336,21 +325,20 @@ class RunsProjection(Projection):
             else None
         )
         conn.execute(
-            update(run_steps).where(self._step(event)).values(error=event.error, retry_at=retry_at)
+            update(run_steps).where(_STEP).values(error=event.error, retry_at=retry_at), keys
         )
 
     def _attempt_interrupted(self, conn: Connection, event: Any, position: int) -> None:
         conn.execute(
             update(run_step_attempts)
-            .where(self._attempt(event))
-            .values(outcome="interrupted", finished_at=event.timestamp)
+            .where(_ATTEMPT)
+            .values(outcome="interrupted", finished_at=event.timestamp),
+            _attempt_keys(event),
         )
 
     def _step_succeeded(self, conn: Connection, event: Any, position: int) -> None:
         values = {
-            "rid": event.originator_id,
-            "sid": event.step_id,
-            "n": event.attempt,
+            **_attempt_keys(event),
             "b_output": event.output,
             "at": event.timestamp,
             "ms": _epoch_ms(event.timestamp),
@@ -364,16 +352,14 @@ class RunsProjection(Projection):
     def _step_done(self, conn: Connection, event: Any, **values: Any) -> None:
         conn.execute(
             update(run_steps)
-            .where(self._step(event))
+            .where(_STEP)
             .values(
                 finished_at=event.timestamp,
                 retry_at=None,
-                duration_ms=(
-                    _epoch_ms(event.timestamp)
-                    - _epoch_ms_column(run_steps.c.started_at, event.timestamp)
-                ),
+                duration_ms=_ms_since(run_steps.c.started_at),
                 **values,
-            )
+            ),
+            {"rid": event.originator_id, "sid": event.step_id, "ms": _epoch_ms(event.timestamp)},
         )
 
 
@@ -411,5 +397,6 @@ def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _epoch_ms_column(column: Any, fallback: datetime) -> Any:
-    return func.coalesce(func.floor(func.extract("epoch", column) * 1000), _epoch_ms(fallback))
+def _attempt_keys(event: Any) -> dict[str, Any]:
+    """The values of ``_STEP`` and ``_ATTEMPT`` for a step event."""
+    return {"rid": event.originator_id, "sid": event.step_id, "n": event.attempt}
