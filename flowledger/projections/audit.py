@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Engine, delete, select
 
 from flowledger.domain.redaction import redact
 from flowledger.eventstore import (
@@ -26,7 +26,7 @@ from flowledger.eventstore import (
     metadata_of,
     snake_case,
 )
-from flowledger.projections.projector import Projection, insert_rows
+from flowledger.projections.projector import AppendOnlyProjection
 from flowledger.projections.tables import audit_log
 
 ACTIONS_BY_SUFFIX: Final = {
@@ -74,27 +74,15 @@ def audit_row(event: Any, position: int) -> dict[str, Any]:
     }
 
 
-class AuditLogProjection(Projection):
+class AuditLogProjection(AppendOnlyProjection):
     name: ClassVar[str] = "audit_log"
     tables = (audit_log,)
-
-    def __init__(self) -> None:
-        self._rows: list[dict[str, Any]] = []
 
     def wants(self, topic: str) -> bool:
         return not is_internal(topic)
 
-    def start_batch(self) -> None:
-        self._rows = []
-
-    def apply(self, conn: Connection, event: Any, position: int) -> None:
-        self._rows.append(audit_row(event, position))
-
-    def finish_batch(self, conn: Connection) -> None:
-        """One multi-row INSERT for the batch's rows."""
-        if self._rows:
-            insert_rows(conn, audit_log, self._rows)
-        self._rows = []
+    def row(self, event: Any, position: int) -> dict[str, Any]:
+        return audit_row(event, position)
 
 
 def retention_cutoff(now: datetime, retention_days: int | None) -> datetime | None:

@@ -69,6 +69,28 @@ class Projection(ABC):
         per event is where a projection's throughput comes from (round trips, not SQL)."""
 
 
+class AppendOnlyProjection(Projection):
+    """A projection that adds one row per event to its one table (a log): the batch's rows are
+    inserted together when the batch finishes."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+
+    @abstractmethod
+    def row(self, event: Any, position: int) -> dict[str, Any]:
+        """The event's row."""
+
+    def start_batch(self) -> None:
+        self._rows = []
+
+    def apply(self, conn: Connection, event: Any, position: int) -> None:
+        self._rows.append(self.row(event, position))
+
+    def finish_batch(self, conn: Connection) -> None:
+        insert_rows(conn, self.tables[0], self._rows)
+        self._rows = []
+
+
 class Projector:
     """Applies batches of events to one projection; a follower's batch handler.
 

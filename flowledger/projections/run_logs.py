@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection
-
 from flowledger.domain.runs import Run
 from flowledger.eventstore import metadata_of
-from flowledger.projections.projector import Projection, insert_rows
+from flowledger.projections.projector import AppendOnlyProjection
 from flowledger.projections.tables import run_logs
 
 
@@ -59,32 +57,18 @@ def log_line(event: Any) -> tuple[str, str | None, str]:
     return "INFO", None, type(event).__qualname__
 
 
-class RunLogsProjection(Projection):
+class RunLogsProjection(AppendOnlyProjection):
     name: ClassVar[str] = "run_logs"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (run_logs,)
 
-    def __init__(self) -> None:
-        self._rows: list[dict[str, Any]] = []
-
-    def start_batch(self) -> None:
-        self._rows = []
-
-    def apply(self, conn: Connection, event: Any, position: int) -> None:
+    def row(self, event: Any, position: int) -> dict[str, Any]:
         level, step_id, message = log_line(event)
-        self._rows.append(
-            {
-                "position": position,
-                "run_id": event.originator_id,
-                "level": level,
-                "step_id": step_id,
-                "message": message,
-                "logged_at": event.timestamp,
-            }
-        )
-
-    def finish_batch(self, conn: Connection) -> None:
-        """One multi-row INSERT for the batch's lines."""
-        if self._rows:
-            insert_rows(conn, run_logs, self._rows)
-        self._rows = []
+        return {
+            "position": position,
+            "run_id": event.originator_id,
+            "level": level,
+            "step_id": step_id,
+            "message": message,
+            "logged_at": event.timestamp,
+        }
