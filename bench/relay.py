@@ -52,8 +52,6 @@ class Message:
 
 
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
-    if world.bootstrap_servers is None:
-        raise RuntimeError("the relay benchmark needs the embedded Kafka broker")
     backlog = 5_000 if quick else 50_000
     rate, duration = (100.0, 2.0) if quick else (200.0, 8.0)
     token = secrets.token_hex(4)
