@@ -14,8 +14,6 @@ from bench.results import Figure, percentile
 from bench.system import System, World
 from flowledger.commands.runs import RequestRun, request_run
 from flowledger.eventstore import EventMetadata
-from flowledger.runtime import Runtime
-from flowledger.settings import load_settings
 
 WHY_COMMANDS_TRAIL = (
     "a run request reads before it writes: it loads the workflow, then the agent's name claim "
@@ -87,9 +85,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
 
 
 def _append_rate(system: System, workflow_id: UUID, duration: float) -> tuple[float, float]:
-    settings = load_settings(system.env())
-    runtime = Runtime.open(settings, database=system.database, migrate=False)
-    try:
+    with system.runtime() as runtime:
         command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
         latencies: list[float] = []
         deadline = time.perf_counter() + duration
@@ -98,6 +94,4 @@ def _append_rate(system: System, workflow_id: UUID, duration: float) -> tuple[fl
             request_run(runtime.store, command, EventMetadata.system("bench"))
             latencies.append((time.perf_counter() - now) * 1000)
         elapsed = time.perf_counter() - started
-    finally:
-        runtime.close_sync()
     return len(latencies) / elapsed, percentile(latencies, 99)

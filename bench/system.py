@@ -29,6 +29,8 @@ from flowledger.database import (
     start_embedded_server,
 )
 from flowledger.kafka.embedded import EmbeddedBroker
+from flowledger.runtime import Runtime
+from flowledger.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,6 +113,15 @@ class System:
             "FLOWLEDGER_KAFKA_FAST_GROUPS": "true",
         }
         return env | dict(extra or {})
+
+    @contextlib.contextmanager
+    def runtime(self) -> Iterator[Runtime]:
+        """flowledger's runtime in this process, on this system's database and settings."""
+        runtime = Runtime.open(load_settings(self.env()), database=self.database, migrate=False)
+        try:
+            yield runtime
+        finally:
+            runtime.close_sync()
 
     def spawn(self, role: str, argv: list[str], extra: Mapping[str, str] | None = None) -> Process:
         with (self.workdir / f"{role}.log").open("ab") as log:
