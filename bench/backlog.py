@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from typing import cast
 from uuid import UUID
 
+from bench.catalogue import echo_chain
 from bench.system import System
-from flowledger.commands.agents import RegisterAgent, register_agent
 from flowledger.commands.runs import RequestRun, request_run
-from flowledger.commands.workflows import CreateWorkflow, create_workflow
 from flowledger.database import Database
 from flowledger.domain.runs import Run
 from flowledger.eventstore import EVENTS_TABLE, EventMetadata, EventStore
-from flowledger.runtime import Runtime
-from flowledger.settings import load_settings
 
 STEPS = 3
 INTERLEAVED_RUNS = 200
@@ -38,20 +35,6 @@ class StoredRow:
     originator_version: int
     topic: str
     state: bytes
-
-
-def chain(agent_name: str, steps: int) -> dict[str, object]:
-    ids = [f"s{n}" for n in range(1, steps + 1)]
-    definition: dict[str, object] = {"start_step": ids[0]}
-    definition["steps"] = {
-        step: {
-            "agent_name": agent_name,
-            "input_mapping": {"text": "$.input.text" if n == 0 else f"$.steps.{ids[n - 1]}.output"},
-            **({"next_step": ids[n + 1]} if n + 1 < len(ids) else {}),
-        }
-        for n, step in enumerate(ids)
-    }
-    return definition
 
 
 def _drive(store: EventStore, run_id: UUID, meta: EventMetadata, fail_last: bool) -> None:
@@ -79,25 +62,17 @@ def _drive(store: EventStore, run_id: UUID, meta: EventMetadata, fail_last: bool
 
 def template(system: System, runs: int = 4) -> list[list[StoredRow]]:
     """Real commands run once on ``system``'s database; the stored rows of each run."""
-    runtime = Runtime.open(load_settings(system.env()), database=system.database, migrate=False)
     meta = EventMetadata.system("bench")
-    try:
+    with system.runtime() as runtime:
         store = runtime.store
-        register_agent(store, RegisterAgent(name="echo", url="http://127.0.0.1:9/x"), meta)
-        workflow = create_workflow(
-            store, CreateWorkflow(name="bench-backlog", definition=chain("echo", STEPS)), meta
-        )
+        workflow_id = echo_chain(store, "bench-backlog", STEPS)
         run_ids = []
         for n in range(runs):
             requested = request_run(
-                store,
-                RequestRun(workflow_id=workflow.aggregate.id, input_data={"text": "hello"}),
-                meta,
+                store, RequestRun(workflow_id=workflow_id, input_data={"text": "hello"}), meta
             )
             run_ids.append(requested.aggregate.id)
             _drive(store, requested.aggregate.id, meta, fail_last=n == runs - 1)
-    finally:
-        runtime.close_sync()
     with system.database.connect() as conn:
         rows = conn.execute(
             f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "

@@ -1,10 +1,15 @@
-"""What a benchmark registers before it loads the system: agents and workflows, over HTTP."""
+"""What a benchmark registers before it loads the system: agents and workflows, over HTTP or
+through the command layer."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import httpx
+
+from flowledger.commands import agents, workflows
+from flowledger.eventstore import EventMetadata, EventStore
 
 
 def _checked(response: httpx.Response) -> dict[str, Any]:
@@ -36,3 +41,18 @@ def chain_definition(agent_name: str, steps: int) -> dict[str, Any]:
 def create_workflow(api: httpx.Client, name: str, definition: dict[str, Any]) -> str:
     body = {"name": name, "definition": definition}
     return str(_checked(api.post("/api/v1/workflows", json=body))["id"])
+
+
+def echo_chain(store: EventStore, name: str, steps: int) -> UUID:
+    """The agent ``echo`` and a workflow ``name`` of ``steps`` steps on it (see
+    :func:`chain_definition`), through the command layer; the workflow's id."""
+    meta = EventMetadata.system("bench")
+    agents.register_agent(
+        store, agents.RegisterAgent(name="echo", url="http://127.0.0.1:9/unused"), meta
+    )
+    created = workflows.create_workflow(
+        store,
+        workflows.CreateWorkflow(name=name, definition=chain_definition("echo", steps)),
+        meta,
+    )
+    return created.aggregate.id

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from bench.backlog import STEPS, copy_backlog, stream_rate, template
 from bench.results import Figure
-from bench.system import System, World
+from bench.system import System, World, rss_mb
 from flowledger.eventstore import APPLICATION_NAME, EVENTS_TABLE
 from flowledger.projections.runner import all_projections
 
@@ -39,17 +39,6 @@ class Track:
         if self.done_at is not None:
             t1, p1 = self.done_at, head
         return (p1 - p0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def _positions(system: System, names: list[str]) -> dict[str, int]:

@@ -14,8 +14,6 @@ from bench.results import Figure, percentile
 from bench.system import System, World
 from flowledger.commands.runs import RequestRun, request_run
 from flowledger.eventstore import EventMetadata
-from flowledger.runtime import Runtime
-from flowledger.settings import load_settings
 
 WHY_COMMANDS_TRAIL = (
     "a run request reads before it writes: it loads the workflow, then the agent's name claim "
@@ -61,14 +59,16 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         details={"flat_out": flat_out, "at_half_rate": at_half, "half_rate": half},
         notes=WHY_COMMANDS_TRAIL,
     )
-    throughput.met = (throughput.ratio or 0) >= 0.4 and at_half["p99_ms"] < 50
+    # A p99 over failed requests is no p99 of runs: load.py times every answer, 4xx/5xx too.
+    half_rate_met = at_half["p99_ms"] < 50 and at_half["errors"] == 0
+    throughput.met = (throughput.ratio or 0) >= 0.4 and half_rate_met
     half_figure = Figure(
         name="command latency p99 at half the throughput",
         value=at_half["p99_ms"],
         unit="ms",
         how=f"open loop at {half:,.0f} runs/s for {duration:.0f} s",
         target="< 50 ms",
-        met=at_half["p99_ms"] < 50,
+        met=half_rate_met,
         details={"p50_ms": at_half["p50_ms"], "errors": at_half["errors"]},
     )
     append = Figure(
@@ -87,9 +87,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
 
 
 def _append_rate(system: System, workflow_id: UUID, duration: float) -> tuple[float, float]:
-    settings = load_settings(system.env())
-    runtime = Runtime.open(settings, database=system.database, migrate=False)
-    try:
+    with system.runtime() as runtime:
         command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
         latencies: list[float] = []
         deadline = time.perf_counter() + duration
@@ -98,6 +96,4 @@ def _append_rate(system: System, workflow_id: UUID, duration: float) -> tuple[fl
             request_run(runtime.store, command, EventMetadata.system("bench"))
             latencies.append((time.perf_counter() - now) * 1000)
         elapsed = time.perf_counter() - started
-    finally:
-        runtime.close_sync()
     return len(latencies) / elapsed, percentile(latencies, 99)

@@ -19,14 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from uuid import UUID
 
-from bench.backlog import STEPS, chain
+from bench.backlog import STEPS
+from bench.catalogue import echo_chain
 from bench.results import Figure, percentile
 from bench.system import System, World
-from flowledger.commands.agents import RegisterAgent, register_agent
 from flowledger.commands.runs import RequestRun, request_run
-from flowledger.commands.workflows import CreateWorkflow, create_workflow
 from flowledger.eventstore import APPLICATION_NAME, EventMetadata, EventStore
-from flowledger.runtime import Runtime
 from flowledger.settings import load_settings
 
 RATE = 500.0
@@ -66,14 +64,6 @@ class Watcher:
         deadline = time.perf_counter() + timeout_s
         while (not self.seen or self.seen[-1][0] < position) and time.perf_counter() < deadline:
             time.sleep(0.01)
-
-
-def _workflow(store: EventStore, meta: EventMetadata) -> UUID:
-    register_agent(store, RegisterAgent(name="echo", url="http://127.0.0.1:9/x"), meta)
-    created = create_workflow(
-        store, CreateWorkflow(name="bench-lag", definition=chain("echo", STEPS)), meta
-    )
-    return created.aggregate.id
 
 
 def run_events(store: EventStore, workflow_id: UUID) -> Iterator[int | None]:
@@ -195,13 +185,12 @@ def _under_load(
 
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     duration = 5.0 if quick else 15.0
-    with world.system("lag") as system:
-        runtime = Runtime.open(load_settings(system.env()), database=system.database, migrate=False)
+    with world.system("lag") as system, system.runtime() as runtime:
         watcher = Watcher(system, [], threading.Event())
         thread = threading.Thread(target=watcher.run, name="lag-watcher", daemon=True)
         try:
             store = runtime.store
-            workflow_id = _workflow(store, EventMetadata.system("bench"))
+            workflow_id = echo_chain(store, "bench-lag", STEPS)
             thread.start()
             (high, low), peak = _under_load(
                 system, store, workflow_id, watcher, [RATE, LOW_RATE], duration
@@ -218,7 +207,6 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         finally:
             watcher.stop.set()
             thread.join(timeout=5)
-            runtime.close_sync()
     settings = load_settings(system.env())
     figure = Figure(
         name=f"projection lag p99 at {RATE:.0f} events/s",

@@ -131,37 +131,48 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         "projected rows (not projected) over 20 workflows, mixed statuses and 30 days, then "
         "VACUUM ANALYZE and CHECKPOINT"
     )
-    list_figure = Figure(
-        name="query latency p99: GET /runs (filtered, sorted, paginated)",
-        value=listed["p99_ms"],
-        unit="ms",
-        how=how % f"{LIST_RATE:.0f}" + f"; {len(lists)} requests in turn (see details)",
-        baseline=list_floor["p99_ms"],
-        baseline_unit="ms (GET /health p99)",
-        target=f"p99 < {LIST_TARGET_MS:.0f} ms",
-        met=listed["p99_ms"] < LIST_TARGET_MS and listed["errors"] == 0,
-        details={
-            "load": listed,
-            "health_load": list_floor,
-            "seeded_runs": total_runs,
-            "seed_s": round(seeded_s, 1),
-            "median_ms_by_request_unloaded": by_shape,
-        },
+    list_figure = _p99_figure(
+        "query latency p99: GET /runs (filtered, sorted, paginated)",
+        listed,
+        list_floor,
+        LIST_TARGET_MS,
+        how % f"{LIST_RATE:.0f}" + f"; {len(lists)} requests in turn (see details)",
+        seeded_runs=total_runs,
+        seed_s=round(seeded_s, 1),
+        median_ms_by_request_unloaded=by_shape,
     )
-    read_figure = Figure(
-        name="query latency p99: GET /runs/{id}",
-        value=read["p99_ms"],
-        unit="ms",
-        how=how % f"{BY_ID_RATE:.0f}" + f"; {SAMPLED_IDS} random existing runs in turn",
-        baseline=read_floor["p99_ms"],
-        baseline_unit="ms (GET /health p99)",
-        target=f"p99 < {BY_ID_TARGET_MS:.0f} ms",
-        met=read["p99_ms"] < BY_ID_TARGET_MS and read["errors"] == 0,
-        details={"load": read, "health_load": read_floor},
+    read_figure = _p99_figure(
+        "query latency p99: GET /runs/{id}",
+        read,
+        read_floor,
+        BY_ID_TARGET_MS,
+        how % f"{BY_ID_RATE:.0f}" + f"; {SAMPLED_IDS} random existing runs in turn",
     )
     list_figure.notes = COPIED + COUNTED + ("" if list_figure.met else LIST_MISSED)
     read_figure.notes = COPIED + ("" if read_figure.met else BY_ID_MISSED)
     return [list_figure, read_figure], {"api": api_peak}
+
+
+def _p99_figure(
+    name: str,
+    load: dict[str, Any],
+    floor: dict[str, Any],
+    target_ms: float,
+    how: str,
+    **details: Any,
+) -> Figure:
+    """A load's p99 beside GET /health's at the same rate; met only with no errors."""
+    return Figure(
+        name=name,
+        value=load["p99_ms"],
+        unit="ms",
+        how=how,
+        baseline=floor["p99_ms"],
+        baseline_unit="ms (GET /health p99)",
+        target=f"p99 < {target_ms:.0f} ms",
+        met=load["p99_ms"] < target_ms and load["errors"] == 0,
+        details={"load": load, "health_load": floor, **details},
+    )
 
 
 def list_requests(workflow_ids: list[str]) -> list[dict[str, Any]]:

