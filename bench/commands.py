@@ -46,7 +46,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         half = max(1.0, flat_out["rps"] / 2)
         at_half = generate_load({**common, "duration_s": duration, "rate": half}, system.workdir)
         system.sample_memory()
-        api_peak = system.stop(system.processes[0]) or 0.0
+        api_peak = system.stop(system.process("api")) or 0.0
         append_rate, append_p99 = _append_rate(system, UUID(workflow_id), duration)
     throughput = Figure(
         name="command throughput: POST /workflows/{id}/execute",

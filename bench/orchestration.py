@@ -64,7 +64,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         chains_per_s = asyncio.run(_direct_throughput(echo, burst))
         peaks = {w.name: system.stop(w) or 0.0 for w in workers}
         system.sample_memory()
-        api_process = next(p for p in system.processes if p.name == "api")
+        api_process = system.process("api")
         peaks["api"] = system.stop(api_process) or 0.0
     end_to_end = statistics.median(r["end_to_end_ms"] for r in runs)
     direct_chain = statistics.median(direct)
@@ -104,7 +104,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         baseline_unit="chains/s",
         details=burst_details,
         notes=(
-            "every run appends 17 events in 11 commits (17 before this change) and loads the "
+            "every run appends 17 events in 11 commits and loads the "
             "agent at every step; commits are serialised by the events table lock, each with "
             "its WAL flush. Profiled: the executor used ~16% of a core, its 6 worker threads "
             "all waiting on PostgreSQL (append, load run, load agent); only appending many "
@@ -126,11 +126,9 @@ def _latency_notes(overhead: float, b: dict[str, float]) -> str:
         f"{b['direct_5_calls_ms']:.0f} ms for the 5 calls alone. A run is 17 events in 11 "
         "durable commits, each under the events table lock, taking several ms here with the "
         "projections, relay and executor followers committing beside them on 2 shared cores; "
-        "a step waits for 2 (StepTaskAssigned, which now overlaps the call, and StepSucceeded, "
-        "now in one commit with the next StepStarted), so 5 ms a step is below this floor. "
-        "Fixed: the executor's Kafka fetch waited out fetch_max_wait_ms (500 ms) on the "
-        "embedded broker, each step waited for the StepTaskAssigned commit before reading the "
-        "agent's answer, and a step's success and the next start were two commits."
+        "a step waits for 2 (StepTaskAssigned, which overlaps the call, and StepSucceeded, "
+        "in one commit with the next StepStarted), so 5 ms a step is below this floor "
+        "(ADR 0011 lists what was already taken out of it)."
     )
 
 

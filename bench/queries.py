@@ -124,7 +124,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         read_floor, read = load(health, BY_ID_RATE), load(by_id, BY_ID_RATE)
         by_shape = _time_each(system, base, lists)
         system.sample_memory()
-        api_peak = system.stop(system.processes[0]) or 0.0
+        api_peak = system.stop(system.process("api")) or 0.0
     how = (
         f"open loop from a separate load process, {duration:.0f} s at a steady %s req/s, over "
         f"{total_runs:,} runs: {WORKFLOWS} really run and projected, the rest copied from their "

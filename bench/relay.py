@@ -102,9 +102,9 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         throughput.notes = (
             "the baseline only sends pre-encoded bytes (~35 µs an event on a quiet machine). "
             "Per event the relay also reads the stored row (~10-25 µs), decodes it with "
-            "eventsourcing's JSON transcoder and builds and redacts its envelope (~35 µs, after "
-            "this change's faster redaction: it was ~3x that), all under the same GIL as its "
-            "aiokafka loop; and each batch of 500 waits for every ack (linger 5 ms), the "
+            "eventsourcing's JSON transcoder and builds and redacts its envelope (~35 µs), "
+            "all under the same GIL as its aiokafka loop; and each batch of 500 waits for "
+            "every ack (linger 5 ms), the "
             "broker's cluster id and the position commit before the next is read (~40 µs an "
             "event). With the envelope alone costing about one send, 50% is the ceiling even "
             "with batches pipelined; more needs a cheaper decode or several processes"

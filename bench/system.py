@@ -177,6 +177,10 @@ class System:
         for process in self.processes:
             process.sample()
 
+    def process(self, role: str) -> Process:
+        """The running process started for ``role`` (``api``, a worker's kind, ``agents``)."""
+        return next(p for p in self.processes if p.name == role)
+
     def stop_all(self) -> None:
         for process in list(reversed(self.processes)):
             self.stop(process)
