@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-import msgspec
-
 from flowledger.domain.agents import MASK, mask_auth_config
 
 SECRET_FIELDS: Final = frozenset({"secret", "password", "token", "key_hash", "secret_hash"})
-_NAMES: Final = tuple(f'"{name}"'.encode() for name in sorted({*SECRET_FIELDS, "auth_config"}))
-_encoder = msgspec.json.Encoder()
+SECRET_KEYS: Final = frozenset({*SECRET_FIELDS, "auth_config"})
+"""Every key :func:`redact` masks under."""
 _PLAIN: Final = frozenset({str, int, float, bool, type(None)})
 """Types returned as they are. Checked by exact type first: the relay redacts every event it
 publishes, and ``isinstance`` against the ``Mapping`` ABC dominated its time."""
@@ -37,17 +35,4 @@ def redact(data: Any) -> Any:
         return shown
     if isinstance(data, list | tuple):
         return [item if type(item) in _PLAIN else redact(item) for item in data]
-    return data
-
-
-def redact_builtins(data: dict[str, Any]) -> dict[str, Any]:
-    """:func:`redact` for a fresh object of JSON builtins (``msgspec.to_builtins`` output),
-    returned as it is when no key can name a secret: looking for the names in its JSON is
-    several times cheaper than walking it, and most events (runs, steps) hold none."""
-    try:
-        encoded = _encoder.encode(data)
-    except (TypeError, msgspec.EncodeError):
-        return dict(redact(data))
-    if any(name in encoded for name in _NAMES):
-        return dict(redact(data))
     return data
