@@ -252,13 +252,13 @@ class RunDriver:
                             message_id=f"{self.run_id}:{step_id}:{attempt}",
                         )
                     except AgentCallError as error:
-                        for assignment in assigning:
-                            await assignment
                         metrics.AGENT_CALL_ERRORS.labels(agent=agent, kind=error.kind).inc()
-                        return CallResult(step_id, attempt, error=error)
-            for assignment in assigning:
+                        result = CallResult(step_id, attempt, error=error)
+                    else:
+                        result = CallResult(step_id, attempt, output=reply.output)
+            for assignment in assigning:  # the outcome is recorded after the task id
                 await assignment
-            return CallResult(step_id, attempt, output=reply.output)
+            return result
         finally:
             # Cancelled (the call abandoned) or failed otherwise: the task ids are still being
             # appended; the driver must not return (and its run be unlocked) before they are.
