@@ -21,9 +21,9 @@ from uuid import UUID
 from bench.catalogue import echo_chain
 from bench.system import System
 from flowledger.commands.runs import RequestRun, request_run
-from flowledger.database import Database
 from flowledger.domain.runs import Run
-from flowledger.eventstore import EVENTS_TABLE, EventMetadata, EventStore
+from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
+from flowledger.runtime.database import Database
 
 STEPS = 3
 INTERLEAVED_RUNS = 200

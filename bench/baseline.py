@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from flowledger.database import Database
+from flowledger.runtime.database import Database
 
 SHAPE_TABLE = "bench_raw_events"
 

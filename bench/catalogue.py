@@ -9,7 +9,7 @@ from uuid import UUID
 import httpx
 
 from flowledger.commands import agents, workflows
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 
 
 def _checked(response: httpx.Response) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from bench.backlog import STEPS, copy_backlog, stream_rate, template
 from bench.results import Figure
 from bench.system import System, World, rss_mb
-from flowledger.eventstore import APPLICATION_NAME, EVENTS_TABLE
-from flowledger.projections.runner import all_projections
+from flowledger.eventlog.store import APPLICATION_NAME, EVENTS_TABLE
+from flowledger.projections.registry import all_projections
 
 TARGET_SHARE = 0.25
 FLAT_GROWTH_MB = 10.0

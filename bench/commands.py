@@ -13,7 +13,7 @@ from bench.loadgen import generate_load
 from bench.results import Figure, percentile
 from bench.system import System, World
 from flowledger.commands.runs import RequestRun, request_run
-from flowledger.eventstore import EventMetadata
+from flowledger.eventlog.store import EventMetadata
 
 WHY_COMMANDS_TRAIL = (
     "a run request reads before it writes: it loads the workflow, then the agent's name claim "

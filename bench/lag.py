@@ -24,8 +24,8 @@ from bench.catalogue import echo_chain
 from bench.results import Figure, percentile
 from bench.system import System, World
 from flowledger.commands.runs import RequestRun, request_run
-from flowledger.eventstore import APPLICATION_NAME, EventMetadata, EventStore
-from flowledger.settings import load_settings
+from flowledger.eventlog.store import APPLICATION_NAME, EventMetadata, EventStore
+from flowledger.runtime.settings import load_settings
 
 RATE = 500.0
 LOW_RATE = 100.0

@@ -23,7 +23,7 @@ import psycopg
 from bench.catalogue import chain_definition, create_workflow, register_agent
 from bench.results import Figure, percentile
 from bench.system import World
-from flowledger.eventstore import EVENTS_TABLE
+from flowledger.eventlog.store import EVENTS_TABLE
 from flowledger.executor.agent_client import AgentAuth, AgentClient
 
 STEPS = 5

@@ -23,7 +23,7 @@ from bench.catalogue import chain_definition, create_workflow, register_agent
 from bench.loadgen import generate_load
 from bench.results import Figure, percentile
 from bench.system import System, World
-from flowledger.database import Database
+from flowledger.runtime.database import Database
 
 WORKFLOWS: Final = 20
 LIST_TARGET_MS: Final = 25.0

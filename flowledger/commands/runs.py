@@ -22,7 +22,7 @@ from flowledger.domain.names import NameClaim, name_claim_id
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import AgentBinding, Run
 from flowledger.domain.workflows import Workflow
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 
 IDEMPOTENCY_KIND = "run-request"
 

@@ -8,7 +8,7 @@ import msgspec
 
 from flowledger.commands import Outcome
 from flowledger.domain.webhooks import Webhook
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 
 KIND = "webhook"
 

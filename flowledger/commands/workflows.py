@@ -14,7 +14,7 @@ from flowledger.commands.names import claim_name, release_name
 from flowledger.domain.definitions import agent_names
 from flowledger.domain.errors import ConcurrentModification, NameTaken
 from flowledger.domain.workflows import Workflow
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 
 KIND = "workflow"
 

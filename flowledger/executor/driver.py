@@ -21,19 +21,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from flowledger import metrics
 from flowledger.domain.agents import Agent
 from flowledger.domain.errors import Conflict
 from flowledger.domain.mappings import MappingError, resolve
 from flowledger.domain.runs import Run
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.executor.agent_client import (
     AgentAuth,
     AgentCallCancelled,
     AgentCallError,
     AgentClient,
 )
-from flowledger.tracing import handling_event, outgoing_call_span
+from flowledger.observability import metrics
+from flowledger.observability.tracing import handling_event, outgoing_call_span
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
-from flowledger.eventstore import EVENTS_TABLE, EventMetadata, EventStore
+from flowledger.eventlog.notify import Listener
+from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
@@ -30,10 +31,9 @@ from flowledger.http.observability import metrics_endpoint, observability_middle
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
 from flowledger.http.webhooks.controller import WebhookController
 from flowledger.http.workflows.controller import WorkflowController
-from flowledger.listening import Listener
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
-from flowledger.workers import InProcessWorkers
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
+from flowledger.runtime.workers import InProcessWorkers
 
 API_DESCRIPTION = """
 flowledger manages agent workflows: register A2A agents, define versioned workflows whose steps

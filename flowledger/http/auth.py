@@ -40,11 +40,11 @@ from flowledger.domain.access import Permission, Principal
 from flowledger.http.context import correlation_id_of
 from flowledger.http.errors import ErrorBody
 from flowledger.http.permissions import PERMISSION_OPT, RESOURCE_OPT
-from flowledger.logs import aaa_logger
+from flowledger.observability.logs import aaa_logger
+from flowledger.runtime.settings import Settings
 from flowledger.security.credentials import Authenticator, CredentialRefused
 from flowledger.security.policy import AccessPolicy, ResourceRef
 from flowledger.security.settings import SecuritySettings
-from flowledger.settings import Settings
 
 API_PREFIX: Final = "/api/"
 API_KEY_HEADER: Final = "X-API-Key"

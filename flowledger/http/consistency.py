@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flowledger.eventstore import APPLICATION_NAME
+from flowledger.eventlog.store import APPLICATION_NAME
 from flowledger.projections.tables import tracking_table
 
 POSITION_HEADER: Final = "X-Flowledger-Position"

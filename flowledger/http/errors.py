@@ -30,7 +30,7 @@ from litestar.types import ExceptionHandlersMap
 
 from flowledger.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from flowledger.http.context import correlation_id_of
-from flowledger.logs import aaa_logger
+from flowledger.observability.logs import aaa_logger
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from msgspec import Meta
 
-from flowledger import lag
+from flowledger.eventlog import lag
 from flowledger.http.events.status import RelayStatus, WebhookBacklog, relay_status, webhook_backlog
-from flowledger.projections.runner import all_projections
-from flowledger.runtime import Runtime
+from flowledger.projections.registry import all_projections
+from flowledger.runtime.process import Runtime
 
 T = TypeVar("T")
 

@@ -20,11 +20,11 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from flowledger import metrics
-from flowledger.lag import LagCollector
-from flowledger.run_metrics import RunStatusCollector
-from flowledger.runtime import Runtime
-from flowledger.tracing import context_from_headers, tracer
+from flowledger.eventlog.lag import LagCollector
+from flowledger.observability import metrics
+from flowledger.observability.tracing import context_from_headers, tracer
+from flowledger.projections.run_metrics import RunStatusCollector
+from flowledger.runtime.process import Runtime
 
 UNMATCHED: Final = "<unmatched>"
 access_log = structlog.get_logger("flowledger.http")

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from flowledger.envelope import DEFAULT_TOPIC_PREFIX
-from flowledger.settings import Settings, SettingsError, _float, _int
+from flowledger.eventlog.envelope import DEFAULT_TOPIC_PREFIX
+from flowledger.runtime.settings import Settings, SettingsError, _float, _int
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

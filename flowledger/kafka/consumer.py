@@ -30,7 +30,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError
 
-from flowledger.envelope import TOPIC_VERSION, Envelope, decode, plural
+from flowledger.eventlog.envelope import TOPIC_VERSION, Envelope, decode, plural
 from flowledger.kafka.config import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from flowledger.envelope import Envelope, encode, topic_for
+from flowledger.eventlog.envelope import Envelope, encode, topic_for
 from flowledger.kafka.config import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -25,13 +25,13 @@ from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from flowledger.envelope import envelopes
-from flowledger.eventstore import APPLICATION_NAME, EventStore
-from flowledger.following import TRANSIENT_ERRORS, Backoff, Follower, PositionMoved
+from flowledger.eventlog.envelope import envelopes
+from flowledger.eventlog.follower import TRANSIENT_ERRORS, Backoff, Follower, PositionMoved
+from flowledger.eventlog.store import APPLICATION_NAME, EventStore
 from flowledger.kafka.config import KafkaSettings
 from flowledger.kafka.publisher import BrokerUnavailable, BrokerView, KafkaPublisher
 from flowledger.projections.tables import relay_state, relay_tracking
-from flowledger.settings import Settings
+from flowledger.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ NAME: Final = "relay"
 
 
 class Relay:
-    """The relay's batch handler (see :class:`~flowledger.following.BatchHandler`)."""
+    """The relay's batch handler (see :class:`~flowledger.eventlog.follower.BatchHandler`)."""
 
     name = NAME
 

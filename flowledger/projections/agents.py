@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection, insert, update
 
 from flowledger.domain.agents import Agent
-from flowledger.eventstore import metadata_of
+from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import Projection
 from flowledger.projections.tables import agents
 

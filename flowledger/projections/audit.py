@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final
 from sqlalchemy import Engine, delete, select
 
 from flowledger.domain.redaction import redact
-from flowledger.eventstore import (
+from flowledger.eventlog.store import (
     aggregate_type,
     event_data,
     event_type,

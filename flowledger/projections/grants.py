@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete
 from sqlalchemy.dialects.postgresql import insert
 
 from flowledger.domain.workflows import Workflow
-from flowledger.eventstore import metadata_of
+from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import Projection
 from flowledger.projections.tables import workflow_grants
 

@@ -1,7 +1,7 @@
 """Projections: read tables built from the event log, position kept with the rows.
 
 A :class:`Projection` says which events it wants and how each changes its tables. A
-:class:`Projector` feeds it batches from a :class:`~flowledger.following.Follower`: one
+:class:`Projector` feeds it batches from a :class:`~flowledger.eventlog.follower.Follower`: one
 transaction per batch holds the row changes and the new position, written with the
 ``eventsourcing`` tracking recorder's own statement, so a crash at any point either keeps
 both or neither. The tracking row is locked first, so a second instance of the same projector
@@ -23,10 +23,10 @@ from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
 from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, select, text
 
-from flowledger.eventstore import APPLICATION_NAME, EventStore
-from flowledger.following import PositionMoved
+from flowledger.eventlog.follower import PositionMoved
+from flowledger.eventlog.store import APPLICATION_NAME, EventStore
+from flowledger.observability.tracing import handling_event
 from flowledger.projections.tables import tracking_table
-from flowledger.tracing import handling_event
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -61,7 +61,7 @@ class Projection(ABC):
         """A batch begins: forget changes noted for a batch that did not finish (rolled back).
 
         A projection that notes changes keeps them on itself, so an instance serves one
-        projector (as :func:`~flowledger.projections.runner.all_projections` makes them)."""
+        projector (as :func:`~flowledger.projections.registry.all_projections` makes them)."""
 
     def finish_batch(self, conn: Connection) -> None:  # noqa: B027  (a hook, as above)
         """Write the changes :meth:`apply` noted, in the batch's transaction, before its

@@ -36,9 +36,9 @@ import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
-from flowledger import metrics
-from flowledger.eventstore import APPLICATION_NAME, EventStore
-from flowledger.lag import REBUILD_KEY
+from flowledger.eventlog.lag import REBUILD_KEY
+from flowledger.eventlog.store import APPLICATION_NAME, EventStore
+from flowledger.observability import metrics
 from flowledger.projections.projector import Projection, Projector
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from flowledger.domain.runs import Run
-from flowledger.eventstore import metadata_of
+from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import AppendOnlyProjection
 from flowledger.projections.tables import run_logs
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
-from flowledger.eventstore import metadata_of
+from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import Projection, insert_rows
 from flowledger.projections.tables import run_counts, run_step_attempts, run_steps, runs
 

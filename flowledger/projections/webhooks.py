@@ -19,8 +19,8 @@ from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from flowledger.domain.webhooks import Webhook
-from flowledger.envelope import encode, envelope_of, type_matches
-from flowledger.eventstore import is_internal, metadata_of
+from flowledger.eventlog.envelope import encode, envelope_of, type_matches
+from flowledger.eventlog.store import is_internal, metadata_of
 from flowledger.projections.projector import Projection
 from flowledger.projections.tables import webhook_deliveries, webhooks
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection, insert, update
 
 from flowledger.domain.workflows import Workflow
-from flowledger.eventstore import metadata_of
+from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import Projection
 from flowledger.projections.tables import workflow_steps, workflow_versions, workflows
 

@@ -18,12 +18,12 @@ from sqlalchemy import Engine, select
 from flowledger.commands.api_keys import IssueApiKey, issue_api_key
 from flowledger.domain.access import Role
 from flowledger.domain.api_keys import hash_api_key
-from flowledger.eventstore import EventMetadata
-from flowledger.following import Follower
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata
 from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.projector import Projector
 from flowledger.projections.tables import api_keys
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 
 ADMIN_KEY_FILE: Final = "admin-api-key"
 BOOTSTRAP_ACTOR: Final = "system:dev"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from flowledger.domain.access import Permission, Principal
 
 if TYPE_CHECKING:
-    from flowledger.runtime import Runtime
+    from flowledger.runtime.process import Runtime
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Security settings, read from the environment kept in :attr:`Settings.extra`.
 
-They live apart from :class:`~flowledger.settings.Settings` so that this capability adds its
+They live apart from :class:`~flowledger.runtime.settings.Settings` so that this capability adds its
 settings without touching the shared dataclass; ``FLOWLEDGER_ADMIN_API_KEY`` stays there.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final, Literal, cast
 
 from flowledger.projections.audit import MIN_RETENTION_DAYS
-from flowledger.settings import Settings, SettingsError
+from flowledger.runtime.settings import Settings, SettingsError
 
 DEFAULT_PUBLIC_PATHS: Final = (
     "/health",

@@ -31,11 +31,11 @@ from uuid import UUID
 import httpx
 
 from flowledger import __version__
-from flowledger.database import Database
-from flowledger.following import TRANSIENT_ERRORS
-from flowledger.listening import Listener
+from flowledger.eventlog.follower import TRANSIENT_ERRORS
+from flowledger.eventlog.notify import Listener
 from flowledger.projections.webhooks import DELIVERIES_CHANNEL
-from flowledger.runtime import Runtime
+from flowledger.runtime.database import Database
+from flowledger.runtime.process import Runtime
 from flowledger.webhooks.queue import Attempt, DeliveryQueue, Job
 from flowledger.webhooks.settings import WebhookSettings
 from flowledger.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from flowledger.settings import Settings, _float, _int
+from flowledger.runtime.settings import Settings, _float, _int
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from examples.agents.testing import free_port, running_agent
 from flowledger.http.app import create_app
 from flowledger.projections.tables import audit_log, tracking_table
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.support.http import ApiClient
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from examples.agents.testing import REPO_ROOT, free_port
-from flowledger.database import Database
+from flowledger.runtime.database import Database
 
 pytestmark = pytest.mark.e2e
 

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from litestar import Litestar
 
 from flowledger.commands.agents import RegisterAgent, register_agent
-from flowledger.database import Database
-from flowledger.envelope import Envelope, decode, envelopes
-from flowledger.eventstore import EventMetadata
+from flowledger.eventlog.envelope import Envelope, decode, envelopes
+from flowledger.eventlog.store import EventMetadata
 from flowledger.http.app import create_app
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.database import Database
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.conftest import make_settings
 from tests.support.http import ADMIN_API_KEY, ApiClient
 from tests.support.server import serving

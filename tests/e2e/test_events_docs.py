@@ -10,13 +10,13 @@ import msgspec
 import pytest
 
 from flowledger.commands.agents import RegisterAgent, register_agent
-from flowledger.envelope import Envelope
-from flowledger.eventstore import EventMetadata
-from flowledger.following import Follower
+from flowledger.eventlog.envelope import Envelope
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata
 from flowledger.http.permissions import Permission
 from flowledger.kafka.embedded import EmbeddedBroker
 from flowledger.kafka.relay import Relay
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.support.http import ApiClient
 from tests.support.kafka import kafka_settings
 

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from flowledger.http.app import create_app
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.conftest import TEST_ENVIRONMENT
 from tests.support.http import ApiClient
 from tests.support.security import JWT_SECRET, bearer, token

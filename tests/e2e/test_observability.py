@@ -16,11 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_trace_id
 from prometheus_client.parser import text_string_to_metric_families
 
-from flowledger.eventstore import metadata_of
-from flowledger.logs import configure_logging
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
-from flowledger.tracing import traceparent_of
+from flowledger.eventlog.store import metadata_of
+from flowledger.observability.logs import configure_logging
+from flowledger.observability.tracing import traceparent_of
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.support.http import ApiClient
 from tests.support.tracing import spans  # noqa: F401  (fixture)
 

@@ -11,8 +11,8 @@ import pytest
 
 from examples.agents.testing import get_stats, reset_stats, running_all
 from flowledger.http.app import create_app
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.support.http import ApiClient
 
 pytestmark = pytest.mark.e2e

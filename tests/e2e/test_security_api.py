@@ -16,13 +16,13 @@ from structlog.testing import capture_logs
 from flowledger.commands.api_keys import new_api_key
 from flowledger.domain.access import Permission, Role, role_allows
 from flowledger.domain.api_keys import ApiKey, hash_api_key, visible_prefix
-from flowledger.eventstore import EventMetadata
+from flowledger.eventlog.store import EventMetadata
 from flowledger.http.app import create_app
 from flowledger.http.auth import ApiSecurity
 from flowledger.http.consistency import MIN_POSITION_HEADER
 from flowledger.http.permissions import requires
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.support.http import ADMIN_API_KEY, ApiClient
 from tests.support.security import (
     API_KEYS,

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from flowledger.database import Database
-from flowledger.envelope import envelopes
+from flowledger.eventlog.envelope import envelopes
 from flowledger.http.app import create_app
 from flowledger.projections.tables import audit_log
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.database import Database
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.conftest import make_settings
 from tests.support.http import ApiClient
 from tests.support.receiver import running_receiver

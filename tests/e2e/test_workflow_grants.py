@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from flowledger.database import Database
 from flowledger.http.app import create_app
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.database import Database
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.conftest import TEST_ENVIRONMENT, make_settings
 from tests.support.http import ApiClient
 from tests.support.security import JWT_SECRET, IssuedKey, bearer, issue_key, token

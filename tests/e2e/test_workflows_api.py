@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from flowledger.projections.tables import audit_log
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.support.http import ApiClient
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ import pytest
 
 from flowledger.commands.agents import DeleteAgent, RegisterAgent, delete_agent, register_agent
 from flowledger.domain.errors import NameTaken
-from flowledger.eventstore import EventMetadata
-from flowledger.runtime import Runtime
+from flowledger.eventlog.store import EventMetadata
+from flowledger.runtime.process import Runtime
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="test")

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 
 from flowledger.auditing.replay import replay_entity
 from flowledger.auditing.verify import verify_audit_log
-from flowledger.cli import build_parser
+from flowledger.cli.main import build_parser
 from flowledger.commands.agents import (
     DeleteAgent,
     RegisterAgent,
@@ -30,15 +30,15 @@ from flowledger.commands.agents import (
 )
 from flowledger.commands.api_keys import IssueApiKey, RevokeApiKey, issue_api_key, revoke_api_key
 from flowledger.domain.errors import NotFound
-from flowledger.eventstore import EventMetadata
-from flowledger.following import Follower
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata
 from flowledger.projections.audit import AuditLogProjection, purge_expired
 from flowledger.projections.projector import Projector
-from flowledger.projections.runner import all_projections
+from flowledger.projections.registry import all_projections
 from flowledger.projections.tables import audit_log
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.workers import run_audit_retention
 from flowledger.security.bootstrap import ADMIN_KEY_FILE, ensure_dev_admin_key, key_works
-from flowledger.workers import run_audit_retention
 
 pytestmark = pytest.mark.integration
 META = EventMetadata(actor="key:tester", correlation_id="corr-1")
@@ -89,7 +89,7 @@ def verify(runtime: Runtime, *, now: datetime | None = None, retention: int | No
 
 
 def cli(runtime: Runtime, *argv: str) -> tuple[int, str]:
-    from flowledger.auditing.cli import run_audit  # noqa: PLC0415
+    from flowledger.cli.audit import run_audit  # noqa: PLC0415
 
     args = build_parser(runtime.settings).parse_args(["audit", *argv])
     out = io.StringIO()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from examples.agents.testing import REPO_ROOT
-from flowledger.database import Database
+from flowledger.runtime.database import Database
 
 pytestmark = pytest.mark.integration
 

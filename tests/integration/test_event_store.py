@@ -7,8 +7,14 @@ import pytest
 
 from flowledger.domain.agents import Agent
 from flowledger.domain.errors import ConcurrentModification
-from flowledger.eventstore import EventMetadata, EventStore, aggregate_type, event_type, metadata_of
-from flowledger.runtime import Runtime
+from flowledger.eventlog.store import (
+    EventMetadata,
+    EventStore,
+    aggregate_type,
+    event_type,
+    metadata_of,
+)
+from flowledger.runtime.process import Runtime
 
 pytestmark = pytest.mark.integration
 

@@ -9,16 +9,16 @@ import uuid
 
 import pytest
 
+from flowledger.cli.tail import TailRequest, tail_kafka, tail_store
 from flowledger.commands.agents import RegisterAgent, UpdateAgent, register_agent, update_agent
 from flowledger.commands.webhooks import RegisterWebhook, register_webhook
-from flowledger.envelope import Envelope, EventFilter, decode, envelopes
-from flowledger.eventstore import EventMetadata
-from flowledger.following import Follower
+from flowledger.eventlog.envelope import Envelope, EventFilter, decode, envelopes
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata
 from flowledger.kafka.embedded import EmbeddedBroker
 from flowledger.kafka.relay import Relay
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
-from flowledger.tail import TailRequest, tail_kafka, tail_store
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.support.kafka import kafka_settings
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from flowledger.commands.agents import RegisterAgent, register_agent
 from flowledger.commands.runs import CancelRun, RetryRun, cancel_run, pin_agents, retry_run
 from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
-from flowledger.eventstore import EventMetadata
-from flowledger.runtime import Runtime
-from flowledger.workers import InProcessWorkers
+from flowledger.eventlog.store import EventMetadata
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.workers import InProcessWorkers
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system("tester")

@@ -13,10 +13,10 @@ import pytest
 
 from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.executor.agent_client import AgentReply
 from flowledger.executor.driver import RunDriver
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.support.runs import requested
 
 pytestmark = pytest.mark.integration

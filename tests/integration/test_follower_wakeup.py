@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import text
 
 from flowledger.commands.agents import RegisterAgent, register_agent
-from flowledger.eventstore import EventMetadata
-from flowledger.following import Follower
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.projector import Projector
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="wakeup")

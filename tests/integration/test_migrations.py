@@ -16,9 +16,9 @@ from eventsourcing.postgres import (
 )
 from sqlalchemy import create_engine, inspect, pool
 
-from flowledger import schema
-from flowledger.database import Database, create_database_if_missing, drop_database
 from flowledger.projections.tables import metadata
+from flowledger.runtime import migrations
+from flowledger.runtime.database import Database, create_database_if_missing, drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,16 @@ def tables(database: Database) -> set[str]:
 
 
 def test_upgrade_downgrade_upgrade_round_trips(empty_database: Database) -> None:
-    schema.upgrade(empty_database)
+    migrations.upgrade(empty_database)
     created = tables(empty_database)
     assert {"flowledger_events", "agents", "agents_tracking", "audit_log"} <= created
-    assert schema.current_revision(empty_database) == schema.head_revision(empty_database)
+    assert migrations.current_revision(empty_database) == migrations.head_revision(empty_database)
 
-    schema.downgrade(empty_database, "base")
+    migrations.downgrade(empty_database, "base")
     assert tables(empty_database) == set()
-    assert schema.current_revision(empty_database) is None
+    assert migrations.current_revision(empty_database) is None
 
-    schema.upgrade(empty_database)
+    migrations.upgrade(empty_database)
     assert tables(empty_database) == created
 
 

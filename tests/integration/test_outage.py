@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from flowledger.http.app import create_app
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.conftest import make_settings
 from tests.support.http import ApiClient
 from tests.support.pgserver import own_server

@@ -29,13 +29,13 @@ from flowledger.commands.agents import (
 )
 from flowledger.domain.agents import Agent
 from flowledger.domain.errors import DomainError
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.following import Follower, FollowerFailed
+from flowledger.eventlog.follower import Follower, FollowerFailed
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projector
 from flowledger.projections.tables import agents, audit_log
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="prop")

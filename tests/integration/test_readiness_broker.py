@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from flowledger.database import Database
 from flowledger.http.app import create_app
 from flowledger.kafka.embedded import EmbeddedBroker, broker_available
-from flowledger.runtime import Runtime
+from flowledger.runtime.database import Database
+from flowledger.runtime.process import Runtime
 from tests.conftest import make_settings
 from tests.support.http import ApiClient
 

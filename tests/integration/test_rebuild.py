@@ -16,8 +16,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from flowledger.eventstore import APPLICATION_NAME
-from flowledger.lag import REBUILD_KEY
+from flowledger.eventlog.lag import REBUILD_KEY
+from flowledger.eventlog.store import APPLICATION_NAME
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projector
@@ -28,7 +28,7 @@ from flowledger.projections.rebuild import (
     rebuild_projection,
 )
 from flowledger.projections.tables import metadata
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.integration.test_projections import (
     audit_positions,
     folded_agents,

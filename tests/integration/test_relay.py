@@ -32,13 +32,13 @@ from flowledger.commands.webhooks import (
     register_webhook,
 )
 from flowledger.domain.errors import DomainError
-from flowledger.envelope import topic_for
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.following import Follower
+from flowledger.eventlog.envelope import topic_for
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.kafka.embedded import EmbeddedBroker, broker_available
 from flowledger.kafka.relay import Relay, relay_follower
 from flowledger.projections.tables import relay_state
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.support.kafka import (
     by_aggregate,
     expected_envelopes,

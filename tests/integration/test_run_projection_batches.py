@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Table, select, text
 
 from flowledger.domain.errors import DomainError
 from flowledger.domain.runs import Run
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.following import Follower
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projector
 from flowledger.projections.run_logs import RunLogsProjection
@@ -29,7 +29,7 @@ from flowledger.projections.tables import (
     run_steps,
     runs,
 )
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from tests.support.runs import requested
 
 pytestmark = pytest.mark.integration

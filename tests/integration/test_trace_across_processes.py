@@ -21,8 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flowledger.http.app import create_app
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from tests.support.http import ApiClient
 from tests.support.tracing import spans  # noqa: F401  (fixture)
 

@@ -23,13 +23,13 @@ from flowledger.commands.webhooks import (
     delete_webhook,
     register_webhook,
 )
-from flowledger.envelope import envelopes, type_matches
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.following import Follower
+from flowledger.eventlog.envelope import envelopes, type_matches
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.projections.projector import Projector
 from flowledger.projections.tables import webhook_deliveries, webhooks
 from flowledger.projections.webhooks import WebhooksProjection
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 from flowledger.webhooks.sender import WebhookSender
 from flowledger.webhooks.settings import WebhookSettings
 from tests.support.receiver import running_receiver

@@ -32,12 +32,12 @@ from flowledger.commands.workflows import (
 )
 from flowledger.domain.errors import ConcurrentModification, DomainError, InvalidInput, NameTaken
 from flowledger.domain.workflows import Workflow
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.following import Follower
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.projections.projector import Projector
 from flowledger.projections.tables import workflow_steps, workflow_versions, workflows
 from flowledger.projections.workflows import WorkflowsProjection
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="test")

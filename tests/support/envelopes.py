@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from flowledger.envelope import Envelope
+from flowledger.eventlog.envelope import Envelope
 
 
 def envelope(**fields: object) -> Envelope:

@@ -11,9 +11,9 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from flowledger.envelope import Envelope, decode
-from flowledger.envelope import envelopes as envelopes_of
-from flowledger.eventstore import EventStore
+from flowledger.eventlog.envelope import Envelope, decode
+from flowledger.eventlog.envelope import envelopes as envelopes_of
+from flowledger.eventlog.store import EventStore
 from flowledger.kafka.config import KafkaSettings
 
 

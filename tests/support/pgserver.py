@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flowledger import schema
-from flowledger.database import Database, create_database_if_missing, start_embedded_server
+from flowledger.runtime import migrations
+from flowledger.runtime.database import Database, create_database_if_missing, start_embedded_server
 
 
 class OwnServer:
@@ -23,7 +23,7 @@ class OwnServer:
     def database(self, name: str = "flowledger") -> Database:
         create_database_if_missing(self.location, name)
         database = self.location.with_dbname(name)
-        schema.upgrade(database)
+        migrations.upgrade(database)
         return database
 
     def stop(self) -> None:

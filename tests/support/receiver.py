@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from flowledger.envelope import Envelope, decode
+from flowledger.eventlog.envelope import Envelope, decode
 from flowledger.webhooks.signing import SIGNATURE_HEADER, verify
 
 

@@ -23,9 +23,9 @@ from flowledger.domain.access import (
 from flowledger.domain.api_keys import ApiKey, hash_api_key, visible_prefix
 from flowledger.domain.errors import InvalidInput
 from flowledger.projections.audit import audit_action
+from flowledger.runtime.settings import Settings, SettingsError
 from flowledger.security.policy import AccessPolicy, Decision, ResourceRef
 from flowledger.security.settings import SecuritySettings
-from flowledger.settings import Settings, SettingsError
 from tests.support.domain import given, history, names, when
 
 pytestmark = pytest.mark.unit

@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 import yaml
 
-from flowledger.cli import build_parser
-from flowledger.settings import Settings
-from flowledger.workers import WORKERS
+from flowledger.cli.main import build_parser
+from flowledger.runtime.settings import Settings
+from flowledger.runtime.workers import WORKERS
 
 pytestmark = pytest.mark.unit
 
@@ -142,7 +142,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
 def test_the_alerting_rules_use_metrics_that_exist() -> None:
     from prometheus_client import REGISTRY  # noqa: PLC0415
 
-    from flowledger import metrics  # noqa: PLC0415, F401  (declares the metrics)
+    from flowledger.observability import metrics  # noqa: PLC0415, F401  (declares the metrics)
 
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     known = {

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flowledger.domain.agents import Agent
 from flowledger.domain.webhooks import Webhook
-from flowledger.envelope import (
+from flowledger.eventlog.envelope import (
     EventFilter,
     decode,
     encode,

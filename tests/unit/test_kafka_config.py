@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowledger.envelope import Envelope
+from flowledger.eventlog.envelope import Envelope
 from flowledger.kafka.config import KafkaSettings
 from flowledger.kafka.consumer import Deduplicator, topic_pattern
-from flowledger.settings import SettingsError
+from flowledger.runtime.settings import SettingsError
 from tests.support.envelopes import envelope
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flowledger.domain.agents import MASK, mask_auth_config
 from flowledger.domain.redaction import SECRET_FIELDS, redact
-from flowledger.envelope import redacted
+from flowledger.eventlog.envelope import redacted
 
 
 def reference(data: Any) -> Any:

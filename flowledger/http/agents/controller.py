@@ -22,17 +22,17 @@ from flowledger.commands.agents import (
     update_agent,
 )
 from flowledger.domain.errors import NotFound
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.executor.agent_client import AgentAuth, AgentCallError, fetch_agent_card
 from flowledger.http.agents import queries
 from flowledger.http.agents.queries import AgentSort, AgentStatusFilter
 from flowledger.http.agents.schemas import AgentCreate, AgentHealth, AgentResponse, AgentUpdate
-from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
+from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 
 AgentId = Annotated[UUID, Parameter(description="The agent's id.")]
 

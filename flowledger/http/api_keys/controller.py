@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from flowledger.commands.api_keys import IssueApiKey, RevokeApiKey, issue_api_key, revoke_api_key
 from flowledger.domain.access import Principal
 from flowledger.domain.errors import NotFound
-from flowledger.eventstore import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.api_keys import queries
 from flowledger.http.api_keys.queries import ApiKeySort, ApiKeyStatusFilter
 from flowledger.http.api_keys.schemas import (
@@ -28,12 +28,12 @@ from flowledger.http.api_keys.schemas import (
     RoleName,
     WhoAmI,
 )
-from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.errors import ErrorBody
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
-from flowledger.settings import Settings
+from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
+from flowledger.runtime.settings import Settings
 
 KeyId = Annotated[UUID, Parameter(description="The API key's id.")]
 NOT_FOUND = {404: ResponseSpec(ErrorBody, description="No API key has this id.")}

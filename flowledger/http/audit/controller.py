@@ -17,7 +17,7 @@ from flowledger.http.audit.schemas import AuditEntry
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
-from flowledger.settings import Settings
+from flowledger.runtime.settings import Settings
 
 
 class AuditController(Controller):

@@ -1,5 +1,5 @@
 """The AsyncAPI 3 document for integrators, generated from the code: the envelope schema comes
-from :class:`~flowledger.envelope.Envelope`, and the topics, event types and each event's
+from :class:`~flowledger.eventlog.envelope.Envelope`, and the topics, event types and each event's
 ``data`` schema from the aggregates in :mod:`flowledger.domain` (so new aggregates appear
 without changes here)."""
 
@@ -15,10 +15,10 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from flowledger import __version__
-from flowledger.envelope import DEFAULT_TOPIC_PREFIX, Envelope, plural, topic_for
-from flowledger.eventstore import ENVELOPE_FIELDS, aggregate_type, event_type, is_internal
+from flowledger.eventlog.envelope import DEFAULT_TOPIC_PREFIX, Envelope, plural, topic_for
+from flowledger.eventlog.store import ENVELOPE_FIELDS, aggregate_type, event_type, is_internal
 from flowledger.kafka.config import KafkaSettings
-from flowledger.settings import Settings
+from flowledger.runtime.settings import Settings
 
 REF = "#/components/schemas/{name}"
 SIGNING = (

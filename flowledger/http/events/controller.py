@@ -15,13 +15,13 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent
 
-from flowledger.envelope import EventFilter
+from flowledger.eventlog.envelope import EventFilter
+from flowledger.eventlog.notify import Listener
 from flowledger.http.events.asyncapi import asyncapi_document
 from flowledger.http.events.stream import StreamSettings, event_stream
 from flowledger.http.permissions import Permission, requires
-from flowledger.listening import Listener
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings, _float
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings, _float
 
 STREAM_DESCRIPTION = """
 A `text/event-stream` of event envelopes (the schema is in `/asyncapi.json`): each SSE

@@ -9,7 +9,7 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flowledger.eventstore import APPLICATION_NAME
+from flowledger.eventlog.store import APPLICATION_NAME
 from flowledger.projections.tables import relay_state, relay_tracking, webhook_deliveries
 
 

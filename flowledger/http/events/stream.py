@@ -3,7 +3,7 @@ Server-Sent Events whose ``id`` is the event's global position.
 
 The stream is not a projection: it reads the log itself, in batches, borrowing a pooled
 connection for each read only. Between reads it waits on the process's shared LISTEN (see
-:mod:`flowledger.listening`) or its polling interval, whichever comes first, sends a comment
+:mod:`flowledger.eventlog.notify`) or its polling interval, whichever comes first, sends a comment
 as keep-alive when nothing was sent for a while, and ends when the client goes away (Litestar
 cancels it) or the server shuts down (:func:`close_streams`).
 """
@@ -19,9 +19,9 @@ from typing import Final
 import anyio.to_thread
 from litestar.response import ServerSentEventMessage
 
-from flowledger.envelope import Envelope, EventFilter, encode, envelope_of
-from flowledger.eventstore import EventStore
-from flowledger.listening import Listener
+from flowledger.eventlog.envelope import Envelope, EventFilter, encode, envelope_of
+from flowledger.eventlog.notify import Listener
+from flowledger.eventlog.store import EventStore
 
 RETRY_MS: Final = 2000
 """How long a browser's EventSource waits before reconnecting (with ``Last-Event-ID``)."""

@@ -35,10 +35,10 @@ from flowledger.domain.workflows import Workflow
 from flowledger.http.consistency import wait_for_position
 from flowledger.http.grants import queries
 from flowledger.projections.tables import runs
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from flowledger.security.policy import AccessPolicy, Decision, ResourceRef
 from flowledger.security.settings import SecuritySettings
-from flowledger.settings import Settings
 
 
 def _uuid(text: str) -> UUID | None:

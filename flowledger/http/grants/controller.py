@@ -24,8 +24,7 @@ from flowledger.commands.grants import (
 )
 from flowledger.domain.errors import NotFound
 from flowledger.domain.grants import normal_principal
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.errors import ErrorBody
 from flowledger.http.grants import queries
@@ -40,7 +39,8 @@ from flowledger.http.pagination import Page, PageNumber, PageSize
 from flowledger.http.permissions import Permission, requires
 from flowledger.http.workflows.queries import workflow_exists
 from flowledger.http.workflows.schemas import WorkflowResponse
-from flowledger.settings import Settings
+from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
+from flowledger.runtime.settings import Settings
 
 WorkflowId = Annotated[UUID, Parameter(description="The workflow's id.")]
 ON_WORKFLOW: Final = ("workflow_grants", "workflow_id")

@@ -30,8 +30,7 @@ from flowledger.commands.runs import (
 )
 from flowledger.domain.dry_run import dry_run
 from flowledger.domain.errors import NotFound
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.grants.access import Visibility
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
@@ -50,7 +49,8 @@ from flowledger.http.runs.schemas import (
     TestRequest,
     TestResult,
 )
-from flowledger.settings import Settings
+from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
+from flowledger.runtime.settings import Settings
 
 RunId = Annotated[UUID, Parameter(description="The run's id (also called execution id).")]
 WorkflowId = Annotated[UUID, Parameter(description="The workflow's id.")]

@@ -19,8 +19,7 @@ from flowledger.commands.webhooks import (
     register_webhook,
 )
 from flowledger.domain.errors import NotFound
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
@@ -32,7 +31,8 @@ from flowledger.http.webhooks.schemas import (
     WebhookDelivery,
     WebhookResponse,
 )
-from flowledger.settings import Settings
+from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
+from flowledger.runtime.settings import Settings
 
 WebhookId = Annotated[UUID, Parameter(description="The webhook's id.")]
 PROJECTION = "webhooks"

@@ -22,8 +22,7 @@ from flowledger.commands.workflows import (
     update_workflow,
 )
 from flowledger.domain.errors import InvalidInput, NotFound
-from flowledger.eventstore import EventMetadata, EventStore
-from flowledger.http.commands import WRITE_HEADERS, position_headers, run_command
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.grants.access import Visibility
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
@@ -36,7 +35,8 @@ from flowledger.http.workflows.schemas import (
     WorkflowUpdateBody,
     WorkflowVersionResponse,
 )
-from flowledger.settings import Settings
+from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
+from flowledger.runtime.settings import Settings
 
 WorkflowId = Annotated[UUID, Parameter(description="The workflow's id.")]
 PROJECTION = "workflows"

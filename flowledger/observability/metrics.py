@@ -5,7 +5,8 @@ one line wherever it happens (``metrics.EVENTS_APPENDED.labels(event_type=...).i
 process exposes what *it* recorded: the API at ``/metrics``, a worker on
 ``FLOWLEDGER_WORKER_METRICS_PORT`` (:func:`serve_worker_metrics`). Follower lag is not recorded
 by any process: the API computes it from the database at scrape time
-(:class:`flowledger.lag.LagCollector`), so it is right whichever process applies the events.
+(:class:`flowledger.eventlog.lag.LagCollector`), so it is right whichever process applies the
+events.
 
 Names follow Prometheus conventions: ``flowledger_`` prefix, base units (seconds), ``_total``
 for counters. Labels stay low-cardinality: route templates, never raw paths; agent names,
@@ -49,7 +50,7 @@ EVENTS_APPENDED: Final = Counter(
     ["event_type"],
 )
 
-# --- Followers: projectors, relay, webhooks, executor (recorded by flowledger.following) --
+# --- Followers: projectors, relay, webhooks, executor (recorded by flowledger.eventlog.follower) --
 FOLLOWER_EVENTS: Final = Counter(
     "flowledger_follower_events_total",
     "Events a follower in this process has handled (relevant to it or not).",
@@ -111,7 +112,8 @@ WEBHOOK_DELIVERY_DURATION: Final = Histogram(
 
 # --- Runs and the executor (for the executor) ----------------------------------------------
 # Runs by status are counted in the runs read table at scrape time (flowledger_runs, see
-# flowledger.run_metrics); transitions are flowledger_events_appended_total{event_type="Run..."}.
+# flowledger.projections.run_metrics); transitions are
+# flowledger_events_appended_total{event_type="Run..."}.
 STEP_DURATION: Final = Histogram(
     "flowledger_step_duration_seconds",
     "Duration of one workflow step (its agent call, retries included), by agent and status.",

@@ -11,10 +11,10 @@ from uuid import UUID
 
 import msgspec
 
-from flowledger.envelope import EventFilter
-from flowledger.runtime import Runtime
-from flowledger.settings import Settings
-from flowledger.tail import TailRequest, dev_broker, tail_kafka, tail_store
+from flowledger.cli.tail import TailRequest, dev_broker, tail_kafka, tail_store
+from flowledger.eventlog.envelope import EventFilter
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 
 
 def tail_request(args: argparse.Namespace) -> TailRequest:
@@ -74,7 +74,7 @@ def events_status(settings: Settings) -> int:
 async def _status(runtime: Runtime) -> dict[str, Any]:
     from flowledger.http.consistency import projection_position  # noqa: PLC0415
     from flowledger.http.events.status import relay_status, webhook_backlog  # noqa: PLC0415
-    from flowledger.projections.runner import all_projections  # noqa: PLC0415
+    from flowledger.projections.registry import all_projections  # noqa: PLC0415
 
     try:
         async with runtime.async_engine.connect() as conn:

@@ -23,11 +23,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from flowledger import lag
+from flowledger.eventlog import lag
 from flowledger.projections.projector import Projection
 from flowledger.projections.rebuild import RebuildProgress, RebuildResult, rebuild_projection
-from flowledger.projections.runner import all_projections
-from flowledger.runtime import Runtime
+from flowledger.projections.registry import all_projections
+from flowledger.runtime.process import Runtime
 
 
 def choose(names: Sequence[str], everything: bool) -> list[Projection]:

@@ -14,11 +14,11 @@ import msgspec
 from flowledger.auditing.replay import VersionView, replay_entity
 from flowledger.auditing.verify import verify_audit_log
 from flowledger.domain.errors import NotFound
-from flowledger.logs import aaa_logger
+from flowledger.observability.logs import aaa_logger
 from flowledger.projections.audit import purge_expired, retention_cutoff
-from flowledger.runtime import Runtime
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 from flowledger.security.settings import SecuritySettings
-from flowledger.settings import Settings
 
 
 def moment(text: str) -> datetime:

@@ -11,10 +11,10 @@ from litestar.datastructures import ResponseHeader
 
 from flowledger.commands import Outcome
 from flowledger.domain.errors import DomainError
-from flowledger.eventstore import EventMetadata, EventStore, snake_case
+from flowledger.eventlog.store import EventMetadata, EventStore, snake_case
 from flowledger.http.consistency import POSITION_HEADER
-from flowledger.logs import aaa_logger
-from flowledger.tracing import command_span
+from flowledger.observability.logs import aaa_logger
+from flowledger.observability.tracing import command_span
 
 C = TypeVar("C")
 Out = TypeVar("Out", bound=Outcome[Any])

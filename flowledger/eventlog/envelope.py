@@ -23,7 +23,7 @@ from eventsourcing.persistence import Notification
 from msgspec import Meta
 
 from flowledger.domain.redaction import SECRET_KEYS, redact
-from flowledger.eventstore import (
+from flowledger.eventlog.store import (
     EventStore,
     aggregate_type,
     event_data,

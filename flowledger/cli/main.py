@@ -9,9 +9,9 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from flowledger.settings import Settings, SettingsError, get_settings
+from flowledger.runtime.settings import Settings, SettingsError, get_settings
 
-log = logging.getLogger("flowledger.cli")
+log = logging.getLogger("flowledger.cli.main")
 
 
 def _host_port(parser: argparse.ArgumentParser, settings: Settings) -> None:
@@ -44,7 +44,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     down.add_argument("--yes", action="store_true", help="confirm: downgrades can drop data")
     migrate_actions.add_parser("current", help="print the database's revision")
 
-    from flowledger.auditing.cli import add_audit_parser  # noqa: PLC0415
+    from flowledger.cli.audit import add_audit_parser  # noqa: PLC0415
 
     add_audit_parser(commands)
 
@@ -88,7 +88,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
 
     worker = commands.add_parser("worker", help="run one derived process")
-    from flowledger.workers import WORKERS  # noqa: PLC0415
+    from flowledger.runtime.workers import WORKERS  # noqa: PLC0415
 
     worker.add_argument(
         "kind",
@@ -139,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dev" and "FLOWLEDGER_LOG_FORMAT" not in settings.extra:
         settings = settings.with_overrides(log_format="console")
 
-    from flowledger.logs import configure_logging  # noqa: PLC0415
-    from flowledger.tracing import configure_tracing  # noqa: PLC0415
+    from flowledger.observability.logs import configure_logging  # noqa: PLC0415
+    from flowledger.observability.tracing import configure_tracing  # noqa: PLC0415
 
     configure_logging(settings)
     process = f"worker-{args.kind}" if args.command == "worker" else args.command
@@ -158,35 +158,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
-    from flowledger.devserver import run_dev  # noqa: PLC0415
+    from flowledger.cli.dev import run_dev  # noqa: PLC0415
 
     return run_dev(settings, args.host, args.port)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from flowledger.server import serve  # noqa: PLC0415
+    from flowledger.cli.serve import serve  # noqa: PLC0415
 
     serve(settings, args.host, args.port)
     return 0
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
-    from flowledger.auditing.cli import run_audit  # noqa: PLC0415
+    from flowledger.cli.audit import run_audit  # noqa: PLC0415
 
     return run_audit(settings, args)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from flowledger import schema  # noqa: PLC0415
-    from flowledger.database import resolve_database  # noqa: PLC0415
+    from flowledger.runtime import migrations  # noqa: PLC0415
+    from flowledger.runtime.database import resolve_database  # noqa: PLC0415
 
     database = resolve_database(settings)
     action = args.action or "upgrade"
     if action == "current":
-        print(schema.current_revision(database) or "base")
+        print(migrations.current_revision(database) or "base")
     elif action == "upgrade":
-        schema.upgrade(database, getattr(args, "revision", "head"))
-        print(f"database at revision {schema.current_revision(database)}")
+        migrations.upgrade(database, getattr(args, "revision", "head"))
+        print(f"database at revision {migrations.current_revision(database)}")
     else:
         if not args.yes:
             print(
@@ -194,13 +194,13 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        schema.downgrade(database, args.revision)
-        print(f"database at revision {schema.current_revision(database) or 'base'}")
+        migrations.downgrade(database, args.revision)
+        print(f"database at revision {migrations.current_revision(database) or 'base'}")
     return 0
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> int:
-    from flowledger.events_cli import events_status, events_tail  # noqa: PLC0415
+    from flowledger.cli.events import events_status, events_tail  # noqa: PLC0415
 
     if args.action == "status":
         return events_status(settings)
@@ -208,15 +208,15 @@ def _events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from flowledger.following import FollowerFailed  # noqa: PLC0415
-    from flowledger.runtime import Runtime  # noqa: PLC0415
-    from flowledger.workers import run_worker  # noqa: PLC0415
+    from flowledger.eventlog.follower import FollowerFailed  # noqa: PLC0415
+    from flowledger.runtime.process import Runtime  # noqa: PLC0415
+    from flowledger.runtime.workers import run_worker  # noqa: PLC0415
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if settings.worker_metrics_port:
-        from flowledger.metrics import serve_worker_metrics  # noqa: PLC0415
+        from flowledger.observability.metrics import serve_worker_metrics  # noqa: PLC0415
 
         serve_worker_metrics(settings.worker_metrics_port)
     runtime = Runtime.open(settings)
@@ -236,9 +236,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _projections(settings: Settings, args: argparse.Namespace) -> int:
-    from flowledger.projections import admin  # noqa: PLC0415
+    from flowledger.cli import projections as admin  # noqa: PLC0415
     from flowledger.projections.rebuild import RebuildError  # noqa: PLC0415
-    from flowledger.runtime import Runtime  # noqa: PLC0415
+    from flowledger.runtime.process import Runtime  # noqa: PLC0415
 
     if args.action == "rebuild":
         try:

@@ -8,7 +8,7 @@ import uvicorn
 
 from flowledger.http.app import create_app
 from flowledger.http.events.stream import close_streams
-from flowledger.settings import Settings
+from flowledger.runtime.settings import Settings
 
 
 class _Server(uvicorn.Server):

@@ -19,12 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from flowledger import schema
-from flowledger.database import Database, resolve_database
-from flowledger.runtime import Runtime
+from flowledger.runtime import migrations
+from flowledger.runtime.database import Database, resolve_database
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
+from flowledger.runtime.workers import WORKERS
 from flowledger.security.bootstrap import ensure_dev_admin_key
-from flowledger.settings import Settings
-from flowledger.workers import WORKERS
 
 if TYPE_CHECKING:
     from flowledger.kafka.embedded import EmbeddedBroker
@@ -191,11 +191,11 @@ def kafka_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
 
 
 def run_dev(settings: Settings, host: str, port: int) -> int:
-    from flowledger.server import serve  # noqa: PLC0415
-    from flowledger.tail import write_dev_broker  # noqa: PLC0415
+    from flowledger.cli.serve import serve  # noqa: PLC0415
+    from flowledger.cli.tail import write_dev_broker  # noqa: PLC0415
 
     database = resolve_database(settings)
-    schema.upgrade(database)
+    migrations.upgrade(database)
     settings = settings.with_overrides(database_url=database.libpq_url)
     admin_key = _admin_key(settings, database)
     env = {

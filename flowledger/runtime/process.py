@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flowledger import schema
-from flowledger.database import Database, resolve_database
-from flowledger.eventstore import EventStore
-from flowledger.settings import Settings
+from flowledger.eventlog.store import EventStore
+from flowledger.runtime import migrations
+from flowledger.runtime.database import Database, resolve_database
+from flowledger.runtime.settings import Settings
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Runtime:
     ) -> Runtime:
         database = database or resolve_database(settings)
         if migrate:
-            schema.upgrade(database)
+            migrations.upgrade(database)
         return cls(
             settings=settings,
             database=database,

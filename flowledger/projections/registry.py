@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from flowledger.eventstore import EventStore
-from flowledger.following import Follower
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.store import EventStore
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.audit import AuditLogProjection
@@ -15,7 +15,7 @@ from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
 from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.projections.workflows import WorkflowsProjection
-from flowledger.settings import Settings
+from flowledger.runtime.settings import Settings
 
 
 def all_projections() -> list[Projection]:

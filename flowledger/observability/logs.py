@@ -19,7 +19,7 @@ from typing import Literal
 import structlog
 from opentelemetry import trace
 
-from flowledger.settings import Settings
+from flowledger.runtime.settings import Settings
 
 
 def add_trace_ids(

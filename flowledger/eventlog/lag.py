@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 
-from flowledger.eventstore import APPLICATION_NAME, EVENTS_TABLE, EventStore
+from flowledger.eventlog.store import APPLICATION_NAME, EVENTS_TABLE, EventStore
 
 log = logging.getLogger(__name__)
 

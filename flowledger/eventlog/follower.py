@@ -25,9 +25,9 @@ import sqlalchemy.exc
 from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
-from flowledger import metrics
-from flowledger.eventstore import EVENTS_TABLE, EventStore
-from flowledger.tracing import follower_batch_span
+from flowledger.eventlog.store import EVENTS_TABLE, EventStore
+from flowledger.observability import metrics
+from flowledger.observability.tracing import follower_batch_span
 
 log = logging.getLogger(__name__)
 

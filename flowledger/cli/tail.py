@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, TextIO
 
-from flowledger.envelope import Envelope, EventFilter, encode, envelopes
-from flowledger.settings import Settings
+from flowledger.eventlog.envelope import Envelope, EventFilter, encode, envelopes
+from flowledger.runtime.settings import Settings
 
 DEV_BROKER_FILE = "kafka.json"
 
@@ -91,8 +91,8 @@ def tail_store(
     out: TextIO = sys.stdout,
     stop: threading.Event | None = None,
 ) -> None:
-    from flowledger.following import _Waker  # noqa: PLC0415
-    from flowledger.runtime import Runtime  # noqa: PLC0415
+    from flowledger.eventlog.follower import _Waker  # noqa: PLC0415
+    from flowledger.runtime.process import Runtime  # noqa: PLC0415
 
     stop = stop or threading.Event()
     runtime = Runtime.open(settings)

@@ -11,14 +11,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
-from flowledger.database import Database
+from flowledger.runtime.database import Database
 
 
 def migrations_dir() -> Path:
     configured = os.environ.get("FLOWLEDGER_MIGRATIONS_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parent.parent / "migrations"
+    return Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(database: Database) -> Config:

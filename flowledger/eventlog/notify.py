@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 import psycopg
 
-from flowledger.database import Database
+from flowledger.runtime.database import Database
 
 log = logging.getLogger(__name__)
 

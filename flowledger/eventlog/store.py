@@ -18,10 +18,10 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from flowledger import metrics
-from flowledger.database import Database
 from flowledger.domain.errors import ConcurrentModification, NotFound
-from flowledger.tracing import traceparent_of
+from flowledger.observability import metrics
+from flowledger.observability.tracing import traceparent_of
+from flowledger.runtime.database import Database
 
 APPLICATION_NAME = "flowledger"
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"

@@ -2,7 +2,7 @@
 ``flowledger dev`` and the tests run inside a process.
 
 A worker kind is a blocking function ``run(runtime, stop)`` that returns when ``stop`` is set
-and raises :class:`~flowledger.following.FollowerFailed` when it must stop. Each capability
+and raises :class:`~flowledger.eventlog.follower.FollowerFailed` when it must stop. Each capability
 registers its kind in :data:`WORKERS`.
 """
 
@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flowledger.eventlog.follower import FollowerFailed, run_followers
 from flowledger.executor.service import run_executor
-from flowledger.following import FollowerFailed, run_followers
-from flowledger.logs import aaa_logger
+from flowledger.observability.logs import aaa_logger
 from flowledger.projections.audit import purge_expired, retention_cutoff
-from flowledger.projections.runner import projection_followers
-from flowledger.runtime import Runtime
+from flowledger.projections.registry import projection_followers
+from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings, SettingsError
 from flowledger.security.settings import SecuritySettings
-from flowledger.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 

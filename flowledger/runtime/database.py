@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from flowledger.settings import Settings
+from flowledger.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
