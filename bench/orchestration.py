@@ -3,8 +3,8 @@ with the API, ``flowledger worker projections``, ``relay`` and ``executor`` runn
 ``flowledger dev`` runs them (the executor hears of new runs from Kafka). One run at a time,
 end to end (execute, then read the run until it is SUCCEEDED), and many runs in flight
 (runs/s). The baseline is the same 5 calls made directly with the executor's own A2A client
-(:class:`~flowledger.executor.agent_client.AgentClient`): the same call path minus the
-orchestration. Per-step overhead = (time per run - time of the 5 direct calls) / 5.
+(:class:`~flowledger.a2a.AgentClient`): the same call path minus the orchestration. Per-step
+overhead = (time per run - time of the 5 direct calls) / 5.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import psycopg
 from bench.catalogue import chain_definition, create_workflow, register_agent
 from bench.results import Figure, percentile
 from bench.system import World
+from flowledger.a2a import AgentAuth, AgentClient
 from flowledger.eventlog.store import EVENTS_TABLE
-from flowledger.executor.agent_client import AgentAuth, AgentClient
 
 STEPS = 5
 TARGET_MS = 5.0

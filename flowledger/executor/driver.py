@@ -21,17 +21,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from flowledger.domain.agents import Agent
-from flowledger.domain.errors import Conflict
-from flowledger.domain.mappings import MappingError, resolve
-from flowledger.domain.runs import Run
-from flowledger.eventlog.store import EventMetadata, EventStore
-from flowledger.executor.agent_client import (
+from flowledger.a2a import (
     AgentAuth,
     AgentCallCancelled,
     AgentCallError,
     AgentClient,
 )
+from flowledger.domain.agents import Agent
+from flowledger.domain.errors import Conflict
+from flowledger.domain.mappings import MappingError, resolve
+from flowledger.domain.runs import Run
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.observability import metrics
 from flowledger.observability.tracing import handling_event, outgoing_call_span
 

@@ -28,10 +28,10 @@ import psycopg
 from eventsourcing.persistence import Notification
 from sqlalchemy import select
 
+from flowledger.a2a import AgentClient
 from flowledger.eventlog.follower import Follower, run_followers
 from flowledger.eventlog.store import event_type
 from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table
-from flowledger.executor.agent_client import AgentClient
 from flowledger.executor.driver import RunDriver
 from flowledger.kafka.config import KafkaSettings
 from flowledger.kafka.consumer import FAST_GROUP_SETTINGS, EnvelopeConsumer

@@ -17,7 +17,7 @@ from examples.agents.testing import (
     running_agents,
     spawn,
 )
-from flowledger.executor.agent_client import (
+from flowledger.a2a import (
     AgentAuth,
     AgentCallCancelled,
     AgentCallError,

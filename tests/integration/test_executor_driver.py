@@ -11,10 +11,10 @@ from uuid import UUID
 
 import pytest
 
+from flowledger.a2a import AgentReply
 from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
-from flowledger.executor.agent_client import AgentReply
 from flowledger.executor.driver import RunDriver
 from flowledger.runtime.process import Runtime
 from tests.support.runs import requested

@@ -13,6 +13,7 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from flowledger.a2a import AgentAuth, AgentCallError, fetch_agent_card
 from flowledger.commands.agents import (
     DeleteAgent,
     RegisterAgent,
@@ -23,7 +24,6 @@ from flowledger.commands.agents import (
 )
 from flowledger.domain.errors import NotFound
 from flowledger.eventlog.store import EventMetadata, EventStore
-from flowledger.executor.agent_client import AgentAuth, AgentCallError, fetch_agent_card
 from flowledger.http.agents import queries
 from flowledger.http.agents.queries import AgentSort, AgentStatusFilter
 from flowledger.http.agents.schemas import AgentCreate, AgentHealth, AgentResponse, AgentUpdate
