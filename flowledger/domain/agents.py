@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
 from eventsourcing.domain import Aggregate, event
@@ -20,8 +20,9 @@ from flowledger.domain.lifecycle import Switchable
 
 AgentStatus = Literal["active", "inactive", "deleted"]
 AuthType = Literal["none", "bearer", "apikey"]
+"""How flowledger authenticates to an agent; the one definition, the A2A client's included."""
 
-AUTH_TYPES: Final = ("none", "bearer", "apikey")
+AUTH_TYPES: Final[tuple[AuthType, ...]] = get_args(AuthType)
 NAME_MAX_LENGTH: Final = 255
 URL_MAX_LENGTH: Final = 512
 DESCRIPTION_MAX_LENGTH: Final = 10_000
@@ -199,14 +200,6 @@ def mask_auth_config(auth_config: Mapping[str, Any] | None) -> dict[str, Any] | 
     if not auth_config:
         return None
     return {key: (MASK if key in SECRET_KEYS else value) for key, value in auth_config.items()}
-
-
-def mask_agent_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of agent fields (as in events) safe to show: auth_config masked."""
-    shown = dict(fields)
-    if "auth_config" in shown:
-        shown["auth_config"] = mask_auth_config(shown["auth_config"])
-    return shown
 
 
 UPDATABLE_FIELDS: Final = (

@@ -73,11 +73,6 @@ class Attempt:
     error: str | None = None
     task_id: str | None = None
 
-    @property
-    def counts_as_retry(self) -> bool:
-        """Interrupted attempts (the executor stopped) do not use up the step's retries."""
-        return self.outcome != "interrupted"
-
 
 @dataclass
 class StepState:
