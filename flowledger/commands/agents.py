@@ -8,10 +8,8 @@ from uuid import UUID
 import msgspec
 
 from flowledger.commands import Outcome
-from flowledger.commands.names import claim_name, release_name
+from flowledger.commands.names import holder_of, record_claiming_name, record_releasing_name
 from flowledger.domain.agents import DEFAULT_TIMEOUT_MS, Agent
-from flowledger.domain.errors import ConcurrentModification, NameTaken
-from flowledger.domain.names import NameClaim, name_claim_id
 from flowledger.eventlog.store import EventMetadata, EventStore
 
 KIND = "agent"
@@ -41,12 +39,7 @@ def register_agent(
     store: EventStore, command: RegisterAgent, meta: EventMetadata
 ) -> Outcome[Agent]:
     agent = Agent.register(**msgspec.structs.asdict(command))
-    claim = claim_name(store, KIND, agent.name, agent.id)
-    try:
-        position = store.record(agent, claim, metadata=meta)
-    except ConcurrentModification:
-        raise NameTaken(f"agent name {agent.name!r} is already taken") from None
-    return Outcome(agent, position)
+    return Outcome(agent, record_claiming_name(store, agent, KIND, agent.name, meta))
 
 
 def update_agent(store: EventStore, command: UpdateAgent, meta: EventMetadata) -> Outcome[Agent]:
@@ -62,13 +55,9 @@ def update_agent(store: EventStore, command: UpdateAgent, meta: EventMetadata) -
 def delete_agent(store: EventStore, command: DeleteAgent, meta: EventMetadata) -> Outcome[Agent]:
     agent = store.get(Agent, command.agent_id, kind=KIND)
     agent.delete()
-    claim = release_name(store, KIND, agent.name, agent.id)
-    return Outcome(agent, store.record(agent, claim, metadata=meta))
+    return Outcome(agent, record_releasing_name(store, agent, KIND, agent.name, meta))
 
 
 def find_agent_by_name(store: EventStore, name: str) -> Agent | None:
     """The live (not deleted) agent holding ``name``, read from the write side."""
-    claim = store.find(NameClaim, name_claim_id(KIND, name))
-    if claim is None or claim.owner_id is None:
-        return None
-    return store.find(Agent, claim.owner_id)
+    return holder_of(store, Agent, KIND, name)

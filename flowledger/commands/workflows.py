@@ -10,9 +10,8 @@ import msgspec
 
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
-from flowledger.commands.names import claim_name, release_name
+from flowledger.commands.names import record_claiming_name, record_releasing_name
 from flowledger.domain.definitions import agent_names
-from flowledger.domain.errors import ConcurrentModification, NameTaken
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -52,12 +51,7 @@ def create_workflow(
         agents=agent_statuses(store, agent_names(command.definition)),
         owner=meta.actor,
     )
-    claim = claim_name(store, KIND, workflow.name, workflow.id)
-    try:
-        position = store.record(workflow, claim, metadata=meta)
-    except ConcurrentModification:
-        raise NameTaken(f"workflow name {workflow.name!r} is already taken") from None
-    return Outcome(workflow, position)
+    return Outcome(workflow, record_claiming_name(store, workflow, KIND, workflow.name, meta))
 
 
 def update_workflow(
@@ -78,5 +72,4 @@ def delete_workflow(
 ) -> Outcome[Workflow]:
     workflow = store.get(Workflow, command.workflow_id, kind=KIND)
     workflow.delete()
-    claim = release_name(store, KIND, workflow.name, workflow.id)
-    return Outcome(workflow, store.record(workflow, claim, metadata=meta))
+    return Outcome(workflow, record_releasing_name(store, workflow, KIND, workflow.name, meta))
