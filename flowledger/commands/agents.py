@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -10,6 +10,7 @@ import msgspec
 from flowledger.commands import Outcome
 from flowledger.commands.names import holder_of, record_claiming_name, record_releasing_name
 from flowledger.domain.agents import DEFAULT_TIMEOUT_MS, Agent
+from flowledger.domain.lifecycle import SwitchedStatus
 from flowledger.eventlog.store import EventMetadata, EventStore
 
 KIND = "agent"
@@ -28,7 +29,7 @@ class RegisterAgent(msgspec.Struct, frozen=True, kw_only=True):
 class UpdateAgent(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: UUID
     changes: dict[str, Any]
-    status: Literal["active", "inactive"] | None = None
+    status: SwitchedStatus | None = None
 
 
 class DeleteAgent(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,10 +46,7 @@ def register_agent(
 def update_agent(store: EventStore, command: UpdateAgent, meta: EventMetadata) -> Outcome[Agent]:
     agent = store.get(Agent, command.agent_id, kind=KIND)
     agent.update(command.changes)
-    if command.status == "active":
-        agent.activate()
-    elif command.status == "inactive":
-        agent.deactivate()
+    agent.switch(command.status)
     return Outcome(agent, store.record(agent, metadata=meta))
 
 

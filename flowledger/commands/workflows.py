@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -12,6 +12,7 @@ from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
 from flowledger.commands.names import record_claiming_name, record_releasing_name
 from flowledger.domain.definitions import agent_names
+from flowledger.domain.lifecycle import SwitchedStatus
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -29,7 +30,7 @@ class UpdateWorkflow(msgspec.Struct, frozen=True, kw_only=True):
     workflow_id: UUID
     changes: dict[str, Any]
     """``description`` and definition fields to replace (null removes an optional one)."""
-    status: Literal["active", "inactive"] | None = None
+    status: SwitchedStatus | None = None
 
 
 class DeleteWorkflow(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,10 +61,7 @@ def update_workflow(
     workflow = store.get(Workflow, command.workflow_id, kind=KIND)
     agents = agent_statuses(store, workflow.agents_to_check(command.changes))
     workflow.update(command.changes, agents=agents)
-    if command.status == "active":
-        workflow.activate()
-    elif command.status == "inactive":
-        workflow.deactivate()
+    workflow.switch(command.status)
     return Outcome(workflow, store.record(workflow, metadata=meta))
 
 

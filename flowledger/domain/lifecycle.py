@@ -14,11 +14,14 @@ document). The state changes live in the events' ``apply``, so replay gives the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from eventsourcing.domain import Aggregate
 
 from flowledger.domain.errors import Conflict
+
+SwitchedStatus = Literal["active", "inactive"]
+"""What a switchable aggregate can be switched to."""
 
 if TYPE_CHECKING:
     _Mixin = Aggregate  # what the mixins are used with, for the type checker
@@ -85,6 +88,13 @@ class Switchable(Deletable):
         self._refuse_if_deleted("deactivate")
         if self.status != "inactive":
             self.trigger_event(self.Deactivated)
+
+    def switch(self, status: SwitchedStatus | None) -> None:
+        """Activate or deactivate as ``status`` says; None leaves the status as it is."""
+        if status == "active":
+            self.activate()
+        elif status == "inactive":
+            self.deactivate()
 
     def _label(self) -> str:
         return repr(self.name)

@@ -82,6 +82,19 @@ def test_deactivating_then_activating_records_each_once(
     assert replay(past + deactivated + activated).status == "active"
 
 
+@pytest.mark.parametrize(("created", "kind", "label"), SWITCHABLE)
+def test_switching_to_a_status_activates_or_deactivates_and_none_changes_nothing(
+    created: Callable[[], list[Any]], kind: str, label: str
+) -> None:
+    aggregate = given(created())
+    assert when(aggregate, lambda a: a.switch(None)) == []
+    assert names(when(aggregate, lambda a: a.switch("inactive"))) == [f"{kind}.Deactivated"]
+    assert when(aggregate, lambda a: a.switch(None)) == []
+    assert aggregate.status == "inactive"
+    assert names(when(aggregate, lambda a: a.switch("active"))) == [f"{kind}.Activated"]
+    assert when(aggregate, lambda a: a.switch("active")) == []
+
+
 @pytest.mark.parametrize(("created", "kind"), DELETABLE)
 def test_deleting_records_one_deletion_and_replays_to_deleted(
     created: Callable[[], list[Any]], kind: str
