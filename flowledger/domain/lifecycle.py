@@ -36,9 +36,7 @@ class Deletable(_Mixin):
     """
 
     noun = "aggregate"
-
-    if TYPE_CHECKING:  # not declared at run time: the library would make dataclass fields
-        status: str
+    status: str
 
     class Deleted(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
@@ -65,8 +63,7 @@ class Switchable(Deletable):
     """A named aggregate that can be deactivated (kept, but not used) and activated again;
     deleted, it refuses both."""
 
-    if TYPE_CHECKING:
-        name: str
+    name: str
 
     class Activated(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
@@ -76,7 +73,8 @@ class Switchable(Deletable):
         def apply(self, aggregate: Any) -> None:
             aggregate.status = "inactive"
 
-    # The library copies the event classes of an aggregate's direct bases only.
+    # The library copies the event classes of an aggregate's direct bases only: named here,
+    # Deleted is copied onto Agent and Workflow too.
     Deleted = Deletable.Deleted
 
     def activate(self) -> None:
