@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from flowledger.commands import Outcome
-from flowledger.commands.names import claim_name, release_name
+from flowledger.commands.names import holder_of, record_claiming_name, record_releasing_name
 from flowledger.domain.agents import DEFAULT_TIMEOUT_MS, Agent
-from flowledger.domain.errors import ConcurrentModification, NameTaken
-from flowledger.domain.names import NameClaim, name_claim_id
+from flowledger.domain.lifecycle import SwitchedStatus
 from flowledger.eventlog.store import EventMetadata, EventStore
 
 KIND = "agent"
@@ -30,7 +29,7 @@ class RegisterAgent(msgspec.Struct, frozen=True, kw_only=True):
 class UpdateAgent(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: UUID
     changes: dict[str, Any]
-    status: Literal["active", "inactive"] | None = None
+    status: SwitchedStatus | None = None
 
 
 class DeleteAgent(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,34 +40,22 @@ def register_agent(
     store: EventStore, command: RegisterAgent, meta: EventMetadata
 ) -> Outcome[Agent]:
     agent = Agent.register(**msgspec.structs.asdict(command))
-    claim = claim_name(store, KIND, agent.name, agent.id)
-    try:
-        position = store.record(agent, claim, metadata=meta)
-    except ConcurrentModification:
-        raise NameTaken(f"agent name {agent.name!r} is already taken") from None
-    return Outcome(agent, position)
+    return Outcome(agent, record_claiming_name(store, agent, KIND, agent.name, meta))
 
 
 def update_agent(store: EventStore, command: UpdateAgent, meta: EventMetadata) -> Outcome[Agent]:
     agent = store.get(Agent, command.agent_id, kind=KIND)
     agent.update(command.changes)
-    if command.status == "active":
-        agent.activate()
-    elif command.status == "inactive":
-        agent.deactivate()
+    agent.switch(command.status)
     return Outcome(agent, store.record(agent, metadata=meta))
 
 
 def delete_agent(store: EventStore, command: DeleteAgent, meta: EventMetadata) -> Outcome[Agent]:
     agent = store.get(Agent, command.agent_id, kind=KIND)
     agent.delete()
-    claim = release_name(store, KIND, agent.name, agent.id)
-    return Outcome(agent, store.record(agent, claim, metadata=meta))
+    return Outcome(agent, record_releasing_name(store, agent, KIND, agent.name, meta))
 
 
 def find_agent_by_name(store: EventStore, name: str) -> Agent | None:
     """The live (not deleted) agent holding ``name``, read from the write side."""
-    claim = store.find(NameClaim, name_claim_id(KIND, name))
-    if claim is None or claim.owner_id is None:
-        return None
-    return store.find(Agent, claim.owner_id)
+    return holder_of(store, Agent, KIND, name)

@@ -17,8 +17,9 @@ from jsonschema.validators import validator_for
 
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
+from flowledger.commands.names import holder_of
 from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput
-from flowledger.domain.names import NameClaim, name_claim_id
+from flowledger.domain.names import NameClaim
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import AgentBinding, Run
 from flowledger.domain.workflows import Workflow
@@ -168,7 +169,4 @@ def _key_kind(workflow_id: UUID) -> str:
 
 
 def _run_for_key(store: EventStore, workflow_id: UUID, key: str) -> Run | None:
-    claim = store.find(NameClaim, name_claim_id(_key_kind(workflow_id), key))
-    if claim is None or claim.owner_id is None:
-        return None
-    return store.find(Run, claim.owner_id)
+    return holder_of(store, Run, _key_kind(workflow_id), key)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
-from flowledger.commands.names import claim_name, release_name
+from flowledger.commands.names import record_claiming_name, record_releasing_name
 from flowledger.domain.definitions import agent_names
-from flowledger.domain.errors import ConcurrentModification, NameTaken
+from flowledger.domain.lifecycle import SwitchedStatus
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -30,7 +30,7 @@ class UpdateWorkflow(msgspec.Struct, frozen=True, kw_only=True):
     workflow_id: UUID
     changes: dict[str, Any]
     """``description`` and definition fields to replace (null removes an optional one)."""
-    status: Literal["active", "inactive"] | None = None
+    status: SwitchedStatus | None = None
 
 
 class DeleteWorkflow(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,12 +52,7 @@ def create_workflow(
         agents=agent_statuses(store, agent_names(command.definition)),
         owner=meta.actor,
     )
-    claim = claim_name(store, KIND, workflow.name, workflow.id)
-    try:
-        position = store.record(workflow, claim, metadata=meta)
-    except ConcurrentModification:
-        raise NameTaken(f"workflow name {workflow.name!r} is already taken") from None
-    return Outcome(workflow, position)
+    return Outcome(workflow, record_claiming_name(store, workflow, KIND, workflow.name, meta))
 
 
 def update_workflow(
@@ -66,10 +61,7 @@ def update_workflow(
     workflow = store.get(Workflow, command.workflow_id, kind=KIND)
     agents = agent_statuses(store, workflow.agents_to_check(command.changes))
     workflow.update(command.changes, agents=agents)
-    if command.status == "active":
-        workflow.activate()
-    elif command.status == "inactive":
-        workflow.deactivate()
+    workflow.switch(command.status)
     return Outcome(workflow, store.record(workflow, metadata=meta))
 
 
@@ -78,5 +70,4 @@ def delete_workflow(
 ) -> Outcome[Workflow]:
     workflow = store.get(Workflow, command.workflow_id, kind=KIND)
     workflow.delete()
-    claim = release_name(store, KIND, workflow.name, workflow.id)
-    return Outcome(workflow, store.record(workflow, claim, metadata=meta))
+    return Outcome(workflow, record_releasing_name(store, workflow, KIND, workflow.name, meta))

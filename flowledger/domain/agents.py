@@ -10,17 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
 from eventsourcing.domain import Aggregate, event
 
-from flowledger.domain.errors import Conflict, FieldProblem, raise_if_any
+from flowledger.domain.errors import FieldProblem, raise_if_any
+from flowledger.domain.lifecycle import Switchable
 
 AgentStatus = Literal["active", "inactive", "deleted"]
 AuthType = Literal["none", "bearer", "apikey"]
+"""How flowledger authenticates to an agent; the one definition, the A2A client's included."""
 
-AUTH_TYPES: Final = ("none", "bearer", "apikey")
+AUTH_TYPES: Final[tuple[AuthType, ...]] = get_args(AuthType)
 NAME_MAX_LENGTH: Final = 255
 URL_MAX_LENGTH: Final = 512
 DESCRIPTION_MAX_LENGTH: Final = 10_000
@@ -200,14 +202,6 @@ def mask_auth_config(auth_config: Mapping[str, Any] | None) -> dict[str, Any] | 
     return {key: (MASK if key in SECRET_KEYS else value) for key, value in auth_config.items()}
 
 
-def mask_agent_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of agent fields (as in events) safe to show: auth_config masked."""
-    shown = dict(fields)
-    if "auth_config" in shown:
-        shown["auth_config"] = mask_auth_config(shown["auth_config"])
-    return shown
-
-
 UPDATABLE_FIELDS: Final = (
     "url",
     "description",
@@ -218,8 +212,14 @@ UPDATABLE_FIELDS: Final = (
 )
 
 
-class Agent(Aggregate):
-    """An external A2A service that workflow steps call."""
+class Agent(Switchable, Aggregate):
+    """An external A2A service that workflow steps call.
+
+    Activated, deactivated and (softly) deleted as :class:`Switchable` says: a deleted agent
+    stays readable but can no longer be used or changed.
+    """
+
+    noun = "agent"
 
     class Registered(Aggregate.Created):
         name: str
@@ -235,15 +235,6 @@ class Agent(Aggregate):
         """The new values of the fields that changed."""
         previous: dict[str, Any]
         """Their values before."""
-
-    class Activated(Aggregate.Event):
-        pass
-
-    class Deactivated(Aggregate.Event):
-        pass
-
-    class Deleted(Aggregate.Event):
-        pass
 
     @classmethod
     def register(
@@ -337,41 +328,6 @@ class Agent(Aggregate):
     def _record_update(self, changes: dict[str, Any], previous: dict[str, Any]) -> None:
         for key, value in changes.items():
             setattr(self, key, value)
-
-    def activate(self) -> None:
-        self._refuse_if_deleted("activate")
-        if self.status != "active":
-            self._activate()
-
-    @event(Activated)
-    def _activate(self) -> None:
-        self.status = "active"
-
-    def deactivate(self) -> None:
-        self._refuse_if_deleted("deactivate")
-        if self.status != "inactive":
-            self._deactivate()
-
-    @event(Deactivated)
-    def _deactivate(self) -> None:
-        self.status = "inactive"
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.status == "deleted"
-
-    def delete(self) -> None:
-        """Soft-delete: the agent stays readable but can no longer be used or changed."""
-        if not self.is_deleted:
-            self._delete()
-
-    @event(Deleted)
-    def _delete(self) -> None:
-        self.status = "deleted"
-
-    def _refuse_if_deleted(self, action: str) -> None:
-        if self.is_deleted:
-            raise Conflict(f"agent {self.name!r} is deleted and cannot {action}")
 
 
 def _normalised_auth(

@@ -28,10 +28,6 @@ class NameClaim(Aggregate):
         self.name = name
         self.owner_id: UUID | None = owner_id
 
-    @property
-    def is_held(self) -> bool:
-        return self.owner_id is not None
-
     def claim(self, owner_id: UUID) -> None:
         if self.owner_id is not None and self.owner_id != owner_id:
             raise NameTaken(f"{self.kind} name {self.name!r} is already taken")

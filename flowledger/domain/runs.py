@@ -73,11 +73,6 @@ class Attempt:
     error: str | None = None
     task_id: str | None = None
 
-    @property
-    def counts_as_retry(self) -> bool:
-        """Interrupted attempts (the executor stopped) do not use up the step's retries."""
-        return self.outcome != "interrupted"
-
 
 @dataclass
 class StepState:
@@ -189,7 +184,8 @@ class Run(Aggregate):
         self.workflow_id = workflow_id
         self.workflow_name = workflow_name
         self.workflow_version = workflow_version
-        self.plan_data = plan
+        self.plan = WorkflowPlan.from_dict(plan)
+        """The pinned plan, parsed once from the event that carries it."""
         self.agent_bindings = agents
         self.input_data = input_data
         self.variables = variables
@@ -213,10 +209,6 @@ class Run(Aggregate):
         """The time of the event being applied (set before each event's method body runs)."""
 
     # ------------------------------------------------------------------ queries
-
-    @property
-    def plan(self) -> WorkflowPlan:
-        return WorkflowPlan.from_dict(self.plan_data)
 
     @property
     def is_finished(self) -> bool:

@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate, event
 
 from flowledger.domain.agents import description_problems, url_problems
 from flowledger.domain.errors import FieldProblem, InvalidInput
+from flowledger.domain.lifecycle import Deletable
 
 WebhookStatus = Literal["active", "deleted"]
 
@@ -53,8 +54,11 @@ def secret_problems(secret: object) -> list[FieldProblem]:
     return []
 
 
-class Webhook(Aggregate):
-    """An HTTP endpoint subscribed to events."""
+class Webhook(Deletable, Aggregate):
+    """An HTTP endpoint subscribed to events. Deleting it (:class:`Deletable`) stops its
+    deliveries; pending ones are cancelled."""
+
+    noun = "webhook"
 
     class Registered(Aggregate.Created):
         url: str
@@ -62,9 +66,6 @@ class Webhook(Aggregate):
         """Patterns the event type must match (``Run*``); empty: every event."""
         secret: str
         description: str | None
-
-    class Deleted(Aggregate.Event):
-        pass
 
     @classmethod
     def register(
@@ -95,16 +96,3 @@ class Webhook(Aggregate):
         self.secret = secret
         self.description = description
         self.status: WebhookStatus = "active"
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.status == "deleted"
-
-    def delete(self) -> None:
-        """Stop deliveries; pending ones are cancelled. Deleting twice changes nothing."""
-        if not self.is_deleted:
-            self._delete()
-
-    @event(Deleted)
-    def _delete(self) -> None:
-        self.status = "deleted"

@@ -22,7 +22,7 @@ from flowledger.domain.definitions import (
     stored_definition,
     validated_plan,
 )
-from flowledger.domain.errors import Conflict, FieldProblem, NotFound, raise_if_any
+from flowledger.domain.errors import FieldProblem, NotFound, raise_if_any
 from flowledger.domain.grants import (
     Access,
     access_problems,
@@ -30,6 +30,7 @@ from flowledger.domain.grants import (
     owner_problems,
     principal_problems,
 )
+from flowledger.domain.lifecycle import Switchable
 from flowledger.domain.plans import WorkflowPlan
 
 WorkflowStatus = Literal["active", "inactive", "deleted"]
@@ -45,8 +46,14 @@ class WorkflowVersion:
     """``WorkflowPlan.to_dict()`` of the definition."""
 
 
-class Workflow(Aggregate):
-    """A versioned workflow definition."""
+class Workflow(Switchable, Aggregate):
+    """A versioned workflow definition.
+
+    Activated, deactivated (kept, but no new runs start) and (softly) deleted as
+    :class:`Switchable` says: every version of a deleted workflow stays readable.
+    """
+
+    noun = "workflow"
 
     class Created(Aggregate.Created):
         name: str
@@ -78,15 +85,6 @@ class Workflow(Aggregate):
     class DescriptionChanged(Aggregate.Event):
         description: str | None
         previous: str | None
-
-    class Activated(Aggregate.Event):
-        pass
-
-    class Deactivated(Aggregate.Event):
-        pass
-
-    class Deleted(Aggregate.Event):
-        pass
 
     class AccessGranted(Aggregate.Event):
         """The principal's grant on this workflow is now exactly this."""
@@ -211,38 +209,6 @@ class Workflow(Aggregate):
     def _change_description(self, description: str | None, previous: str | None) -> None:
         self.description = description
 
-    def activate(self) -> None:
-        self._refuse_if_deleted("activate")
-        if self.status != "active":
-            self._activate()
-
-    @event(Activated)
-    def _activate(self) -> None:
-        self.status = "active"
-
-    def deactivate(self) -> None:
-        """Keep the workflow, but start no new runs of it."""
-        self._refuse_if_deleted("deactivate")
-        if self.status != "inactive":
-            self._deactivate()
-
-    @event(Deactivated)
-    def _deactivate(self) -> None:
-        self.status = "inactive"
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.status == "deleted"
-
-    def delete(self) -> None:
-        """Soft-delete: every version stays readable; the name becomes free."""
-        if not self.is_deleted:
-            self._delete()
-
-    @event(Deleted)
-    def _delete(self) -> None:
-        self.status = "deleted"
-
     # -- who may do what (see flowledger.domain.grants) ----------------------------------------
 
     def grant(self, principal: str, *, can_view: bool, can_execute: bool) -> None:
@@ -286,10 +252,6 @@ class Workflow(Aggregate):
     @event(OwnerChanged)
     def _change_owner(self, owner: str, previous: str) -> None:
         self.owner = owner
-
-    def _refuse_if_deleted(self, action: str) -> None:
-        if self.is_deleted:
-            raise Conflict(f"workflow {self.name!r} is deleted and cannot {action}")
 
 
 def version_changes(

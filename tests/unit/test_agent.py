@@ -140,22 +140,6 @@ def test_unknown_update_fields_are_refused() -> None:
     assert problem_fields(raised.value) == ["name"]
 
 
-def test_deactivating_then_activating_records_both_and_repeats_record_nothing() -> None:
-    agent = given(registered())
-    assert names(when(agent, Agent.deactivate)) == ["Agent.Deactivated"]
-    assert when(agent, Agent.deactivate) == []
-    assert agent.status == "inactive"
-    assert names(when(agent, Agent.activate)) == ["Agent.Activated"]
-    assert agent.status == "active"
-
-
-def test_deleting_records_deleted_once() -> None:
-    agent = given(registered())
-    assert names(when(agent, Agent.delete)) == ["Agent.Deleted"]
-    assert when(agent, Agent.delete) == []
-    assert agent.status == "deleted"
-
-
 @pytest.mark.parametrize(
     "command",
     [

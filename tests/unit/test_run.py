@@ -194,3 +194,26 @@ def test_the_round_starts_when_the_run_starts_not_when_it_was_requested() -> Non
     run = given(history(requested()))
     events = when(run, Run.start)
     assert run.round_started_at == events[0].timestamp
+
+
+def test_the_pinned_plan_is_parsed_once_when_the_run_is_replayed_not_on_every_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = started(diamond())
+    parses: list[object] = []
+    parse = WorkflowPlan.from_dict
+
+    def counted_parse(data: dict[str, object]) -> WorkflowPlan:
+        parses.append(data)
+        return parse(data)
+
+    monkeypatch.setattr(WorkflowPlan, "from_dict", counted_parse)
+    run = given(events)
+    assert parses == [events[0].plan]  # type: ignore[attr-defined]
+    assert run.plan == parse(events[0].plan)  # type: ignore[attr-defined]
+    finish(run, "a")
+    run.ready_steps()
+    run.call_timeout_ms("b")
+    run.retry_policy("b")
+    run.final_output()
+    assert len(parses) == 1

@@ -6,7 +6,7 @@ import pytest
 
 from flowledger.domain.errors import InvalidInput
 from flowledger.domain.webhooks import Webhook
-from tests.support.domain import given, history, names, when
+from tests.support.domain import history, names
 
 pytestmark = pytest.mark.unit
 SECRET = "0123456789abcdef"
@@ -39,10 +39,3 @@ def test_invalid_registrations_name_the_field(fields: dict[str, object], field: 
     with pytest.raises(InvalidInput) as error:
         Webhook.register(**{"url": "http://x", "secret": SECRET, **fields})  # type: ignore[arg-type]
     assert [p.field for p in error.value.problems] == [field]
-
-
-def test_deleting_twice_records_one_deletion() -> None:
-    webhook = given(history(Webhook.register(url="http://x", secret=SECRET)))
-    assert names(when(webhook, lambda w: w.delete())) == ["Webhook.Deleted"]
-    assert webhook.status == "deleted"
-    assert when(webhook, lambda w: w.delete()) == []

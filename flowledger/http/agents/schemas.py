@@ -13,7 +13,7 @@ from flowledger.domain import agents as rules
 from flowledger.domain.agents import Agent
 
 AuthTypeField = Annotated[
-    Literal["none", "bearer", "apikey"],
+    rules.AuthType,
     Meta(description="How flowledger authenticates to the agent.", examples=["bearer"]),
 ]
 AuthConfigField = Annotated[
