@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
+
+from flowledger.domain.agents import AUTH_TYPES, DEFAULT_APIKEY_HEADER
+from flowledger.domain.agents import AuthType as AuthKind
 
 __all__ = ["DEFAULT_APIKEY_HEADER", "NO_AUTH", "AgentAuth", "AuthKind"]
-
-AuthKind = Literal["none", "bearer", "apikey"]
-
-DEFAULT_APIKEY_HEADER: Final = "X-API-Key"
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class AgentAuth:
     header: str = DEFAULT_APIKEY_HEADER
 
     def __post_init__(self) -> None:
-        if self.kind not in ("none", "bearer", "apikey"):
+        if self.kind not in AUTH_TYPES:
             raise ValueError(f"unknown auth kind {self.kind!r}")
         if self.kind != "none" and not self.token:
             raise ValueError(f"{self.kind} auth needs a token")
