@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from flowledger.executor.settings import ExecutorSettings
-from flowledger.http.events.stream import StreamSettings
+from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.runtime.settings import Settings
 from flowledger.security.settings import SecuritySettings

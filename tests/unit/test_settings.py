@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from flowledger.cli.main import main
 from flowledger.cli.settings import CAPABILITY_SETTINGS, check_settings
 from flowledger.executor.settings import ExecutorSettings
-from flowledger.http.events.stream import StreamSettings
+from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.runtime.environment import (
     FALSE_WORDS,

@@ -18,7 +18,8 @@ from litestar.response import ServerSentEvent
 from flowledger.eventlog.envelope import EventFilter
 from flowledger.eventlog.notify import Listener
 from flowledger.http.events.asyncapi import asyncapi_document
-from flowledger.http.events.stream import StreamSettings, event_stream
+from flowledger.http.events.settings import StreamSettings
+from flowledger.http.events.stream import event_stream
 from flowledger.http.permissions import Permission, requires
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings

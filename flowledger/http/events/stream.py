@@ -22,8 +22,7 @@ from litestar.response import ServerSentEventMessage
 from flowledger.eventlog.envelope import Envelope, EventFilter, encode, envelope_of
 from flowledger.eventlog.notify import Listener
 from flowledger.eventlog.store import EventStore
-from flowledger.runtime.environment import read_settings, seconds, setting
-from flowledger.runtime.settings import Settings
+from flowledger.http.events.settings import StreamSettings
 
 RETRY_MS: Final = 2000
 """How long a browser's EventSource waits before reconnecting (with ``Last-Event-ID``)."""
@@ -34,25 +33,6 @@ _closing = threading.Event()
 def close_streams() -> None:
     """End every open stream of this process soon (server shutdown)."""
     _closing.set()
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    batch_size: int = 500
-    """The core ``FLOWLEDGER_FOLLOWER_BATCH_SIZE``."""
-    poll_interval_s: float = 0.5
-    """The core ``FLOWLEDGER_FOLLOWER_IDLE_WAIT``."""
-    keepalive_s: float = setting("FLOWLEDGER_STREAM_KEEPALIVE", 15.0, seconds(above_zero=True))
-    """A keep-alive comment is sent when nothing was sent for this long."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> StreamSettings:
-        return read_settings(
-            cls,
-            settings.extra,
-            batch_size=settings.follower_batch_size,
-            poll_interval_s=settings.follower_idle_wait_s,
-        )
 
 
 @dataclass(frozen=True)
