@@ -100,12 +100,11 @@ class Supervisor:
             child.stop()
 
 
-def _child_env(env: Mapping[str, str], number: int) -> dict[str, str]:
+def _child_env(env: Mapping[str, str], number: int, metrics_port: int | None) -> dict[str, str]:
     """The n-th worker's environment: its own metrics port when workers serve metrics."""
     child = dict(env)
-    base = child.get("FLOWLEDGER_WORKER_METRICS_PORT")
-    if base and base.isdigit() and int(base):
-        child["FLOWLEDGER_WORKER_METRICS_PORT"] = str(int(base) + number)
+    if metrics_port:
+        child["FLOWLEDGER_WORKER_METRICS_PORT"] = str(metrics_port + number)
     return child
 
 
@@ -217,7 +216,11 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         broker_file = write_dev_broker(settings, broker.bootstrap_servers)
     kinds = [kind.name for kind in WORKERS.values() if kind.enabled(settings)]
     children = [
-        Child(kind, [sys.executable, "-m", "flowledger", "worker", kind], _child_env(env, n))
+        Child(
+            kind,
+            [sys.executable, "-m", "flowledger", "worker", kind],
+            _child_env(env, n, settings.worker_metrics_port),
+        )
         for n, kind in enumerate(kinds)
     ]
     supervisor = Supervisor(children)

@@ -129,9 +129,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
-        from flowledger.security.settings import SecuritySettings  # noqa: PLC0415
+        from flowledger.cli.settings import check_settings  # noqa: PLC0415
 
-        SecuritySettings.from_settings(settings)  # refuse bad security settings at once
+        check_settings(settings)  # every capability's, so a bad value stops us here
     except SettingsError as error:
         print(f"flowledger: {error}", file=sys.stderr)
         return 2

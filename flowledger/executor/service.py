@@ -33,6 +33,7 @@ from flowledger.eventlog.follower import Follower, run_followers
 from flowledger.eventlog.store import event_type
 from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table
 from flowledger.executor.driver import RunDriver
+from flowledger.executor.settings import ExecutorSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.kafka.consumer import FAST_GROUP_SETTINGS, EnvelopeConsumer
 from flowledger.projections.projector import Projector
@@ -44,7 +45,6 @@ WAKE_EVENTS: Final = frozenset({"RunRequested", "RunRetried"})
 """Events that make a run need a driver."""
 SIGNAL_EVENTS: Final = frozenset({"RunCancelled", "RunRetried"})
 """Events a run's driver must hear about at once."""
-DEFAULT_GROUP: Final = "flowledger-executor"
 
 
 def lock_key(run_id: UUID) -> int:
@@ -77,12 +77,8 @@ class Executor:
     def __init__(self, runtime: Runtime, client: AgentClient | None = None) -> None:
         self.runtime = runtime
         self.store = runtime.store
-        settings = runtime.settings.extra
-        self.sweep_interval_s = float(settings.get("FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL", "2"))
-        self.max_runs = int(settings.get("FLOWLEDGER_EXECUTOR_MAX_RUNS", "200"))
-        self.call_slots = asyncio.Semaphore(
-            int(settings.get("FLOWLEDGER_EXECUTOR_MAX_CALLS", "64"))
-        )
+        self.settings = ExecutorSettings.from_settings(runtime.settings)
+        self.call_slots = asyncio.Semaphore(self.settings.max_calls)
         self.client = client or AgentClient()
         self.drivers: dict[UUID, RunDriver] = {}
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
@@ -123,7 +119,9 @@ class Executor:
             while not stop.is_set() and followers.is_alive():
                 await self._sweep()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_interval_s)
+                    await asyncio.wait_for(
+                        self._wake.wait(), timeout=self.settings.sweep_interval_s
+                    )
                 self._wake.clear()
         finally:
             follower_stop.set()
@@ -150,17 +148,14 @@ class Executor:
 
     async def _consume(self, config: KafkaSettings, stop: threading.Event) -> None:
         """Run events from the executors' consumer group; reconnects with backoff."""
-        extra = self.runtime.settings.extra
-        group = extra.get("FLOWLEDGER_EXECUTOR_GROUP") or DEFAULT_GROUP
-        fast = extra.get("FLOWLEDGER_KAFKA_FAST_GROUPS", "").lower() in ("1", "true", "yes", "on")
         delay = 0.5
         while not stop.is_set():
             consumer = EnvelopeConsumer(
                 config,
-                group_id=group,
+                group_id=self.settings.group,
                 aggregate_types=["run"],
                 from_beginning=False,
-                group_settings=FAST_GROUP_SETTINGS if fast else None,
+                group_settings=FAST_GROUP_SETTINGS if config.fast_groups else None,
             )
             try:
                 await consumer.start()
@@ -193,7 +188,7 @@ class Executor:
             self._start_driving(run_id)
 
     def _start_driving(self, run_id: UUID) -> None:
-        if run_id in self._tasks or len(self._tasks) >= self.max_runs:
+        if run_id in self._tasks or len(self._tasks) >= self.settings.max_runs:
             return
         self._tasks[run_id] = asyncio.create_task(self._drive(run_id), name=f"drive-{run_id}")
 

@@ -1,4 +1,7 @@
-"""Security settings, read from the environment kept in :attr:`Settings.extra`.
+"""Security settings: who may call the API without credentials, bearer tokens, the rate
+limit, the audit log's retention and per-workflow grants (``FLOWLEDGER_PUBLIC_PATHS``,
+``FLOWLEDGER_JWT_*``, ``FLOWLEDGER_RATE_LIMIT``, ``FLOWLEDGER_AUDIT_*``,
+``FLOWLEDGER_WORKFLOW_GRANTS``); the README's settings table lists them.
 
 They live apart from :class:`~flowledger.runtime.settings.Settings` so that this capability adds its
 settings without touching the shared dataclass; ``FLOWLEDGER_ADMIN_API_KEY`` stays there.
@@ -13,6 +16,14 @@ from pathlib import Path
 from typing import Final, Literal, cast
 
 from flowledger.projections.audit import MIN_RETENTION_DAYS
+from flowledger.runtime.environment import (
+    integer,
+    one_of,
+    read_settings,
+    setting,
+    switch,
+    text,
+)
 from flowledger.runtime.settings import Settings, SettingsError
 
 DEFAULT_PUBLIC_PATHS: Final = (
@@ -28,30 +39,99 @@ RateUnit = Literal["second", "minute", "hour", "day"]
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 PUBLIC_KEY_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+JWT_ALGORITHMS: Final = HMAC_ALGORITHMS + PUBLIC_KEY_ALGORITHMS
 MIN_ADMIN_KEY_LENGTH: Final = 16
+DEFAULT_RATE_LIMIT: Final[tuple[RateUnit, int] | None] = ("minute", 600)
+DEFAULT_RETENTION_DAYS: Final[int | None] = 365
+
+
+# Readers of this capability's variables (see flowledger.runtime.environment): each raises
+# ValueError saying what a usable value is; the variable's name is added where they are read.
+
+
+def _public_paths(raw: str) -> tuple[str, ...]:
+    paths = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for path in paths:
+        if not path.startswith("/"):
+            raise ValueError(f"entries must start with /, not {path!r}")
+        if path.rstrip("*").rstrip("/").startswith("/api") or path in ("/*", "*"):
+            raise ValueError(f"cannot open the API: {path!r}")
+    return paths
+
+
+def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
+    if raw.strip().lower() in ("off", "0", "none"):
+        return None
+    found = _RATE.match(raw.lower())
+    if not found or int(found[1]) < 1:
+        raise ValueError("must look like 600/minute (or off)")
+    return cast(RateUnit, found[2]), int(found[1])
+
+
+def _retention_days(raw: str) -> int | None:
+    if raw.strip().lower() == "forever":
+        return None
+    if not raw.strip().isdigit() or int(raw) < MIN_RETENTION_DAYS:
+        raise ValueError(f"must be a number of days, at least {MIN_RETENTION_DAYS} (or forever)")
+    return int(raw)
+
+
+def _whole_seconds(raw: str) -> float:
+    return float(integer(minimum=0)(raw))
+
+
+def _pem_public_key(raw: str) -> str:
+    """A PEM key given inline, or the path of a file holding one."""
+    if raw.lstrip().startswith("-----BEGIN"):
+        return raw
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError("must be a PEM public key or the path of a file with one")
+    return path.read_text()
 
 
 @dataclass(frozen=True)
 class SecuritySettings:
-    public_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
-    """Paths answered without credentials; an entry ending in ``*`` is a prefix."""
-    jwt_secret: str | None = None
+    public_paths: tuple[str, ...] = setting(
+        "FLOWLEDGER_PUBLIC_PATHS", DEFAULT_PUBLIC_PATHS, _public_paths, blank_is_unset=False
+    )
+    """Paths answered without credentials; an entry ending in ``*`` is a prefix (set but
+    empty: none)."""
+    jwt_secret: str | None = setting("FLOWLEDGER_JWT_SECRET", None, text)
     """HMAC secret of bearer tokens (HS256 unless ``jwt_algorithm`` says otherwise)."""
-    jwt_public_key: str | None = None
+    jwt_public_key: str | None = setting("FLOWLEDGER_JWT_PUBLIC_KEY", None, _pem_public_key)
     """PEM public key of bearer tokens (RS256 unless ``jwt_algorithm`` says otherwise)."""
-    jwt_algorithm: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    jwt_role_claim: str = "role"
-    jwt_leeway_s: int = 0
-    rate_limit: tuple[RateUnit, int] | None = ("minute", 600)
+    jwt_algorithm: str | None = setting(
+        "FLOWLEDGER_JWT_ALGORITHM", None, one_of(*JWT_ALGORITHMS, case=str.upper)
+    )
+    jwt_audience: str | None = setting("FLOWLEDGER_JWT_AUDIENCE", None, text)
+    jwt_issuer: str | None = setting("FLOWLEDGER_JWT_ISSUER", None, text)
+    jwt_role_claim: str = setting("FLOWLEDGER_JWT_ROLE_CLAIM", "role", text)
+    jwt_leeway_s: int = setting("FLOWLEDGER_JWT_LEEWAY", 0, integer(minimum=0))
+    rate_limit: tuple[RateUnit, int] | None = setting(
+        "FLOWLEDGER_RATE_LIMIT", DEFAULT_RATE_LIMIT, _rate_limit
+    )
     """Requests allowed per credential (per API process) and unit; None: no limit."""
-    audit_retention_days: int | None = 365
+    audit_retention_days: int | None = setting(
+        "FLOWLEDGER_AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, _retention_days
+    )
     """Audit rows older than this are deleted (None: kept forever). At least 90."""
-    audit_purge_interval_s: float = 3600.0
-    workflow_grants: bool = False
+    audit_purge_interval_s: float = setting(
+        "FLOWLEDGER_AUDIT_PURGE_INTERVAL", 3600.0, _whole_seconds
+    )
+    workflow_grants: bool = setting("FLOWLEDGER_WORKFLOW_GRANTS", False, switch)
     """Enforce per-workflow grants (ADR 0010): non-admins need ownership or a grant. Off: the
     role alone decides, as before grants existed (grants are still recorded)."""
+
+    def __post_init__(self) -> None:
+        if self.jwt_algorithm is None:
+            return
+        if self.jwt_algorithm in HMAC_ALGORITHMS:
+            needed, given = "FLOWLEDGER_JWT_SECRET", self.jwt_secret
+        else:
+            needed, given = "FLOWLEDGER_JWT_PUBLIC_KEY", self.jwt_public_key
+        if not given:
+            raise SettingsError(f"FLOWLEDGER_JWT_ALGORITHM {self.jwt_algorithm} needs {needed}")
 
     @property
     def jwt_enabled(self) -> bool:
@@ -75,104 +155,4 @@ class SecuritySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SecuritySettings:
-        secret = env.get("FLOWLEDGER_JWT_SECRET") or None
-        public_key = _pem(env.get("FLOWLEDGER_JWT_PUBLIC_KEY") or None)
-        algorithm = (env.get("FLOWLEDGER_JWT_ALGORITHM") or "").upper() or None
-        if algorithm is not None:
-            _check_algorithm(algorithm, secret, public_key)
-        return cls(
-            public_paths=_paths(env.get("FLOWLEDGER_PUBLIC_PATHS")),
-            jwt_secret=secret,
-            jwt_public_key=public_key,
-            jwt_algorithm=algorithm,
-            jwt_audience=env.get("FLOWLEDGER_JWT_AUDIENCE") or None,
-            jwt_issuer=env.get("FLOWLEDGER_JWT_ISSUER") or None,
-            jwt_role_claim=env.get("FLOWLEDGER_JWT_ROLE_CLAIM") or "role",
-            jwt_leeway_s=_whole(env, "FLOWLEDGER_JWT_LEEWAY", 0),
-            rate_limit=_rate(env.get("FLOWLEDGER_RATE_LIMIT")),
-            audit_retention_days=_retention(env.get("FLOWLEDGER_AUDIT_RETENTION_DAYS")),
-            audit_purge_interval_s=float(_whole(env, "FLOWLEDGER_AUDIT_PURGE_INTERVAL", 3600)),
-            workflow_grants=_switch(env, "FLOWLEDGER_WORKFLOW_GRANTS", default=False),
-        )
-
-
-def _check_algorithm(algorithm: str, secret: str | None, public_key: str | None) -> None:
-    if algorithm in HMAC_ALGORITHMS:
-        needed, given = "FLOWLEDGER_JWT_SECRET", secret
-    elif algorithm in PUBLIC_KEY_ALGORITHMS:
-        needed, given = "FLOWLEDGER_JWT_PUBLIC_KEY", public_key
-    else:
-        known = ", ".join(HMAC_ALGORITHMS + PUBLIC_KEY_ALGORITHMS)
-        raise SettingsError(f"FLOWLEDGER_JWT_ALGORITHM must be one of {known}, got {algorithm}")
-    if not given:
-        raise SettingsError(f"FLOWLEDGER_JWT_ALGORITHM {algorithm} needs {needed}")
-
-
-def _whole(env: Mapping[str, str], key: str, default: int) -> int:
-    raw = (env.get(key) or "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise SettingsError(f"{key} must be a whole number, got {raw!r}")
-    return int(raw)
-
-
-def _paths(raw: str | None) -> tuple[str, ...]:
-    if raw is None:
-        return DEFAULT_PUBLIC_PATHS
-    paths = tuple(p.strip() for p in raw.split(",") if p.strip())
-    for path in paths:
-        if not path.startswith("/"):
-            raise SettingsError(f"FLOWLEDGER_PUBLIC_PATHS entries must start with /, got {path!r}")
-        if path.rstrip("*").rstrip("/").startswith("/api") or path in ("/*", "*"):
-            raise SettingsError(f"FLOWLEDGER_PUBLIC_PATHS cannot open the API: {path!r}")
-    return paths
-
-
-def _switch(env: Mapping[str, str], key: str, *, default: bool) -> bool:
-    raw = (env.get(key) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("on", "true", "1", "yes"):
-        return True
-    if raw in ("off", "false", "0", "no"):
-        return False
-    raise SettingsError(f"{key} must be on or off, got {raw!r}")
-
-
-def _rate(raw: str | None) -> tuple[RateUnit, int] | None:
-    if raw is None or raw.strip() == "":
-        return ("minute", 600)
-    if raw.strip().lower() in ("off", "0", "none"):
-        return None
-    found = _RATE.match(raw.lower())
-    if not found or int(found[1]) < 1:
-        raise SettingsError(
-            f"FLOWLEDGER_RATE_LIMIT must look like 600/minute (or off), got {raw!r}"
-        )
-    return cast(RateUnit, found[2]), int(found[1])
-
-
-def _retention(raw: str | None) -> int | None:
-    if raw is None or raw.strip() == "":
-        return 365
-    if raw.strip().lower() == "forever":
-        return None
-    if not raw.strip().isdigit() or int(raw) < MIN_RETENTION_DAYS:
-        raise SettingsError(
-            f"FLOWLEDGER_AUDIT_RETENTION_DAYS must be a number of days, at least "
-            f"{MIN_RETENTION_DAYS} (or forever), got {raw!r}"
-        )
-    return int(raw)
-
-
-def _pem(value: str | None) -> str | None:
-    """A PEM key given inline, or the path of a file holding one."""
-    if value is None or value.lstrip().startswith("-----BEGIN"):
-        return value
-    path = Path(value)
-    if not path.is_file():
-        raise SettingsError(
-            "FLOWLEDGER_JWT_PUBLIC_KEY must be a PEM public key or the path of a file with one"
-        )
-    return path.read_text()
+        return read_settings(cls, env)

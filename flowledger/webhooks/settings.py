@@ -5,31 +5,25 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from flowledger.runtime.settings import Settings, _float, _int
+from flowledger.runtime.environment import integer, read_settings, seconds, setting
+from flowledger.runtime.settings import Settings
 
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    timeout_s: float = 10.0
+    timeout_s: float = setting("FLOWLEDGER_WEBHOOK_TIMEOUT", 10.0, seconds(above_zero=True))
     """Longest wait for a receiver's answer."""
-    max_attempts: int = 10
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 600.0
-    concurrency: int = 32
+    max_attempts: int = setting("FLOWLEDGER_WEBHOOK_MAX_ATTEMPTS", 10, integer(minimum=1))
+    retry_initial_s: float = setting("FLOWLEDGER_WEBHOOK_RETRY_INITIAL", 1.0, seconds())
+    retry_max_s: float = setting("FLOWLEDGER_WEBHOOK_RETRY_MAX", 600.0, seconds())
+    concurrency: int = setting("FLOWLEDGER_WEBHOOK_CONCURRENCY", 32, integer(minimum=1))
     """Webhooks delivered to at the same time by one sender process."""
     poll_interval_s: float = 0.5
+    """The core ``FLOWLEDGER_FOLLOWER_IDLE_WAIT``."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookSettings:
-        env = settings.extra
-        return cls(
-            timeout_s=_float(env, "FLOWLEDGER_WEBHOOK_TIMEOUT", 10.0) or 10.0,
-            max_attempts=_int(env, "FLOWLEDGER_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1),
-            retry_initial_s=_float(env, "FLOWLEDGER_WEBHOOK_RETRY_INITIAL", 1.0),
-            retry_max_s=_float(env, "FLOWLEDGER_WEBHOOK_RETRY_MAX", 600.0),
-            concurrency=_int(env, "FLOWLEDGER_WEBHOOK_CONCURRENCY", 32, minimum=1),
-            poll_interval_s=settings.follower_idle_wait_s,
-        )
+        return read_settings(cls, settings.extra, poll_interval_s=settings.follower_idle_wait_s)
 
     def delay_s(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1 for the first), with jitter."""

@@ -18,10 +18,11 @@ from litestar.response import ServerSentEvent
 from flowledger.eventlog.envelope import EventFilter
 from flowledger.eventlog.notify import Listener
 from flowledger.http.events.asyncapi import asyncapi_document
-from flowledger.http.events.stream import StreamSettings, event_stream
+from flowledger.http.events.settings import StreamSettings
+from flowledger.http.events.stream import event_stream
 from flowledger.http.permissions import Permission, requires
 from flowledger.runtime.process import Runtime
-from flowledger.runtime.settings import Settings, _float
+from flowledger.runtime.settings import Settings
 
 STREAM_DESCRIPTION = """
 A `text/event-stream` of event envelopes (the schema is in `/asyncapi.json`): each SSE
@@ -106,14 +107,6 @@ def _start(last_event_id: str | None, from_position: int | None) -> int | None:
     return from_position
 
 
-def _stream_settings(settings: Settings) -> StreamSettings:
-    return StreamSettings(
-        batch_size=settings.follower_batch_size,
-        poll_interval_s=settings.follower_idle_wait_s,
-        keepalive_s=_float(settings.extra, "FLOWLEDGER_STREAM_KEEPALIVE", 15.0) or 15.0,
-    )
-
-
 async def _open(
     request: Request[Any, Any, Any],
     runtime: Runtime,
@@ -126,7 +119,7 @@ async def _open(
     after = start if start is not None else await anyio.to_thread.run_sync(store.head)
     listener: Listener = request.app.state.events_listener
     stream = event_stream(
-        store, listener, event_filter, after, _stream_settings(settings), follow=follow
+        store, listener, event_filter, after, StreamSettings.from_settings(settings), follow=follow
     )
     return ServerSentEvent(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

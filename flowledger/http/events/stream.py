@@ -22,6 +22,7 @@ from litestar.response import ServerSentEventMessage
 from flowledger.eventlog.envelope import Envelope, EventFilter, encode, envelope_of
 from flowledger.eventlog.notify import Listener
 from flowledger.eventlog.store import EventStore
+from flowledger.http.events.settings import StreamSettings
 
 RETRY_MS: Final = 2000
 """How long a browser's EventSource waits before reconnecting (with ``Last-Event-ID``)."""
@@ -32,13 +33,6 @@ _closing = threading.Event()
 def close_streams() -> None:
     """End every open stream of this process soon (server shutdown)."""
     _closing.set()
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    batch_size: int = 500
-    poll_interval_s: float = 0.5
-    keepalive_s: float = 15.0
 
 
 @dataclass(frozen=True)
