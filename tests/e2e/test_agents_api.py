@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from examples.agents.testing import free_port, running_agent
 from flowledger.http.app import create_app
 from flowledger.projections.tables import audit_log, tracking_table
 from flowledger.runtime.process import Runtime
+from tests.support.agents import running_agent
 from tests.support.http import ApiClient
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

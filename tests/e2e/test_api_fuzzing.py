@@ -20,13 +20,13 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from examples.agents.testing import free_port
 from flowledger.http.app import create_app
 from flowledger.http.consistency import MIN_POSITION_HEADER
 from flowledger.runtime.database import Database, create_database_if_missing, drop_database
 from flowledger.runtime.process import Runtime
 from tests.conftest import make_settings
 from tests.support.http import ADMIN_API_KEY
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from examples.agents.testing import REPO_ROOT, free_port
 from flowledger.runtime.database import Database
+from tests.support import REPO_ROOT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from examples.agents.testing import get_stats, reset_stats, running_all
 from flowledger.http.app import create_app
 from flowledger.kafka.embedded import EmbeddedBroker
 from flowledger.runtime.database import Database
@@ -19,6 +18,7 @@ from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from flowledger.runtime.workers import InProcessWorkers
 from tests.conftest import TEST_ENVIRONMENT, make_settings
+from tests.support.agents import get_stats, reset_stats, running_all
 from tests.support.http import ApiClient
 from tests.support.tracing import spans  # noqa: F401  (fixture)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from examples.agents.testing import get_stats, reset_stats, running_all
 from flowledger.http.app import create_app
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
+from tests.support.agents import get_stats, reset_stats, running_all
 from tests.support.http import ApiClient
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from examples.agents.testing import get_stats, reset_stats, running_all
 from flowledger.commands.agents import RegisterAgent, register_agent
 from flowledger.commands.runs import CancelRun, RetryRun, cancel_run, pin_agents, retry_run
 from flowledger.domain.plans import StepPlan, WorkflowPlan
@@ -25,6 +24,7 @@ from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.workers import InProcessWorkers
+from tests.support.agents import get_stats, reset_stats, running_all
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system("tester")

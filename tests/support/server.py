@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 from litestar import Litestar
 
-from examples.agents.testing import free_port
+from tests.support.ports import free_port
 
 
 @contextmanager
