@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,7 +25,9 @@ def test_it_fails_naming_what_it_awaited_and_the_last_value_seen() -> None:
 
 
 def test_ignored_errors_count_as_not_yet_and_show_as_the_last_value() -> None:
-    answers = iter([ConnectionError("refused"), ConnectionError("refused"), "up"])
+    answers: Iterator[Exception | str] = iter(
+        [ConnectionError("refused"), ConnectionError("refused"), "up"]
+    )
 
     def probe() -> str:
         answer = next(answers)
