@@ -15,7 +15,7 @@ agent card at ``/.well-known/agent-card.json``):
 
 Start one with ``python -m examples.agents echo --port 9101`` or all four with
 ``python -m examples.agents all --base-port 9101``. Tests start them in subprocesses with
-:mod:`examples.agents.testing`. See ``examples/agents/README.md``.
+``tests/support/agents.py``. See ``examples/agents/README.md``.
 """
 
 from typing import Final

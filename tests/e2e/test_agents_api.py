@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from examples.agents.testing import free_port, running_agent
 from flowledger.http.app import create_app
 from flowledger.projections.tables import audit_log, tracking_table
 from flowledger.runtime.process import Runtime
+from tests.support.agents import running_agent
 from tests.support.http import ApiClient
+from tests.support.polling import eventually
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -22,14 +23,18 @@ AGENTS = "/api/v1/agents"
 def wait_for_projection(runtime: Runtime, projection: str, position: int) -> None:
     """Reads wait for the projection they read; the audit log is read here directly."""
     tracking = tracking_table(projection)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def reached() -> int:
         with runtime.engine.connect() as conn:
-            reached = conn.execute(select(func.max(tracking.c.notification_id))).scalar()
-        if (reached or 0) >= position:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{projection} did not reach position {position}")
+            return int(conn.execute(select(func.max(tracking.c.notification_id))).scalar() or 0)
+
+    eventually(
+        reached,
+        lambda at: at >= position,
+        what=f"{projection} to reach position {position}",
+        timeout_s=10,
+        interval_s=0.02,
+    )
 
 
 def register(api: ApiClient, **fields: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from examples.agents.testing import REPO_ROOT, free_port
 from flowledger.runtime.database import Database
+from tests.support import REPO_ROOT
+from tests.support.polling import eventually
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -49,15 +50,19 @@ def dev(database: Database, tmp_path: Path) -> Iterator[dict[str, Any]]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        pause = threading.Event()
-        for _ in range(600):
+
+        def health() -> int:
             assert process.poll() is None, output.read_text()
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            pause.wait(0.1)
+            return httpx.get(f"{base}/health", timeout=1).status_code
+
+        eventually(
+            health,
+            lambda status: status == 200,
+            what="flowledger dev to answer /health",
+            timeout_s=60,
+            interval_s=0.1,
+            ignoring=(httpx.TransportError,),
+        )
         yield {"base": base, "env": env, "data": tmp_path / "data", "output": output}
     finally:
         process.send_signal(signal.SIGTERM)

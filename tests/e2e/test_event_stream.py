@@ -4,7 +4,6 @@ per-run stream, keep-alives, and an end when the client goes away."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +25,7 @@ from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from tests.conftest import make_settings
 from tests.support.http import ADMIN_API_KEY, ApiClient
+from tests.support.polling import eventually
 from tests.support.server import serving
 from tests.support.sse import Message, messages
 
@@ -183,10 +183,13 @@ def test_keep_alives_flow_and_the_stream_ends_when_the_client_goes_away(
         while "keep-alive" not in comments:
             comments += next(source).comments
         assert app.state.events_listener.subscribers == 1
-    deadline = time.monotonic() + 20
-    while app.state.events_listener.subscribers:
-        assert time.monotonic() < deadline, "the stream did not end after the client left"
-        time.sleep(0.02)
+    eventually(
+        lambda: app.state.events_listener.subscribers,
+        lambda subscribers: subscribers == 0,
+        what="the stream to end after the client left (subscribers)",
+        timeout_s=20,
+        interval_s=0.02,
+    )
 
 
 def test_a_last_event_id_that_is_not_a_position_is_a_422(base_url: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -22,6 +21,7 @@ from flowledger.observability.tracing import traceparent_of
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from tests.support.http import ApiClient
+from tests.support.polling import eventually
 from tests.support.tracing import spans  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -54,13 +54,17 @@ def test_metrics_expose_requests_events_lag_and_the_series_later_workers_record(
     assert api.get("/no/such/route").status_code == 404
 
     head = runtime.store.head()
-    deadline = time.monotonic() + 20
-    while (
-        sample(families := scrape(api), "flowledger_follower_position", follower="audit_log")
-        != head
-    ):
-        assert time.monotonic() < deadline, "the audit log projector did not catch up"
-        time.sleep(0.05)
+    families = eventually(
+        lambda: scrape(api),
+        lambda scraped: (
+            sample(scraped, "flowledger_follower_position", follower="audit_log") == head
+        ),
+        what=f"the audit log projector to reach {head}",
+        timeout_s=20,
+        describe=lambda scraped: str(
+            sample(scraped, "flowledger_follower_position", follower="audit_log")
+        ),
+    )
 
     assert sample(families, "flowledger_http_requests_total", route=ROUTE, status="200") >= 1
     assert sample(families, "flowledger_http_request_errors_total", route=ROUTE, status="404")

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from examples.agents.testing import get_stats, reset_stats, running_all
 from flowledger.http.app import create_app
 from flowledger.kafka.embedded import EmbeddedBroker
 from flowledger.runtime.database import Database
@@ -19,7 +18,9 @@ from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from flowledger.runtime.workers import InProcessWorkers
 from tests.conftest import TEST_ENVIRONMENT, make_settings
+from tests.support.agents import get_stats, reset_stats, running_all
 from tests.support.http import ApiClient
+from tests.support.polling import eventually
 from tests.support.tracing import spans  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -57,13 +58,14 @@ def run_to_end(
     accepted = api.post(f"/api/v1/workflows/{workflow_id}/execute", json={}, headers=headers or {})
     assert accepted.status_code == 202, accepted.text
     run_id = accepted.json()["run_id"]
-    deadline = time.monotonic() + 30
-    while True:
-        run = api.get(f"/api/v1/runs/{run_id}").json()
-        if run["status"] in TERMINAL:
-            return run  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, run["status"]
-        time.sleep(0.05)
+    run: dict[str, Any] = eventually(
+        lambda: api.get(f"/api/v1/runs/{run_id}").json(),
+        lambda run: run["status"] in TERMINAL,
+        what=f"run {run_id} to finish",
+        timeout_s=30,
+        describe=lambda run: f"status {run['status']}",
+    )
+    return run
 
 
 @pytest.fixture

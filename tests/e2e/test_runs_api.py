@@ -3,17 +3,17 @@ the sample agents as real A2A servers in their own process."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from examples.agents.testing import get_stats, reset_stats, running_all
 from flowledger.http.app import create_app
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
+from tests.support.agents import get_stats, reset_stats, running_all
 from tests.support.http import ApiClient
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -78,13 +78,14 @@ def execute(api: ApiClient, workflow_id: str, **body: Any) -> Any:
 def wait_for_run(
     api: ApiClient, run_id: str, until: set[str] = TERMINAL, timeout: float = 30
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api.get(f"/api/v1/runs/{run_id}").json()
-        if run.get("status") in until:
-            return run  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"run stayed {run.get('status')}"
-        time.sleep(0.05)
+    run: dict[str, Any] = eventually(
+        lambda: api.get(f"/api/v1/runs/{run_id}").json(),
+        lambda run: run.get("status") in until,
+        what=f"run {run_id} to be {sorted(until)}",
+        timeout_s=timeout,
+        describe=lambda run: f"status {run.get('status')}",
+    )
+    return run
 
 
 def totals_by_status(api: ApiClient, workflow_id: str) -> dict[str, int]:
@@ -208,18 +209,23 @@ def test_cancelling_a_slow_run_and_then_cancelling_it_again(
     )
     run_id = execute(api, workflow["id"]).json()["run_id"]
     wait_for_run(api, run_id, until={"RUNNING"})
-    deadline = time.monotonic() + 10
-    while get_stats(agent_urls["slow"])["in_flight"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    eventually(
+        lambda: get_stats(agent_urls["slow"]),
+        lambda stats: stats["in_flight"] >= 1,
+        what="the slow agent to be working on the step",
+        timeout_s=10,
+    )
     cancelled = api.post(f"/api/v1/runs/{run_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
     assert cancelled.json()["cancelled_by"] == "admin-env"
     again = api.post(f"/api/v1/workflows/executions/{run_id}/cancel")
     assert again.status_code == 409 and "already CANCELLED" in again.json()["detail"]
-    while get_stats(agent_urls["slow"])["canceled"] < 1:
-        assert time.monotonic() < deadline + 10, "the agent's task was not cancelled"
-        time.sleep(0.05)
+    eventually(
+        lambda: get_stats(agent_urls["slow"]),
+        lambda stats: stats["canceled"] >= 1,
+        what="the agent's task to be cancelled",
+        timeout_s=20,
+    )
     steps = api.get(f"/api/v1/runs/{run_id}/steps").json()
     assert steps[0]["status"] == "CANCELLED"
     assert totals_by_status(api, workflow["id"]) == {

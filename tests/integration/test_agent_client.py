@@ -10,13 +10,6 @@ import httpx
 import pytest
 
 from examples.agents import AGENT_VERSION
-from examples.agents.testing import (
-    aget_stats,
-    areset_stats,
-    free_port,
-    running_agents,
-    spawn,
-)
 from flowledger.a2a import (
     AgentAuth,
     AgentCallCancelled,
@@ -24,6 +17,8 @@ from flowledger.a2a import (
     AgentClient,
     fetch_agent_card,
 )
+from tests.support.agents import aget_stats, areset_stats, running_agents, spawn
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -39,6 +39,7 @@ from flowledger.projections.tables import audit_log
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.workers import run_audit_retention
 from flowledger.security.bootstrap import ADMIN_KEY_FILE, ensure_dev_admin_key, key_works
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 META = EventMetadata(actor="key:tester", correlation_id="corr-1")
@@ -221,11 +222,20 @@ def test_the_projections_worker_purges_rows_past_the_retention(runtime: Runtime)
     purger = threading.Thread(target=run_audit_retention, args=(rt, stop), daemon=True)
     purger.start()
     try:
-        for _ in range(200):
+
+        def oldest_position() -> int | None:
             with runtime.engine.connect() as conn:
-                if conn.execute(select(func.min(audit_log.c.position))).scalar_one() != old:
-                    break
-            stop.wait(0.05)
+                oldest: int | None = conn.execute(
+                    select(func.min(audit_log.c.position))
+                ).scalar_one()
+                return oldest
+
+        eventually(
+            oldest_position,
+            lambda oldest: oldest != old,
+            what=f"the purger to remove the row at {old}",
+            timeout_s=10,
+        )
     finally:
         stop.set()
         purger.join(timeout=10)

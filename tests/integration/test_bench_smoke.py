@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.agents.testing import REPO_ROOT
 from flowledger.runtime.database import Database
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ from flowledger.kafka.embedded import (
     EmbeddedBroker,
     broker_available,
 )
+from tests.support.polling import eventually_async
 
 pytestmark = [
     pytest.mark.integration,
@@ -104,12 +105,22 @@ def group_consumer(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
 
 async def consume(consumer: AIOKafkaConsumer, expected: int, timeout_s: float = 10.0) -> list[Any]:
     records: list[Any] = []
-    async with asyncio.timeout(timeout_s):
-        while len(records) < expected:
+
+    async def records_so_far() -> list[Any]:
+        if len(records) < expected:
             batch = await consumer.getmany(timeout_ms=200)
             for partition_records in batch.values():
                 records.extend(partition_records)
-    return records
+        return records
+
+    return await eventually_async(
+        records_so_far,
+        lambda got: len(got) >= expected,
+        what=f"{expected} records",
+        timeout_s=timeout_s,
+        interval_s=0,
+        describe=lambda got: f"{len(got)} records",
+    )
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -226,15 +237,25 @@ async def test_two_group_members_split_the_partitions(broker: EmbeddedBroker) ->
     polls: list[asyncio.Task[Any]] = []
     try:
 
-        def settled() -> bool:
-            a, b = first.assignment(), second.assignment()
+        def settled(assignments: tuple[set[Any], set[Any]]) -> bool:
+            a, b = assignments
             return bool(a) and bool(b) and not a & b and len(a | b) == PARTITIONS
 
-        async with asyncio.timeout(10):
-            while not settled():
+        async def assignments() -> tuple[set[Any], set[Any]]:
+            nonlocal polls
+            if not settled((first.assignment(), second.assignment())):
                 # The group protocol only advances while members poll.
                 polls = [asyncio.create_task(c.getmany(timeout_ms=100)) for c in (first, second)]
                 await asyncio.gather(*polls)
+            return first.assignment(), second.assignment()
+
+        await eventually_async(
+            assignments,
+            settled,
+            what="the two members to split the partitions between them",
+            timeout_s=10,
+            interval_s=0,
+        )
         assert {tp.partition for tp in first.assignment() | second.assignment()} == {0, 1, 2}
     finally:
         for poll in polls:

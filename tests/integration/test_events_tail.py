@@ -20,6 +20,7 @@ from flowledger.kafka.relay import Relay
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from tests.support.kafka import kafka_settings
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="tail-test")
@@ -64,11 +65,16 @@ def test_the_store_tail_follows_new_events(runtime: Runtime, settings: Settings)
     request = TailRequest(EventFilter(event_types=("AgentRegistered",)), after=None, limit=1)
     thread = run_in_thread(tail_store, settings, request, out)
     # The tail starts at the head it finds; wait until it has found it before writing.
-    stop = threading.Event()
-    while not out.getvalue() and thread.is_alive() and not stop.wait(0.05):
+
+    def tail_has_printed() -> bool:
+        if out.getvalue() or not thread.is_alive():
+            return True
         register_agent(
             runtime.store, RegisterAgent(name=f"new-{uuid.uuid4().hex[:6]}", url="http://a"), META
         )
+        return False
+
+    eventually(tail_has_printed, what="the tail to print an event written after it started")
     thread.join(timeout=30)
     assert not thread.is_alive()
     [new] = printed(out)

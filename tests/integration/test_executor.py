@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from examples.agents.testing import get_stats, reset_stats, running_all
 from flowledger.commands.agents import RegisterAgent, register_agent
 from flowledger.commands.runs import CancelRun, RetryRun, cancel_run, pin_agents, retry_run
 from flowledger.domain.plans import StepPlan, WorkflowPlan
@@ -25,6 +23,8 @@ from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.workers import InProcessWorkers
+from tests.support.agents import get_stats, reset_stats, running_all
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system("tester")
@@ -78,15 +78,15 @@ def request(
 def wait_for(
     runtime: Runtime, run_id: uuid.UUID, until: Callable[[Run], bool], timeout: float = 30
 ) -> Run:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = runtime.store.get(Run, run_id)
-        if until(run):
-            return run
-        if time.monotonic() > deadline:
-            states = {s.step_id: s.status for s in run.steps.values()}
-            raise AssertionError(f"run is {run.status} with steps {states}")
-        time.sleep(0.05)
+    return eventually(
+        lambda: runtime.store.get(Run, run_id),
+        until,
+        what=f"run {run_id}",
+        timeout_s=timeout,
+        describe=lambda run: (
+            f"{run.status} with steps " + str({s.step_id: s.status for s in run.steps.values()})
+        ),
+    )
 
 
 def finished(run: Run) -> bool:
@@ -189,10 +189,12 @@ def test_cancelling_during_a_slow_step_cancels_the_agents_task(
         "wait": "CANCELLED",
         "never": "SKIPPED",
     }
-    deadline = time.monotonic() + 10
-    while get_stats(agents["slow"])["canceled"] < 1:
-        assert time.monotonic() < deadline, "the agent's task was not cancelled"
-        time.sleep(0.05)
+    eventually(
+        lambda: get_stats(agents["slow"]),
+        lambda stats: stats["canceled"] >= 1,
+        what="the agent's task to be cancelled",
+        timeout_s=10,
+    )
     assert get_stats(agents["echo"])["calls"] == 0
 
 

@@ -16,6 +16,7 @@ from flowledger.eventlog.store import EventMetadata
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.projector import Projector
 from flowledger.runtime.process import Runtime
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="wakeup")
@@ -45,10 +46,13 @@ def test_each_append_wakes_a_running_follower_long_before_its_poll(
                 runtime.store, RegisterAgent(name=f"agent-{n}", url="http://agent"), META
             )
             assert outcome.position is not None
-            deadline = time.monotonic() + 3.0
-            while (follower.status.position or 0) < outcome.position:
-                assert time.monotonic() < deadline, f"append {n} did not wake the follower"
-                time.sleep(0.01)
+            eventually(
+                lambda: follower.status.position or 0,
+                lambda position, wanted=outcome.position: position >= wanted,
+                what=f"append {n} to wake the follower",
+                timeout_s=3.0,
+                interval_s=0.01,
+            )
             if n == 2:
                 time.sleep(0.3)  # quiet: the follower is waiting for the next NOTIFY
     finally:

@@ -4,7 +4,6 @@ followers retry). Uses a PostgreSQL server of its own, stopped and started mid-t
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +14,13 @@ from flowledger.runtime.process import Runtime
 from tests.conftest import make_settings
 from tests.support.http import ApiClient
 from tests.support.pgserver import own_server
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 
-def eventually(request: Any, predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = request()
-        if predicate(response):
-            return response
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {response.status_code}: {response.text[:300]}")
-        time.sleep(0.2)
+def answer(response: Any) -> str:
+    return f"{response.status_code}: {response.text[:300]}"
 
 
 def agent(name: str) -> dict[str, Any]:
@@ -66,10 +59,21 @@ def test_readiness_and_commands_answer_503_while_the_database_is_down_then_recov
                 assert "flowledger_database_up 0.0" in scraped.text
 
                 server.start()
-                eventually(lambda: api.get("/health/ready"), lambda r: r.status_code == 200)
+                eventually(
+                    lambda: api.get("/health/ready"),
+                    lambda r: r.status_code == 200,
+                    what="readiness once the database is back",
+                    timeout_s=60,
+                    interval_s=0.2,
+                    describe=answer,
+                )
                 created = eventually(
                     lambda: api.post("/api/v1/agents", json=agent("after")),
                     lambda r: r.status_code != 503,
+                    what="a command to be accepted once the database is back",
+                    timeout_s=60,
+                    interval_s=0.2,
+                    describe=answer,
                 )
                 assert created.status_code == 201
                 listed = api.get("/api/v1/agents", params={"sort": "name"})

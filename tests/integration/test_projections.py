@@ -36,6 +36,7 @@ from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projector
 from flowledger.projections.tables import agents, audit_log
 from flowledger.runtime.process import Runtime
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="prop")
@@ -248,14 +249,6 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "flowledger", "worker", "projections"], env=env)
 
 
-def wait_until(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
-
-
 def test_kill_9_of_the_projections_worker_at_random_moments_loses_and_repeats_nothing(
     runtime: Runtime, tmp_path: Any
 ) -> None:
@@ -281,7 +274,12 @@ def test_kill_9_of_the_projections_worker_at_random_moments_loses_and_repeats_no
         before = agents_projector.position() or 0
         worker = start_worker(env)
         try:
-            wait_until(lambda before=before: (agents_projector.position() or 0) > before)
+            eventually(
+                lambda: agents_projector.position() or 0,
+                lambda position, before=before: position > before,
+                what=f"the worker to project past {before}",
+                timeout_s=20,
+            )
             time.sleep(rng.uniform(0, 0.03))
         finally:
             os.kill(worker.pid, signal.SIGKILL)
@@ -291,7 +289,12 @@ def test_kill_9_of_the_projections_worker_at_random_moments_loses_and_repeats_no
 
     worker = start_worker(env)
     try:
-        wait_until(lambda: all((p.position() or 0) >= head for p in projectors))
+        eventually(
+            lambda: [p.position() or 0 for p in projectors],
+            lambda positions: all(p >= head for p in positions),
+            what=f"both projectors to reach the head {head}",
+            timeout_s=20,
+        )
     finally:
         worker.terminate()
         worker.wait()

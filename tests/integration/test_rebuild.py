@@ -35,9 +35,9 @@ from tests.integration.test_projections import (
     project,
     run_commands,
     table_agents,
-    wait_until,
 )
 from tests.support.http import ApiClient
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +202,12 @@ def test_rebuilding_all_projections_while_clients_query_and_write_never_shows_an
 ) -> None:
     run_commands(runtime.store, some_history(120))
     head = runtime.store.head()
-    wait_until(lambda: all(p >= head for p in live_positions(runtime)), timeout=60)
+    eventually(
+        lambda: live_positions(runtime),
+        lambda positions: all(p >= head for p in positions),
+        what=f"the live projections to reach {head}",
+        timeout_s=60,
+    )
     known = api.get("/api/v1/agents", params={"page_size": 1}).json()["items"][0]
     before = schema_shape(runtime)
 
@@ -246,7 +251,12 @@ def test_rebuilding_all_projections_while_clients_query_and_write_never_shows_an
     assert problems == []
     assert answered_during_rebuild > 3
     final = runtime.store.head()
-    wait_until(lambda: all(p >= final for p in live_positions(runtime)), timeout=60)
+    eventually(
+        lambda: live_positions(runtime),
+        lambda positions: all(p >= final for p in positions),
+        what=f"the live projections to reach {final}",
+        timeout_s=60,
+    )
     assert table_agents(runtime) == folded_agents(runtime.store)
     assert audit_positions(runtime) == public_positions(runtime)
     assert schema_shape(runtime) == before
@@ -356,17 +366,17 @@ class LiveBatchArrivesDuringTheSwap(Rebuild):
         self.live.start()
         ours = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         with self.engine.connect() as probe:
-            wait_until(
-                lambda: (
-                    probe.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND pid <> :ours AND datname = current_database()"
-                        ),
-                        {"ours": ours},
-                    ).scalar_one()
-                    > 0
-                )
+            eventually(
+                lambda: probe.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND pid <> :ours AND datname = current_database()"
+                    ),
+                    {"ours": ours},
+                ).scalar_one(),
+                lambda waiting: waiting > 0,
+                what="the live batch to wait for the rebuild's lock",
+                timeout_s=20,
             )
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -47,6 +46,7 @@ from tests.support.kafka import (
     topics_with_prefix,
     without_repeats,
 )
+from tests.support.polling import eventually
 
 pytestmark = [
     pytest.mark.integration,
@@ -111,12 +111,13 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the guard timeout")
-        time.sleep(0.05)
+def relay_at_head(relay: Relay, store: EventStore) -> tuple[int | None, int]:
+    """Wait until the relay's position equals the store's head, then return both."""
+    return eventually(
+        lambda: (relay.position(), store.head()),
+        lambda seen: seen[0] == seen[1],
+        what="the relay to reach the store's head (relay, head)",
+    )
 
 
 @settings(
@@ -221,7 +222,7 @@ def test_a_broker_that_stops_and_restarts_empty_loses_nothing(
 
     try:
         run_commands(store, [("register", "echo"), ("update", 0, 5000), ("webhook", 0)])
-        wait_until(lambda: relay.position() == store.head())
+        relay_at_head(relay, store)
         all_published()
 
         # Restarted while the relay is idle and caught up: its idle check notices.
@@ -231,13 +232,17 @@ def test_a_broker_that_stops_and_restarts_empty_loses_nothing(
         # Down while commands keep succeeding; up again (empty) with more to come.
         broker.stop()
         run_commands(store, [("register", "flaky"), ("deactivate", 0), ("register", "echo")])
-        wait_until(lambda: follower.status.state == "retrying")
+        eventually(
+            lambda: follower.status.state,
+            lambda state: state == "retrying",
+            what="the relay to retry while the broker is down",
+        )
         with runtime.engine.connect() as conn:
             error = conn.execute(select(relay_state.c.last_error)).scalar_one()
         assert error is not None and "unavailable" in error
         broker.start()
         run_commands(store, [("update", 1, 9000), ("delete", 0)])
-        wait_until(lambda: relay.position() == store.head())
+        relay_at_head(relay, store)
         all_published()
         with runtime.engine.connect() as conn:
             state = conn.execute(select(relay_state)).one()

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +23,7 @@ from flowledger.http.app import create_app
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from tests.support.http import ApiClient
+from tests.support.polling import eventually
 from tests.support.tracing import spans  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
@@ -102,13 +102,19 @@ def test_the_projector_in_another_process_continues_the_commands_trace(
         [command] = [s for s in spans.get_finished_spans() if s.name == "command register_agent"]
         trace_id = command.context.trace_id.to_bytes(16, "big")
 
-        deadline = time.monotonic() + 30
-        while ("project agents", trace_id, "flowledger-worker-projections") not in set(
-            collector.received
-        ):
-            assert time.monotonic() < deadline, f"not exported: {collector.received}"
-            assert worker.poll() is None, "the worker died"
-            time.sleep(0.05)
+        wanted = ("project agents", trace_id, "flowledger-worker-projections")
+
+        def exported() -> list[Any]:
+            received = list(collector.received)
+            assert wanted in received or worker.poll() is None, "the worker died"
+            return received
+
+        eventually(
+            exported,
+            lambda received: wanted in received,
+            what="the worker to export its projection span",
+            timeout_s=30,
+        )
     finally:
         worker.terminate()
         worker.wait(timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from flowledger.eventlog.envelope import Envelope, decode
 from flowledger.eventlog.envelope import envelopes as envelopes_of
 from flowledger.eventlog.store import EventStore
 from flowledger.kafka.config import KafkaSettings
+from tests.support.polling import eventually_async
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,18 @@ async def read_published(
     """Everything on the prefix's topics, from the start to the end, once every expected event
     id has been seen (a guard timeout fails the test otherwise)."""
     wanted = set(expected_ids)
-    found: list[Published] = []
-    async with asyncio.timeout(timeout_s):
-        while True:
-            found = await _read_to_end(bootstrap, prefix)
-            if wanted <= {p.envelope.event_id for p in found}:
-                return found
-            await asyncio.sleep(0.1)
+
+    def missing(found: list[Published]) -> set[UUID]:
+        return wanted - {p.envelope.event_id for p in found}
+
+    return await eventually_async(
+        lambda: _read_to_end(bootstrap, prefix),
+        lambda found: not missing(found),
+        what=f"{len(wanted)} events on the {prefix}.* topics",
+        timeout_s=timeout_s,
+        interval_s=0.1,
+        describe=lambda found: f"{len(found)} published, {len(missing(found))} of ours missing",
+    )
 
 
 async def _read_to_end(bootstrap: str, prefix: str) -> list[Published]:

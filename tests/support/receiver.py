@@ -4,7 +4,6 @@ can be told to fail the first requests or to hang (a dead receiver)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from flowledger.eventlog.envelope import Envelope, decode
 from flowledger.webhooks.signing import SIGNATURE_HEADER, verify
+from tests.support.polling import eventually
 
 
 @dataclass
@@ -42,11 +42,14 @@ class Receiver:
             return [d for d in self.deliveries if d.answered == 200]
 
     def wait_for(self, condition: Callable[[Receiver], bool], timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition(self):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"receiver: condition not met; got {len(self.deliveries)}")
-            time.sleep(0.02)
+        eventually(
+            lambda: self,
+            condition,
+            what="the receiver's deliveries",
+            timeout_s=timeout_s,
+            interval_s=0.02,
+            describe=lambda receiver: f"{len(receiver.deliveries)} deliveries",
+        )
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

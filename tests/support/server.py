@@ -4,14 +4,14 @@ that the in-memory test client cannot follow."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
 from litestar import Litestar
 
-from examples.agents.testing import free_port
+from tests.support.polling import eventually
+from tests.support.ports import free_port
 
 
 @contextmanager
@@ -23,11 +23,13 @@ def serving(app: Litestar) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
+
+    def started() -> bool:
+        if not server.started and not thread.is_alive():
+            raise RuntimeError("the test server stopped before it started")
+        return bool(server.started)
+
+    eventually(started, what="the test server to start", timeout_s=20, interval_s=0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -1,9 +1,9 @@
-"""Start sample agents in subprocesses for tests.
+"""Start the sample agents (``examples/agents``) in subprocesses for tests.
 
 Every agent runs as a real server in its own process (``python -m examples.agents ...``) on a
 free port; these helpers wait until its agent card answers and stop it afterwards::
 
-    from examples.agents.testing import running_agent, get_stats
+    from tests.support.agents import running_agent, get_stats
 
     with running_agent("flaky", "--fail-first", "2") as url:
         ...  # call http://127.0.0.1:<port>/ over A2A
@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,39 +34,12 @@ from typing import IO, Any
 import httpx
 
 from examples.agents import AGENT_KINDS
+from tests.support import REPO_ROOT
+from tests.support.polling import NotReached, eventually
+from tests.support.ports import HOST, free_port, free_port_block
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CARD_PATH = "/.well-known/agent-card.json"
 DEFAULT_STARTUP_TIMEOUT_S = 20.0
-HOST = "127.0.0.1"
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port that was free a moment ago (bind to port 0 and let the OS choose)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_block(count: int, host: str = HOST, attempts: int = 50) -> int:
-    """The first of ``count`` consecutive ports that were all free a moment ago."""
-    for _ in range(attempts):
-        first = free_port(host)
-        if first + count > 65535:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind((host, port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return first
-    raise RuntimeError(f"found no {count} consecutive free ports")
 
 
 @dataclass
@@ -94,10 +65,10 @@ class AgentProcess:
 
     def wait_ready(self, timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S) -> None:
         """Block until every agent card answers; raise (with the log) if it does not."""
-        deadline = time.monotonic() + timeout_s
         pending = dict(self.urls)
         with httpx.Client(timeout=1.0) as client:
-            while pending:
+
+            def still_silent() -> list[str]:
                 if self.process.poll() is not None:
                     raise RuntimeError(
                         f"agent process {self.args} exited with {self.process.returncode}:\n"
@@ -107,15 +78,19 @@ class AgentProcess:
                     with contextlib.suppress(httpx.HTTPError):
                         if client.get(url.rstrip("/") + CARD_PATH).status_code == 200:
                             del pending[kind]
-                if not pending:
-                    return
-                if time.monotonic() > deadline:
-                    log = self.log_tail()
-                    self.stop()
-                    raise TimeoutError(
-                        f"agents {sorted(pending)} did not answer within {timeout_s:g} s:\n" + log
-                    )
-                time.sleep(0.05)
+                return sorted(pending)
+
+            try:
+                eventually(
+                    still_silent,
+                    lambda silent: not silent,
+                    what=f"the agent cards of {sorted(self.urls)} to answer",
+                    timeout_s=timeout_s,
+                )
+            except NotReached as late:
+                log = self.log_tail()
+                self.stop()
+                raise TimeoutError(f"{late}:\n{log}") from late
 
     def stop(self, timeout_s: float = 5.0, *, keep_log: bool = False) -> None:
         """Terminate the process (SIGTERM, then SIGKILL); close and delete its log."""
