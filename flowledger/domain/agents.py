@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from eventsourcing.domain import Aggregate, event
 
+from flowledger.domain.backoff import Backoff
 from flowledger.domain.errors import Conflict, FieldProblem, raise_if_any
 
 AgentStatus = Literal["active", "inactive", "deleted"]
@@ -100,10 +101,13 @@ class RetryPolicy:
             )
         return found
 
-    def delay_ms(self, retry_number: int) -> float:
-        """The delay before retry ``retry_number`` (1 for the first retry), before jitter."""
-        delay = self.initial_delay_ms * self.backoff_multiplier ** max(retry_number - 1, 0)
-        return float(min(delay, self.max_delay_ms))
+    @property
+    def backoff(self) -> Backoff:
+        """The waits between retries, in milliseconds, with jitter: each one a random half to
+        all of the capped exponential delay, so retries of many runs spread out."""
+        return Backoff(
+            self.initial_delay_ms, self.max_delay_ms, self.backoff_multiplier, jitter=(0.5, 1.0)
+        )
 
 
 def name_problems(name: object, field: str = "name") -> list[FieldProblem]:

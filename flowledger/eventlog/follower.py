@@ -13,7 +13,6 @@ before a bad one still get applied; then the follower stops loudly with the fail
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import sqlalchemy.exc
 from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
+from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.store import EVENTS_TABLE, EventStore
 from flowledger.observability import metrics
 from flowledger.observability.tracing import follower_batch_span
@@ -89,14 +89,8 @@ class FollowerStatus:
     updated_at: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
-class Backoff:
-    initial_s: float = 0.2
-    maximum_s: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        base: float = min(self.maximum_s, self.initial_s * 2 ** max(attempt - 1, 0))
-        return base * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not cryptography)
+RETRY_BACKOFF = Backoff(initial=0.2, maximum=10.0, jitter=(0.5, 1.0))
+"""The wait between a follower's attempts at a batch (seconds)."""
 
 
 class _Waker:
@@ -166,7 +160,7 @@ class Follower:
         reads: events appended close together then share one batch (one transaction) instead
         of costing one each, at the price of this much more lag when the log is quiet."""
         self.max_attempts = max_attempts
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or RETRY_BACKOFF
         self.status = FollowerStatus(name=handler.name)
         self._waker = _Waker(store)
         self._at_head = False

@@ -18,9 +18,12 @@ from collections.abc import AsyncIterator
 
 import psycopg
 
+from flowledger.domain.backoff import Backoff
 from flowledger.runtime.database import Database
 
 log = logging.getLogger(__name__)
+
+RECONNECT = Backoff(initial=0.2, maximum=5.0)
 
 
 class Listener:
@@ -76,7 +79,7 @@ class Listener:
         event.set()
 
     async def _listen(self) -> None:
-        delay = 0.2
+        failures = 0
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -85,7 +88,7 @@ class Listener:
                 try:
                     await conn.execute(f"LISTEN {self._channel}")
                     self.connected = True
-                    delay = 0.2
+                    failures = 0
                     self._wake()  # anything committed while we were not listening
                     while True:
                         async for _ in conn.notifies(timeout=10.0):
@@ -95,6 +98,6 @@ class Listener:
                     self.connected = False
                     await conn.close()
             except (psycopg.Error, OSError) as error:
+                failures += 1
                 log.debug("LISTEN %s failed (%s); retrying", self._channel, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(RECONNECT.delay(failures))
