@@ -179,6 +179,8 @@ class Follower:
             position = self._load_position(stop)
             while not stop.is_set():
                 handled = self._step(position, stop)
+                if stop.is_set():
+                    break  # (a handler may set it: the tail once it printed enough)
                 if handled is not None:
                     position = handled
                     if not self._at_head:
