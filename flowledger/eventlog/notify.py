@@ -51,14 +51,19 @@ class Notifier:
         self._listening: threading.Event | None = None
         """The stop signal of the thread listening now; None when none is."""
         self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
-        self.connected = False
-        """Whether notifications are flowing now (waiters may poll more often when not)."""
+        self._connected: threading.Event | None = None
+        """The stop signal of the thread whose connection listens now."""
         self.application_name = f"flowledger listen {channel}"
         """What ``pg_stat_activity`` shows for the LISTEN connection."""
 
     @property
     def subscribers(self) -> int:
         return self._subscribers
+
+    @property
+    def connected(self) -> bool:
+        """Whether notifications are flowing now (waiters may poll more often when not)."""
+        return self._connected is not None
 
     @contextlib.contextmanager
     def subscription(self) -> Iterator[Notifier]:
@@ -147,7 +152,7 @@ class Notifier:
                 ) as conn:
                     conn.execute(f"LISTEN {self._channel}")
                     failures = 0
-                    self.connected = True
+                    self._connected = stop
                     self._notified()  # commits made while nobody listened notified no one
                     checked = time.monotonic()
                     while self._wanted(stop):
@@ -162,7 +167,9 @@ class Notifier:
                 log.debug("LISTEN %s failed (%s); retrying", self._channel, error)
                 stop.wait(RECONNECT.delay(failures))
             finally:
-                self.connected = False
+                with self._changed:
+                    if self._connected is stop:
+                        self._connected = None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
