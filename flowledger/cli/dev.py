@@ -17,8 +17,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+from flowledger.domain.backoff import Backoff
 from flowledger.runtime import migrations
 from flowledger.runtime.database import Database, resolve_database
 from flowledger.runtime.process import Runtime
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
     from flowledger.kafka.embedded import EmbeddedBroker
 
 log = logging.getLogger("flowledger.dev")
+
+RESTART: Final = Backoff(initial=0.5, maximum=30.0)
+"""The wait before a worker that exited is started again, after each exit in a row."""
+BROKER_CHECK: Final = Backoff(initial=0.5, maximum=10.0)
+"""How often the broker watch looks, and (growing) how long it waits after failed starts."""
 
 
 @dataclass
@@ -80,7 +86,7 @@ class Supervisor:
                 if child.next_start == 0.0:
                     if now - child.started_at > 60:
                         child.restarts = 0  # it ran a good while: start afresh
-                    delay = min(30.0, 0.5 * 2**child.restarts)
+                    delay = RESTART.delay(child.restarts + 1)
                     child.next_start = now + delay
                     log.warning(
                         "worker %s exited with code %s; restarting in %.1fs",
@@ -161,17 +167,17 @@ class BrokerWatch:
     def _watch(self) -> None:
         from flowledger.kafka.embedded import BrokerStartError  # noqa: PLC0415
 
-        delay = 0.5
-        while not self._stop.wait(delay):
+        failed_starts = 0
+        while not self._stop.wait(BROKER_CHECK.delay(failed_starts + 1)):
             if self.broker.is_running():
-                delay = 0.5
+                failed_starts = 0
                 continue
             log.warning("the embedded Kafka broker exited; starting it again (empty)")
             try:
                 self.broker.start()
             except BrokerStartError as error:
                 log.warning("the embedded Kafka broker did not start: %s", error)
-                delay = min(delay * 2, 10.0)
+                failed_starts += 1
 
     def stop(self) -> None:
         self._stop.set()

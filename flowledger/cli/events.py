@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from typing import Any
@@ -64,30 +63,35 @@ def events_tail(settings: Settings, args: argparse.Namespace) -> int:
 def events_status(settings: Settings) -> int:
     runtime = Runtime.open(settings)
     try:
-        report = asyncio.run(_status(runtime))
+        report = status_report(runtime)
     finally:
         runtime.close_sync()
     print(msgspec.json.format(msgspec.json.encode(report)).decode())
     return 0
 
 
-async def _status(runtime: Runtime) -> dict[str, Any]:
-    from flowledger.http.consistency import projection_position  # noqa: PLC0415
-    from flowledger.http.events.status import relay_status, webhook_backlog  # noqa: PLC0415
+def status_report(runtime: Runtime) -> dict[str, Any]:
+    """The projections' lag (measured as by ``projections status`` and ``/health/ready``), the
+    relay's and the webhook backlog."""
+    from flowledger.eventlog import lag  # noqa: PLC0415
+    from flowledger.kafka.status import relay_status  # noqa: PLC0415
     from flowledger.projections.registry import all_projections  # noqa: PLC0415
+    from flowledger.webhooks.backlog import webhook_backlog  # noqa: PLC0415
 
-    try:
-        async with runtime.async_engine.connect() as conn:
-            head = runtime.store.head()
-            projections = {}
-            for projection in all_projections():
-                position = await projection_position(conn, projection.name)
-                projections[projection.name] = {"position": position, "lag_events": head - position}
-            return {
-                "head_position": head,
-                "projections": projections,
-                "relay": await relay_status(conn, head),
-                "webhooks": await webhook_backlog(conn),
+    with runtime.engine.connect() as conn:
+        lags = lag.measure(conn, runtime.store)
+        measured = {f.name: f for f in lags.followers}
+        projections = {}
+        for projection in all_projections():
+            found = measured.get(projection.name)
+            position = found.position if found else 0
+            projections[projection.name] = {
+                "position": position,
+                "lag_events": found.lag_events if found else lags.head,
             }
-    finally:
-        await runtime.async_engine.dispose()
+        return {
+            "head_position": lags.head,
+            "projections": projections,
+            "relay": relay_status(conn, lags.head),
+            "webhooks": webhook_backlog(conn),
+        }

@@ -4,7 +4,8 @@ From Kafka when a broker is configured (``KAFKA_BOOTSTRAP_SERVERS``, or the embe
 running ``flowledger dev`` wrote down in its data folder), otherwise straight from the event
 store. Kafka delivers at least once; the tail drops what it has already printed, and a tail
 "from now" also drops events recorded before it started (a broker that restarted empty gets
-the whole history again).
+the whole history again). From the store, the tail is a :class:`Follower` like every worker
+(same batches, NOTIFY wake-up and retries) whose position lives only in memory.
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from flowledger.eventlog.envelope import Envelope, EventFilter, encode, envelopes
 from flowledger.runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Notification
+
+    from flowledger.eventlog.store import EventStore
 
 DEV_BROKER_FILE = "kafka.json"
 
@@ -85,33 +91,61 @@ class Printer:
         return self.request.limit is None or self.printed < self.request.limit
 
 
+class StoreTail:
+    """A follower's handler that prints what it is given; its position is kept in memory only,
+    so each tail starts where it is asked to. Sets ``stop`` once it has printed enough."""
+
+    name = "events-tail"
+
+    def __init__(
+        self, store: EventStore, printer: Printer, start: int, stop: threading.Event
+    ) -> None:
+        self.store = store
+        self.printer = printer
+        self.stop = stop
+        self.output_closed: BrokenPipeError | None = None
+        self._position = start
+
+    def position(self) -> int | None:
+        return self._position
+
+    def handle(self, batch: Sequence[Notification]) -> None:
+        wanted = [n for n in batch if self.printer.request.event_filter.admits_stored(n)]
+        try:
+            for envelope in envelopes(self.store, wanted):
+                if not self.printer(envelope):
+                    self.stop.set()
+                    break
+        except BrokenPipeError as error:  # ``| head`` has read enough: not worth a retry
+            self.output_closed = error
+            self.stop.set()
+        self._position = batch[-1].id
+
+
 def tail_store(
     settings: Settings,
     request: TailRequest,
     out: TextIO = sys.stdout,
     stop: threading.Event | None = None,
 ) -> None:
-    from flowledger.eventlog.follower import _Waker  # noqa: PLC0415
+    from flowledger.eventlog.follower import Follower  # noqa: PLC0415
     from flowledger.runtime.process import Runtime  # noqa: PLC0415
 
     stop = stop or threading.Event()
     runtime = Runtime.open(settings)
-    position = runtime.store.head() if request.after is None else request.after
-    store, printer = runtime.store, Printer(replace(request, after=position), out)
-    waker = _Waker(store)
     try:
-        while not stop.is_set():
-            batch = store.read(position, settings.follower_batch_size)
-            if not batch:
-                waker.wait(settings.follower_idle_wait_s)
-                continue
-            position = batch[-1].id
-            wanted = [n for n in batch if request.event_filter.admits_stored(n)]
-            for envelope in envelopes(store, wanted):
-                if not printer(envelope):
-                    return
+        start = runtime.store.head() if request.after is None else request.after
+        printer = Printer(replace(request, after=start), out)
+        tail = StoreTail(runtime.store, printer, start, stop)
+        Follower(
+            runtime.store,
+            tail,
+            batch_size=settings.follower_batch_size,
+            idle_wait_s=settings.follower_idle_wait_s,
+        ).run(stop)
+        if tail.output_closed is not None:
+            raise tail.output_closed
     finally:
-        waker.close()
         runtime.close_sync()
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from eventsourcing.domain import Aggregate, event
 
+from flowledger.domain.backoff import Backoff
 from flowledger.domain.errors import FieldProblem, raise_if_any
 from flowledger.domain.lifecycle import Switchable
 
@@ -102,10 +103,13 @@ class RetryPolicy:
             )
         return found
 
-    def delay_ms(self, retry_number: int) -> float:
-        """The delay before retry ``retry_number`` (1 for the first retry), before jitter."""
-        delay = self.initial_delay_ms * self.backoff_multiplier ** max(retry_number - 1, 0)
-        return float(min(delay, self.max_delay_ms))
+    @property
+    def backoff(self) -> Backoff:
+        """The waits between retries, in milliseconds, with jitter: each one a random half to
+        all of the capped exponential delay, so retries of many runs spread out."""
+        return Backoff(
+            self.initial_delay_ms, self.max_delay_ms, self.backoff_multiplier, jitter=(0.5, 1.0)
+        )
 
 
 def name_problems(name: object, field: str = "name") -> list[FieldProblem]:

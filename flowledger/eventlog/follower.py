@@ -1,8 +1,10 @@
 """Following the event log: the loop every derived process runs.
 
 A :class:`Follower` reads stored events in global order after its handler's saved position,
-in batches, and hands each batch to the handler. It wakes on the event store's NOTIFY and also
-polls on a short interval, so a lost notification or a dropped connection never stalls it.
+in batches, and hands each batch to the handler. It wakes on the event store's NOTIFY (through
+the store's :class:`~flowledger.eventlog.notify.Notifier`, one connection for every follower of
+the process) and also polls on a short interval, so a lost notification or a dropped
+connection never stalls it.
 
 Failure policy: an error that looks like the database being unreachable is retried forever
 with capped exponential backoff (the process recovers by itself when the database returns).
@@ -13,7 +15,6 @@ before a bad one still get applied; then the follower stops loudly with the fail
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +26,9 @@ import sqlalchemy.exc
 from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
-from flowledger.eventlog.store import EVENTS_TABLE, EventStore
+from flowledger.domain.backoff import Backoff
+from flowledger.eventlog.notify import Notifier
+from flowledger.eventlog.store import EventStore
 from flowledger.observability import metrics
 from flowledger.observability.tracing import follower_batch_span
 
@@ -89,60 +92,8 @@ class FollowerStatus:
     updated_at: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
-class Backoff:
-    initial_s: float = 0.2
-    maximum_s: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        base: float = min(self.maximum_s, self.initial_s * 2 ** max(attempt - 1, 0))
-        return base * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not cryptography)
-
-
-class _Waker:
-    """Waits for the event store's NOTIFY, on its own connection, reconnecting when it drops."""
-
-    def __init__(self, store: EventStore) -> None:
-        self._store = store
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
-
-    def listen(self) -> bool:
-        """Make sure the connection is listening; False when the database cannot be reached."""
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = self._store.database.connect()
-                self._conn.execute(f"LISTEN {EVENTS_TABLE}")
-        except psycopg.Error:
-            self.close()
-            return False
-        return True
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for a NOTIFY (one sent since the last wait counts); True
-        when one came."""
-        if not self.listen():
-            time.sleep(timeout)
-            return False
-        assert self._conn is not None
-        try:
-            # Run each generator to its end: it holds the connection's lock until then.
-            if not sum(1 for _ in self._conn.notifies(timeout=timeout, stop_after=1)):
-                return False
-            # One read handles them all: drop the other NOTIFYs already here.
-            for _ in self._conn.notifies(timeout=0):
-                pass
-        except psycopg.Error:
-            self.close()
-            time.sleep(timeout)
-            return False
-        return True
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+RETRY_BACKOFF = Backoff(initial=0.2, maximum=10.0, jitter=(0.5, 1.0))
+"""The wait between a follower's attempts at a batch (seconds)."""
 
 
 class Follower:
@@ -166,9 +117,9 @@ class Follower:
         reads: events appended close together then share one batch (one transaction) instead
         of costing one each, at the price of this much more lag when the log is quiet."""
         self.max_attempts = max_attempts
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or RETRY_BACKOFF
         self.status = FollowerStatus(name=handler.name)
-        self._waker = _Waker(store)
+        self._notifier: Notifier = store.notifier
         self._at_head = False
         """The last batch was shorter than asked for: the follower had reached the head."""
 
@@ -180,24 +131,26 @@ class Follower:
         """Follow the log until ``stop`` is set; raise :class:`FollowerFailed` if it must stop."""
         self._set_state("running")
         try:
-            # Listen before the first read, so an event committed after it always wakes us.
-            self._waker.listen()
-            position = self._load_position(stop)
-            while not stop.is_set():
-                handled = self._step(position, stop)
-                if handled is not None:
-                    position = handled
-                    if not self._at_head:
-                        continue  # a full batch: read on at once
-                # Nothing to read, or at the head as of that read: anything newer commits later
-                # and sends a NOTIFY, so wait for it rather than read again to find nothing.
-                notified = self._waker.wait(self.idle_wait_s)
-                if self._idle():
-                    position = self._load_position(stop)
-                elif notified:
-                    self._linger(stop)
+            with self._notifier.subscription():
+                position = self._load_position(stop)
+                while not stop.is_set():
+                    # Taken before the read: an event committed after it ends the wait below.
+                    token = self._notifier.token()
+                    handled = self._step(position, stop)
+                    if stop.is_set():
+                        break  # (a handler may set it: the tail once it printed enough)
+                    if handled is not None:
+                        position = handled
+                        if not self._at_head:
+                            continue  # a full batch: read on at once
+                    # Nothing to read, or at the head as of that read: anything newer commits
+                    # later and sends a NOTIFY, so wait for it rather than read to find nothing.
+                    notified = self._notifier.wait(token, self.idle_wait_s)
+                    if self._idle():
+                        position = self._load_position(stop)
+                    elif notified:
+                        self._linger(stop)
         finally:
-            self._waker.close()
             if self.status.state != "failed":
                 self._set_state("stopped")
 

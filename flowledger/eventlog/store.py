@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from flowledger.domain.errors import ConcurrentModification, NotFound
+from flowledger.eventlog.notify import Notifier
 from flowledger.observability import metrics
 from flowledger.observability.tracing import traceparent_of
 from flowledger.runtime.database import Database
@@ -113,6 +115,16 @@ class EventStore(Application[UUID]):
         # 10 times, so while the database is down a command fails (HTTP 503) after ~7 s
         # rather than after 10 x POSTGRES_CONNECT_TIMEOUT (whole seconds only).
         self.application_recorder.datastore.pool.timeout = POOL_WAIT_S
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        """The NOTIFY sent with each append, shared by this process's followers of the store."""
+        return Notifier(self.database, EVENTS_TABLE)
+
+    def close(self) -> None:
+        if "notifier" in self.__dict__:
+            self.notifier.close()
+        super().close()
 
     @property
     def application_recorder(self) -> PostgresApplicationRecorder:

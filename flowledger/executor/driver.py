@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,14 +68,12 @@ class RunDriver:
         *,
         call_slots: asyncio.Semaphore,
         correlation_id: str | None = None,
-        jitter: Callable[[float], float] | None = None,
     ) -> None:
         self.run_id = run_id
         self.store = store
         self.client = client
         self.call_slots = call_slots
         self.meta = EventMetadata.system(EXECUTOR_ACTOR, correlation_id)
-        self.jitter = jitter or (lambda delay: delay * random.uniform(0.5, 1.0))  # noqa: S311
         self.changed = asyncio.Event()
         """Set from outside when the run may have changed (e.g. it was cancelled)."""
         self.run: Run
@@ -291,7 +288,7 @@ class RunDriver:
             and failures < policy.max_retries
         )
         if will_retry:
-            delay = int(self.jitter(policy.delay_ms(failures + 1)))
+            delay = int(policy.backoff.delay(failures + 1))
             if await self._change(lambda r: r.fail_attempt(step_id, attempt, message, delay)):
                 metrics.AGENT_CALL_RETRIES.labels(agent=self.run.steps[step_id].agent_name).inc()
         else:

@@ -29,6 +29,7 @@ from eventsourcing.persistence import Notification
 from sqlalchemy import select
 
 from flowledger.a2a import AgentClient
+from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.follower import Follower, run_followers
 from flowledger.eventlog.store import event_type
 from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table
@@ -45,6 +46,8 @@ WAKE_EVENTS: Final = frozenset({"RunRequested", "RunRetried"})
 """Events that make a run need a driver."""
 SIGNAL_EVENTS: Final = frozenset({"RunCancelled", "RunRetried"})
 """Events a run's driver must hear about at once."""
+RECONNECT: Final = Backoff(initial=0.5, maximum=10.0)
+"""The wait before the executor's Kafka consumer connects again, after each failure in a row."""
 
 
 def lock_key(run_id: UUID) -> int:
@@ -148,7 +151,7 @@ class Executor:
 
     async def _consume(self, config: KafkaSettings, stop: threading.Event) -> None:
         """Run events from the executors' consumer group; reconnects with backoff."""
-        delay = 0.5
+        failures = 0
         while not stop.is_set():
             consumer = EnvelopeConsumer(
                 config,
@@ -159,7 +162,7 @@ class Executor:
             )
             try:
                 await consumer.start()
-                delay = 0.5
+                failures = 0
                 while not stop.is_set():
                     for envelope in await consumer.getmany(timeout_ms=500):
                         self._notify(envelope.aggregate_id, envelope.event_type)
@@ -167,9 +170,10 @@ class Executor:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                failures += 1
+                delay = RECONNECT.delay(failures)
                 log.warning("executor consumer failed (%s); reconnecting in %.1fs", error, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
             finally:
                 with contextlib.suppress(Exception):
                     await consumer.stop()

@@ -14,7 +14,7 @@ from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
-from flowledger.eventlog.notify import Listener
+from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
@@ -69,13 +69,13 @@ def create_app(
         owned = runtime is None
         rt = runtime or Runtime.open(settings)
         app.state.runtime = rt
-        app.state.events_listener = Listener(rt.database, EVENTS_TABLE)
+        app.state.events_listener = Notifier(rt.database, EVENTS_TABLE)
         in_process = InProcessWorkers(rt, workers)
         in_process.start()
         try:
             yield
         finally:
-            await app.state.events_listener.aclose()
+            app.state.events_listener.close()
             in_process.stop()
             if owned:
                 await rt.aclose()

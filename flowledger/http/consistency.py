@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.store import APPLICATION_NAME
 from flowledger.projections.tables import tracking_table
 
@@ -20,6 +21,9 @@ POSITION_HEADER: Final = "X-Flowledger-Position"
 """Response header of every write: the global position of the command's last event."""
 MIN_POSITION_HEADER: Final = "X-Flowledger-Min-Position"
 """Request header of a read: answer only once the projection has reached this position."""
+
+POLL: Final = Backoff(initial=0.005, maximum=0.05)
+"""How often a read waiting for its projection looks again (soon at first, then less)."""
 
 MinPosition = Annotated[
     int | None,
@@ -54,7 +58,7 @@ async def wait_for_position(
     if not position:
         return
     deadline = time.monotonic() + timeout_s
-    delay = 0.005
+    polls = 0
     while True:
         reached = await projection_position(conn, projection)
         await conn.rollback()  # end the snapshot so the next poll sees new commits
@@ -69,5 +73,5 @@ async def wait_for_position(
                 ),
                 headers={"Retry-After": "1"},
             )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        polls += 1
+        await asyncio.sleep(POLL.delay(polls))

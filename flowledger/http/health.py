@@ -15,11 +15,13 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from msgspec import Meta
+from sqlalchemy import Connection
 
 from flowledger.eventlog import lag
-from flowledger.http.events.status import RelayStatus, WebhookBacklog, relay_status, webhook_backlog
+from flowledger.kafka.status import RelayStatus, relay_status
 from flowledger.projections.registry import all_projections
 from flowledger.runtime.process import Runtime
+from flowledger.webhooks.backlog import WebhookBacklog, webhook_backlog
 
 T = TypeVar("T")
 
@@ -108,9 +110,12 @@ async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
 
 
 async def _measure(runtime: Runtime) -> tuple[lag.Lags, RelayStatus | None, WebhookBacklog]:
+    def measure(conn: Connection) -> tuple[lag.Lags, RelayStatus | None, WebhookBacklog]:
+        lags = lag.measure(conn, runtime.store)
+        return lags, relay_status(conn, lags.head), webhook_backlog(conn)
+
     async with runtime.async_engine.connect() as conn:
-        lags = await conn.run_sync(lambda sync_conn: lag.measure(sync_conn, runtime.store))
-        return lags, await relay_status(conn, lags.head), await webhook_backlog(conn)
+        return await conn.run_sync(measure)
 
 
 async def _timed(check: Callable[[], Awaitable[T]], limit_s: float) -> tuple[Check, T | None]:

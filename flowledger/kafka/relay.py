@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
@@ -26,7 +27,12 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from flowledger.eventlog.envelope import envelopes
-from flowledger.eventlog.follower import TRANSIENT_ERRORS, Backoff, Follower, PositionMoved
+from flowledger.eventlog.follower import (
+    RETRY_BACKOFF,
+    TRANSIENT_ERRORS,
+    Follower,
+    PositionMoved,
+)
 from flowledger.eventlog.store import APPLICATION_NAME, EventStore
 from flowledger.kafka.config import KafkaSettings
 from flowledger.kafka.publisher import BrokerUnavailable, BrokerView, KafkaPublisher
@@ -222,5 +228,5 @@ def relay_follower(store: EventStore, relay: Relay, settings: Settings) -> Follo
         relay,
         batch_size=settings.follower_batch_size,
         idle_wait_s=settings.follower_idle_wait_s,
-        backoff=Backoff(initial_s=0.2, maximum_s=5.0),
+        backoff=replace(RETRY_BACKOFF, maximum=5.0),
     )

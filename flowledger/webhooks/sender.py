@@ -32,7 +32,7 @@ import httpx
 
 from flowledger import __version__
 from flowledger.eventlog.follower import TRANSIENT_ERRORS
-from flowledger.eventlog.notify import Listener
+from flowledger.eventlog.notify import Notifier
 from flowledger.projections.webhooks import DELIVERIES_CHANNEL
 from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
@@ -74,17 +74,17 @@ class WebhookSender:
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
         )
-        listener = Listener(self.database, DELIVERIES_CHANNEL)
+        listener = Notifier(self.database, DELIVERIES_CHANNEL)
         lanes: dict[UUID, asyncio.Task[None]] = {}
         try:
-            async with listener.subscription():
+            with listener.subscription():
                 while not stop.is_set():
                     token = listener.token()
                     try:
                         await self._open_lanes(lanes, client, stop)
                     except TRANSIENT_ERRORS as error:
                         log.warning("webhook sender: database unavailable (%s); retrying", error)
-                    await listener.wait(token, self.config.poll_interval_s)
+                    await listener.wait_async(token, self.config.poll_interval_s)
         finally:
             for lane in lanes.values():
                 lane.cancel()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
+from flowledger.domain.backoff import Backoff
 from flowledger.runtime.environment import integer, read_settings, seconds, setting
 from flowledger.runtime.settings import Settings
 
@@ -27,8 +27,7 @@ class WebhookSettings:
 
     def delay_s(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1 for the first), with jitter."""
-        base: float = min(self.retry_max_s, self.retry_initial_s * 2 ** max(attempt - 1, 0))
-        return base * random.uniform(0.75, 1.0)  # noqa: S311  (jitter, not cryptography)
+        return Backoff(self.retry_initial_s, self.retry_max_s, jitter=(0.75, 1.0)).delay(attempt)
 
     @property
     def lease_s(self) -> float:

@@ -129,3 +129,28 @@ def test_the_kafka_tail_from_now_prints_only_what_happens_after_it_started(
     assert not thread.is_alive()
     [fresh] = printed(out)
     assert fresh.event_type == "AgentRegistered" and fresh.data["name"] == "fresh"
+
+
+class GonePipe(io.StringIO):
+    """The output of ``flowledger events tail | head`` once ``head`` has exited."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+
+def test_the_store_tail_ends_when_whoever_reads_it_has_gone(
+    runtime: Runtime, settings: Settings
+) -> None:
+    some_history(runtime)
+    raised: list[BaseException] = []
+
+    def tail() -> None:
+        try:
+            tail_store(settings, TailRequest(EventFilter(), after=0), GonePipe())
+        except BaseException as error:
+            raised.append(error)
+
+    thread = run_in_thread(tail)
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "the tail kept retrying a pipe nobody reads"
+    assert [type(error) for error in raised] == [BrokenPipeError]

@@ -28,6 +28,7 @@ from flowledger.commands.agents import (
     update_agent,
 )
 from flowledger.domain.agents import Agent
+from flowledger.domain.backoff import Backoff
 from flowledger.domain.errors import DomainError
 from flowledger.eventlog.follower import Follower, FollowerFailed
 from flowledger.eventlog.store import EventMetadata, EventStore
@@ -233,7 +234,7 @@ def test_a_follower_that_keeps_failing_stops_at_the_failing_position_after_apply
     poison = positions[1]
     projector = Projector(PoisonedAgents(poison), runtime.store, runtime.engine)
     follower = Follower(runtime.store, projector, batch_size=100, max_attempts=3)
-    follower.backoff = type(follower.backoff)(initial_s=0.01, maximum_s=0.02)
+    follower.backoff = Backoff(initial=0.01, maximum=0.02)
 
     with pytest.raises(FollowerFailed) as failed:
         follower.catch_up()

@@ -16,7 +16,7 @@ from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent
 
 from flowledger.eventlog.envelope import EventFilter
-from flowledger.eventlog.notify import Listener
+from flowledger.eventlog.notify import Notifier
 from flowledger.http.events.asyncapi import asyncapi_document
 from flowledger.http.events.settings import StreamSettings
 from flowledger.http.events.stream import event_stream
@@ -117,7 +117,7 @@ async def _open(
 ) -> ServerSentEvent:
     store = runtime.store
     after = start if start is not None else await anyio.to_thread.run_sync(store.head)
-    listener: Listener = request.app.state.events_listener
+    listener: Notifier = request.app.state.events_listener
     stream = event_stream(
         store, listener, event_filter, after, StreamSettings.from_settings(settings), follow=follow
     )

@@ -2,10 +2,10 @@
 Server-Sent Events whose ``id`` is the event's global position.
 
 The stream is not a projection: it reads the log itself, in batches, borrowing a pooled
-connection for each read only. Between reads it waits on the process's shared LISTEN (see
-:mod:`flowledger.eventlog.notify`) or its polling interval, whichever comes first, sends a comment
-as keep-alive when nothing was sent for a while, and ends when the client goes away (Litestar
-cancels it) or the server shuts down (:func:`close_streams`).
+connection for each read only. Between reads it waits on the app's shared LISTEN (a
+:class:`~flowledger.eventlog.notify.Notifier`) or its polling interval, whichever comes first,
+sends a comment as keep-alive when nothing was sent for a while, and ends when the client goes
+away (Litestar cancels it) or the server shuts down (:func:`close_streams`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import anyio.to_thread
 from litestar.response import ServerSentEventMessage
 
 from flowledger.eventlog.envelope import Envelope, EventFilter, encode, envelope_of
-from flowledger.eventlog.notify import Listener
+from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EventStore
 from flowledger.http.events.settings import StreamSettings
 
@@ -58,7 +58,7 @@ def scan(store: EventStore, after: int, limit: int, event_filter: EventFilter) -
 
 async def event_stream(
     store: EventStore,
-    listener: Listener,
+    listener: Notifier,
     event_filter: EventFilter,
     after: int,
     settings: StreamSettings,
@@ -69,7 +69,7 @@ async def event_stream(
     recorded (a catch-up read that ends)."""
     position = after
     quiet_since = time.monotonic()
-    async with listener.subscription():
+    with listener.subscription():
         yield ServerSentEventMessage(data=None, comment=f"after {after}", retry=RETRY_MS)
         while not _closing.is_set():
             token = listener.token()
@@ -88,10 +88,10 @@ async def event_stream(
             if time.monotonic() - quiet_since >= settings.keepalive_s:
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
                 quiet_since = time.monotonic()
-            await listener.wait(token, _wait_s(listener, settings, quiet_since))
+            await listener.wait_async(token, _wait_s(listener, settings, quiet_since))
 
 
-def _wait_s(listener: Listener, settings: StreamSettings, quiet_since: float) -> float:
+def _wait_s(listener: Notifier, settings: StreamSettings, quiet_since: float) -> float:
     """Poll often while notifications are not flowing; otherwise wait for one (up to the next
     keep-alive, and two seconds at most: a lost one, or shutdown)."""
     if not listener.connected:
