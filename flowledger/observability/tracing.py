@@ -10,7 +10,7 @@ agent calls.
 The helpers, for the code that does the work::
 
     with command_span("register_agent"):                 # a command (http/commands.py)
-    with follower_batch_span("agents", batch):           # a follower batch (following.py)
+    with follower_batch_span("agents", batch):           # a follower batch (eventlog/follower.py)
     with handling_event("project agents", event):        # one event: projector, relay, executor
     with outgoing_call_span("agent call", "echo", url) as headers:   # an agent call, a webhook
         httpx.post(url, headers=headers)                 # headers carry ``traceparent``

@@ -86,6 +86,11 @@ class WebhookSender:
                         log.warning("webhook sender: database unavailable (%s); retrying", error)
                     await listener.wait_async(token, self.config.poll_interval_s)
         finally:
+            # A stopping sender lets each lane finish the attempt in flight and record it (a
+            # lane checks ``stop`` before its next job), so a delivery the receiver accepted is
+            # not left pending to be sent again; what does not finish in time is cancelled.
+            if lanes:
+                await asyncio.wait(list(lanes.values()), timeout=self.config.timeout_s + 1)
             for lane in lanes.values():
                 lane.cancel()
             await asyncio.gather(*lanes.values(), return_exceptions=True)
