@@ -32,6 +32,9 @@ def environment(database: Database, data_dir: Path) -> dict[str, str]:
         "FLOWLEDGER_DATA_DIR": str(data_dir),
         "FLOWLEDGER_LOG_LEVEL": "WARNING",
         "FLOWLEDGER_FOLLOWER_IDLE_WAIT": "0.05",
+        # A new key is usable once its write answers, which waits for the projection up to
+        # this long: a loaded machine (a parallel test run) can take more than the default 5 s.
+        "FLOWLEDGER_READ_WAIT_TIMEOUT": "30",
     }
 
 
