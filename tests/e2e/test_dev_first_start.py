@@ -97,15 +97,15 @@ def test_a_fresh_dev_server_is_locked_and_its_admin_key_opens_it(
     assert admin_key in dev["output"].read_text()
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
 
-    with httpx.Client(base_url=base, timeout=15) as anonymous:
+    with httpx.Client(base_url=base, timeout=45) as anonymous:
         assert anonymous.get("/api/v1/agents").status_code == 401
         assert anonymous.get("/health").status_code == 200
-    admin = httpx.Client(base_url=base, timeout=15, headers={"X-API-Key": admin_key})
+    admin = httpx.Client(base_url=base, timeout=45, headers={"X-API-Key": admin_key})
     with admin:
         made = admin.post("/api/v1/api-keys", json={"name": "ops", "role": "operator"})
         assert made.status_code == 201
         operator = httpx.Client(
-            base_url=base, timeout=15, headers={"X-API-Key": made.json()["key"]}
+            base_url=base, timeout=45, headers={"X-API-Key": made.json()["key"]}
         )
         with operator:
             assert operator.get("/api/v1/agents").status_code == 200
