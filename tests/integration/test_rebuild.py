@@ -365,7 +365,9 @@ class LiveBatchArrivesDuringTheSwap(Rebuild):
         self.live = threading.Thread(target=live_batch)
         self.live.start()
         ours = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        with self.engine.connect() as probe:
+        # pg_stat_activity is read once per transaction: each probe is a transaction of its
+        # own (autocommit), or a first look before the batch blocks would be all it ever sees.
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
             eventually(
                 lambda: probe.execute(
                     text(
