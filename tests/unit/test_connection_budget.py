@@ -4,6 +4,8 @@ advance, every pool gets a connection, and every connection says whose it is."""
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -129,3 +131,17 @@ def test_session_options_close_idle_sessions_only_when_asked_and_keep_tcp_alive(
     assert "client_connection_check_interval" in session_options()
     assert "tcp_keepalives_idle" in session_options(tcp=True)
     assert "tcp_keepalives_idle" not in session_options(tcp=False)
+
+
+def test_the_readme_shows_each_process_budget_as_the_code_shares_it() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Connection budget", 1)[1].split("###", 1)[0]
+    row = r"^\s*\| `?(API|worker \w+)[^|]*" + r"\| (\d+) " * 5 + r"\|$"
+    rows = re.findall(row, section, re.MULTILINE)
+    shown = {role: tuple(int(n) for n in numbers) for role, *numbers in rows}
+    roles = {"API": API, **{kind.role.name: kind.role for kind in WORKERS.values()}}
+    assert set(shown) == set(roles)
+    for name, role in roles.items():
+        budget = role.budget(ConnectionSettings().pool_size)
+        expected = (budget.store, budget.sync, budget.async_, budget.listen, budget.total)
+        assert shown[name] == expected, name
