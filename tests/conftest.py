@@ -73,7 +73,7 @@ def make_settings(database: Database, **overrides: object) -> Settings:
     so tests act as an admin unless they ask for another credential (or none)."""
     base = Settings(
         database_url=database.libpq_url,
-        db_pool_size=4,
+        db_pool_size=16,
         follower_idle_wait_s=0.05,
         read_wait_timeout_s=10.0,
         admin_api_key=ADMIN_API_KEY,

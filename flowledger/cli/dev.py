@@ -15,13 +15,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from flowledger.cli.dev_database import child_exited, open_dev_database
 from flowledger.domain.backoff import Backoff
 from flowledger.runtime import migrations
-from flowledger.runtime.database import Database, resolve_database
+from flowledger.runtime.database import Database
+from flowledger.runtime.lifetime import die_with_parent
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from flowledger.runtime.workers import WORKERS
@@ -43,13 +45,22 @@ class Child:
     name: str
     argv: Sequence[str]
     env: Mapping[str, str]
+    role: str = ""
+    """Its connections' role on the server (``worker projections``)."""
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(list(self.argv), env=dict(self.env))  # noqa: S603
+        self.process = subprocess.Popen(  # noqa: S603
+            list(self.argv),
+            env=dict(self.env),
+            # A killed `flowledger dev` takes its workers with it (they stop cleanly), so the
+            # next one does not run beside them. Started from the main or supervisor thread,
+            # which live as long as the worker should.
+            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509
+        )
         self.started_at = time.monotonic()
         log.info("started worker %s (pid %d)", self.name, self.process.pid)
 
@@ -67,8 +78,12 @@ class Child:
 class Supervisor:
     """Keeps child workers running; a child that exits is started again after a backoff."""
 
-    def __init__(self, children: list[Child]) -> None:
+    def __init__(
+        self, children: list[Child], on_exit: Callable[[Child, int], None] | None = None
+    ) -> None:
+        """``on_exit(child, pid)`` runs when a child has exited, before it is started again."""
         self.children = children
+        self.on_exit = on_exit
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
@@ -84,6 +99,8 @@ class Supervisor:
                 if child.process is None or child.process.poll() is None:
                     continue
                 if child.next_start == 0.0:
+                    if self.on_exit is not None:
+                        self.on_exit(child, child.process.pid)
                     if now - child.started_at > 60:
                         child.restarts = 0  # it ran a good while: start afresh
                     delay = RESTART.delay(child.restarts + 1)
@@ -199,39 +216,45 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
     from flowledger.cli.serve import serve  # noqa: PLC0415
     from flowledger.cli.tail import write_dev_broker  # noqa: PLC0415
 
-    database = resolve_database(settings)
+    broker = None if settings.kafka_bootstrap_servers else start_dev_broker(settings)
+    env: dict[str, str] = {}
+    if broker is not None:
+        env = kafka_env(settings, broker.bootstrap_servers)
+        settings = settings.with_overrides(
+            kafka_bootstrap_servers=broker.bootstrap_servers, extra={**settings.extra, **env}
+        )
+    kinds = [kind for kind in WORKERS.values() if kind.enabled(settings)]
+    dev_database = open_dev_database(settings, processes=1 + len(kinds))  # the API and workers
+    database = dev_database.database
     migrations.upgrade(database)
     settings = settings.with_overrides(database_url=database.libpq_url)
     admin_key = _admin_key(settings, database)
     env = {
         **os.environ,
+        **env,
         "DATABASE_URL": database.libpq_url,
         "FLOWLEDGER_LOG_FORMAT": settings.log_format,
     }
-    broker = None if settings.kafka_bootstrap_servers else start_dev_broker(settings)
     broker_file = None
     watch = None
     if broker is not None:
         watch = BrokerWatch(broker)
         watch.start()
-        extra = kafka_env(settings, broker.bootstrap_servers)
-        env.update(extra)
-        settings = settings.with_overrides(
-            kafka_bootstrap_servers=broker.bootstrap_servers, extra={**settings.extra, **extra}
-        )
         broker_file = write_dev_broker(settings, broker.bootstrap_servers)
-    kinds = [kind.name for kind in WORKERS.values() if kind.enabled(settings)]
     children = [
         Child(
-            kind,
-            [sys.executable, "-m", "flowledger", "worker", kind],
+            kind.name,
+            [sys.executable, "-m", "flowledger", "worker", kind.name],
             _child_env(env, n, settings.worker_metrics_port),
+            role=kind.role.name,
         )
         for n, kind in enumerate(kinds)
     ]
-    supervisor = Supervisor(children)
+    supervisor = Supervisor(
+        children, on_exit=lambda child, pid: child_exited(database, child.role, pid)
+    )
     supervisor.start()
-    where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded, {settings.data_dir}"
+    where = dev_database.description
     if broker is not None:
         kafka = f"embedded broker {broker.bootstrap_servers} (memory only)"
     elif settings.kafka_bootstrap_servers:
@@ -245,7 +268,7 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         f"`flowledger events tail`, /asyncapi.json\n"
         f"    database  {where}\n"
         f"    kafka     {kafka}\n"
-        f"    workers   {', '.join(kinds)} (child processes)\n"
+        f"    workers   {', '.join(kind.name for kind in kinds)} (child processes)\n"
         f"{admin_key}",
         flush=True,
     )

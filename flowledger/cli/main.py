@@ -8,8 +8,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from flowledger.runtime.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from flowledger.runtime import connections
 
 log = logging.getLogger("flowledger.cli.main")
 
@@ -154,7 +158,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit": _audit,
         "events": _events,
     }
-    return handler[args.command](settings, args)
+    run = handler[args.command]
+    from flowledger.cli.patience import patiently  # noqa: PLC0415
+    from flowledger.runtime import connections  # noqa: PLC0415
+
+    previous = connections.process_role()
+    connections.set_process_role(_role(args))
+    try:
+        return patiently(lambda: run(settings, args), settings, retry=args.command not in NO_RETRY)
+    finally:
+        connections.set_process_role(previous)  # (main() may run in a test's process)
+
+
+NO_RETRY = frozenset({"dev", "serve"})
+"""Commands that say in one line why the database refused them but do not start again."""
+
+
+def _role(args: argparse.Namespace) -> connections.ProcessRole:
+    """What this process is, for its connections' names and its connection budget."""
+    from flowledger.runtime import connections  # noqa: PLC0415
+
+    if args.command in ("dev", "serve"):
+        return connections.API
+    if args.command == "worker":
+        from flowledger.runtime.workers import worker_kind  # noqa: PLC0415
+
+        return worker_kind(args.kind).role
+    action = getattr(args, "action", None)
+    return connections.command(f"{args.command} {action}" if action else args.command)
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:

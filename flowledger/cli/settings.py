@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
+from flowledger.runtime.connections import ConnectionSettings
 from flowledger.runtime.settings import Settings
 from flowledger.security.settings import SecuritySettings
 from flowledger.webhooks.settings import WebhookSettings
@@ -24,6 +25,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 
 
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
+    ConnectionSettings: ConnectionSettings.from_settings,
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
     SecuritySettings: SecuritySettings.from_settings,

@@ -26,6 +26,7 @@ from typing import Final
 import psycopg
 
 from flowledger.domain.backoff import Backoff
+from flowledger.runtime import connections
 from flowledger.runtime.database import Database
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,11 @@ class Notifier:
         self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
         self._connected: threading.Event | None = None
         """The stop signal of the thread whose connection listens now."""
-        self.application_name = f"flowledger listen {channel}"
+
+    @property
+    def application_name(self) -> str:
         """What ``pg_stat_activity`` shows for the LISTEN connection."""
+        return connections.application_name(f"listen {self._channel}")
 
     @property
     def subscribers(self) -> int:
@@ -145,10 +149,9 @@ class Notifier:
         while self._wanted(stop):
             try:
                 with psycopg.connect(
-                    self._database.libpq_url,
+                    self._database.conninfo(application_name=self.application_name),
                     autocommit=True,
                     connect_timeout=5,
-                    application_name=self.application_name,
                 ) as conn:
                     conn.execute(f"LISTEN {self._channel}")
                     failures = 0

@@ -16,8 +16,9 @@ from uuid import UUID
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Notification, Recording
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Notification, Recording
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.utils import Environment
 
 from flowledger.domain.errors import ConcurrentModification, NotFound
 from flowledger.eventlog.notify import Notifier
@@ -108,13 +109,31 @@ class EventStore(Application[UUID]):
 
     name = APPLICATION_NAME
 
-    def __init__(self, database: Database, *, pool_size: int = 5) -> None:
-        super().__init__(env=database.eventsourcing_env(pool_size))
+    def __init__(
+        self, database: Database, *, pool_size: int = 5, idle_timeout_s: float = 0.0
+    ) -> None:
+        """``pool_size``: the most connections the store opens; it keeps one while idle and
+        closes the others, one at a time, each ``idle_timeout_s`` they go unused (0: never)."""
         self.database = database
+        self._idle_timeout_s = idle_timeout_s
+        super().__init__(env=database.eventsourcing_env(pool_size))
         # How long one attempt waits for a pooled connection. The library retries each call
         # 10 times, so while the database is down a command fails (HTTP 503) after ~7 s
         # rather than after 10 x POSTGRES_CONNECT_TIMEOUT (whole seconds only).
         self.application_recorder.datastore.pool.timeout = POOL_WAIT_S
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        """The library's factory, its pool named and set up before it opens (the recorders
+        open it as they are made). The library's pool hands connections out in turn, so it
+        shrinks its own way (``max_idle``), not by the server's idle timeout."""
+        factory = super().construct_factory(env)
+        if isinstance(factory, PostgresFactory):
+            pool = factory.datastore.pool
+            assert isinstance(pool.kwargs, dict)
+            pool.kwargs.update(self.database.session_parameters())
+            if self._idle_timeout_s > 0:
+                pool.max_idle = self._idle_timeout_s
+        return factory
 
     @cached_property
     def notifier(self) -> Notifier:

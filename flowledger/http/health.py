@@ -1,7 +1,8 @@
 """``/health`` (the process answers) and ``/health/ready`` (it can serve: the database answers;
 and what the operator should know: the broker, how far behind each follower is, the Kafka
-relay's last error and the webhook backlog). Subscribers never make the API unready: commands
-keep working while a broker or a receiver is down."""
+relay's last error, the webhook backlog, the database's connections against its limit).
+Subscribers never make the API unready: commands keep working while a broker or a receiver is
+down."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy import Connection
 from flowledger.eventlog import lag
 from flowledger.kafka.status import RelayStatus, relay_status
 from flowledger.projections.registry import all_projections
+from flowledger.runtime.connections import ConnectionUsage, connection_usage
 from flowledger.runtime.process import Runtime
 from flowledger.webhooks.backlog import WebhookBacklog, webhook_backlog
 
@@ -41,6 +43,31 @@ class FollowerLag(msgspec.Struct, omit_defaults=True):
     lag_events: Annotated[int, Meta(description="Positions between the head and this follower.")]
     lag_seconds: Annotated[
         float | None, Meta(description="Age of the oldest event it has not handled (0: none).")
+    ] = None
+
+
+class Connections(msgspec.Struct, omit_defaults=True):
+    in_use: Annotated[
+        int, Meta(description="Client connections on the database server now (anyone's).")
+    ]
+    limit: Annotated[
+        int,
+        Meta(
+            description="How many the server allows flowledger's database user: "
+            "`max_connections`, less the reserved slots the user may not take."
+        ),
+    ]
+    by_role: Annotated[
+        dict[str, int],
+        Meta(
+            description="flowledger's by the role holding them (`api`, `worker projections`, an "
+            "operator's command such as `projections rebuild`); `other`: not flowledger's.",
+            examples=[{"api": 3, "worker projections": 6, "other": 1}],
+        ),
+    ]
+    process_budget: Annotated[
+        int | None,
+        Meta(description="The most connections this API process opens (its connection budget)."),
     ] = None
 
 
@@ -66,6 +93,10 @@ class Readiness(msgspec.Struct, omit_defaults=True):
         Meta(description="The Kafka relay's position, cluster and last error (absent: never ran)."),
     ] = None
     webhooks: WebhookBacklog | None = None
+    connections: Annotated[
+        Connections | None,
+        Meta(description="Connections in use on the database server against its limit."),
+    ] = None
 
 
 @get("/health", operation_id="health", summary="Liveness", tags=["system"], sync_to_thread=False)
@@ -78,7 +109,8 @@ def health() -> Health:
     operation_id="readiness",
     summary="Readiness",
     description="503 when the database does not answer. Reports the broker (when "
-    "`KAFKA_BOOTSTRAP_SERVERS` is set) and each follower's position and lag.",
+    "`KAFKA_BOOTSTRAP_SERVERS` is set), each follower's position and lag, and the database "
+    "server's connections in use against its limit.",
     tags=["system"],
 )
 async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
@@ -89,7 +121,7 @@ async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     if database.status != "ok" or measured is None:
         body = Readiness(status="not_ready", database=database, broker=broker)
         return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-    lags, relay, backlog = measured
+    lags, relay, backlog, usage = measured
     names = {p.name for p in all_projections()}
     found = {
         f.name: FollowerLag(position=f.position, lag_events=f.lag_events, lag_seconds=f.lag_seconds)
@@ -105,14 +137,24 @@ async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
         followers=others or None,
         relay=relay,
         webhooks=backlog,
+        connections=Connections(
+            in_use=usage.in_use,
+            limit=usage.limit,
+            by_role=dict(usage.by_role),
+            process_budget=runtime.budget.total if runtime.budget else None,
+        ),
     )
     return Response(body, status_code=HTTP_200_OK)
 
 
-async def _measure(runtime: Runtime) -> tuple[lag.Lags, RelayStatus | None, WebhookBacklog]:
-    def measure(conn: Connection) -> tuple[lag.Lags, RelayStatus | None, WebhookBacklog]:
+Measured = tuple[lag.Lags, RelayStatus | None, WebhookBacklog, ConnectionUsage]
+
+
+async def _measure(runtime: Runtime) -> Measured:
+    def measure(conn: Connection) -> Measured:
         lags = lag.measure(conn, runtime.store)
-        return lags, relay_status(conn, lags.head), webhook_backlog(conn)
+        usage = connection_usage(conn)
+        return lags, relay_status(conn, lags.head), webhook_backlog(conn), usage
 
     async with runtime.async_engine.connect() as conn:
         return await conn.run_sync(measure)

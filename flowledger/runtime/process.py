@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger.eventlog.store import EventStore
 from flowledger.runtime import migrations
+from flowledger.runtime.connections import ConnectionSettings, PoolBudget, process_role
 from flowledger.runtime.database import Database, resolve_database
 from flowledger.runtime.settings import Settings
 
@@ -23,6 +24,8 @@ class Runtime:
     """Sync engine: projectors and other followers."""
     async_engine: AsyncEngine
     """Async engine: HTTP queries."""
+    budget: PoolBudget | None = None
+    """The most connections each of its pools opens (this process's role and settings)."""
 
     @classmethod
     def open(
@@ -31,13 +34,24 @@ class Runtime:
         database = database or resolve_database(settings)
         if migrate:
             migrations.upgrade(database)
+        connections = ConnectionSettings.from_settings(settings)
+        budget = connections.budget(process_role())
+        idle_s = connections.idle_timeout_s
         return cls(
             settings=settings,
             database=database,
-            store=EventStore(database, pool_size=settings.db_pool_size),
-            engine=database.create_engine(pool_size=max(2, settings.db_pool_size // 2)),
-            async_engine=database.create_async_engine(pool_size=settings.db_pool_size),
+            store=EventStore(database, pool_size=budget.store, idle_timeout_s=idle_s),
+            engine=database.create_engine(budget.sync, idle_timeout_s=idle_s),
+            async_engine=database.create_async_engine(budget.async_, idle_timeout_s=idle_s),
+            budget=budget,
         )
+
+    def new_async_engine(self) -> AsyncEngine:
+        """Another async engine of this process's size, for a worker whose event loop is its
+        own (the webhook sender): such a worker uses it instead of :attr:`async_engine`."""
+        idle_s = ConnectionSettings.from_settings(self.settings).idle_timeout_s
+        size = self.budget.async_ if self.budget else 5
+        return self.database.create_async_engine(size, idle_timeout_s=idle_s)
 
     async def aclose(self) -> None:
         await self.async_engine.dispose()

@@ -58,7 +58,10 @@ class Settings:
     """``json`` for production, ``console`` for people (``flowledger dev`` picks it)."""
     read_wait_timeout_s: float = setting("FLOWLEDGER_READ_WAIT_TIMEOUT", 5.0, seconds())
     """Longest a read waits for projections to reach a position the client asked for."""
-    db_pool_size: int = setting("FLOWLEDGER_DB_POOL_SIZE", 10, integer(minimum=1))
+    db_pool_size: int = setting("FLOWLEDGER_DB_POOL_SIZE", 10, integer(minimum=5))
+    """The most database connections a server process (the API, a worker) holds, LISTEN
+    connections included (at least 5: two LISTEN and one per pool); see
+    :mod:`flowledger.runtime.connections` for the rest of the connection budget."""
     follower_batch_size: int = setting("FLOWLEDGER_FOLLOWER_BATCH_SIZE", 500, integer(minimum=1))
     follower_idle_wait_s: float = setting("FLOWLEDGER_FOLLOWER_IDLE_WAIT", 0.5, seconds())
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""

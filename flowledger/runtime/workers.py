@@ -19,6 +19,7 @@ from flowledger.executor.service import run_executor
 from flowledger.observability.logs import aaa_logger
 from flowledger.projections.audit import purge_expired, retention_cutoff
 from flowledger.projections.registry import projection_followers
+from flowledger.runtime.connections import EVEN, PoolShares, ProcessRole
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings, SettingsError
 from flowledger.security.settings import SecuritySettings
@@ -37,6 +38,12 @@ class WorkerKind:
     run: Callable[[Runtime, threading.Event], None]
     enabled: Callable[[Settings], bool] = _always
     """Whether ``flowledger dev`` starts it with these settings."""
+    pools: PoolShares = EVEN
+    """How its connection budget is shared among its pools (by default evenly)."""
+
+    @property
+    def role(self) -> ProcessRole:
+        return ProcessRole(f"worker {self.name}", self.pools)
 
 
 def run_projections(runtime: Runtime, stop: threading.Event) -> None:
@@ -99,10 +106,31 @@ def _kafka_configured(settings: Settings) -> bool:
 WORKERS: dict[str, WorkerKind] = {
     kind.name: kind
     for kind in [
-        WorkerKind("projections", "projectors: read tables and the audit log", run_projections),
-        WorkerKind("executor", "runs workflow steps against their agents", run_executor),
-        WorkerKind("relay", "Kafka relay: every event to its topic", run_relay, _kafka_configured),
-        WorkerKind("webhooks", "webhook sender: signed POSTs with retries", run_webhooks),
+        WorkerKind(
+            "projections",
+            "projectors: read tables and the audit log",
+            run_projections,
+            pools=PoolShares(store=1, sync=2, async_=0),
+        ),
+        WorkerKind(
+            "executor",
+            "runs workflow steps against their agents",
+            run_executor,
+            pools=PoolShares(store=2, sync=0, async_=1),
+        ),
+        WorkerKind(
+            "relay",
+            "Kafka relay: every event to its topic",
+            run_relay,
+            _kafka_configured,
+            pools=PoolShares(store=1, sync=1, async_=0),
+        ),
+        WorkerKind(
+            "webhooks",
+            "webhook sender: signed POSTs with retries",
+            run_webhooks,
+            pools=PoolShares(store=0, sync=0, async_=1),
+        ),
     ]
 }
 

@@ -23,12 +23,14 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Final
 from uuid import UUID
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger import __version__
 from flowledger.eventlog.follower import TRANSIENT_ERRORS
@@ -53,9 +55,13 @@ class WebhookSender:
         config: WebhookSettings,
         *,
         client: httpx.AsyncClient | None = None,
+        engine: Callable[[], AsyncEngine] | None = None,
     ) -> None:
+        """``engine`` makes the sender's async engine (in its event loop): the process's
+        budgeted one in the worker, a small default one elsewhere."""
         self.database = database
         self.config = config
+        self._engine = engine or database.create_async_engine
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._client = client
         self._queue: DeliveryQueue | None = None
@@ -67,7 +73,7 @@ class WebhookSender:
 
     async def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set."""
-        engine = self.database.create_async_engine(pool_size=5)
+        engine = self._engine()
         self._queue = DeliveryQueue(engine, self.config, self.owner)
         client = self._client or httpx.AsyncClient(
             timeout=self.config.timeout_s,
@@ -185,5 +191,9 @@ async def _excerpt(response: httpx.Response) -> str | None:
 
 def run_sender(runtime: Runtime, stop: threading.Event) -> None:
     """The ``webhooks`` worker kind."""
-    sender = WebhookSender(runtime.database, WebhookSettings.from_settings(runtime.settings))
+    sender = WebhookSender(
+        runtime.database,
+        WebhookSettings.from_settings(runtime.settings),
+        engine=runtime.new_async_engine,
+    )
     asyncio.run(sender.run(stop))

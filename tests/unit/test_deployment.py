@@ -22,6 +22,9 @@ import yaml
 from flowledger.cli.main import build_parser
 from flowledger.eventlog import lag
 from flowledger.eventlog.lag import FollowerLag, LagCollector, Lags
+from flowledger.observability.connections import ConnectionsCollector
+from flowledger.runtime import connections
+from flowledger.runtime.connections import ConnectionUsage
 from flowledger.runtime.settings import Settings
 from flowledger.runtime.workers import WORKERS
 
@@ -160,11 +163,22 @@ class AnsweringEngine:
 
 
 def scrape_time_metrics(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """The series the lag collector adds at each scrape, read from the collector itself."""
+    """The series the scrape-time collectors (follower lag, connections) add, read from the
+    collectors themselves."""
     follower = FollowerLag("agents", position=1, lag_events=1, lag_seconds=0.5, rebuild_position=1)
     monkeypatch.setattr(lag, "measure", lambda conn, store: Lags(head=2, followers=[follower]))
-    collector = LagCollector(AnsweringEngine(), store=None)  # type: ignore[arg-type]
-    return {sample.name for family in collector.collect() for sample in family.samples}
+    usage = ConnectionUsage(in_use=3, limit=97, max_connections=100, by_role={"api": 3})
+    monkeypatch.setattr(connections, "connection_usage", lambda conn: usage)
+    collectors = [
+        LagCollector(AnsweringEngine(), store=None),  # type: ignore[arg-type]
+        ConnectionsCollector(AnsweringEngine()),  # type: ignore[arg-type]
+    ]
+    return {
+        sample.name
+        for collector in collectors
+        for family in collector.collect()
+        for sample in family.samples
+    }
 
 
 def metrics_in(expression: str) -> set[str]:

@@ -172,6 +172,10 @@ def test_settings_are_frozen(settings_class: type[Any]) -> None:
         ("FLOWLEDGER_STREAM_KEEPALIVE", "0"),
         ("FLOWLEDGER_AUDIT_PURGE_INTERVAL", "1.5"),
         ("FLOWLEDGER_WORKFLOW_GRANTS", "sure"),
+        ("FLOWLEDGER_DB_POOL_SIZE", "4"),
+        ("FLOWLEDGER_DB_IDLE_TIMEOUT", "-1"),
+        ("FLOWLEDGER_DB_RESERVED_CONNECTIONS", "-3"),
+        ("FLOWLEDGER_DB_RETRY", "soon"),
     ],
 )
 def test_a_value_that_cannot_be_used_is_refused_naming_its_variable(name: str, value: str) -> None:
