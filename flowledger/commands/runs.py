@@ -105,7 +105,7 @@ def plan_to_try(
 def _runnable(
     store: EventStore, workflow_id: UUID, version: int | None
 ) -> tuple[Workflow, int, WorkflowPlan]:
-    workflow = store.get(Workflow, workflow_id, kind="workflow")
+    workflow = store.get(Workflow, workflow_id, kind="workflow", copy=False)
     if workflow.status != "active":
         raise Conflict(f"workflow {workflow.name!r} is {workflow.status} and cannot run")
     chosen = version or workflow.current_version

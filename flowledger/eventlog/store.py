@@ -7,20 +7,31 @@ which trace) when it is saved; the library's mapper stores the stamp with the ev
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Notification, Recording
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from flowledger.domain.errors import ConcurrentModification, NotFound
+from flowledger.domain.errors import ConcurrentModification, DomainError, NotFound
+from flowledger.eventlog.cache import CachingRepository
 from flowledger.eventlog.notify import Notifier
+from flowledger.eventlog.settings import EventStoreSettings
+from flowledger.eventlog.writer import Writer
 from flowledger.observability import metrics
 from flowledger.observability.tracing import traceparent_of
 from flowledger.runtime.database import Database
@@ -104,17 +115,40 @@ def snake_case(name: str) -> str:
 
 
 class EventStore(Application[UUID]):
-    """The write side's store, and the log every follower reads."""
+    """The write side's store, and the log every follower reads.
+
+    Appends go through the process's group-commit :class:`~flowledger.eventlog.writer.Writer`
+    (ADR 0013); aggregates are read through a cache checked against the store
+    (:class:`~flowledger.eventlog.cache.CachingRepository`).
+    """
 
     name = APPLICATION_NAME
 
-    def __init__(self, database: Database, *, pool_size: int = 5) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        pool_size: int = 5,
+        settings: EventStoreSettings | None = None,
+    ) -> None:
+        self.store_settings = settings or EventStoreSettings()
         super().__init__(env=database.eventsourcing_env(pool_size))
         self.database = database
         # How long one attempt waits for a pooled connection. The library retries each call
         # 10 times, so while the database is down a command fails (HTTP 503) after ~7 s
         # rather than after 10 x POSTGRES_CONNECT_TIMEOUT (whole seconds only).
         self.application_recorder.datastore.pool.timeout = POOL_WAIT_S
+        self.writer = Writer(
+            self.application_recorder,
+            batch_size=self.store_settings.write_batch_size,
+            window_s=self.store_settings.write_batch_window_s,
+        )
+
+    def construct_repository(self) -> Repository[UUID]:
+        size = self.store_settings.aggregate_cache_size
+        if size <= 0:
+            return super().construct_repository()
+        return CachingRepository(self.events, cache_maxsize=size)
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -122,6 +156,8 @@ class EventStore(Application[UUID]):
         return Notifier(self.database, EVENTS_TABLE)
 
     def close(self) -> None:
+        if "writer" in self.__dict__:
+            self.writer.close()
         if "notifier" in self.__dict__:
             self.notifier.close()
         super().close()
@@ -131,22 +167,48 @@ class EventStore(Application[UUID]):
         assert isinstance(self.recorder, PostgresApplicationRecorder)
         return self.recorder
 
-    def get(self, aggregate_class: type[A], aggregate_id: UUID, *, kind: str | None = None) -> A:
-        """The aggregate, or :class:`NotFound` when there is none of that class with that id."""
+    # ------------------------------------------------------------------ reading aggregates
+
+    def get(
+        self,
+        aggregate_class: type[A],
+        aggregate_id: UUID,
+        *,
+        kind: str | None = None,
+        copy: bool = True,
+    ) -> A:
+        """The aggregate as stored now, or :class:`NotFound` when there is none of that class
+        with that id. A copy of the caller's own, to change and record; with ``copy=False``
+        the cached aggregate itself, for reading only (cheaper: the caller must not change it).
+        """
+        return self._get(aggregate_class, aggregate_id, kind, copy=copy)
+
+    def find(self, aggregate_class: type[A], aggregate_id: UUID, *, copy: bool = True) -> A | None:
+        """Like :meth:`get`, or None."""
+        try:
+            return self.get(aggregate_class, aggregate_id, copy=copy)
+        except NotFound:
+            return None
+
+    def forget_cached(self) -> None:
+        """Drop every cached aggregate. The cache trusts that stored events are never removed:
+        whoever empties the events table (tests do) must call this."""
+        if isinstance(self.repository, CachingRepository):
+            self.repository.forget()
+
+    def _get(
+        self, aggregate_class: type[A], aggregate_id: UUID, kind: str | None, *, copy: bool
+    ) -> A:
         label = kind or aggregate_class.__name__.lower()
         try:
-            aggregate: object = self.repository.get(aggregate_id)
+            aggregate: object = self.repository.get(aggregate_id, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             raise NotFound(f"{label} {aggregate_id} not found") from None
         if not isinstance(aggregate, aggregate_class):
             raise NotFound(f"{label} {aggregate_id} not found")
         return aggregate
 
-    def find(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
-        try:
-            return self.get(aggregate_class, aggregate_id)
-        except NotFound:
-            return None
+    # ------------------------------------------------------------------ recording
 
     def record(self, *aggregates: Aggregate | None, metadata: EventMetadata) -> int | None:
         """Append the aggregates' pending events atomically; the position of the last one.
@@ -154,24 +216,79 @@ class EventStore(Application[UUID]):
         ``None`` when there was nothing to append. A conflicting concurrent append raises
         :class:`ConcurrentModification` and appends nothing. The events carry ``metadata``
         with the current span's trace context, so whoever handles them continues the trace.
+        The events are recorded by the process's writer, with other commands' in the same
+        transaction; this returns once that transaction committed.
         """
+        pending = self._pending(aggregates, metadata)
+        if pending is None:
+            return None
+        return self._recorded(pending, self.writer.submit(pending.stored))
+
+    async def record_async(
+        self, *aggregates: Aggregate | None, metadata: EventMetadata
+    ) -> int | None:
+        """:meth:`record` for the event loop: waits for the commit without a thread.
+
+        Once the events are handed to the writer they are recorded (or refused) whatever
+        happens to the caller: a cancelled caller still waits for the outcome before it
+        unwinds, so nothing is appended on its behalf after it returned."""
+        pending = self._pending(aggregates, metadata)
+        if pending is None:
+            return None
+        answer = self.writer.submit(pending.stored)
+        waiting = asyncio.wrap_future(answer)
         try:
-            recordings = self.save(*aggregates, metadata=metadata.in_current_trace())
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            await asyncio.wait([waiting])
+            raise
+        return self._recorded(pending, answer)
+
+    def record_many(
+        self, commands: Sequence[tuple[Sequence[Aggregate | None], EventMetadata]]
+    ) -> list[int | DomainError | None]:
+        """Record several commands at once, each on its own merits, in this order: for each,
+        the position of its last event (None: nothing to append) or the conflict that refused
+        it. They share the writer's transactions with each other and with other callers."""
+        pendings = [self._pending(aggregates, metadata) for aggregates, metadata in commands]
+        answers = self.writer.submit_many([p.stored for p in pendings if p is not None])
+        waiting = iter(answers)
+        outcomes: list[int | DomainError | None] = []
+        for pending in pendings:
+            if pending is None:
+                outcomes.append(None)
+                continue
+            try:
+                outcomes.append(self._recorded(pending, next(waiting)))
+            except ConcurrentModification as conflict:
+                outcomes.append(conflict)
+        return outcomes
+
+    def _pending(
+        self, aggregates: Sequence[Aggregate | None], metadata: EventMetadata
+    ) -> _Pending | None:
+        """Collect the aggregates' new events, stamp them, and encode them (in the caller's
+        thread, so the writer only talks to the database)."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing.collect_events(*aggregates)
+        if not processing.events:
+            return None
+        stamp = msgspec.to_builtins(metadata.in_current_trace())
+        for domain_event in processing.events:
+            object.__setattr__(domain_event, "metadata", stamp)
+        stored = [self.mapper.to_stored_event(e) for e in processing.events]
+        return _Pending(processing.events, stored)
+
+    def _recorded(self, pending: _Pending, answer: Future[list[int]]) -> int:
+        try:
+            positions = answer.result()
         except IntegrityError as error:
             raise ConcurrentModification(
                 "the entity was changed by another request; read it again and retry"
             ) from error
-        for recording in recordings:
-            metrics.EVENTS_APPENDED.labels(event_type=event_type(recording.domain_event)).inc()
-        return last_position(recordings)
-
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        metadata = processing_event.saved_kwargs.pop("metadata", None)
-        if metadata is not None:
-            stamp = msgspec.to_builtins(metadata)
-            for domain_event in processing_event.events:
-                object.__setattr__(domain_event, "metadata", stamp)
-        return super()._record(processing_event)
+        for domain_event in pending.events:
+            metrics.EVENTS_APPENDED.labels(event_type=event_type(domain_event)).inc()
+        return max(positions)
 
     def read(
         self, after: int | None, limit: int, until: int | None = None
@@ -189,7 +306,9 @@ class EventStore(Application[UUID]):
         return self.recorder.max_notification_id() or 0
 
 
-def last_position(recordings: Sequence[Recording[UUID]]) -> int | None:
-    if not recordings:
-        return None
-    return max(recording.notification.id for recording in recordings)
+@dataclass(frozen=True)
+class _Pending:
+    """One command's new events, and the same encoded for the events table."""
+
+    events: list[DomainEventProtocol[UUID]]
+    stored: list[StoredEvent]

@@ -205,7 +205,7 @@ class RunDriver:
     async def _endpoint(self, step_id: str) -> tuple[str, AgentAuth]:
         """The pinned URL of the step's agent, and its credentials as they are now."""
         binding = self.run.binding(step_id)
-        agent = await asyncio.to_thread(self.store.find, Agent, binding.agent_id)
+        agent = await asyncio.to_thread(self.store.find, Agent, binding.agent_id, copy=False)
         if agent is None:
             return binding.url, AgentAuth()
         return binding.url, AgentAuth.from_config(agent.auth_type, agent.auth_config)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.eventlog.store import EventStore
 from flowledger.runtime import migrations
 from flowledger.runtime.database import Database, resolve_database
@@ -34,7 +35,11 @@ class Runtime:
         return cls(
             settings=settings,
             database=database,
-            store=EventStore(database, pool_size=settings.db_pool_size),
+            store=EventStore(
+                database,
+                pool_size=settings.db_pool_size,
+                settings=EventStoreSettings.from_settings(settings),
+            ),
             engine=database.create_engine(pool_size=max(2, settings.db_pool_size // 2)),
             async_engine=database.create_async_engine(pool_size=settings.db_pool_size),
         )
