@@ -65,6 +65,15 @@ class CachingRepository(Repository[UUID]):
                 aggregate = cached
         return deepcopy(aggregate) if deepcopy_from_cache else aggregate
 
+    def cached(self, aggregate_id: UUID) -> Any:
+        """The cached aggregate as it is, without asking the store whether it moved on (for
+        reads that are checked when the command is recorded); loaded when it is not cached."""
+        assert self.cache is not None
+        try:
+            return self.cache.get(aggregate_id)
+        except KeyError:
+            return self.get(aggregate_id, deepcopy_from_cache=False)
+
     def _keep(self, aggregate_id: UUID, aggregate: Any) -> None:
         """Cache ``aggregate`` unless a newer version of it is cached already (two threads
         may bring the same aggregate up to date at once)."""
