@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 EXECUTOR_ACTOR = "system:executor"
 REFRESH_S: Final = 2.0
 """While calls are in flight, read the run again at least this often (missed signals)."""
+TASK_ID_GRACE_S: Final = 0.05
+"""An agent's task id is recorded on its own when the agent has not answered this long after
+giving it (so that another executor can cancel the task); otherwise it is recorded in one
+commit with the attempt's outcome (ADR 0013)."""
 
 
 @dataclass(frozen=True)
@@ -190,10 +194,16 @@ class RunDriver:
             await self._fail_step_for_good(step_id, None, f"input mapping failed: {error}")
             return
         attempts: list[int] = []
-        started = await self._change(lambda r: attempts.append(r.start_step(step_id, step_input)))
+        # The agent's credentials are read while the step's start is being committed.
+        endpoint = asyncio.create_task(self._endpoint(step_id))
+        try:
+            started = await self._change(
+                lambda r: attempts.append(r.start_step(step_id, step_input))
+            )
+        finally:
+            url, auth = await endpoint
         if not started or not attempts:
             return
-        url, auth = await self._endpoint(step_id)
         attempt = attempts[0]
         timeout_s = self.run.call_timeout_ms(step_id) / 1000
         task = asyncio.create_task(
@@ -213,18 +223,17 @@ class RunDriver:
     async def _call(
         self, step_id: str, attempt: int, url: str, auth: AgentAuth, timeout_s: float, payload: Any
     ) -> CallResult:
-        assigning: list[asyncio.Task[bool]] = []
+        assigning: list[asyncio.Task[None]] = []
 
         async def on_task(task_id: str) -> None:
             call = self._calls.get(step_id)
             if call is not None:
                 call.task_id = task_id
-            # Recorded while the call goes on, not before reading the agent's next event: an
-            # agent that answers at once had every step wait for this commit. The write lock
-            # still puts it before the attempt's outcome, which waits for it below.
+            # Recorded on its own only if the agent is still working a moment later; an agent
+            # that answers at once has it recorded in one commit with the outcome (_collect).
             assigning.append(
                 asyncio.create_task(
-                    self._change(lambda r: r.assign_task(step_id, attempt, task_id)),
+                    self._assign_task_later(step_id, attempt, task_id),
                     name=f"run-{self.run_id}-{step_id}-{attempt}-task",
                 )
             )
@@ -253,13 +262,18 @@ class RunDriver:
                         result = CallResult(step_id, attempt, error=error)
                     else:
                         result = CallResult(step_id, attempt, output=reply.output)
-            for assignment in assigning:  # the outcome is recorded after the task id
-                await assignment
             return result
         finally:
-            # Cancelled (the call abandoned) or failed otherwise: the task ids are still being
-            # appended; the driver must not return (and its run be unlocked) before they are.
+            # Answered, abandoned or failed: a task id still waiting for its moment goes with
+            # the outcome instead; one being appended is waited for, so that the driver never
+            # returns (and its run is unlocked) before it is recorded.
+            for assignment in assigning:
+                assignment.cancel()
             await asyncio.gather(*assigning, return_exceptions=True)
+
+    async def _assign_task_later(self, step_id: str, attempt: int, task_id: str) -> None:
+        await asyncio.sleep(TASK_ID_GRACE_S)
+        await self._change(_assign_task(step_id, attempt, task_id), skip_if_stale=True)
 
     async def _collect(self) -> None:
         for step_id, call in list(self._calls.items()):
@@ -269,6 +283,9 @@ class RunDriver:
             if call.task.cancelled():
                 continue
             result = call.task.result()
+            if call.task_id is not None:  # a task id not recorded yet goes with the outcome
+                assign = _assign_task(step_id, call.attempt, call.task_id)
+                await self._change(assign, defer=True, skip_if_stale=True)
             if result.error is None:
                 succeeded = _succeed_step(step_id, call.attempt, result.output)
                 if await self._change(succeeded, defer=True):
@@ -357,19 +374,24 @@ class RunDriver:
         self._loaded_at = time.monotonic()
         return run
 
-    async def _change(self, action: Callable[[Run], object], *, defer: bool = False) -> bool:
+    async def _change(
+        self, action: Callable[[Run], object], *, defer: bool = False, skip_if_stale: bool = False
+    ) -> bool:
         """Apply a command to the run and append its events; False if the run had moved on
         (then the driver's copy is reloaded and the loop decides again).
 
         ``defer``: keep the events for the next append, when the driver's next decision
         follows at once (a step's success, then the next step's start or the run's success):
         one commit instead of two. The driver never waits with events kept back
-        (:meth:`_flush`)."""
+        (:meth:`_flush`). ``skip_if_stale``: the action does nothing (and is no conflict)
+        when it has become pointless (a task id already recorded, an attempt over)."""
         async with self._write_lock:
             try:
                 try:
-                    action(self.run)
+                    action(self.run)  # its guards raise before it records anything
                 except Conflict:
+                    if skip_if_stale:
+                        return False
                     await self._record_deferred()  # what was decided before still stands
                     raise
                 if defer:
@@ -398,7 +420,17 @@ class RunDriver:
 
     async def _record(self) -> None:
         self._deferred = False
-        await asyncio.to_thread(self.store.record, self.run, metadata=self.meta)
+        await self.store.record_async(self.run, metadata=self.meta)
+
+
+def _assign_task(step_id: str, attempt: int, task_id: str) -> Callable[[Run], None]:
+    def action(run: Run) -> None:
+        attempt_now = run.steps[step_id].in_flight if step_id in run.steps else None
+        if attempt_now is not None and attempt_now.task_id == task_id:
+            raise Conflict(f"task {task_id} of step {step_id!r} is recorded already")
+        run.assign_task(step_id, attempt, task_id)
+
+    return action
 
 
 def _succeed_step(step_id: str, attempt: int, output: Any) -> Callable[[Run], None]:

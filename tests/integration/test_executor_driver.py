@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 from uuid import UUID
 
@@ -29,15 +28,17 @@ class SlowTaskIds:
     def __init__(self, store: EventStore, delay_s: float) -> None:
         self._store = store
         self.delay_s = delay_s
+        self.appending_task_id = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def record(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
+    async def record_async(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
         pending = [e for a in aggregates if a is not None for e in a.pending_events]
         if any(isinstance(e, Run.StepTaskAssigned) for e in pending):
-            time.sleep(self.delay_s)
-        return self._store.record(*aggregates, metadata=metadata)
+            self.appending_task_id.set()
+            await asyncio.sleep(self.delay_s)
+        return await self._store.record_async(*aggregates, metadata=metadata)
 
 
 class ScriptedClient:
@@ -82,7 +83,7 @@ def test_a_task_id_being_recorded_when_the_driver_is_stopped_is_appended_before_
         driver = RunDriver(run.id, store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
         driving = asyncio.create_task(driver.drive())
         await client.waiting.wait()
-        await asyncio.sleep(0.05)  # the task id is being appended
+        await store.appending_task_id.wait()  # the agent is still working: its task id goes
         driving.cancel()  # the executor stops
         with contextlib.suppress(asyncio.CancelledError):
             await driving
@@ -144,14 +145,14 @@ class LateTaskIdOnInterrupt:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def record(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
+    async def record_async(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
         pending = [e for a in aggregates if a is not None for e in a.pending_events]
         if not self.raced and any(isinstance(e, Run.StepAttemptInterrupted) for e in pending):
             self.raced = True
             old = self._store.get(Run, aggregates[0].id)
             old.assign_task(*self._late, "task-late")
             self._store.record(old, metadata=META)
-        return self._store.record(*aggregates, metadata=metadata)
+        return await self._store.record_async(*aggregates, metadata=metadata)
 
 
 def test_an_attempt_left_running_is_interrupted_even_when_the_first_try_is_refused(
