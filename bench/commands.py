@@ -5,6 +5,7 @@ committed INSERTs/s into a table of the event store's shape on the same database
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 from bench.baseline import raw_insert_rate
@@ -14,6 +15,9 @@ from bench.results import Figure, percentile
 from bench.system import System, World
 from flowledger.commands.runs import RequestRun, request_run
 from flowledger.eventlog.store import EventMetadata
+
+APPEND_CALLERS = 32
+"""Threads submitting commands in the append figure (the API runs handlers on up to 40)."""
 
 WHY_COMMANDS_TRAIL = (
     "a run request reads before it writes: it loads the workflow, then the agent's name claim "
@@ -75,25 +79,39 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         name="event append through the command layer",
         value=append_rate,
         unit="runs/s",
-        how="request_run in a loop in one process, no HTTP (one run = 1 event)",
+        how=(
+            f"request_run in a loop on {APPEND_CALLERS} threads of one process, no HTTP "
+            "(one run = 1 event)"
+        ),
         baseline=baseline,
         baseline_unit="INSERT/s",
-        target="≥ 70% of baseline",
+        target="≥ 100% of baseline",
         details={"p99_ms": append_p99},
         notes="the same command without HTTP: see command throughput",
     )
-    append.met = (append.ratio or 0) >= 0.7
+    append.met = (append.ratio or 0) >= 1.0
     return [throughput, half_figure, append], {"api": api_peak}
 
 
 def _append_rate(system: System, workflow_id: UUID, duration: float) -> tuple[float, float]:
+    """``APPEND_CALLERS`` threads calling ``request_run`` in a loop, as the API's worker
+    threads do: the process's writer records what they decided together (group commit)."""
     with system.runtime() as runtime:
         command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
-        latencies: list[float] = []
+        meta = EventMetadata.system("bench")
+        request_run(runtime.store, command, meta)  # the workflow and agent are cached
         deadline = time.perf_counter() + duration
+
+        def caller() -> list[float]:
+            latencies: list[float] = []
+            while (now := time.perf_counter()) < deadline:
+                request_run(runtime.store, command, meta)
+                latencies.append((time.perf_counter() - now) * 1000)
+            return latencies
+
         started = time.perf_counter()
-        while (now := time.perf_counter()) < deadline:
-            request_run(runtime.store, command, EventMetadata.system("bench"))
-            latencies.append((time.perf_counter() - now) * 1000)
+        with ThreadPoolExecutor(max_workers=APPEND_CALLERS) as pool:
+            answered = [pool.submit(caller) for _ in range(APPEND_CALLERS)]
+            latencies = [ms for future in answered for ms in future.result()]
         elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, percentile(latencies, 99)
