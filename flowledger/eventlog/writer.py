@@ -38,7 +38,7 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -187,18 +187,21 @@ class Writer:
     def _transaction(self, batch: list[Submission]) -> tuple[list[Submission], list[int]]:
         """The library's insert (``PostgresApplicationRecorder.insert_events``: lock the
         table, NOTIFY, one INSERT, commit, in pipeline mode), with the batch's reads checked
-        first under the same lock. The submissions recorded, and their events' positions."""
+        under the lock before the INSERT. The submissions recorded, and their positions."""
         recorder = self.recorder
         failure: Exception | None = None
         positions: list[int] = []
         with recorder.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cursor:
+                recorder._lock_table(cursor)  # held until the commit
                 current = self._current(batch, cursor)
                 events = [event for submission in current for event in submission.events]
                 if events:
                     try:
-                        # lock (again: a no-op if held), NOTIFY, INSERT
-                        recorder._insert_stored_events(cursor, events)
+                        # What PostgresApplicationRecorder._insert_stored_events does after
+                        # taking the lock: NOTIFY, then the library's one INSERT.
+                        recorder._notify_channel(cursor)
+                        PostgresAggregateRecorder._insert_stored_events(recorder, cursor, events)
                         pipeline.sync()  # a unique violation raises here, not at commit
                         positions = list(
                             recorder._fetch_ids_after_insert_events(cursor, events) or []
@@ -228,12 +231,11 @@ class Writer:
         return {row["id"]: row["max"] for row in cursor.fetchall() if row["max"] is not None}
 
     def _current(self, batch: list[Submission], cursor: Cursor[DictRow]) -> list[Submission]:
-        """The submissions whose reads are still current, under the table lock (so nothing
-        can change them before this transaction commits); the others get ``stale`` set."""
+        """The submissions whose reads are still current, read under the table lock (so
+        nothing can change them before this transaction commits); the others get ``stale``."""
         read = {aggregate_id for s in batch if s.reads for aggregate_id in s.reads}
         if not read:
             return batch
-        self.recorder._lock_table(cursor)  # held until the commit
         stored = self._stored_versions(cursor, list(read))
         current: list[Submission] = []
         written: set[UUID] = set()
