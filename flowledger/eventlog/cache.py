@@ -65,6 +65,14 @@ class CachingRepository(Repository[UUID]):
                 aggregate = cached
         return deepcopy(aggregate) if deepcopy_from_cache else aggregate
 
+    def peek(self, aggregate_id: UUID) -> Any:
+        """The cached aggregate as it is, or None (no I/O at all)."""
+        assert self.cache is not None
+        try:
+            return self.cache.get(aggregate_id)
+        except KeyError:
+            return None
+
     def cached(self, aggregate_id: UUID) -> Any:
         """The cached aggregate as it is, without asking the store whether it moved on (for
         reads that are checked when the command is recorded); loaded when it is not cached."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -271,26 +271,57 @@ class EventStore(Application[UUID]):
         return self._recorded(pending, self.writer.submit(pending.stored, _decision_reads.get()))
 
     async def record_async(
-        self, *aggregates: Aggregate | None, metadata: EventMetadata
+        self,
+        *aggregates: Aggregate | None,
+        metadata: EventMetadata,
+        reads: Mapping[UUID, int] | None = None,
     ) -> int | None:
         """:meth:`record` for the event loop: waits for the commit without a thread.
 
-        Once the events are handed to the writer they are recorded (or refused) whatever
-        happens to the caller: a cancelled caller still waits for the outcome before it
-        unwinds, so nothing is appended on its behalf after it returned."""
+        ``reads``: versions of other aggregates read from the cache (:meth:`cached`) that the
+        caller relies on; they are checked under the table lock, and any that moved on are
+        brought up to date (then :meth:`cached` has them as stored) before the events are
+        recorded with the new versions. Once the events are handed to the writer they are
+        recorded (or refused) whatever happens to the caller: a cancelled caller still waits
+        for the outcome before it unwinds, so nothing is appended on its behalf after it
+        returned."""
         pending = self._pending(aggregates, metadata)
         if pending is None:
             return None
-        answer = self.writer.submit(pending.stored)
-        waiting = asyncio.wrap_future(answer)
-        try:
-            await asyncio.shield(waiting)
-        except asyncio.CancelledError:
-            await asyncio.wait([waiting])
-            raise
-        except Exception:  # noqa: S110  (the answer holds it: _recorded raises it in our terms)
-            pass
-        return self._recorded(pending, answer)
+        checking = dict(reads) if reads else None
+        while True:
+            answer = self.writer.submit(pending.stored, checking)
+            waiting = asyncio.wrap_future(answer)
+            try:
+                await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                await asyncio.wait([waiting])
+                raise
+            except Exception:  # noqa: S110  (the answer holds it: _recorded raises it)
+                pass
+            try:
+                return self._recorded(pending, answer)
+            except StaleRead as stale:
+                for aggregate_id in stale.aggregate_ids:
+                    await asyncio.to_thread(self._refresh, aggregate_id)
+                checking = {i: self._cached_version(i) for i in checking or {}}
+
+    def cached(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate as this process last read or refreshed it, without asking the store
+        (it may be behind: pass its version as a read to :meth:`record_async`); None when it
+        is not cached. For reading only."""
+        if not isinstance(self.repository, CachingRepository):
+            return None
+        found = self.repository.peek(aggregate_id)
+        return found if isinstance(found, aggregate_class) else None
+
+    def _cached_version(self, aggregate_id: UUID) -> int:
+        found = (
+            self.repository.peek(aggregate_id)
+            if isinstance(self.repository, CachingRepository)
+            else None
+        )
+        return 0 if found is None else int(found.version)
 
     def record_many(
         self, commands: Sequence[tuple[Sequence[Aggregate | None], EventMetadata]]

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -194,16 +194,16 @@ class RunDriver:
             await self._fail_step_for_good(step_id, None, f"input mapping failed: {error}")
             return
         attempts: list[int] = []
-        # The agent's credentials are read while the step's start is being committed.
-        endpoint = asyncio.create_task(self._endpoint(step_id))
-        try:
-            started = await self._change(
-                lambda r: attempts.append(r.start_step(step_id, step_input))
-            )
-        finally:
-            url, auth = await endpoint
+        # The agent is read from the store's cache; the version read is checked when the
+        # step's start commits, so the call goes with the credentials current at that moment.
+        agent = await self._agent(step_id)
+        started = await self._change(
+            lambda r: attempts.append(r.start_step(step_id, step_input)),
+            reads={agent.id: agent.version} if agent is not None else None,
+        )
         if not started or not attempts:
             return
+        url, auth = await self._endpoint(step_id)
         attempt = attempts[0]
         timeout_s = self.run.call_timeout_ms(step_id) / 1000
         task = asyncio.create_task(
@@ -212,10 +212,18 @@ class RunDriver:
         )
         self._calls[step_id] = InFlight(step_id, attempt, task, url, auth)
 
+    async def _agent(self, step_id: str) -> Agent | None:
+        """The step's agent as this process last knew it (loaded when it is not cached)."""
+        agent_id = self.run.binding(step_id).agent_id
+        cached = self.store.cached(Agent, agent_id)
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self.store.find, Agent, agent_id, copy=False)
+
     async def _endpoint(self, step_id: str) -> tuple[str, AgentAuth]:
-        """The pinned URL of the step's agent, and its credentials as they are now."""
+        """The pinned URL of the step's agent, and its credentials."""
         binding = self.run.binding(step_id)
-        agent = await asyncio.to_thread(self.store.find, Agent, binding.agent_id, copy=False)
+        agent = await self._agent(step_id)
         if agent is None:
             return binding.url, AgentAuth()
         return binding.url, AgentAuth.from_config(agent.auth_type, agent.auth_config)
@@ -375,7 +383,12 @@ class RunDriver:
         return run
 
     async def _change(
-        self, action: Callable[[Run], object], *, defer: bool = False, skip_if_stale: bool = False
+        self,
+        action: Callable[[Run], object],
+        *,
+        defer: bool = False,
+        skip_if_stale: bool = False,
+        reads: Mapping[UUID, int] | None = None,
     ) -> bool:
         """Apply a command to the run and append its events; False if the run had moved on
         (then the driver's copy is reloaded and the loop decides again).
@@ -384,7 +397,9 @@ class RunDriver:
         follows at once (a step's success, then the next step's start or the run's success):
         one commit instead of two. The driver never waits with events kept back
         (:meth:`_flush`). ``skip_if_stale``: the action does nothing (and is no conflict)
-        when it has become pointless (a task id already recorded, an attempt over)."""
+        when it has become pointless (a task id already recorded, an attempt over).
+        ``reads``: versions of other aggregates the action relied on, checked at the commit
+        (see :meth:`EventStore.record_async`)."""
         async with self._write_lock:
             try:
                 try:
@@ -397,7 +412,7 @@ class RunDriver:
                 if defer:
                     self._deferred = True
                 else:
-                    await self._record()
+                    await self._record(reads)
             except Conflict as refused:
                 log.info("run %s: %s; reloading", self.run_id, refused)
                 self._deferred = False
@@ -418,9 +433,9 @@ class RunDriver:
         if self._deferred:
             await self._record()
 
-    async def _record(self) -> None:
+    async def _record(self, reads: Mapping[UUID, int] | None = None) -> None:
         self._deferred = False
-        await self.store.record_async(self.run, metadata=self.meta)
+        await self.store.record_async(self.run, metadata=self.meta, reads=reads)
 
 
 def _assign_task(step_id: str, attempt: int, task_id: str) -> Callable[[Run], None]:
