@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
+from eventsourcing.application import project_aggregate
+
 from flowledger.a2a import (
     AgentAuth,
     AgentCallCancelled,
@@ -27,7 +29,7 @@ from flowledger.a2a import (
     AgentClient,
 )
 from flowledger.domain.agents import Agent
-from flowledger.domain.errors import Conflict
+from flowledger.domain.errors import Conflict, NotFound
 from flowledger.domain.mappings import MappingError, resolve
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
@@ -92,10 +94,10 @@ class RunDriver:
     async def drive(self) -> None:
         """Drive the run until it ends, in the trace of the request that started (or retried)
         it: every event the driver appends, and every agent call, belongs to that trace."""
-        self.run = await self._load()
+        self.run, request = await asyncio.to_thread(self._load_with_request)
+        self._loaded_at = time.monotonic()
         if self.run.is_finished:
             return
-        request = await asyncio.to_thread(self._last_request)
         with handling_event("drive run", request, run_id=str(self.run_id)):
             if self.run.status == "PENDING":
                 await self._change(lambda run: run.start(), defer=True)
@@ -109,12 +111,17 @@ class RunDriver:
                 finally:
                     await self._abandon_calls()
 
-    def _last_request(self) -> object:
-        """The run's latest Requested or Retried event (its metadata carries the trace)."""
-        for event in self.store.events.get(self.run_id, desc=True):
-            if isinstance(event, Run.Requested | Run.Retried):
-                return event
-        return None
+    def _load_with_request(self) -> tuple[Run, object]:
+        """The run, and its latest Requested or Retried event (whose metadata carries the
+        trace), from one read of its events."""
+        events = list(self.store.events.get(self.run_id))
+        request = next(
+            (e for e in reversed(events) if isinstance(e, Run.Requested | Run.Retried)), None
+        )
+        run = project_aggregate(None, events)
+        if request is None or not isinstance(run, Run):
+            raise NotFound(f"run {self.run_id} not found")
+        return run, request
 
     async def _step(self) -> bool:
         """One round of decisions; False when the run needs nothing more from this driver."""
