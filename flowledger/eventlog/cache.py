@@ -26,9 +26,17 @@ from eventsourcing.persistence import EventStore
 
 
 class CachingRepository(Repository[UUID]):
-    def __init__(self, event_store: EventStore[UUID], *, cache_maxsize: int) -> None:
+    def __init__(
+        self,
+        event_store: EventStore[UUID],
+        *,
+        cache_maxsize: int,
+        uncached: tuple[type[Any], ...] = (),
+    ) -> None:
         super().__init__(event_store, cache_maxsize=cache_maxsize, fastforward=True)
         self._maxsize = cache_maxsize
+        self._uncached = uncached
+        """Aggregate classes never kept (many, large, and each read rarely: runs)."""
         self._newer = threading.Lock()
 
     def forget(self) -> None:
@@ -86,6 +94,8 @@ class CachingRepository(Repository[UUID]):
         """Cache ``aggregate`` unless a newer version of it is cached already (two threads
         may bring the same aggregate up to date at once)."""
         assert self.cache is not None
+        if isinstance(aggregate, self._uncached):
+            return
         with self._newer:
             try:
                 current = self.cache.get(aggregate_id)

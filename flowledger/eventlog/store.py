@@ -136,8 +136,11 @@ class EventStore(Application[UUID]):
         *,
         pool_size: int = 5,
         settings: EventStoreSettings | None = None,
+        uncached: tuple[type[Aggregate], ...] = (),
     ) -> None:
+        """``uncached``: aggregate classes the cache never keeps (see ``CachingRepository``)."""
         self.store_settings = settings or EventStoreSettings()
+        self._uncached = uncached
         super().__init__(env=database.eventsourcing_env(pool_size))
         self.database = database
         # How long one attempt waits for a pooled connection. The library retries each call
@@ -154,7 +157,7 @@ class EventStore(Application[UUID]):
         size = self.store_settings.aggregate_cache_size
         if size <= 0:
             return super().construct_repository()
-        return CachingRepository(self.events, cache_maxsize=size)
+        return CachingRepository(self.events, cache_maxsize=size, uncached=self._uncached)
 
     @cached_property
     def notifier(self) -> Notifier:

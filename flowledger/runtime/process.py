@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from flowledger.domain.runs import Run
 from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.eventlog.store import EventStore
 from flowledger.runtime import migrations
@@ -39,6 +40,7 @@ class Runtime:
                 database,
                 pool_size=settings.db_pool_size,
                 settings=EventStoreSettings.from_settings(settings),
+                uncached=(Run,),  # many, large, each read rarely (the executor keeps its own)
             ),
             engine=database.create_engine(pool_size=max(2, settings.db_pool_size // 2)),
             async_engine=database.create_async_engine(pool_size=settings.db_pool_size),
