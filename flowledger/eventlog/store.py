@@ -331,11 +331,15 @@ class EventStore(Application[UUID]):
     ) -> list[int | DomainError | None]:
         """Record several commands at once, each on its own merits, in this order: for each,
         the position of its last event (None: nothing to append) or the conflict that refused
-        it. They share the writer's transactions with each other and with other callers."""
+        it. They share the writer's transactions with each other and with other callers.
+
+        Any other failure (the database unreachable) is raised once every command is settled
+        (those it hit recorded nothing)."""
         pendings = [self._pending(aggregates, metadata) for aggregates, metadata in commands]
         answers = self.writer.submit_many([Submission(p.stored) for p in pendings if p])
         waiting = iter(answers)
         outcomes: list[int | DomainError | None] = []
+        failure: Exception | None = None
         for pending in pendings:
             if pending is None:
                 outcomes.append(None)
@@ -344,6 +348,11 @@ class EventStore(Application[UUID]):
                 outcomes.append(self._recorded(pending, next(waiting)))
             except ConcurrentModification as conflict:
                 outcomes.append(conflict)
+            except Exception as error:
+                failure = failure or error
+                outcomes.append(None)
+        if failure is not None:
+            raise failure
         return outcomes
 
     def _pending(
