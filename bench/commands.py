@@ -5,7 +5,11 @@ committed INSERTs/s into a table of the event store's shape on the same database
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from uuid import UUID
+
+import httpx
 
 from bench.baseline import raw_insert_rate
 from bench.catalogue import chain_definition, create_workflow, register_agent
@@ -14,16 +18,10 @@ from bench.results import Figure, percentile
 from bench.system import System, World
 from flowledger.commands.runs import RequestRun, request_run
 from flowledger.eventlog.store import EventMetadata
+from flowledger.observability import metrics
 
-WHY_COMMANDS_TRAIL = (
-    "a run request reads before it writes: it loads the workflow, then the agent's name claim "
-    "and the agent (three event-store reads, each a pooled connection with a pre-ping), and "
-    "appends under the event store's LOCK TABLE ... EXCLUSIVE with a NOTIFY, in its own "
-    "transaction; the baseline is one autocommitted INSERT. Over HTTP add authentication, "
-    "validation and JSON on one API process sharing 2 cores with PostgreSQL and the load "
-    "generator. Writes are serialised by the events table (DESIGN.md), so more API processes "
-    "add no write throughput; batching many commands per transaction would, and is not done"
-)
+APPEND_CALLERS = 32
+"""Threads submitting commands in the append figure (the API runs handlers on up to 40)."""
 
 
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
@@ -40,14 +38,23 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
             "body": {"input_data": {"text": "hello"}},
         }
         common = {"base_url": base, "api_key": system.admin_key, "requests": [execute]}
-        flat_out = generate_load(
-            {**common, "duration_s": duration, "warmup_s": 2, "concurrency": 16}, system.workdir
-        )
+        api_process = system.process("api")
+        with system.http(base) as api:
+            generate_load({**common, "duration_s": 2, "concurrency": 16}, system.workdir)
+            batches_before = _write_batches(api)
+            cpu_before = api_process.cpu_seconds()
+            flat_out = generate_load(
+                {**common, "duration_s": duration, "concurrency": 16}, system.workdir
+            )
+            api_cpu_ms = (api_process.cpu_seconds() - cpu_before) * 1000
+            batches = _write_batches(api) - batches_before
+        flat_out["api_cpu_ms_per_request"] = round(api_cpu_ms / max(1, flat_out["requests"]), 3)
+        flat_out["commands_per_transaction"] = round(flat_out["ok"] / max(1, batches), 1)
         half = max(1.0, flat_out["rps"] / 2)
         at_half = generate_load({**common, "duration_s": duration, "rate": half}, system.workdir)
         system.sample_memory()
         api_peak = system.stop(system.process("api")) or 0.0
-        append_rate, append_p99 = _append_rate(system, UUID(workflow_id), duration)
+        append_rate, append_details = _append_rate(system, UUID(workflow_id), duration)
     throughput = Figure(
         name="command throughput: POST /workflows/{id}/execute",
         value=flat_out["rps"],
@@ -57,7 +64,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         baseline_unit="INSERT/s",
         target="≥ 40% of baseline; p99 < 50 ms at half that rate",
         details={"flat_out": flat_out, "at_half_rate": at_half, "half_rate": half},
-        notes=WHY_COMMANDS_TRAIL,
+        notes=_throughput_notes(flat_out, baseline),
     )
     # A p99 over failed requests is no p99 of runs: load.py times every answer, 4xx/5xx too.
     half_rate_met = at_half["p99_ms"] < 50 and at_half["errors"] == 0
@@ -75,25 +82,90 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         name="event append through the command layer",
         value=append_rate,
         unit="runs/s",
-        how="request_run in a loop in one process, no HTTP (one run = 1 event)",
+        how=(
+            f"request_run in a loop on {APPEND_CALLERS} threads of one process, no HTTP "
+            "(one run = 1 event)"
+        ),
         baseline=baseline,
         baseline_unit="INSERT/s",
-        target="≥ 70% of baseline",
-        details={"p99_ms": append_p99},
-        notes="the same command without HTTP: see command throughput",
+        target="≥ 100% of baseline",
+        details=append_details,
+        notes=_append_notes(append_details),
     )
-    append.met = (append.ratio or 0) >= 0.7
+    append.met = (append.ratio or 0) >= 1.0
     return [throughput, half_figure, append], {"api": api_peak}
 
 
-def _append_rate(system: System, workflow_id: UUID, duration: float) -> tuple[float, float]:
+def _write_batches(api: httpx.Client) -> float:
+    """Transactions the API's writer has committed so far (its /metrics)."""
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith("flowledger_write_batch_commands_count"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _throughput_notes(flat_out: dict[str, Any], baseline: float) -> str:
+    if flat_out["rps"] >= 0.4 * baseline:
+        return ""
+    cpu_ms = flat_out["api_cpu_ms_per_request"]
+    return (
+        f"the API process spent {cpu_ms:.2f} ms of CPU per request (Litestar, authentication, "
+        "validation, JSON, the audit log line, a worker thread for the command and the "
+        "command itself), one process sharing 2 cores with PostgreSQL and the load generator: "
+        f"{0.4 * baseline:,.0f} requests/s would need under {1000 / (0.4 * baseline):.2f} ms. "
+        "The write is no longer the limit: a run request reads nothing from the store (the "
+        "workflow and agents come from the cache, checked under the table lock when the run "
+        f"is recorded) and {flat_out['commands_per_transaction']} requests shared each "
+        "transaction. More API processes add throughput where there are more cores; deciding "
+        "on the event loop without a worker thread is the next step for one process"
+    )
+
+
+def _append_notes(details: dict[str, Any]) -> str:
+    return (
+        f"{APPEND_CALLERS} threads decide concurrently (the workflow and agent from the cache) "
+        f"and the process's writer records {details['commands_per_transaction']} run requests "
+        f"per transaction on average; the process used {details['cpu_ms_per_command']:.2f} ms "
+        "of CPU per command (building the Run and encoding its plan, under one GIL)"
+    )
+
+
+def _append_rate(
+    system: System, workflow_id: UUID, duration: float
+) -> tuple[float, dict[str, Any]]:
+    """``APPEND_CALLERS`` threads calling ``request_run`` in a loop, as the API's worker
+    threads do: the process's writer records what they decided together (group commit)."""
     with system.runtime() as runtime:
         command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
-        latencies: list[float] = []
+        meta = EventMetadata.system("bench")
+        request_run(runtime.store, command, meta)  # the workflow and agent are cached
         deadline = time.perf_counter() + duration
-        started = time.perf_counter()
-        while (now := time.perf_counter()) < deadline:
-            request_run(runtime.store, command, EventMetadata.system("bench"))
-            latencies.append((time.perf_counter() - now) * 1000)
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, percentile(latencies, 99)
+
+        def caller() -> list[float]:
+            latencies: list[float] = []
+            while (now := time.perf_counter()) < deadline:
+                request_run(runtime.store, command, meta)
+                latencies.append((time.perf_counter() - now) * 1000)
+            return latencies
+
+        batches_before = _count(metrics.WRITE_BATCH_COMMANDS)
+        started, cpu_before = time.perf_counter(), time.process_time()
+        with ThreadPoolExecutor(max_workers=APPEND_CALLERS) as pool:
+            answered = [pool.submit(caller) for _ in range(APPEND_CALLERS)]
+            latencies = [ms for future in answered for ms in future.result()]
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+        batches = _count(metrics.WRITE_BATCH_COMMANDS) - batches_before
+    return len(latencies) / elapsed, {
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "commands_per_transaction": round(len(latencies) / max(1, batches), 1),
+        "cpu_ms_per_command": round(cpu * 1000 / max(1, len(latencies)), 3),
+    }
+
+
+def _count(histogram: Any) -> float:
+    """How many observations a prometheus_client histogram has recorded in this process."""
+    for metric in histogram.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                return float(sample.value)
+    return 0.0

@@ -65,11 +65,24 @@ def rss_mb(pid: int) -> float | None:
     return _status_mb(pid, "VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Process:
     name: str
     popen: subprocess.Popen[bytes]
     peak_mb: float | None = None
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.popen.pid)
 
     def sample(self) -> float | None:
         now = peak_rss_mb(self.popen.pid)

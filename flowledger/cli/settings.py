@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
@@ -26,6 +27,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
     ConnectionSettings: ConnectionSettings.from_settings,
+    EventStoreSettings: EventStoreSettings.from_settings,
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
     SecuritySettings: SecuritySettings.from_settings,

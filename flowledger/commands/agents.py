@@ -57,5 +57,6 @@ def delete_agent(store: EventStore, command: DeleteAgent, meta: EventMetadata) -
 
 
 def find_agent_by_name(store: EventStore, name: str) -> Agent | None:
-    """The live (not deleted) agent holding ``name``, read from the write side."""
+    """The live (not deleted) agent holding ``name``, read from the write side (for reading
+    only)."""
     return holder_of(store, Agent, KIND, name)

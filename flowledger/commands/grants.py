@@ -70,7 +70,7 @@ def unknown_key_problems(store: EventStore, principal: str, field: str) -> list[
     if kind != "key":
         return []
     try:
-        key = store.find(ApiKey, UUID(key_id))
+        key = store.find(ApiKey, UUID(key_id), copy=False)
     except ValueError:
         return []  # malformed: the domain names the problem
     if key is None:

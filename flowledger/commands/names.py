@@ -39,11 +39,12 @@ def record_releasing_name(
 
 
 def holder_of(store: EventStore, holder_class: type[A], kind: str, name: str) -> A | None:
-    """The ``holder_class`` aggregate holding ``name`` now, read from the write side."""
-    claim = store.find(NameClaim, name_claim_id(kind, name))
+    """The ``holder_class`` aggregate holding ``name`` now, read from the write side (for
+    reading only: the store's cached aggregate, not a copy)."""
+    claim = store.find(NameClaim, name_claim_id(kind, name), copy=False)
     if claim is None or claim.owner_id is None:
         return None
-    return store.find(holder_class, claim.owner_id)
+    return store.find(holder_class, claim.owner_id, copy=False)
 
 
 def _claim_name(store: EventStore, kind: str, name: str, owner_id: UUID) -> NameClaim:

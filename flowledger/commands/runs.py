@@ -52,6 +52,12 @@ class RequestedRun(Outcome[Run]):
 
 
 def request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> RequestedRun:
+    """The workflow, its agents and the idempotency key are read from the process's cache and
+    checked against the store when the run is recorded (:meth:`EventStore.decide`)."""
+    return store.decide(lambda: _request_run(store, command, meta))
+
+
+def _request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> RequestedRun:
     if command.idempotency_key is not None:
         earlier = _run_for_key(store, command.workflow_id, command.idempotency_key)
         if earlier is not None:
@@ -105,7 +111,7 @@ def plan_to_try(
 def _runnable(
     store: EventStore, workflow_id: UUID, version: int | None
 ) -> tuple[Workflow, int, WorkflowPlan]:
-    workflow = store.get(Workflow, workflow_id, kind="workflow")
+    workflow = store.get(Workflow, workflow_id, kind="workflow", copy=False)
     if workflow.status != "active":
         raise Conflict(f"workflow {workflow.name!r} is {workflow.status} and cannot run")
     chosen = version or workflow.current_version

@@ -152,7 +152,12 @@ class Workflow(Switchable, Aggregate):
         chosen = self.current_version if version is None else version
         if chosen not in self.versions:
             raise NotFound(f"workflow {self.id} has no version {chosen}")
-        return WorkflowPlan.from_dict(self.versions[chosen].plan)
+        # A version never changes, and a plan is immutable: parse it once per aggregate (an
+        # aggregate read from the store's cache serves many run requests).
+        parsed: dict[int, WorkflowPlan] = self.__dict__.setdefault("_parsed_plans", {})
+        if chosen not in parsed:
+            parsed[chosen] = WorkflowPlan.from_dict(self.versions[chosen].plan)
+        return parsed[chosen]
 
     def agents_to_check(self, changes: Mapping[str, Any]) -> set[str]:
         """The agents whose status :meth:`update` needs for these changes."""

@@ -7,21 +7,38 @@ which trace) when it is saved; the library's mapper stores the stamp with the ev
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    Repository,
+)
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Notification, Recording
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    Notification,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import Environment
 
-from flowledger.domain.errors import ConcurrentModification, NotFound
+from flowledger.domain.errors import ConcurrentModification, DomainError, NotFound
+from flowledger.eventlog.cache import CachingRepository
 from flowledger.eventlog.notify import Notifier
+from flowledger.eventlog.settings import EventStoreSettings
+from flowledger.eventlog.writer import StaleRead, Submission, Writer
 from flowledger.observability import metrics
 from flowledger.observability.tracing import traceparent_of
 from flowledger.runtime.database import Database
@@ -32,7 +49,12 @@ INTERNAL_TOPIC_PREFIXES = ("flowledger.domain.names:",)
 """Events of bookkeeping aggregates (name claims) that never leave the system."""
 
 A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
 POOL_WAIT_S = 0.5
+
+
+_decision_reads: ContextVar[dict[UUID, int] | None] = ContextVar("decision_reads", default=None)
+"""The versions read by the decision running in this context (see :meth:`EventStore.decide`)."""
 
 
 class EventMetadata(msgspec.Struct, frozen=True):
@@ -105,15 +127,29 @@ def snake_case(name: str) -> str:
 
 
 class EventStore(Application[UUID]):
-    """The write side's store, and the log every follower reads."""
+    """The write side's store, and the log every follower reads.
+
+    Appends go through the process's group-commit :class:`~flowledger.eventlog.writer.Writer`
+    (ADR 0014); aggregates are read through a cache checked against the store
+    (:class:`~flowledger.eventlog.cache.CachingRepository`).
+    """
 
     name = APPLICATION_NAME
 
     def __init__(
-        self, database: Database, *, pool_size: int = 5, idle_timeout_s: float = 0.0
+        self,
+        database: Database,
+        *,
+        pool_size: int = 5,
+        idle_timeout_s: float = 0.0,
+        settings: EventStoreSettings | None = None,
+        uncached: tuple[type[Aggregate], ...] = (),
     ) -> None:
         """``pool_size``: the most connections the store opens; it keeps one while idle and
-        closes the others, one at a time, each ``idle_timeout_s`` they go unused (0: never)."""
+        closes the others, one at a time, each ``idle_timeout_s`` they go unused (0: never).
+        ``uncached``: aggregate classes the cache never keeps (see ``CachingRepository``)."""
+        self.store_settings = settings or EventStoreSettings()
+        self._uncached = uncached
         self.database = database
         self._idle_timeout_s = idle_timeout_s
         super().__init__(env=database.eventsourcing_env(pool_size))
@@ -121,6 +157,17 @@ class EventStore(Application[UUID]):
         # 10 times, so while the database is down a command fails (HTTP 503) after ~7 s
         # rather than after 10 x POSTGRES_CONNECT_TIMEOUT (whole seconds only).
         self.application_recorder.datastore.pool.timeout = POOL_WAIT_S
+        self.writer = Writer(
+            self.application_recorder,
+            batch_size=self.store_settings.write_batch_size,
+            window_s=self.store_settings.write_batch_window_s,
+        )
+
+    def construct_repository(self) -> Repository[UUID]:
+        size = self.store_settings.aggregate_cache_size
+        if size <= 0:
+            return super().construct_repository()
+        return CachingRepository(self.events, cache_maxsize=size, uncached=self._uncached)
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory:
         """The library's factory, its pool named and set up before it opens (the recorders
@@ -141,6 +188,8 @@ class EventStore(Application[UUID]):
         return Notifier(self.database, EVENTS_TABLE)
 
     def close(self) -> None:
+        if "writer" in self.__dict__:
+            self.writer.close()
         if "notifier" in self.__dict__:
             self.notifier.close()
         super().close()
@@ -150,22 +199,88 @@ class EventStore(Application[UUID]):
         assert isinstance(self.recorder, PostgresApplicationRecorder)
         return self.recorder
 
-    def get(self, aggregate_class: type[A], aggregate_id: UUID, *, kind: str | None = None) -> A:
-        """The aggregate, or :class:`NotFound` when there is none of that class with that id."""
-        label = kind or aggregate_class.__name__.lower()
+    # ------------------------------------------------------------------ reading aggregates
+
+    def get(
+        self,
+        aggregate_class: type[A],
+        aggregate_id: UUID,
+        *,
+        kind: str | None = None,
+        copy: bool = True,
+    ) -> A:
+        """The aggregate as stored now, or :class:`NotFound` when there is none of that class
+        with that id. A copy of the caller's own, to change and record; with ``copy=False``
+        the cached aggregate itself, for reading only (cheaper: the caller must not change it).
+        """
+        return self._get(aggregate_class, aggregate_id, kind, copy=copy)
+
+    def find(self, aggregate_class: type[A], aggregate_id: UUID, *, copy: bool = True) -> A | None:
+        """Like :meth:`get`, or None."""
         try:
-            aggregate: object = self.repository.get(aggregate_id)
+            return self.get(aggregate_class, aggregate_id, copy=copy)
+        except NotFound:
+            return None
+
+    def forget_cached(self) -> None:
+        """Drop every cached aggregate. The cache trusts that stored events are never removed:
+        whoever empties the events table (tests do) must call this."""
+        if isinstance(self.repository, CachingRepository):
+            self.repository.forget()
+
+    def decide(self, decision: Callable[[], T], *, attempts: int = 3) -> T:
+        """Run a command's ``decision`` (load, decide, record) with its reads checked when it
+        is recorded rather than when it reads.
+
+        Inside, :meth:`get` with ``copy=False`` answers from the cache without asking the
+        store, and notes the version it gave; :meth:`record` hands those versions to the
+        writer, which checks them for the whole batch at once. If something read has changed,
+        nothing is recorded, the stale aggregates are brought up to date, and the decision
+        runs again (at most ``attempts`` times; then once more with every read checked). A
+        refusal (a :class:`DomainError`) stands only once what it read is found current."""
+        for _ in range(attempts):
+            reads: dict[UUID, int] = {}
+            token = _decision_reads.set(reads)
+            try:
+                return decision()
+            except StaleRead as stale:
+                changed = stale.aggregate_ids
+            except DomainError:
+                # Refused: but perhaps on an old version of something it read.
+                changed = self.writer.changed(reads)
+                if not changed:
+                    raise
+            finally:
+                _decision_reads.reset(token)
+            for aggregate_id in changed:
+                self._refresh(aggregate_id)
+        return decision()
+
+    def _refresh(self, aggregate_id: UUID) -> None:
+        with contextlib.suppress(AggregateNotFoundError):
+            self.repository.get(aggregate_id, deepcopy_from_cache=False)
+
+    def _get(
+        self, aggregate_class: type[A], aggregate_id: UUID, kind: str | None, *, copy: bool
+    ) -> A:
+        label = kind or aggregate_class.__name__.lower()
+        reads = None if copy else _decision_reads.get()
+        try:
+            if reads is not None and isinstance(self.repository, CachingRepository):
+                aggregate: Any = self.repository.cached(aggregate_id)
+            else:
+                aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
+            if reads is not None:
+                reads[aggregate_id] = 0
             raise NotFound(f"{label} {aggregate_id} not found") from None
+        if reads is not None:
+            reads[aggregate_id] = aggregate.version
         if not isinstance(aggregate, aggregate_class):
             raise NotFound(f"{label} {aggregate_id} not found")
         return aggregate
 
-    def find(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
-        try:
-            return self.get(aggregate_class, aggregate_id)
-        except NotFound:
-            return None
+    # ------------------------------------------------------------------ recording
 
     def record(self, *aggregates: Aggregate | None, metadata: EventMetadata) -> int | None:
         """Append the aggregates' pending events atomically; the position of the last one.
@@ -173,24 +288,127 @@ class EventStore(Application[UUID]):
         ``None`` when there was nothing to append. A conflicting concurrent append raises
         :class:`ConcurrentModification` and appends nothing. The events carry ``metadata``
         with the current span's trace context, so whoever handles them continues the trace.
+        The events are recorded by the process's writer, with other commands' in the same
+        transaction; this returns once that transaction committed.
         """
+        pending = self._pending(aggregates, metadata)
+        if pending is None:
+            return None
+        return self._recorded(pending, self.writer.submit(pending.stored, _decision_reads.get()))
+
+    async def record_async(
+        self,
+        *aggregates: Aggregate | None,
+        metadata: EventMetadata,
+        reads: Mapping[UUID, int] | None = None,
+    ) -> int | None:
+        """:meth:`record` for the event loop: waits for the commit without a thread.
+
+        ``reads``: versions of other aggregates read from the cache (:meth:`cached`) that the
+        caller relies on; they are checked under the table lock, and any that moved on are
+        brought up to date (then :meth:`cached` has them as stored) before the events are
+        recorded with the new versions. Once the events are handed to the writer they are
+        recorded (or refused) whatever happens to the caller: a cancelled caller still waits
+        for the outcome before it unwinds, so nothing is appended on its behalf after it
+        returned."""
+        pending = self._pending(aggregates, metadata)
+        if pending is None:
+            return None
+        checking = dict(reads) if reads else None
+        while True:
+            answer = self.writer.submit(pending.stored, checking)
+            waiting = asyncio.wrap_future(answer)
+            try:
+                await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                await asyncio.wait([waiting])
+                raise
+            except Exception:  # noqa: S110  (the answer holds it: _recorded raises it)
+                pass
+            try:
+                return self._recorded(pending, answer)
+            except StaleRead as stale:
+                for aggregate_id in stale.aggregate_ids:
+                    await asyncio.to_thread(self._refresh, aggregate_id)
+                checking = {i: self._cached_version(i) for i in checking or {}}
+
+    def cached(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate as this process last read or refreshed it, without asking the store
+        (it may be behind: pass its version as a read to :meth:`record_async`); None when it
+        is not cached. For reading only."""
+        if not isinstance(self.repository, CachingRepository):
+            return None
+        found = self.repository.peek(aggregate_id)
+        return found if isinstance(found, aggregate_class) else None
+
+    def _cached_version(self, aggregate_id: UUID) -> int:
+        found = (
+            self.repository.peek(aggregate_id)
+            if isinstance(self.repository, CachingRepository)
+            else None
+        )
+        return 0 if found is None else int(found.version)
+
+    def record_many(
+        self, commands: Sequence[tuple[Sequence[Aggregate | None], EventMetadata]]
+    ) -> list[int | DomainError | None]:
+        """Record several commands at once, each on its own merits, in this order: for each,
+        the position of its last event (None: nothing to append) or the conflict that refused
+        it. They share the writer's transactions with each other and with other callers.
+
+        Any other failure (the database unreachable) is raised once every command is settled
+        (those it hit recorded nothing)."""
+        pendings = [self._pending(aggregates, metadata) for aggregates, metadata in commands]
+        answers = self.writer.submit_many([Submission(p.stored) for p in pendings if p])
+        waiting = iter(answers)
+        outcomes: list[int | DomainError | None] = []
+        failure: Exception | None = None
+        for pending in pendings:
+            if pending is None:
+                outcomes.append(None)
+                continue
+            try:
+                outcomes.append(self._recorded(pending, next(waiting)))
+            except ConcurrentModification as conflict:
+                outcomes.append(conflict)
+            except Exception as error:
+                failure = failure or error
+                outcomes.append(None)
+        if failure is not None:
+            raise failure
+        return outcomes
+
+    def _pending(
+        self, aggregates: Sequence[Aggregate | None], metadata: EventMetadata
+    ) -> _Pending | None:
+        """Collect the aggregates' new events, stamp them, and encode them (in the caller's
+        thread, so the writer only talks to the database)."""
+        # Aggregate.collect_events, as ProcessingEvent.collect_events does it, without its
+        # runtime protocol checks (a sizeable share of a small command's time).
+        events: list[DomainEventProtocol[UUID]] = [
+            event
+            for aggregate in aggregates
+            if aggregate is not None
+            for event in aggregate.collect_events()
+        ]
+        if not events:
+            return None
+        stamp = msgspec.to_builtins(metadata.in_current_trace())
+        for domain_event in events:
+            object.__setattr__(domain_event, "metadata", stamp)
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        return _Pending(events, stored)
+
+    def _recorded(self, pending: _Pending, answer: Future[list[int]]) -> int:
         try:
-            recordings = self.save(*aggregates, metadata=metadata.in_current_trace())
+            positions = answer.result()
         except IntegrityError as error:
             raise ConcurrentModification(
                 "the entity was changed by another request; read it again and retry"
             ) from error
-        for recording in recordings:
-            metrics.EVENTS_APPENDED.labels(event_type=event_type(recording.domain_event)).inc()
-        return last_position(recordings)
-
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        metadata = processing_event.saved_kwargs.pop("metadata", None)
-        if metadata is not None:
-            stamp = msgspec.to_builtins(metadata)
-            for domain_event in processing_event.events:
-                object.__setattr__(domain_event, "metadata", stamp)
-        return super()._record(processing_event)
+        for domain_event in pending.events:
+            metrics.EVENTS_APPENDED.labels(event_type=event_type(domain_event)).inc()
+        return max(positions)
 
     def read(
         self, after: int | None, limit: int, until: int | None = None
@@ -208,7 +426,9 @@ class EventStore(Application[UUID]):
         return self.recorder.max_notification_id() or 0
 
 
-def last_position(recordings: Sequence[Recording[UUID]]) -> int | None:
-    if not recordings:
-        return None
-    return max(recording.notification.id for recording in recordings)
+@dataclass(frozen=True)
+class _Pending:
+    """One command's new events, and the same encoded for the events table."""
+
+    events: list[DomainEventProtocol[UUID]]
+    stored: list[StoredEvent]

@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
+
+from eventsourcing.application import project_aggregate
 
 from flowledger.a2a import (
     AgentAuth,
@@ -27,7 +29,7 @@ from flowledger.a2a import (
     AgentClient,
 )
 from flowledger.domain.agents import Agent
-from flowledger.domain.errors import Conflict
+from flowledger.domain.errors import Conflict, NotFound
 from flowledger.domain.mappings import MappingError, resolve
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 EXECUTOR_ACTOR = "system:executor"
 REFRESH_S: Final = 2.0
 """While calls are in flight, read the run again at least this often (missed signals)."""
+TASK_ID_GRACE_S: Final = 0.05
+"""An agent's task id is recorded on its own when the agent has not answered this long after
+giving it (so that another executor can cancel the task); otherwise it is recorded in one
+commit with the attempt's outcome (ADR 0014)."""
 
 
 @dataclass(frozen=True)
@@ -88,10 +94,10 @@ class RunDriver:
     async def drive(self) -> None:
         """Drive the run until it ends, in the trace of the request that started (or retried)
         it: every event the driver appends, and every agent call, belongs to that trace."""
-        self.run = await self._load()
+        self.run, request = await asyncio.to_thread(self._load_with_request)
+        self._loaded_at = time.monotonic()
         if self.run.is_finished:
             return
-        request = await asyncio.to_thread(self._last_request)
         with handling_event("drive run", request, run_id=str(self.run_id)):
             if self.run.status == "PENDING":
                 await self._change(lambda run: run.start(), defer=True)
@@ -105,12 +111,17 @@ class RunDriver:
                 finally:
                     await self._abandon_calls()
 
-    def _last_request(self) -> object:
-        """The run's latest Requested or Retried event (its metadata carries the trace)."""
-        for event in self.store.events.get(self.run_id, desc=True):
-            if isinstance(event, Run.Requested | Run.Retried):
-                return event
-        return None
+    def _load_with_request(self) -> tuple[Run, object]:
+        """The run, and its latest Requested or Retried event (whose metadata carries the
+        trace), from one read of its events."""
+        events = list(self.store.events.get(self.run_id))
+        request = next(
+            (e for e in reversed(events) if isinstance(e, Run.Requested | Run.Retried)), None
+        )
+        run = project_aggregate(None, events)
+        if request is None or not isinstance(run, Run):
+            raise NotFound(f"run {self.run_id} not found")
+        return run, request
 
     async def _step(self) -> bool:
         """One round of decisions; False when the run needs nothing more from this driver."""
@@ -190,7 +201,13 @@ class RunDriver:
             await self._fail_step_for_good(step_id, None, f"input mapping failed: {error}")
             return
         attempts: list[int] = []
-        started = await self._change(lambda r: attempts.append(r.start_step(step_id, step_input)))
+        # The agent is read from the store's cache; the version read is checked when the
+        # step's start commits, so the call goes with the credentials current at that moment.
+        agent = await self._agent(step_id)
+        started = await self._change(
+            lambda r: attempts.append(r.start_step(step_id, step_input)),
+            reads={agent.id: agent.version} if agent is not None else None,
+        )
         if not started or not attempts:
             return
         url, auth = await self._endpoint(step_id)
@@ -202,10 +219,18 @@ class RunDriver:
         )
         self._calls[step_id] = InFlight(step_id, attempt, task, url, auth)
 
+    async def _agent(self, step_id: str) -> Agent | None:
+        """The step's agent as this process last knew it (loaded when it is not cached)."""
+        agent_id = self.run.binding(step_id).agent_id
+        cached = self.store.cached(Agent, agent_id)
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self.store.find, Agent, agent_id, copy=False)
+
     async def _endpoint(self, step_id: str) -> tuple[str, AgentAuth]:
-        """The pinned URL of the step's agent, and its credentials as they are now."""
+        """The pinned URL of the step's agent, and its credentials."""
         binding = self.run.binding(step_id)
-        agent = await asyncio.to_thread(self.store.find, Agent, binding.agent_id)
+        agent = await self._agent(step_id)
         if agent is None:
             return binding.url, AgentAuth()
         return binding.url, AgentAuth.from_config(agent.auth_type, agent.auth_config)
@@ -213,18 +238,17 @@ class RunDriver:
     async def _call(
         self, step_id: str, attempt: int, url: str, auth: AgentAuth, timeout_s: float, payload: Any
     ) -> CallResult:
-        assigning: list[asyncio.Task[bool]] = []
+        assigning: list[asyncio.Task[None]] = []
 
         async def on_task(task_id: str) -> None:
             call = self._calls.get(step_id)
             if call is not None:
                 call.task_id = task_id
-            # Recorded while the call goes on, not before reading the agent's next event: an
-            # agent that answers at once had every step wait for this commit. The write lock
-            # still puts it before the attempt's outcome, which waits for it below.
+            # Recorded on its own only if the agent is still working a moment later; an agent
+            # that answers at once has it recorded in one commit with the outcome (_collect).
             assigning.append(
                 asyncio.create_task(
-                    self._change(lambda r: r.assign_task(step_id, attempt, task_id)),
+                    self._assign_task_later(step_id, attempt, task_id),
                     name=f"run-{self.run_id}-{step_id}-{attempt}-task",
                 )
             )
@@ -253,13 +277,18 @@ class RunDriver:
                         result = CallResult(step_id, attempt, error=error)
                     else:
                         result = CallResult(step_id, attempt, output=reply.output)
-            for assignment in assigning:  # the outcome is recorded after the task id
-                await assignment
             return result
         finally:
-            # Cancelled (the call abandoned) or failed otherwise: the task ids are still being
-            # appended; the driver must not return (and its run be unlocked) before they are.
+            # Answered, abandoned or failed: a task id still waiting for its moment goes with
+            # the outcome instead; one being appended is waited for, so that the driver never
+            # returns (and its run is unlocked) before it is recorded.
+            for assignment in assigning:
+                assignment.cancel()
             await asyncio.gather(*assigning, return_exceptions=True)
+
+    async def _assign_task_later(self, step_id: str, attempt: int, task_id: str) -> None:
+        await asyncio.sleep(TASK_ID_GRACE_S)
+        await self._change(_assign_task(step_id, attempt, task_id), skip_if_stale=True)
 
     async def _collect(self) -> None:
         for step_id, call in list(self._calls.items()):
@@ -269,6 +298,9 @@ class RunDriver:
             if call.task.cancelled():
                 continue
             result = call.task.result()
+            if call.task_id is not None:  # a task id not recorded yet goes with the outcome
+                assign = _assign_task(step_id, call.attempt, call.task_id)
+                await self._change(assign, defer=True, skip_if_stale=True)
             if result.error is None:
                 succeeded = _succeed_step(step_id, call.attempt, result.output)
                 if await self._change(succeeded, defer=True):
@@ -357,25 +389,37 @@ class RunDriver:
         self._loaded_at = time.monotonic()
         return run
 
-    async def _change(self, action: Callable[[Run], object], *, defer: bool = False) -> bool:
+    async def _change(
+        self,
+        action: Callable[[Run], object],
+        *,
+        defer: bool = False,
+        skip_if_stale: bool = False,
+        reads: Mapping[UUID, int] | None = None,
+    ) -> bool:
         """Apply a command to the run and append its events; False if the run had moved on
         (then the driver's copy is reloaded and the loop decides again).
 
         ``defer``: keep the events for the next append, when the driver's next decision
         follows at once (a step's success, then the next step's start or the run's success):
         one commit instead of two. The driver never waits with events kept back
-        (:meth:`_flush`)."""
+        (:meth:`_flush`). ``skip_if_stale``: the action does nothing (and is no conflict)
+        when it has become pointless (a task id already recorded, an attempt over).
+        ``reads``: versions of other aggregates the action relied on, checked at the commit
+        (see :meth:`EventStore.record_async`)."""
         async with self._write_lock:
             try:
                 try:
-                    action(self.run)
+                    action(self.run)  # its guards raise before it records anything
                 except Conflict:
+                    if skip_if_stale:
+                        return False
                     await self._record_deferred()  # what was decided before still stands
                     raise
                 if defer:
                     self._deferred = True
                 else:
-                    await self._record()
+                    await self._record(reads)
             except Conflict as refused:
                 log.info("run %s: %s; reloading", self.run_id, refused)
                 self._deferred = False
@@ -396,9 +440,19 @@ class RunDriver:
         if self._deferred:
             await self._record()
 
-    async def _record(self) -> None:
+    async def _record(self, reads: Mapping[UUID, int] | None = None) -> None:
         self._deferred = False
-        await asyncio.to_thread(self.store.record, self.run, metadata=self.meta)
+        await self.store.record_async(self.run, metadata=self.meta, reads=reads)
+
+
+def _assign_task(step_id: str, attempt: int, task_id: str) -> Callable[[Run], None]:
+    def action(run: Run) -> None:
+        attempt_now = run.steps[step_id].in_flight if step_id in run.steps else None
+        if attempt_now is not None and attempt_now.task_id == task_id:
+            raise Conflict(f"task {task_id} of step {step_id!r} is recorded already")
+        run.assign_task(step_id, attempt, task_id)
+
+    return action
 
 
 def _succeed_step(step_id: str, attempt: int, output: Any) -> Callable[[Run], None]:

@@ -2,11 +2,12 @@
 
 * **Active runs** — a projection kept by the executor itself (``executor_active_runs``, with
   its position in ``executor_tracking``): every run requested or retried and not yet finished.
-* **Watch** — without Kafka, each executor tails the run events from the moment it starts (no
-  saved position); with Kafka (``KAFKA_BOOTSTRAP_SERVERS``), the executors consume
-  ``flowledger.runs.v1`` in one consumer group (``FLOWLEDGER_EXECUTOR_GROUP``), sharing its
-  partitions and dropping events already seen. Either way a new or retried run is picked up at
-  once, and a cancelled one is signalled to its driver so the call in flight is cancelled.
+* **Watch** — each executor tails the run events from the moment it starts (no saved
+  position), woken by the store's NOTIFY; with Kafka (``KAFKA_BOOTSTRAP_SERVERS``), the
+  executors also consume ``flowledger.runs.v1`` in one consumer group
+  (``FLOWLEDGER_EXECUTOR_GROUP``), sharing its partitions and dropping events already seen.
+  A new or retried run is picked up at once, and a cancelled one is signalled to its driver so
+  the call in flight is cancelled.
 * **Sweep** — every few seconds, and at start, every active run not driven here is tried:
   this is how runs of a stopped executor are resumed.
 * **Locks** — a run is driven only under a PostgreSQL advisory lock held on this process's
@@ -102,14 +103,15 @@ class Executor:
             batch_size=runtime.settings.follower_batch_size,
             idle_wait_s=runtime.settings.follower_idle_wait_s,
         )
-        watched = [feed]
+        # New runs are heard of from the event store itself (woken by its NOTIFY): that takes
+        # a millisecond, the relay and a Kafka fetch tens of them. With Kafka, the executors'
+        # consumer group is a second way in (the advisory lock makes one driver of each run).
+        watch = RunWatch(self, start=await asyncio.to_thread(self.store.head))
+        idle = runtime.settings.follower_idle_wait_s
+        watched = [feed, Follower(self.store, watch, idle_wait_s=idle)]
         kafka = KafkaSettings.from_settings(runtime.settings)
         consuming: asyncio.Task[None] | None = None
-        if kafka is None:
-            watch = RunWatch(self, start=await asyncio.to_thread(self.store.head))
-            idle = runtime.settings.follower_idle_wait_s
-            watched.append(Follower(self.store, watch, idle_wait_s=idle))
-        else:
+        if kafka is not None:
             consuming = asyncio.create_task(self._consume(kafka, stop), name="executor-kafka")
         followers = threading.Thread(
             target=run_followers,

@@ -50,6 +50,8 @@ def configure_logging(settings: Settings) -> None:
     )
     structlog.configure(
         processors=[
+            # A line below the level costs nothing more (the rest would render it for naught).
+            structlog.stdlib.filter_by_level,
             *_SHARED,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

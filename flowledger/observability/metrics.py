@@ -49,6 +49,15 @@ EVENTS_APPENDED: Final = Counter(
     "Events appended to the event store by this process, by event type.",
     ["event_type"],
 )
+WRITE_BATCH_COMMANDS: Final = Histogram(
+    "flowledger_write_batch_commands",
+    "Commands recorded together in one transaction by this process's writer (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+WRITE_BATCH_SPLITS: Final = Counter(
+    "flowledger_write_batch_splits_total",
+    "Batches split in halves and recorded again because one command in them conflicted.",
+)
 
 # --- Followers: projectors, relay, webhooks, executor (recorded by flowledger.eventlog.follower) --
 FOLLOWER_EVENTS: Final = Counter(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from flowledger.domain.runs import Run
+from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.eventlog.store import EventStore
 from flowledger.runtime import migrations
 from flowledger.runtime.connections import ConnectionSettings, PoolBudget, process_role
@@ -40,7 +42,13 @@ class Runtime:
         return cls(
             settings=settings,
             database=database,
-            store=EventStore(database, pool_size=budget.store, idle_timeout_s=idle_s),
+            store=EventStore(
+                database,
+                pool_size=budget.store,
+                idle_timeout_s=idle_s,
+                settings=EventStoreSettings.from_settings(settings),
+                uncached=(Run,),  # many, large, each read rarely (the executor keeps its own)
+            ),
             engine=database.create_engine(budget.sync, idle_timeout_s=idle_s),
             async_engine=database.create_async_engine(budget.async_, idle_timeout_s=idle_s),
             budget=budget,

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 from uuid import UUID
 
 import pytest
 
 from flowledger.a2a import AgentReply
+from flowledger.commands.agents import UpdateAgent, update_agent
+from flowledger.domain.agents import Agent
 from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.executor.driver import RunDriver
+from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
-from tests.support.runs import requested
+from tests.support.runs import binding, requested
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system("tester")
@@ -29,15 +31,17 @@ class SlowTaskIds:
     def __init__(self, store: EventStore, delay_s: float) -> None:
         self._store = store
         self.delay_s = delay_s
+        self.appending_task_id = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def record(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
+    async def record_async(self, *aggregates: Any, **kwargs: Any) -> int | None:
         pending = [e for a in aggregates if a is not None for e in a.pending_events]
         if any(isinstance(e, Run.StepTaskAssigned) for e in pending):
-            time.sleep(self.delay_s)
-        return self._store.record(*aggregates, metadata=metadata)
+            self.appending_task_id.set()
+            await asyncio.sleep(self.delay_s)
+        return await self._store.record_async(*aggregates, **kwargs)
 
 
 class ScriptedClient:
@@ -82,7 +86,7 @@ def test_a_task_id_being_recorded_when_the_driver_is_stopped_is_appended_before_
         driver = RunDriver(run.id, store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
         driving = asyncio.create_task(driver.drive())
         await client.waiting.wait()
-        await asyncio.sleep(0.05)  # the task id is being appended
+        await store.appending_task_id.wait()  # the agent is still working: its task id goes
         driving.cancel()  # the executor stops
         with contextlib.suppress(asyncio.CancelledError):
             await driving
@@ -144,14 +148,14 @@ class LateTaskIdOnInterrupt:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def record(self, *aggregates: Any, metadata: EventMetadata) -> int | None:
+    async def record_async(self, *aggregates: Any, **kwargs: Any) -> int | None:
         pending = [e for a in aggregates if a is not None for e in a.pending_events]
         if not self.raced and any(isinstance(e, Run.StepAttemptInterrupted) for e in pending):
             self.raced = True
             old = self._store.get(Run, aggregates[0].id)
             old.assign_task(*self._late, "task-late")
             self._store.record(old, metadata=META)
-        return self._store.record(*aggregates, metadata=metadata)
+        return await self._store.record_async(*aggregates, **kwargs)
 
 
 def test_an_attempt_left_running_is_interrupted_even_when_the_first_try_is_refused(
@@ -174,3 +178,49 @@ def test_an_attempt_left_running_is_interrupted_even_when_the_first_try_is_refus
     stored = runtime.store.get(Run, run.id)
     assert stored.status == "SUCCEEDED", events_of(runtime.store, run.id)
     assert [a.outcome for a in stored.steps["fast"].attempts] == ["interrupted", "succeeded"]
+
+
+class TokenRotatedDuringFirstStep:
+    """Answers at once, noting the credentials of each call; during step ``first`` another
+    process rotates the agent's token."""
+
+    def __init__(self, rotate: Any) -> None:
+        self.rotate = rotate
+        self.tokens: dict[str, str | None] = {}
+
+    async def send(self, url: str, body: Any, *, auth: Any, message_id: str, **_: Any) -> Any:
+        step_id = message_id.split(":")[1]
+        self.tokens[step_id] = auth.token
+        if step_id == "first":
+            await asyncio.to_thread(self.rotate)
+        return AgentReply(output={"done": True}, task_id=None, context_id=None, state=None)
+
+    async def cancel(self, url: str, task_id: str, **_: Any) -> None:
+        return None
+
+
+def test_a_token_rotated_by_another_process_is_used_from_the_next_step_on(
+    runtime: Runtime, database: Database
+) -> None:
+    agent = Agent.register(
+        name="echo", url="http://agent", auth_type="bearer", auth_config={"token": "old"}
+    )
+    runtime.store.record(agent, metadata=META)
+    plan = WorkflowPlan(steps=(StepPlan("first", "echo"), StepPlan("then", "echo", ("first",))))
+    run = requested(plan, agents={"echo": {**binding(), "agent_id": str(agent.id)}})
+    runtime.store.record(run, metadata=META)
+    other = EventStore(database, pool_size=1)  # another process: its own cache and writer
+
+    def rotate() -> None:
+        update_agent(
+            other, UpdateAgent(agent_id=agent.id, changes={"auth_config": {"token": "new"}}), META
+        )
+
+    client = TokenRotatedDuringFirstStep(rotate)
+    try:
+        driver = RunDriver(run.id, runtime.store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
+        asyncio.run(asyncio.wait_for(driver.drive(), 30))
+    finally:
+        other.close()
+    assert client.tokens == {"first": "old", "then": "new"}
+    assert runtime.store.get(Run, run.id).status == "SUCCEEDED"

@@ -31,6 +31,7 @@ def test_each_append_wakes_a_running_follower_long_before_its_poll(
     with runtime.engine.begin() as conn:
         conn.execute(text("TRUNCATE flowledger_events, agents"))
         conn.execute(text("DELETE FROM agents_tracking WHERE application_name <> '__migration__'"))
+    runtime.store.forget_cached()  # the events it had cached are gone
     follower = Follower(
         runtime.store,
         Projector(AgentsProjection(), runtime.store, runtime.engine),

@@ -167,6 +167,7 @@ def test_the_read_table_is_the_fold_of_the_events_and_a_rebuild_gives_it_again(
 ) -> None:
     with runtime.engine.begin() as conn:
         reset_everything(conn)
+    runtime.store.forget_cached()  # the events it had cached are gone
     run_commands(runtime.store, commands)
 
     project(runtime, batch_size)

@@ -105,6 +105,7 @@ def reset(runtime: Runtime) -> None:
     with runtime.engine.begin() as conn:
         conn.execute(text("TRUNCATE flowledger_events, relay_state"))
         conn.execute(text("DELETE FROM relay_tracking WHERE application_name <> '__migration__'"))
+    runtime.store.forget_cached()  # the events it had cached are gone
 
 
 def unique_prefix() -> str:

@@ -147,6 +147,7 @@ def test_batched_run_projections_equal_applying_one_event_at_a_time(
 ) -> None:
     with runtime.engine.begin() as conn:
         reset(conn)
+    runtime.store.forget_cached()  # the events it had cached are gone
     record_histories(runtime.store, histories)
 
     one_at_a_time = project(runtime, batch_size=1)

@@ -110,6 +110,7 @@ def test_one_delivery_per_active_matching_webhook_and_event_and_a_rebuild_adds_n
         conn.execute(
             text("DELETE FROM webhooks_tracking WHERE application_name <> '__migration__'")
         )
+    runtime.store.forget_cached()  # the events it had cached are gone
     run_commands(runtime.store, commands)
 
     project(runtime, batch_size)

@@ -256,6 +256,7 @@ def test_the_read_tables_are_the_fold_of_the_events_and_a_rebuild_gives_them_aga
         conn.execute(
             text("DELETE FROM workflows_tracking WHERE application_name <> '__migration__'")
         )
+    runtime.store.forget_cached()  # the events it had cached are gone
     register(runtime.store)
     run_commands(runtime.store, commands)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -51,7 +52,7 @@ def _uuid(text: str) -> UUID | None:
 async def _workflow(runtime: Runtime, workflow_id: UUID | None) -> Workflow | None:
     if workflow_id is None:
         return None
-    return await asyncio.to_thread(runtime.store.find, Workflow, workflow_id)
+    return await asyncio.to_thread(partial(runtime.store.find, Workflow, workflow_id, copy=False))
 
 
 async def _workflow_of_run(runtime: Runtime, run_id: UUID | None) -> UUID | None:
@@ -63,7 +64,7 @@ async def _workflow_of_run(runtime: Runtime, run_id: UUID | None) -> UUID | None
         found = await queries.workflow_of_run(conn, run_id)
     if found is not None:
         return found
-    run = await asyncio.to_thread(runtime.store.find, Run, run_id)
+    run = await asyncio.to_thread(partial(runtime.store.find, Run, run_id, copy=False))
     return run.workflow_id if run is not None else None
 
 
