@@ -582,12 +582,12 @@ class Run(Aggregate):
         self.paused_at = None
         self.wake_at = None
 
-    def suspend(self, wake_at: datetime | None) -> None:
+    def suspend(self, wake_at: datetime | None, now: datetime) -> None:
         """Park the run (WAITING) until ``wake_at`` or news: nothing is in flight but child
-        runs, and nothing can start."""
+        runs, and nothing can start or be decided ``now``."""
         self._require_running()
         busy = [key for key in self.in_flight() if self.steps[key].kind != "workflow"]
-        if busy or self.ready_calls() or self.progress().decisions():
+        if busy or self.awaiting_retry() or self.ready_calls() or self.progress(now).decisions():
             raise Conflict(f"run {self.id} has work to do and cannot wait")
         self._suspend(wake_at=wake_at)
 
