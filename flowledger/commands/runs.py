@@ -1,7 +1,8 @@
-"""Commands on runs from users: request (execute), cancel, retry.
+"""Commands on runs from users: request (execute), cancel, retry, pause, resume, signal.
 
 The executor's commands are the Run aggregate's own methods, called on the copy it drives
-(see flowledger/executor/driver.py).
+(see flowledger/executor/driver.py); it requests child runs (sub-workflows) with
+:func:`request_run` too, naming their parent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from jsonschema.validators import validator_for
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
 from flowledger.commands.names import holder_of
-from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput
+from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from flowledger.domain.limits import RunLimits
 from flowledger.domain.names import NameClaim
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import AgentBinding, Run
@@ -26,6 +28,16 @@ from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
 IDEMPOTENCY_KIND = "run-request"
+WORKFLOW_KIND = "workflow"
+
+
+class ParentStep(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+    step_id: str
+    depth: int
+    """How many parent runs the child has (the parent's depth + 1)."""
+    child_id: UUID
+    """The child's id, fixed by the parent's step instance (see ``child_run_id``)."""
 
 
 class RequestRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +46,33 @@ class RequestRun(msgspec.Struct, frozen=True, kw_only=True):
     version: int | None = None
     variables: dict[str, Any] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None
+    limits: RunLimits = msgspec.field(default_factory=RunLimits)
+    """The limits the run keeps to (from the settings of the process that requests it)."""
+    parent: ParentStep | None = None
+    """The step of another run this run is a child of (a sub-workflow)."""
+
+
+class PauseRun(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+    reason: str = "paused by request"
+
+
+class ResumeRun(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+
+
+class SignalRun(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+    signal: str
+    data: Any = None
+    step_id: str | None = None
+    """The waiting step instance to deliver to (default: the one waiting longest)."""
+
+
+@dataclass(frozen=True)
+class Signalled(Outcome[Run]):
+    step_id: str = ""
+    """The step instance the signal was delivered to."""
 
 
 class CancelRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +98,7 @@ def request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> 
     workflow, version, plan = _runnable(store, command.workflow_id, command.version)
     variables = _variables(plan, command.variables)
     _check_input(plan, command.input_data)
+    parent = command.parent
     run = Run(
         workflow_id=workflow.id,
         workflow_name=workflow.name,
@@ -69,6 +109,11 @@ def request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> 
         variables=variables,
         triggered_by=meta.actor,
         idempotency_key=command.idempotency_key,
+        limits=command.limits.to_dict(),
+        parent_run_id=parent.run_id if parent else None,
+        parent_step_id=parent.step_id if parent else None,
+        depth=parent.depth if parent else 0,
+        **({"id": parent.child_id} if parent else {}),
     )
     key_claim = None
     if command.idempotency_key is not None:
@@ -112,10 +157,54 @@ def _runnable(
     return workflow, chosen, workflow.plan_of(chosen)
 
 
+def workflow_named(store: EventStore, name: str) -> Workflow:
+    """The live workflow holding ``name`` (NotFound if none)."""
+    workflow = holder_of(store, Workflow, WORKFLOW_KIND, name)
+    if workflow is None:
+        raise NotFound(f"no workflow named {name!r} exists")
+    return workflow
+
+
 def cancel_run(store: EventStore, command: CancelRun, meta: EventMetadata) -> Outcome[Run]:
+    """Cancel the run, and with it every child run its steps are following (in the same
+    append: a cancelled parent never leaves a child running)."""
     run = store.get(Run, command.run_id, kind="run")
     run.cancel(command.reason)
+    children = _cancelled_children(store, run, command.reason)
+    return Outcome(run, store.record(run, *children, metadata=meta))
+
+
+def _cancelled_children(store: EventStore, run: Run, reason: str) -> list[Run]:
+    """The unfinished child runs of ``run``'s steps (and theirs), cancelled."""
+    cancelled: list[Run] = []
+    pending = [run]
+    while pending:
+        parent = pending.pop()
+        for child_id in parent.children_cut_off():
+            child = store.find(Run, child_id)
+            if child is not None and not child.is_finished:
+                child.cancel(f"its parent run {run.id} was cancelled: {reason}")
+                cancelled.append(child)
+                pending.append(child)
+    return cancelled
+
+
+def pause_run(store: EventStore, command: PauseRun, meta: EventMetadata) -> Outcome[Run]:
+    run = store.get(Run, command.run_id, kind="run")
+    run.pause(command.reason)
     return Outcome(run, store.record(run, metadata=meta))
+
+
+def resume_run(store: EventStore, command: ResumeRun, meta: EventMetadata) -> Outcome[Run]:
+    run = store.get(Run, command.run_id, kind="run")
+    run.resume()
+    return Outcome(run, store.record(run, metadata=meta))
+
+
+def signal_run(store: EventStore, command: SignalRun, meta: EventMetadata) -> Signalled:
+    run = store.get(Run, command.run_id, kind="run")
+    step_id = run.receive_signal(command.signal, command.data, command.step_id)
+    return Signalled(run, store.record(run, metadata=meta), step_id=step_id)
 
 
 def retry_run(store: EventStore, command: RetryRun, meta: EventMetadata) -> Outcome[Run]:
@@ -127,7 +216,7 @@ def retry_run(store: EventStore, command: RetryRun, meta: EventMetadata) -> Outc
 def pin_agents(store: EventStore, plan: WorkflowPlan) -> dict[str, AgentBinding]:
     """Each agent the plan names, as it is now; every one must exist and be active."""
     bindings: dict[str, AgentBinding] = {}
-    for name in dict.fromkeys(step.agent_name for step in plan.steps):
+    for name in plan.agent_names():
         agent = find_agent_by_name(store, name)
         if agent is None:
             raise Conflict(f"agent {name!r} no longer exists; the workflow cannot run")

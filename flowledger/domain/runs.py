@@ -213,6 +213,8 @@ class Run(Aggregate):
         step_id: str
         signal: str
         default_used: bool
+        output: Any
+        """The step's default data, its output when ``default_used``."""
 
     class Succeeded(Event):
         output: Any
@@ -240,7 +242,8 @@ class Run(Aggregate):
         reason: str
 
     class Resumed(Event):
-        pass
+        status: str
+        """What the run is again: PENDING if it had not started, RUNNING otherwise."""
 
     class Suspended(Event):
         """Nothing is in flight and the run waits: for ``wake_at`` (None: for a signal or a
@@ -400,6 +403,16 @@ class Run(Aggregate):
                 found[key] = attempt.child_run_id or child_run_id(self.id, key)
         return found
 
+    def children_cut_off(self) -> list[UUID]:
+        """The child runs the ``workflow`` steps were following when the run ended (their
+        attempts were cancelled with it)."""
+        found = []
+        for step in self.steps.values():
+            attempt = step.current
+            if step.kind == "workflow" and attempt is not None and attempt.outcome == "cancelled":
+                found.append(attempt.child_run_id or child_run_id(self.id, step.step_id))
+        return found
+
     def final_output(self) -> Any:
         """The output of the step nobody depends on; of several such steps, all by id (steps
         a branch skipped are left out)."""
@@ -456,8 +469,13 @@ class Run(Aggregate):
             )
         elif isinstance(decision, TimeOut):
             signal = self.steps[decision.key].signal or ""
-            default_used = "default" in self.plan_step(decision.key).options
-            self._time_out(step_id=decision.key, signal=signal, default_used=default_used)
+            options = self.plan_step(decision.key).options
+            self._time_out(
+                step_id=decision.key,
+                signal=signal,
+                default_used="default" in options,
+                output=options.get("default"),
+            )
         elif isinstance(decision, FailStep):
             self._fail_step(step_id=decision.key, error=decision.error)
         elif isinstance(decision, FailRun):
@@ -570,14 +588,14 @@ class Run(Aggregate):
     def resume(self) -> None:
         if self.status != "PAUSED":
             raise Conflict(f"run {self.id} is {self.status}, not PAUSED")
-        self._resume()
+        self._resume(status="PENDING" if self.paused_from == "PENDING" else "RUNNING")
 
     @event(Resumed)
-    def _resume(self) -> None:
+    def _resume(self, status: RunStatus) -> None:
         # The time paused does not count against the workflow timeout.
         if self.round_started_at is not None and self.paused_at is not None:
             self.round_started_at += self.event_time - self.paused_at
-        self.status = "PENDING" if self.paused_from == "PENDING" else "RUNNING"
+        self.status = status
         self.paused_from = None
         self.paused_at = None
         self.wake_at = None
@@ -820,11 +838,10 @@ class Run(Aggregate):
         self.waiting[step_id] = None
 
     @event(SignalTimedOut)
-    def _time_out(self, step_id: str, signal: str, default_used: bool) -> None:
+    def _time_out(self, step_id: str, signal: str, default_used: bool, output: Any) -> None:
         step = self.steps[step_id]
-        options = self.plan_step(step_id).options
         if default_used:
-            self._finish(step, options.get("default"))
+            self._finish(step, output)
             return
         self.waiting.pop(step_id, None)
         step.status = "FAILED"

@@ -22,6 +22,9 @@ class ExecutorSettings:
     resume elsewhere)."""
     group: str = setting("FLOWLEDGER_EXECUTOR_GROUP", DEFAULT_GROUP, text)
     """The Kafka consumer group the executors share (with Kafka configured)."""
+    park_after_s: float = setting("FLOWLEDGER_EXECUTOR_PARK_AFTER", 5.0, seconds())
+    """A run that only waits (a wait, a signal, a child run) and has nothing due sooner than
+    this is parked (WAITING) and no longer holds a place among ``max_runs``."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutorSettings:
