@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
-from flowledger.executor.settings import ExecutorSettings
+from flowledger.executor.settings import ExecutorSettings, LimitSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.runtime.settings import Settings
@@ -26,6 +26,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
+    LimitSettings: LimitSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,

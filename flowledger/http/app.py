@@ -14,8 +14,10 @@ from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
+from flowledger.domain.limits import RunLimits
 from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
+from flowledger.executor.settings import LimitSettings
 from flowledger.http.agents.controller import AgentController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
@@ -96,6 +98,11 @@ def create_app(
     def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
         return metadata_for(request)
 
+    limits = LimitSettings.from_settings(settings).limits()
+
+    def provide_limits() -> RunLimits:
+        return limits
+
     workflow_access = WorkflowAccess.from_settings(settings)
     security = ApiSecurity(settings, workflow_access.policy())
     app = Litestar(
@@ -122,6 +129,7 @@ def create_app(
             "settings": Provide(provide_settings, sync_to_thread=False),
             "db": Provide(provide_db),
             "meta": Provide(provide_meta, sync_to_thread=False),
+            "limits": Provide(provide_limits, sync_to_thread=False),
             "visibility": Provide(workflow_access.visibility, sync_to_thread=False),
         },
         lifespan=[lifespan],
