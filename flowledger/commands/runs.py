@@ -7,19 +7,26 @@ The executor's commands are the Run aggregate's own methods, called on the copy 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.domain import Aggregate
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
 from flowledger.commands.names import holder_of
-from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from flowledger.domain.errors import (
+    ConcurrentModification,
+    Conflict,
+    FieldProblem,
+    InvalidInput,
+    NotFound,
+)
 from flowledger.domain.limits import RunLimits
 from flowledger.domain.names import NameClaim
 from flowledger.domain.plans import WorkflowPlan
@@ -29,15 +36,17 @@ from flowledger.eventlog.store import EventMetadata, EventStore
 
 IDEMPOTENCY_KIND = "run-request"
 WORKFLOW_KIND = "workflow"
+RETRIES_ON_CONFLICT = 5
 
 
 class ParentStep(msgspec.Struct, frozen=True, kw_only=True):
+    """The step instance of another run a child run is requested for; the child's id follows
+    from it (:func:`~flowledger.domain.runs.child_run_id`)."""
+
     run_id: UUID
     step_id: str
     depth: int
     """How many parent runs the child has (the parent's depth + 1)."""
-    child_id: UUID
-    """The child's id, fixed by the parent's step instance (see ``child_run_id``)."""
 
 
 class RequestRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,7 +122,6 @@ def request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> 
         parent_run_id=parent.run_id if parent else None,
         parent_step_id=parent.step_id if parent else None,
         depth=parent.depth if parent else 0,
-        **({"id": parent.child_id} if parent else {}),
     )
     key_claim = None
     if command.idempotency_key is not None:
@@ -168,15 +176,48 @@ def workflow_named(store: EventStore, name: str) -> Workflow:
 def cancel_run(store: EventStore, command: CancelRun, meta: EventMetadata) -> Outcome[Run]:
     """Cancel the run, and with it every child run its steps are following (in the same
     append: a cancelled parent never leaves a child running)."""
-    run = store.get(Run, command.run_id, kind="run")
-    run.cancel(command.reason)
-    children = _cancelled_children(store, run, command.reason)
-    return Outcome(run, store.record(run, *children, metadata=meta))
+
+    def cancel(run: Run) -> list[Aggregate]:
+        run.cancel(command.reason)
+        return _cancelled_children(store, run, command.reason)
+
+    return _on_newest(store, command.run_id, cancel, meta)
 
 
-def _cancelled_children(store: EventStore, run: Run, reason: str) -> list[Run]:
+def _on_newest(
+    store: EventStore,
+    run_id: UUID,
+    change: Callable[[Run], Sequence[Aggregate]],
+    meta: EventMetadata,
+) -> Outcome[Run]:
+    """Apply a user's command to the newest state of a run and record it (with the other
+    aggregates ``change`` returns). The executor appends to the runs it drives all the time:
+    when it did so between our read and our write, the command is decided again on the new
+    state (its guards too), a few times, before the conflict is the caller's (409)."""
+    for attempt in range(1, RETRIES_ON_CONFLICT + 1):
+        run = store.get(Run, run_id, kind="run")
+        others = change(run)
+        try:
+            return Outcome(run, store.record(run, *others, metadata=meta))
+        except ConcurrentModification:
+            if attempt == RETRIES_ON_CONFLICT:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _alone(action: Callable[[Run], object]) -> Callable[[Run], list[Aggregate]]:
+    """A change of the run alone (no other aggregate is recorded with it)."""
+
+    def change(run: Run) -> list[Aggregate]:
+        action(run)
+        return []
+
+    return change
+
+
+def _cancelled_children(store: EventStore, run: Run, reason: str) -> list[Aggregate]:
     """The unfinished child runs of ``run``'s steps (and theirs), cancelled."""
-    cancelled: list[Run] = []
+    cancelled: list[Aggregate] = []
     pending = [run]
     while pending:
         parent = pending.pop()
@@ -190,27 +231,26 @@ def _cancelled_children(store: EventStore, run: Run, reason: str) -> list[Run]:
 
 
 def pause_run(store: EventStore, command: PauseRun, meta: EventMetadata) -> Outcome[Run]:
-    run = store.get(Run, command.run_id, kind="run")
-    run.pause(command.reason)
-    return Outcome(run, store.record(run, metadata=meta))
+    return _on_newest(store, command.run_id, _alone(lambda run: run.pause(command.reason)), meta)
 
 
 def resume_run(store: EventStore, command: ResumeRun, meta: EventMetadata) -> Outcome[Run]:
-    run = store.get(Run, command.run_id, kind="run")
-    run.resume()
-    return Outcome(run, store.record(run, metadata=meta))
+    return _on_newest(store, command.run_id, _alone(Run.resume), meta)
 
 
 def signal_run(store: EventStore, command: SignalRun, meta: EventMetadata) -> Signalled:
-    run = store.get(Run, command.run_id, kind="run")
-    step_id = run.receive_signal(command.signal, command.data, command.step_id)
-    return Signalled(run, store.record(run, metadata=meta), step_id=step_id)
+    delivered: list[str] = []
+
+    def deliver(run: Run) -> list[Aggregate]:
+        delivered[:] = [run.receive_signal(command.signal, command.data, command.step_id)]
+        return []
+
+    outcome = _on_newest(store, command.run_id, deliver, meta)
+    return Signalled(outcome.aggregate, outcome.position, step_id=delivered[0])
 
 
 def retry_run(store: EventStore, command: RetryRun, meta: EventMetadata) -> Outcome[Run]:
-    run = store.get(Run, command.run_id, kind="run")
-    run.retry()
-    return Outcome(run, store.record(run, metadata=meta))
+    return _on_newest(store, command.run_id, _alone(Run.retry), meta)
 
 
 def pin_agents(store: EventStore, plan: WorkflowPlan) -> dict[str, AgentBinding]:

@@ -254,6 +254,13 @@ class Run(Aggregate):
     class Woken(Event):
         pass
 
+    @staticmethod
+    def create_id(parent_run_id: UUID | None = None, parent_step_id: str | None = None) -> UUID:
+        """A new run's id: a child run's is fixed by its parent's step instance."""
+        if parent_run_id is not None and parent_step_id is not None:
+            return child_run_id(parent_run_id, parent_step_id)
+        return uuid.uuid4()
+
     @event(Requested)
     def __init__(
         self,

@@ -63,7 +63,7 @@ def start_child(
         input_data=step_input if isinstance(step_input, dict) else {"value": step_input},
         version=options.get("version"),
         limits=parent.limits,
-        parent=ParentStep(run_id=parent.id, step_id=step_id, depth=depth, child_id=child_id),
+        parent=ParentStep(run_id=parent.id, step_id=step_id, depth=depth),
     )
     try:
         request_run(store, command, meta)
