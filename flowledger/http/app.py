@@ -43,9 +43,9 @@ call them, run them, follow each run step by step, cancel and retry, and audit e
 
 Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or a JWT in
 `Authorization: Bearer <token>` when configured. Roles: viewer reads; operator also executes,
-cancels, retries and tests; editor also manages agents and workflows; admin may do everything
-(API keys, webhooks, the audit log). 401 without valid credentials, 403 when the role is not
-enough, 429 with `Retry-After` past the rate limit.
+cancels, retries, pauses, resumes and tests, and signals waiting runs; editor also manages
+agents and workflows; admin may do everything (API keys, webhooks, the audit log). 401 without
+valid credentials, 403 when the role is not enough, 429 with `Retry-After` past the rate limit.
 
 Every change is an event in an append-only store; reads come from projections of those events.
 A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
