@@ -376,10 +376,10 @@ class Progress:
     # -- private -------------------------------------------------------------------------
 
     def _parent_plan_id(self, scope: str) -> str | None:
+        """The map or loop whose body a scope runs (None: the top level)."""
         if not scope:
             return None
-        composite_key, _ = split_scope(scope)
-        return split_key(composite_key)[1]
+        return split_key(split_scope(scope)[0])[1]
 
     def _add_output(self, outputs: dict[str, Any], key: str) -> None:
         state = self.run.steps.get(key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Final, Literal
 from uuid import UUID
@@ -38,12 +39,14 @@ def iteration_scope(composite_key: str, index: int) -> str:
     return f"{composite_key}[{index}]"
 
 
+@lru_cache(maxsize=65_536)
 def split_key(key: str) -> tuple[str, str]:
     """(scope, plan step id) of an instance key."""
     scope, _, step_id = key.rpartition(".")
     return scope, step_id
 
 
+@lru_cache(maxsize=65_536)
 def split_scope(scope: str) -> tuple[str, int]:
     """(composite instance key, index) of an item or iteration scope."""
     composite, _, rest = scope.rpartition("[")
