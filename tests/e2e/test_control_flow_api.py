@@ -237,6 +237,45 @@ def test_a_map_that_continues_on_errors_keeps_going_past_a_failed_item(
     assert statuses(api, run["id"])["each[0].deliver"] == "FAILED"
 
 
+def test_a_retry_inside_a_map_calls_only_what_did_not_succeed(
+    api: ApiClient, agent_urls: dict[str, str]
+) -> None:
+    reset_stats(agent_urls["flaky"], fail_first=1)
+    workflow = create(
+        api,
+        "prepare-and-deliver-each",
+        {
+            "each": {
+                "type": "foreach",
+                "items": "input.to",
+                "max_parallel": 1,
+                "steps": {
+                    "prepare": {"agent_name": "echo", "input_mapping": {"to": "$.item"}},
+                    "deliver": {
+                        "agent_name": "flaky",
+                        "depends_on": ["prepare"],
+                        "input_mapping": {"to": "$.steps.prepare.output.to"},
+                    },
+                },
+            }
+        },
+    )
+    run_id = start(api, workflow, to=["ann", "bob", "cy"])
+    failed = wait_for(api, run_id)
+    assert (failed["status"], failed["failed_step"]) == ("FAILED", "each[0].deliver")
+    assert api.post(f"/api/v1/runs/{run_id}/retry").status_code == 202
+    run = wait_for(api, run_id)
+    assert run["status"] == "SUCCEEDED", run
+    assert run["output_data"] == [{"to": "ann"}, {"to": "bob"}, {"to": "cy"}]
+    assert get_stats(agent_urls["echo"])["calls"] == 3, "each[0].prepare was not called again"
+    assert get_stats(agent_urls["flaky"])["calls"] == 4
+    steps = steps_of(api, run_id)
+    assert [a["outcome"] for a in steps["each[0].deliver"]["attempt_history"]] == [
+        "failed",
+        "succeeded",
+    ]
+
+
 # ---------------------------------------------------------------------------- loops
 
 
