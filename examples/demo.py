@@ -3,9 +3,11 @@ running in another terminal).
 
 It starts the sample A2A agents (echo, transform, flaky, slow) as real servers, registers them
 and the workflows in ``examples/workflows/`` through the API (again if they exist: it updates
-them), runs ``demo-pipeline``, prints its steps and output, and then the curl commands to try
-the rest — watch, cancel, fail and retry, dry-run. The agents keep running until Ctrl-C
-(``--once`` stops them after the first run).
+them), runs ``demo-pipeline``, prints its steps and output, then runs one workflow of each kind
+of step — a branch, a switch, a map, a loop, a wait, an approval (it answers the signal
+itself) and a sub-workflow — and prints the curl commands to try the rest: watch, cancel,
+fail and retry, pause and resume, signal, dry-run. The agents keep running until Ctrl-C
+(``--once`` stops them after the runs).
 """
 
 from __future__ import annotations
@@ -104,16 +106,59 @@ def register_workflows(api: httpx.Client) -> dict[str, str]:
 
 
 def wait_for(
-    api: httpx.Client, run_id: str, position: str, timeout_s: float = 60
+    api: httpx.Client,
+    run_id: str,
+    position: str,
+    timeout_s: float = 60,
+    until: frozenset[str] | set[str] = TERMINAL,
 ) -> dict[str, Any]:
-    """Poll the run until it ends; the first reads wait for the write that created it."""
+    """Poll the run until it ends (or reaches a status of ``until``); the first reads wait for
+    the write that created it."""
     deadline = time.monotonic() + timeout_s
     read_after = {"X-Flowledger-Min-Position": position}
     while True:
         run: dict[str, Any] = check(api.get(f"/api/v1/runs/{run_id}", headers=read_after))
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
+        if run["status"] in until or time.monotonic() > deadline:
             return run
         time.sleep(0.2)
+
+
+KINDS: tuple[tuple[str, dict[str, Any], dict[str, Any] | None], ...] = (
+    ("demo-branch", {"text": "event sourcing keeps every single change"}, None),
+    ("demo-switch", {"region": "eu", "order": 42}, None),
+    ("demo-map", {"words": ["keep", "every", "change"]}, None),
+    ("demo-loop", {"times": 3}, None),
+    ("demo-wait", {"wait_ms": 1500}, None),
+    ("demo-approval", {"text": "publish the release notes"}, {"approved": True, "by": "the demo"}),
+    ("demo-subworkflow", {"words": ["child", "runs"]}, None),
+)
+"""One workflow per kind of step, its input, and the signal the demo answers it with."""
+
+
+def run_each_kind(api: httpx.Client, ids: dict[str, str]) -> bool:
+    """Run one workflow of each kind of step; whether every run succeeded."""
+    succeeded = True
+    for name, input_data, answer in KINDS:
+        response = api.post(
+            f"/api/v1/workflows/{ids[name]}/execute", json={"input_data": input_data}
+        )
+        accepted = check(response)
+        position = response.headers["X-Flowledger-Position"]
+        if answer is not None:
+            waiting = wait_for(api, accepted["run_id"], position, until={"WAITING", *TERMINAL})
+            print(f"  {name:<17} {waiting['status']}: answering its signal 'approval'")
+            signalled = api.post(
+                f"/api/v1/runs/{accepted['run_id']}/signals/approval", json={"data": answer}
+            )
+            check(signalled)
+            position = signalled.headers["X-Flowledger-Position"]
+        run = wait_for(api, accepted["run_id"], position)
+        steps = check(api.get(f"/api/v1/runs/{run['id']}/steps"))
+        trail = ", ".join(f"{s['step_id']}:{s['status'].lower()}" for s in steps)
+        print(f"  {name:<17} {run['status']:<9} {trail}")
+        print(f"  {'':<17} output: {json.dumps(run['output_data'])}")
+        succeeded = succeeded and run["status"] == "SUCCEEDED"
+    return succeeded
 
 
 def main() -> int:
@@ -146,6 +191,8 @@ def main() -> int:
             print(f"  {step['step_id']:<8} {step['status']:<10} attempts {step['attempts']}")
         print(f"  run {run['id']} {run['status']} in {run['duration_ms']} ms")
         print(f"  output: {json.dumps(run['output_data'])}")
+        print("\nOne workflow of each kind of step:")
+        every_kind = run_each_kind(api, ids)
         print(HINTS.format(api=args.api, key=key, run=run["id"], **ids_by_key(ids)))
         if not args.once and agents is not None:
             print("The sample agents keep running; Ctrl-C stops them.")
@@ -155,7 +202,7 @@ def main() -> int:
         if agents is not None:
             agents.terminate()
             agents.wait(timeout=10)
-    return 0 if run["status"] == "SUCCEEDED" else 1
+    return 0 if run["status"] == "SUCCEEDED" and every_kind else 1
 
 
 def ids_by_key(ids: dict[str, str]) -> dict[str, str]:
@@ -178,6 +225,14 @@ Try more (the key is an admin key; see the README for roles):
        -d '{{"input_data": {{"text": "retry me"}}}}' {api}/api/v1/workflows/{demo_flaky}/execute
   curl -s -X POST -d '{{"fail_first": 0}}' http://127.0.0.1:9103/stats/reset
   curl -s -X POST -H "X-API-Key: $K" {api}/api/v1/runs/<run_id>/retry
+  # ask a person: start demo-approval, see it WAITING, then answer its signal
+  curl -s -H "X-API-Key: $K" -H 'content-type: application/json' \\
+       -d '{{"input_data": {{"text": "ship it"}}}}' {api}/api/v1/workflows/{demo_approval}/execute
+  curl -s -H "X-API-Key: $K" -H 'content-type: application/json' \\
+       -d '{{"data": {{"approved": true, "by": "me"}}}}' {api}/api/v1/runs/<run_id>/signals/approval
+  # pause a run (no step starts; calls in flight finish), then resume it
+  curl -s -X POST -H "X-API-Key: $K" {api}/api/v1/runs/<run_id>/pause
+  curl -s -X POST -H "X-API-Key: $K" {api}/api/v1/runs/<run_id>/resume
   # dry-run the pipeline with a mocked step: nothing recorded, no agent called
   curl -s -H "X-API-Key: $K" -H 'content-type: application/json' \\
        -d '{{"input_data": {{"text": "hi"}}, "mock_outputs": {{"deliver": {{"to": "nobody"}}}}}}' \\

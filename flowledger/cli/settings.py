@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from flowledger.eventlog.settings import EventStoreSettings
-from flowledger.executor.settings import ExecutorSettings
+from flowledger.executor.settings import ExecutorSettings, LimitSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.runtime.connections import ConnectionSettings
@@ -30,6 +30,7 @@ CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings],
     EventStoreSettings: EventStoreSettings.from_settings,
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
+    LimitSettings: LimitSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,

@@ -1,24 +1,33 @@
-"""Commands on runs from users: request (execute), cancel, retry.
+"""Commands on runs from users: request (execute), cancel, retry, pause, resume, signal.
 
 The executor's commands are the Run aggregate's own methods, called on the copy it drives
-(see flowledger/executor/driver.py).
+(see flowledger/executor/driver.py); it requests child runs (sub-workflows) with
+:func:`request_run` too, naming their parent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.domain import Aggregate
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
 from flowledger.commands.names import holder_of
-from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput
+from flowledger.domain.errors import (
+    ConcurrentModification,
+    Conflict,
+    FieldProblem,
+    InvalidInput,
+    NotFound,
+)
+from flowledger.domain.limits import RunLimits
 from flowledger.domain.names import NameClaim
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import AgentBinding, Run
@@ -26,6 +35,18 @@ from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
 IDEMPOTENCY_KIND = "run-request"
+WORKFLOW_KIND = "workflow"
+RETRIES_ON_CONFLICT = 5
+
+
+class ParentStep(msgspec.Struct, frozen=True, kw_only=True):
+    """The step instance of another run a child run is requested for; the child's id follows
+    from it (:func:`~flowledger.domain.runs.child_run_id`)."""
+
+    run_id: UUID
+    step_id: str
+    depth: int
+    """How many parent runs the child has (the parent's depth + 1)."""
 
 
 class RequestRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +55,33 @@ class RequestRun(msgspec.Struct, frozen=True, kw_only=True):
     version: int | None = None
     variables: dict[str, Any] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None
+    limits: RunLimits = msgspec.field(default_factory=RunLimits)
+    """The limits the run keeps to (from the settings of the process that requests it)."""
+    parent: ParentStep | None = None
+    """The step of another run this run is a child of (a sub-workflow)."""
+
+
+class PauseRun(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+    reason: str = "paused by request"
+
+
+class ResumeRun(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+
+
+class SignalRun(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+    signal: str
+    data: Any = None
+    step_id: str | None = None
+    """The waiting step instance to deliver to (default: the one waiting longest)."""
+
+
+@dataclass(frozen=True)
+class Signalled(Outcome[Run]):
+    step_id: str = ""
+    """The step instance the signal was delivered to."""
 
 
 class CancelRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +113,7 @@ def _request_run(store: EventStore, command: RequestRun, meta: EventMetadata) ->
     workflow, version, plan = _runnable(store, command.workflow_id, command.version)
     variables = _variables(plan, command.variables)
     _check_input(plan, command.input_data)
+    parent = command.parent
     run = Run(
         workflow_id=workflow.id,
         workflow_name=workflow.name,
@@ -75,6 +124,10 @@ def _request_run(store: EventStore, command: RequestRun, meta: EventMetadata) ->
         variables=variables,
         triggered_by=meta.actor,
         idempotency_key=command.idempotency_key,
+        limits=command.limits.to_dict(),
+        parent_run_id=parent.run_id if parent else None,
+        parent_step_id=parent.step_id if parent else None,
+        depth=parent.depth if parent else 0,
     )
     key_claim = None
     if command.idempotency_key is not None:
@@ -118,22 +171,98 @@ def _runnable(
     return workflow, chosen, workflow.plan_of(chosen)
 
 
+def workflow_named(store: EventStore, name: str) -> Workflow:
+    """The live workflow holding ``name`` (NotFound if none)."""
+    workflow = holder_of(store, Workflow, WORKFLOW_KIND, name)
+    if workflow is None:
+        raise NotFound(f"no workflow named {name!r} exists")
+    return workflow
+
+
 def cancel_run(store: EventStore, command: CancelRun, meta: EventMetadata) -> Outcome[Run]:
-    run = store.get(Run, command.run_id, kind="run")
-    run.cancel(command.reason)
-    return Outcome(run, store.record(run, metadata=meta))
+    """Cancel the run, and with it every child run its steps are following (in the same
+    append: a cancelled parent never leaves a child running)."""
+
+    def cancel(run: Run) -> list[Aggregate]:
+        run.cancel(command.reason)
+        return _cancelled_children(store, run, command.reason)
+
+    return _on_newest(store, command.run_id, cancel, meta)
+
+
+def _on_newest(
+    store: EventStore,
+    run_id: UUID,
+    change: Callable[[Run], Sequence[Aggregate]],
+    meta: EventMetadata,
+) -> Outcome[Run]:
+    """Apply a user's command to the newest state of a run and record it (with the other
+    aggregates ``change`` returns). The executor appends to the runs it drives all the time:
+    when it did so between our read and our write, the command is decided again on the new
+    state (its guards too), a few times, before the conflict is the caller's (409)."""
+    for attempt in range(1, RETRIES_ON_CONFLICT + 1):
+        run = store.get(Run, run_id, kind="run")
+        others = change(run)
+        try:
+            return Outcome(run, store.record(run, *others, metadata=meta))
+        except ConcurrentModification:
+            if attempt == RETRIES_ON_CONFLICT:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _alone(action: Callable[[Run], object]) -> Callable[[Run], list[Aggregate]]:
+    """A change of the run alone (no other aggregate is recorded with it)."""
+
+    def change(run: Run) -> list[Aggregate]:
+        action(run)
+        return []
+
+    return change
+
+
+def _cancelled_children(store: EventStore, run: Run, reason: str) -> list[Aggregate]:
+    """The unfinished child runs of ``run``'s steps (and theirs), cancelled."""
+    cancelled: list[Aggregate] = []
+    pending = [run]
+    while pending:
+        parent = pending.pop()
+        for child_id in parent.children_cut_off():
+            child = store.find(Run, child_id)
+            if child is not None and not child.is_finished:
+                child.cancel(f"its parent run {run.id} was cancelled: {reason}")
+                cancelled.append(child)
+                pending.append(child)
+    return cancelled
+
+
+def pause_run(store: EventStore, command: PauseRun, meta: EventMetadata) -> Outcome[Run]:
+    return _on_newest(store, command.run_id, _alone(lambda run: run.pause(command.reason)), meta)
+
+
+def resume_run(store: EventStore, command: ResumeRun, meta: EventMetadata) -> Outcome[Run]:
+    return _on_newest(store, command.run_id, _alone(Run.resume), meta)
+
+
+def signal_run(store: EventStore, command: SignalRun, meta: EventMetadata) -> Signalled:
+    delivered: list[str] = []
+
+    def deliver(run: Run) -> list[Aggregate]:
+        delivered[:] = [run.receive_signal(command.signal, command.data, command.step_id)]
+        return []
+
+    outcome = _on_newest(store, command.run_id, deliver, meta)
+    return Signalled(outcome.aggregate, outcome.position, step_id=delivered[0])
 
 
 def retry_run(store: EventStore, command: RetryRun, meta: EventMetadata) -> Outcome[Run]:
-    run = store.get(Run, command.run_id, kind="run")
-    run.retry()
-    return Outcome(run, store.record(run, metadata=meta))
+    return _on_newest(store, command.run_id, _alone(Run.retry), meta)
 
 
 def pin_agents(store: EventStore, plan: WorkflowPlan) -> dict[str, AgentBinding]:
     """Each agent the plan names, as it is now; every one must exist and be active."""
     bindings: dict[str, AgentBinding] = {}
-    for name in dict.fromkeys(step.agent_name for step in plan.steps):
+    for name in plan.agent_names():
         agent = find_agent_by_name(store, name)
         if agent is None:
             raise Conflict(f"agent {name!r} no longer exists; the workflow cannot run")

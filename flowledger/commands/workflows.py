@@ -10,9 +10,10 @@ import msgspec
 
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
-from flowledger.commands.names import record_claiming_name, record_releasing_name
-from flowledger.domain.definitions import agent_names
+from flowledger.commands.names import holder_of, record_claiming_name, record_releasing_name
+from flowledger.domain.definitions import agent_names, workflow_names
 from flowledger.domain.lifecycle import SwitchedStatus
+from flowledger.domain.limits import RunLimits
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -24,6 +25,8 @@ class CreateWorkflow(msgspec.Struct, frozen=True, kw_only=True):
     definition: dict[str, Any]
     """See :mod:`flowledger.domain.definitions`."""
     description: str | None = None
+    limits: RunLimits = msgspec.field(default_factory=RunLimits)
+    """The limits runs will keep to (``MAX_LOOP_DEPTH`` bounds how deep loops nest)."""
 
 
 class UpdateWorkflow(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +34,7 @@ class UpdateWorkflow(msgspec.Struct, frozen=True, kw_only=True):
     changes: dict[str, Any]
     """``description`` and definition fields to replace (null removes an optional one)."""
     status: SwitchedStatus | None = None
+    limits: RunLimits = msgspec.field(default_factory=RunLimits)
 
 
 class DeleteWorkflow(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +46,16 @@ def agent_statuses(store: EventStore, names: Iterable[str]) -> dict[str, str]:
     return {name: agent.status for name in names if (agent := find_agent_by_name(store, name))}
 
 
+def workflow_statuses(store: EventStore, names: Iterable[str]) -> dict[str, str]:
+    """The status of each live workflow among ``names`` (those a definition's sub-workflow
+    steps call); names with no live workflow are left out."""
+    return {
+        name: workflow.status
+        for name in names
+        if (workflow := holder_of(store, Workflow, KIND, name)) is not None
+    }
+
+
 def create_workflow(
     store: EventStore, command: CreateWorkflow, meta: EventMetadata
 ) -> Outcome[Workflow]:
@@ -51,6 +65,8 @@ def create_workflow(
         definition=command.definition,
         agents=agent_statuses(store, agent_names(command.definition)),
         owner=meta.actor,
+        workflows=workflow_statuses(store, workflow_names(command.definition)),
+        limits=command.limits,
     )
     return Outcome(workflow, record_claiming_name(store, workflow, KIND, workflow.name, meta))
 
@@ -60,7 +76,8 @@ def update_workflow(
 ) -> Outcome[Workflow]:
     workflow = store.get(Workflow, command.workflow_id, kind=KIND)
     agents = agent_statuses(store, workflow.agents_to_check(command.changes))
-    workflow.update(command.changes, agents=agents)
+    workflows = workflow_statuses(store, workflow.workflows_to_check(command.changes))
+    workflow.update(command.changes, agents=agents, workflows=workflows, limits=command.limits)
     workflow.switch(command.status)
     return Outcome(workflow, store.record(workflow, metadata=meta))
 

@@ -1,8 +1,10 @@
 """Who may do what: roles grant permissions, and a principal is who is asking.
 
 Every ``/api/v1`` route declares the one permission it needs. Roles are cumulative:
-viewer reads; operator also executes, cancels, retries and tests; editor also manages agents
-and workflows; admin may do everything, API keys, webhooks and the audit log included.
+viewer reads; operator also executes, cancels, retries, pauses and tests, and signals waiting
+runs (approvals: a permission of its own, so a role may one day signal without executing);
+editor also manages agents and workflows; admin may do everything, API keys, webhooks and the
+audit log included.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from uuid import UUID
 class Permission(StrEnum):
     READ = "read"
     EXECUTE = "execute"
+    SIGNAL = "signal"
+    """Deliver a signal (an approval, data) to a run that waits for one."""
     MANAGE = "manage"
     ADMIN = "admin"
 
@@ -30,8 +34,10 @@ class Role(StrEnum):
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
     Role.VIEWER: frozenset({Permission.READ}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.EXECUTE}),
-    Role.EDITOR: frozenset({Permission.READ, Permission.EXECUTE, Permission.MANAGE}),
+    Role.OPERATOR: frozenset({Permission.READ, Permission.EXECUTE, Permission.SIGNAL}),
+    Role.EDITOR: frozenset(
+        {Permission.READ, Permission.EXECUTE, Permission.SIGNAL, Permission.MANAGE}
+    ),
     Role.ADMIN: frozenset(Permission),
 }
 ROLES: Final = tuple(role.value for role in Role)

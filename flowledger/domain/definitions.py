@@ -34,17 +34,28 @@ Whether agents exist is a fact the caller gathers and passes in (name → status
 from __future__ import annotations
 
 import heapq
-import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
-from jsonschema import validators
-
-from flowledger.domain.agents import RetryPolicy, timeout_problems
 from flowledger.domain.errors import FieldProblem
-from flowledger.domain.mappings import mapping_problems
-from flowledger.domain.plans import StepPlan, WorkflowPlan
+from flowledger.domain.expressions import LOOP_LOCALS, MAP_LOCALS, Names
+from flowledger.domain.limits import RunLimits
+from flowledger.domain.plans import STEP_KINDS, StepPlan, WorkflowPlan
+from flowledger.domain.step_kinds import (
+    IDENTIFIER,
+    Place,
+    body_of,
+    branch_targets,
+    data_problems,
+    field_problems,
+    json_schema_problems,
+    kind_of,
+    kind_problems,
+    options_of,
+    reading_problems,
+)
 from flowledger.domain.triggers import trigger_problems
 
 DEFINITION_FIELDS: Final = (
@@ -56,27 +67,15 @@ DEFINITION_FIELDS: Final = (
     "max_parallel_steps",
     "triggers",
 )
-STEP_FIELDS: Final = (
-    "id",
-    "agent_name",
-    "next_step",
-    "depends_on",
-    "input_mapping",
-    "timeout_ms",
-    "retry_config",
-)
 MAX_STEPS: Final = 200
+"""Steps of a definition, at every depth."""
 WORKFLOW_TIMEOUT_MS_MIN: Final = 1_000
 WORKFLOW_TIMEOUT_MS_MAX: Final = 86_400_000
 MAX_PARALLEL_STEPS_MAX: Final = 100
 IDENTIFIER_MAX_LENGTH: Final = 100
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
-# Retry overrides are checked field by field: the agent's own policy fills in the rest at run
-# time, so the one cross-field rule (initial <= max delay) only applies to fields given together.
-_RETRY_OVERRIDE_BASE = RetryPolicy(initial_delay_ms=100, max_delay_ms=600_000)
 
 Dependencies = dict[str, list[str]]
-"""Each step's direct dependencies (steps that must succeed before it), among existing steps."""
+"""Each step's direct dependencies (steps that must finish before it), among existing steps."""
 
 
 def stored_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,24 +84,57 @@ def stored_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def agent_names(definition: Mapping[str, Any]) -> set[str]:
-    """The agent names a (possibly invalid) definition's steps use."""
-    steps = definition.get("steps")
-    if not isinstance(steps, Mapping):
-        return set()
+    """The agent names a (possibly invalid) definition's steps use, at any depth."""
     return {
         step["agent_name"]
-        for step in steps.values()
-        if isinstance(step, Mapping) and isinstance(step.get("agent_name"), str)
+        for step in _every_step(definition.get("steps"))
+        if step.get("type", "agent") == "agent" and isinstance(step.get("agent_name"), str)
     }
 
 
+def workflow_names(definition: Mapping[str, Any]) -> set[str]:
+    """The workflows a (possibly invalid) definition's ``workflow`` steps call."""
+    return {
+        step["workflow_name"]
+        for step in _every_step(definition.get("steps"))
+        if step.get("type") == "workflow" and isinstance(step.get("workflow_name"), str)
+    }
+
+
+def _every_step(steps: object) -> Iterator[Mapping[str, Any]]:
+    if not isinstance(steps, Mapping):
+        return
+    for step in steps.values():
+        if isinstance(step, Mapping):
+            yield step
+            yield from _every_step(step.get("steps") if step.get("type") else None)
+
+
+@dataclass(frozen=True)
+class _Enclosing:
+    """What a block inherits from the steps around it."""
+
+    at: str
+    """Where its steps are written: ``steps``, ``steps.each.steps``."""
+    visible: frozenset[str] = frozenset()
+    """Steps outside the block its steps may read (the composite's upstream, and so on)."""
+    local_names: frozenset[str] = frozenset()
+    depth: int = 0
+    """Maps and loops around the block."""
+
+
 def validated_plan(
-    definition: Mapping[str, Any], agents: Mapping[str, str]
+    definition: Mapping[str, Any],
+    agents: Mapping[str, str],
+    workflows: Mapping[str, str] | None = None,
+    limits: RunLimits | None = None,
 ) -> tuple[WorkflowPlan | None, list[FieldProblem]]:
     """The plan of a definition, or None and every problem found.
 
     ``agents`` maps the name of each registered agent the definition uses to its status; a
-    name that is absent has no (live) agent.
+    name that is absent has no (live) agent. ``workflows`` does the same for the workflows its
+    ``workflow`` steps call (None: not checked). ``limits`` bounds how deep maps and loops nest
+    (``MAX_LOOP_DEPTH``).
     """
     problems = [
         FieldProblem(key, "is not a known field")
@@ -117,24 +149,21 @@ def validated_plan(
         return None, [*problems, FieldProblem("steps", "must be an object keyed by step id")]
     if not 1 <= len(steps) <= MAX_STEPS:
         return None, [*problems, FieldProblem("steps", f"must have 1 to {MAX_STEPS} steps")]
+    total = sum(1 for _ in _every_step(steps))
+    if total > MAX_STEPS:
+        problems.append(FieldProblem("steps", f"must have at most {MAX_STEPS} steps in all"))
     variables = definition.get("variables")
     problems += _variables_problems(variables)
-    known_variables = variables if isinstance(variables, Mapping) else {}
-    for step_id, step in steps.items():
-        problems += _step_problems(step_id, step, steps, agents)
-    dependencies = step_dependencies(steps)
-    start = definition.get("start_step")
-    if start is not None:
-        problems += _reference_problems(start, "start_step", steps)
-    problems += cycle_problems(dependencies)
-    if isinstance(start, str) and start in steps:
-        problems += reachability_problems(dependencies, start)
-    for step_id, step in steps.items():
-        if isinstance(step, Mapping) and step.get("input_mapping") is not None:
-            upstream = ancestors(dependencies, step_id) - {step_id}
-            problems += mapping_problems(
-                step["input_mapping"], f"steps.{step_id}.input_mapping", upstream, known_variables
-            )
+    problems += _duplicate_id_problems(steps)
+    context = _Validation(
+        variables=variables if isinstance(variables, Mapping) else {},
+        agents=agents,
+        workflows=workflows,
+        max_depth=(limits or RunLimits()).max_loop_depth,
+    )
+    problems += context.block_problems(
+        steps, definition.get("start_step"), "start_step", _Enclosing("steps")
+    )
     input_schema = definition.get("input_schema")
     schema_problems = input_schema_problems(input_schema)
     problems += schema_problems
@@ -152,12 +181,142 @@ def validated_plan(
         )
     if problems:
         return None, problems
-    return _plan(definition, dependencies), []
+    return _plan(definition), []
+
+
+@dataclass(frozen=True)
+class _Validation:
+    variables: Mapping[str, Any]
+    agents: Mapping[str, str]
+    workflows: Mapping[str, str] | None
+    max_depth: int | None
+
+    def block_problems(
+        self, steps: Mapping[str, Any], start: object, start_at: str, enclosing: _Enclosing
+    ) -> list[FieldProblem]:
+        """Every problem of one block of steps (the top level, or a body), bodies included."""
+        at = enclosing.at
+        problems: list[FieldProblem] = []
+        place = self._place(steps, enclosing.visible, enclosing.local_names)
+        for step_id, step in steps.items():
+            problems += self._step_problems(step_id, step, steps, f"{at}.{step_id}", place)
+        dependencies = step_dependencies(steps)
+        if start is not None:
+            problems += _reference_problems(start, start_at, steps)
+        problems += cycle_problems(dependencies, at)
+        if isinstance(start, str) and start in steps:
+            problems += reachability_problems(dependencies, start, at)
+        for step_id, step in steps.items():
+            if not isinstance(step, Mapping) or (kind := kind_of(step)) is None:
+                continue
+            upstream = frozenset(ancestors(dependencies, step_id) - {step_id})
+            visible = upstream | enclosing.visible
+            where = f"{at}.{step_id}"
+            reading = self._place(steps, visible, enclosing.local_names)
+            if kind == "do_while":
+                loop_body = body_of(step) or {}
+                reading = self._place(
+                    steps, visible | frozenset(loop_body), enclosing.local_names | LOOP_LOCALS
+                )
+            problems += reading_problems(kind, step, where, reading)
+            body = body_of(step)
+            if body is None:
+                continue
+            if self.max_depth is not None and enclosing.depth + 1 > self.max_depth:
+                problems.append(
+                    FieldProblem(
+                        where,
+                        f"maps and loops nest at most {self.max_depth} deep (MAX_LOOP_DEPTH)",
+                    )
+                )
+                continue
+            local_names = MAP_LOCALS if kind == "foreach" else LOOP_LOCALS
+            inner = _Enclosing(
+                f"{where}.steps", visible, enclosing.local_names | local_names, enclosing.depth + 1
+            )
+            problems += self.block_problems(
+                body, step.get("start_step"), f"{where}.start_step", inner
+            )
+        return problems
+
+    def _place(
+        self, steps: Mapping[str, Any], visible: frozenset[str], local_names: frozenset[str]
+    ) -> Place:
+        return Place(
+            block=steps,
+            names=Names(steps=visible, locals=local_names),
+            variables=self.variables,
+            agents=self.agents,
+            workflows=self.workflows,
+        )
+
+    def _step_problems(
+        self, step_id: str, step: object, steps: Mapping[str, Any], at: str, place: Place
+    ) -> list[FieldProblem]:
+        problems: list[FieldProblem] = []
+        if not isinstance(step_id, str) or not IDENTIFIER.match(step_id):
+            problems.append(
+                FieldProblem(at, "step ids must be 1 to 100 letters, digits, _ or - characters")
+            )
+        if not isinstance(step, Mapping):
+            return [*problems, FieldProblem(at, "must be an object")]
+        kind = kind_of(step)
+        if kind is None:
+            kinds = ", ".join(STEP_KINDS)
+            return [*problems, FieldProblem(f"{at}.type", f"must be one of {kinds}")]
+        problems += field_problems(kind, step, at)
+        if "id" in step and step["id"] != step_id:
+            problems.append(FieldProblem(f"{at}.id", f"must equal the step's key {step_id!r}"))
+        static = kind_problems(kind, step_id, step, at, place)
+        # The agent's name comes first (where it always was), then the links, then the rest.
+        first = [p for p in static if p.field == f"{at}.agent_name"]
+        problems += first
+        following = step.get("next_step")
+        if following is not None:
+            problems += _reference_problems(following, f"{at}.next_step", steps)
+        depends_on = step.get("depends_on")
+        if depends_on is not None:
+            if not isinstance(depends_on, list):
+                problems.append(FieldProblem(f"{at}.depends_on", "must be a list of step ids"))
+            else:
+                seen: set[str] = set()
+                for index, dep in enumerate(depends_on):
+                    if isinstance(dep, str) and dep in seen:
+                        problems.append(
+                            FieldProblem(f"{at}.depends_on.{index}", f"repeats {dep!r}")
+                        )
+                        continue
+                    problems += _reference_problems(dep, f"{at}.depends_on.{index}", steps)
+                    if isinstance(dep, str):
+                        seen.add(dep)
+        return problems + [p for p in static if p not in first]
+
+
+def _duplicate_id_problems(steps: Mapping[str, Any]) -> list[FieldProblem]:
+    """Step ids are unique in the whole definition, bodies included."""
+    seen: dict[str, str] = {}
+    problems = []
+    for at, step_id in _ids_with_locations(steps, "steps"):
+        if step_id in seen:
+            problems.append(
+                FieldProblem(at, f"step id {step_id!r} is already used at {seen[step_id]}")
+            )
+        else:
+            seen[step_id] = at
+    return problems
+
+
+def _ids_with_locations(steps: Mapping[str, Any], at: str) -> Iterator[tuple[str, str]]:
+    for step_id, step in steps.items():
+        yield f"{at}.{step_id}", step_id
+        if isinstance(step, Mapping) and (body := body_of(step)) is not None:
+            yield from _ids_with_locations(body, f"{at}.{step_id}.steps")
 
 
 def step_dependencies(steps: Mapping[str, Any]) -> Dependencies:
-    """Each step's direct dependencies: its ``depends_on`` and the steps whose ``next_step``
-    it is, in definition order; references to steps that do not exist are left out."""
+    """Each step's direct dependencies: its ``depends_on``, the steps whose ``next_step`` it
+    is, and the branches (``if``, ``switch``) that may lead to it, in definition order;
+    references to steps that do not exist are left out."""
     order = {step_id: index for index, step_id in enumerate(steps)}
     found: dict[str, set[str]] = {step_id: set() for step_id in steps}
     for step_id, step in steps.items():
@@ -169,6 +328,9 @@ def step_dependencies(steps: Mapping[str, Any]) -> Dependencies:
         following = step.get("next_step")
         if isinstance(following, str) and following in order:
             found[following].add(step_id)
+        for target in branch_targets(step):
+            if target in order and target != step_id:
+                found[target].add(step_id)
     return {step_id: sorted(deps, key=order.__getitem__) for step_id, deps in found.items()}
 
 
@@ -193,20 +355,23 @@ def ancestors(dependencies: Dependencies, step_id: str) -> set[str]:
     return seen
 
 
-def cycle_problems(dependencies: Dependencies) -> list[FieldProblem]:
+def cycle_problems(dependencies: Dependencies, at: str = "steps") -> list[FieldProblem]:
     """One problem per group of steps that depend on each other, naming one real cycle in the
-    order the steps would run, from the group's first step in definition order."""
+    order the steps would run, from the group's first step in definition order; located at
+    the block (``at``)."""
     after = successors(dependencies)
     problems = []
     for component in _strongly_connected(after):
         first = min(component, key=list(dependencies).index)
         if len(component) > 1 or first in after[first]:
             cycle = _shortest_cycle(after, first, component)
-            problems.append(FieldProblem("steps", f"steps form a cycle: {' -> '.join(cycle)}"))
+            problems.append(FieldProblem(at, f"steps form a cycle: {' -> '.join(cycle)}"))
     return problems
 
 
-def reachability_problems(dependencies: Dependencies, start: str) -> list[FieldProblem]:
+def reachability_problems(
+    dependencies: Dependencies, start: str, at: str = "steps"
+) -> list[FieldProblem]:
     after = successors(dependencies)
     reached = {start}
     pending = [start]
@@ -216,7 +381,7 @@ def reachability_problems(dependencies: Dependencies, start: str) -> list[FieldP
                 reached.add(following)
                 pending.append(following)
     return [
-        FieldProblem(f"steps.{step_id}", f"is not reachable from the start step {start!r}")
+        FieldProblem(f"{at}.{step_id}", f"is not reachable from the start step {start!r}")
         for step_id in dependencies
         if step_id not in reached
     ]
@@ -246,90 +411,12 @@ def input_schema_problems(schema: object) -> list[FieldProblem]:
     """Problems of an ``input_schema``: it must be a valid JSON Schema (a known dialect)."""
     if schema is None:
         return []
-    if not isinstance(schema, Mapping):
-        return [FieldProblem("input_schema", "must be an object (a JSON Schema)")]
-    dialect = schema.get("$schema")
-    if dialect is not None and (
-        not isinstance(dialect, str) or validators.validator_for(schema, default=None) is None
-    ):
-        return [FieldProblem("input_schema.$schema", "is not a JSON Schema dialect we know")]
-    cls = validators.validator_for(schema)
-    meta_validator = validators.validator_for(cls.META_SCHEMA, default=cls)
-    checker = meta_validator(cls.META_SCHEMA, format_checker=meta_validator.FORMAT_CHECKER)
-    return [
-        FieldProblem(_located("input_schema", error.absolute_path), error.message)
-        for error in sorted(checker.iter_errors(schema), key=lambda e: list(map(str, e.path)))
-    ]
+    return json_schema_problems(schema, "input_schema")
 
 
 def input_problems(schema: Mapping[str, Any], data: object, at: str) -> list[FieldProblem]:
     """Problems of a run input against a (valid) input schema, located under ``at``."""
-    validator = validators.validator_for(schema)(schema)
-    try:
-        errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
-    except Exception as error:  # an unresolvable $ref, for instance
-        return [FieldProblem(at, f"cannot be checked against input_schema: {error}")]
-    return [FieldProblem(_located(at, e.absolute_path), e.message) for e in errors]
-
-
-def _located(at: str, path: Iterable[object]) -> str:
-    return ".".join([at, *map(str, path)])
-
-
-def _step_problems(
-    step_id: str, step: object, steps: Mapping[str, Any], agents: Mapping[str, str]
-) -> list[FieldProblem]:
-    at = f"steps.{step_id}"
-    problems: list[FieldProblem] = []
-    if not isinstance(step_id, str) or not _IDENTIFIER.match(step_id):
-        problems.append(
-            FieldProblem(at, "step ids must be 1 to 100 letters, digits, _ or - characters")
-        )
-    if not isinstance(step, Mapping):
-        return [*problems, FieldProblem(at, "must be an object")]
-    problems += [
-        FieldProblem(f"{at}.{key}", "is not a known step field")
-        for key in step
-        if key not in STEP_FIELDS
-    ]
-    if "id" in step and step["id"] != step_id:
-        problems.append(FieldProblem(f"{at}.id", f"must equal the step's key {step_id!r}"))
-    problems += _agent_problems(step.get("agent_name"), f"{at}.agent_name", agents)
-    following = step.get("next_step")
-    if following is not None:
-        problems += _reference_problems(following, f"{at}.next_step", steps)
-    depends_on = step.get("depends_on")
-    if depends_on is not None:
-        if not isinstance(depends_on, list):
-            problems.append(FieldProblem(f"{at}.depends_on", "must be a list of step ids"))
-        else:
-            seen: set[str] = set()
-            for index, dep in enumerate(depends_on):
-                if isinstance(dep, str) and dep in seen:
-                    problems.append(FieldProblem(f"{at}.depends_on.{index}", f"repeats {dep!r}"))
-                    continue
-                problems += _reference_problems(dep, f"{at}.depends_on.{index}", steps)
-                if isinstance(dep, str):
-                    seen.add(dep)
-    if step.get("timeout_ms") is not None:
-        problems += timeout_problems(step["timeout_ms"], f"{at}.timeout_ms")
-    _, retry_problems = RetryPolicy.parse(
-        step.get("retry_config"), base=_RETRY_OVERRIDE_BASE, prefix=f"{at}.retry_config"
-    )
-    return problems + retry_problems
-
-
-def _agent_problems(name: object, at: str, agents: Mapping[str, str]) -> list[FieldProblem]:
-    if name is None:
-        return [FieldProblem(at, "is required")]
-    if not isinstance(name, str) or not name:
-        return [FieldProblem(at, "must be an agent's name")]
-    status = agents.get(name)
-    if status is None:
-        return [FieldProblem(at, f"no agent named {name!r} is registered")]
-    if status != "active":
-        return [FieldProblem(at, f"agent {name!r} is {status}; steps may only use active agents")]
-    return []
+    return data_problems(schema, data, at)
 
 
 def _reference_problems(step_id: object, at: str, steps: Mapping[str, Any]) -> list[FieldProblem]:
@@ -348,7 +435,7 @@ def _variables_problems(variables: object) -> list[FieldProblem]:
     return [
         FieldProblem(f"variables.{name}", "names must be 1 to 100 letters, digits, _ or -")
         for name in variables
-        if not isinstance(name, str) or not _IDENTIFIER.match(name)
+        if not isinstance(name, str) or not IDENTIFIER.match(name)
     ]
 
 
@@ -417,9 +504,20 @@ def _shortest_cycle(after: Dependencies, first: str, component: list[str]) -> li
     raise AssertionError(f"{first!r} is in no cycle")  # pragma: no cover
 
 
-def _plan(definition: Mapping[str, Any], dependencies: Dependencies) -> WorkflowPlan:
-    """The plan of a valid definition: steps in topological order, ties in definition order."""
-    steps: Mapping[str, Mapping[str, Any]] = definition["steps"]
+def _plan(definition: Mapping[str, Any]) -> WorkflowPlan:
+    """The plan of a valid definition."""
+    return WorkflowPlan(
+        steps=_plan_block(definition["steps"]),
+        variables=dict(definition.get("variables") or {}),
+        input_schema=definition.get("input_schema"),
+        timeout_ms=definition.get("timeout_ms"),
+        max_parallel_steps=definition.get("max_parallel_steps"),
+    )
+
+
+def _plan_block(steps: Mapping[str, Mapping[str, Any]]) -> tuple[StepPlan, ...]:
+    """A valid block's steps in topological order, ties in definition order."""
+    dependencies = step_dependencies(steps)
     position = {step_id: i for i, step_id in enumerate(steps)}
     waiting = {step_id: len(deps) for step_id, deps in dependencies.items()}
     after = successors(dependencies)
@@ -428,25 +526,26 @@ def _plan(definition: Mapping[str, Any], dependencies: Dependencies) -> Workflow
     ordered: list[StepPlan] = []
     while ready:
         _, step_id = heapq.heappop(ready)
-        step = steps[step_id]
-        ordered.append(
-            StepPlan(
-                step_id=step_id,
-                agent_name=step["agent_name"],
-                depends_on=tuple(dependencies[step_id]),
-                input_mapping=dict(step.get("input_mapping") or {}),
-                timeout_ms=step.get("timeout_ms"),
-                retry=dict(step["retry_config"]) if step.get("retry_config") else None,
-            )
-        )
+        ordered.append(_step_plan(step_id, steps[step_id], dependencies[step_id]))
         for following in after[step_id]:
             waiting[following] -= 1
             if waiting[following] == 0:
                 heapq.heappush(ready, (position[following], following))
-    return WorkflowPlan(
-        steps=tuple(ordered),
-        variables=dict(definition.get("variables") or {}),
-        input_schema=definition.get("input_schema"),
-        timeout_ms=definition.get("timeout_ms"),
-        max_parallel_steps=definition.get("max_parallel_steps"),
+    return tuple(ordered)
+
+
+def _step_plan(step_id: str, step: Mapping[str, Any], depends_on: list[str]) -> StepPlan:
+    kind = kind_of(step)
+    assert kind is not None
+    body = body_of(step)
+    return StepPlan(
+        step_id=step_id,
+        agent_name=step["agent_name"] if kind == "agent" else None,
+        depends_on=tuple(depends_on),
+        input_mapping=dict(step.get("input_mapping") or {}),
+        timeout_ms=step.get("timeout_ms"),
+        retry=dict(step["retry_config"]) if step.get("retry_config") else None,
+        kind=kind,
+        body=_plan_block(body) if body is not None else (),
+        options=options_of(kind, step_id, step),
     )

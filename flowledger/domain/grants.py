@@ -3,8 +3,8 @@
 Every workflow has an **owner** (the actor who created it, until ownership is transferred),
 who has every permission on it. Admins have every permission on every workflow. Anyone else
 needs a **grant**: ``can_view`` to read the workflow, its versions and its runs;
-``can_execute`` to execute and test it and to cancel and retry its runs (it implies
-``can_view``). Only the owner (or an admin) changes a workflow or its grants.
+``can_execute`` to execute and test it and to cancel, retry, pause, resume and signal its runs
+(it implies ``can_view``). Only the owner (or an admin) changes a workflow or its grants.
 
 A grant names a **principal**: an actor (``key:<api key id>``, ``jwt:<subject>``), or every
 caller of at least a role (``role:viewer``, ``role:operator``, ``role:editor``). The role stays
@@ -44,16 +44,18 @@ class Access:
     def allows(self, permission: Permission) -> bool:
         if permission is Permission.READ:
             return self.can_view
-        if permission is Permission.EXECUTE:
+        if permission in (Permission.EXECUTE, Permission.SIGNAL):
             return self.can_execute
         return False  # changing a workflow or its grants is the owner's alone
 
 
 def grant_name(permission: Permission) -> str:
     """What a caller lacks when refused ``permission`` on a workflow it does not own."""
-    return {Permission.READ: "can_view", Permission.EXECUTE: "can_execute"}.get(
-        permission, "ownership"
-    )
+    return {
+        Permission.READ: "can_view",
+        Permission.EXECUTE: "can_execute",
+        Permission.SIGNAL: "can_execute",
+    }.get(permission, "ownership")
 
 
 def normal_principal(principal: str) -> str:

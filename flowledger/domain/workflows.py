@@ -21,6 +21,7 @@ from flowledger.domain.definitions import (
     agent_names,
     stored_definition,
     validated_plan,
+    workflow_names,
 )
 from flowledger.domain.errors import FieldProblem, NotFound, raise_if_any
 from flowledger.domain.grants import (
@@ -31,6 +32,7 @@ from flowledger.domain.grants import (
     principal_problems,
 )
 from flowledger.domain.lifecycle import Switchable
+from flowledger.domain.limits import RunLimits
 from flowledger.domain.plans import WorkflowPlan
 
 WorkflowStatus = Literal["active", "inactive", "deleted"]
@@ -109,12 +111,15 @@ class Workflow(Switchable, Aggregate):
         agents: Mapping[str, str],
         owner: str,
         description: str | None = None,
+        workflows: Mapping[str, str] | None = None,
+        limits: RunLimits | None = None,
     ) -> Workflow:
         """Version 1 of a new workflow, owned by ``owner`` (its creator's actor). ``agents``
         maps the names of the registered agents the definition uses to their status (see
-        :func:`agent_names`)."""
+        :func:`agent_names`), ``workflows`` those of the workflows it calls
+        (:func:`workflow_names`); ``limits`` bounds how deep maps and loops nest."""
         definition = stored_definition(definition)
-        plan, problems = validated_plan(definition, agents)
+        plan, problems = validated_plan(definition, agents, workflows, limits)
         raise_if_any(name_problems(name) + description_problems(description) + problems)
         assert plan is not None
         return cls(
@@ -165,7 +170,19 @@ class Workflow(Switchable, Aggregate):
             return set()
         return agent_names({**self.definition, **changes})
 
-    def update(self, changes: Mapping[str, Any], agents: Mapping[str, str]) -> None:
+    def workflows_to_check(self, changes: Mapping[str, Any]) -> set[str]:
+        """The workflows whose status :meth:`update` needs for these changes."""
+        if not any(field in changes for field in DEFINITION_FIELDS):
+            return set()
+        return workflow_names({**self.definition, **changes})
+
+    def update(
+        self,
+        changes: Mapping[str, Any],
+        agents: Mapping[str, str],
+        workflows: Mapping[str, str] | None = None,
+        limits: RunLimits | None = None,
+    ) -> None:
         """Change the description and/or the definition.
 
         Definition fields given replace the current ones whole (``steps`` are never merged step
@@ -186,7 +203,7 @@ class Workflow(Switchable, Aggregate):
         )
         plan = None
         if proposed != self.definition:
-            plan, definition_problems = validated_plan(proposed, agents)
+            plan, definition_problems = validated_plan(proposed, agents, workflows, limits)
             problems += definition_problems
         raise_if_any(problems)
         if "description" in changes and changes["description"] != self.description:

@@ -1,14 +1,22 @@
-"""The executor's own projection: runs that are requested or retried and not finished yet.
+"""The executor's own projection: runs that are requested or retried and not finished yet, and
+when each needs driving.
 
-It is how an executor finds the runs of an executor that stopped (see service.py); it does not
-depend on the projections worker being up.
+It is how an executor finds the runs of an executor that stopped, and the parked ones whose
+time has come (see service.py); it does not depend on the projections worker being up.
+``wake_at`` is NULL for a run to drive now, a time for a run parked until then (a wait, a
+signal's timeout, the workflow deadline), and ``infinity`` for a run that waits for news only
+(a signal, a child run) or is paused. News — a signal, a resume, the end of a child run —
+sets it back to NULL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
+from uuid import UUID
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import ColumnElement, Connection, delete, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from flowledger.domain.runs import Run
@@ -17,20 +25,47 @@ from flowledger.projections.tables import executor_active_runs as active_runs_ta
 
 __all__ = ["ActiveRunsProjection", "active_runs_table"]
 
+NEVER: ColumnElement[datetime] = literal_column("'infinity'::timestamptz")
+_DUE = (Run.Woken, Run.Resumed, Run.SignalReceived)
+_ENDED = (Run.Succeeded, Run.Failed, Run.Cancelled)
+
 
 class ActiveRunsProjection(Projection):
     name: ClassVar[str] = "executor"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (active_runs_table,)
 
+    def __init__(self, on_due: Callable[[UUID], None] | None = None) -> None:
+        self.on_due = on_due
+        """Told of a parent run whose child ended (so that it is driven at once)."""
+
     def apply(self, conn: Connection, event: Any, position: int) -> None:
+        run_id = event.originator_id
+        table = active_runs_table
         if isinstance(event, Run.Requested | Run.Retried):
+            parent = getattr(event, "parent_run_id", None)
+            values = {"run_id": run_id, "position": position, "wake_at": None}
+            row = {**values, **({"parent_run_id": parent} if parent else {})}
             conn.execute(
-                insert(active_runs_table)
-                .values(run_id=event.originator_id, position=position)
-                .on_conflict_do_update(index_elements=["run_id"], set_={"position": position})
+                insert(table)
+                .values(**row)
+                .on_conflict_do_update(index_elements=["run_id"], set_=values)
             )
-        elif isinstance(event, Run.Succeeded | Run.Failed | Run.Cancelled):
-            conn.execute(
-                delete(active_runs_table).where(active_runs_table.c.run_id == event.originator_id)
-            )
+        elif isinstance(event, Run.Suspended):
+            wake_at = event.wake_at if event.wake_at is not None else NEVER
+            conn.execute(update(table).where(table.c.run_id == run_id).values(wake_at=wake_at))
+        elif isinstance(event, Run.Paused):
+            conn.execute(update(table).where(table.c.run_id == run_id).values(wake_at=NEVER))
+        elif isinstance(event, _DUE):
+            conn.execute(update(table).where(table.c.run_id == run_id).values(wake_at=None))
+        elif isinstance(event, _ENDED):
+            parent = select(table.c.parent_run_id).where(table.c.run_id == run_id)
+            woken = conn.execute(
+                update(table)
+                .where(table.c.run_id == parent.scalar_subquery())
+                .values(wake_at=None)
+                .returning(table.c.run_id)
+            ).scalar_one_or_none()
+            conn.execute(delete(table).where(table.c.run_id == run_id))
+            if woken is not None and self.on_due is not None:
+                self.on_due(woken)

@@ -1,11 +1,18 @@
-"""Driving one run: start ready steps, call their agents, record every outcome, until the run
-ends.
+"""Driving one run: let the run take its decisions, start the calls it is ready for, record
+every outcome, until the run ends (or parks, or is paused).
 
 The driver owns a copy of the Run aggregate and appends each state change as a command on it.
 Writes are serialised; a conflicting append (the run was cancelled or changed by someone else)
 reloads the run and the loop decides again from the new state, so the event store is always
-the truth. Attempts found in flight when a driver starts belong to an executor that stopped:
-they are recorded as interrupted and tried again.
+the truth. Agent calls found in flight when a driver starts belong to an executor that
+stopped: they are recorded as interrupted and tried again; a child run found in flight is
+followed again (it ran on by itself).
+
+Each round: the run records what it decides by itself (:meth:`Run.advance`: branches, maps,
+loops, waits, signals), the driver starts the agent calls and child runs it is ready for
+(:meth:`Run.ready_calls`), then waits for an outcome, a due time or news. When nothing is in
+flight but waits, signals or child runs, and nothing is due for a while, the run is parked
+(WAITING) and the driver returns: the executor drives it again when it is due or has news.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
@@ -28,11 +35,13 @@ from flowledger.a2a import (
     AgentCallError,
     AgentClient,
 )
+from flowledger.commands.runs import CancelRun, cancel_run
 from flowledger.domain.agents import Agent
 from flowledger.domain.errors import Conflict, NotFound
-from flowledger.domain.mappings import MappingError, resolve
+from flowledger.domain.mappings import MappingError, resolve_in
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.executor.children import ChildNotStarted, follow_child, start_child
 from flowledger.observability import metrics
 from flowledger.observability.tracing import handling_event, outgoing_call_span
 
@@ -45,6 +54,8 @@ TASK_ID_GRACE_S: Final = 0.05
 """An agent's task id is recorded on its own when the agent has not answered this long after
 giving it (so that another executor can cancel the task); otherwise it is recorded in one
 commit with the attempt's outcome (ADR 0014)."""
+PARK_AFTER_S: Final = 5.0
+"""A run with nothing in flight but waits is parked when nothing is due sooner than this."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,12 @@ class InFlight:
     step_id: str
     attempt: int
     task: asyncio.Task[CallResult]
-    url: str
-    auth: AgentAuth
+    url: str = ""
+    auth: AgentAuth = field(default_factory=AgentAuth)
     task_id: str | None = None
+    child: UUID | None = None
+    """The child run a workflow step's attempt follows (no agent call)."""
+    since: float = field(default_factory=time.monotonic)
 
 
 class RunDriver:
@@ -74,20 +88,33 @@ class RunDriver:
         *,
         call_slots: asyncio.Semaphore,
         correlation_id: str | None = None,
+        park_after_s: float = PARK_AFTER_S,
     ) -> None:
         self.run_id = run_id
         self.store = store
         self.client = client
         self.call_slots = call_slots
+        self.park_after_s = park_after_s
         self.meta = EventMetadata.system(EXECUTOR_ACTOR, correlation_id)
         self.changed = asyncio.Event()
         """Set from outside when the run may have changed (e.g. it was cancelled)."""
         self.run: Run
         self._write_lock = asyncio.Lock()
         self._calls: dict[str, InFlight] = {}
+        self._child_news: dict[UUID, asyncio.Event] = {}
         self._loaded_at = 0.0
         self._deferred = False
         """Whether the run holds events not appended yet (see :meth:`_change`)."""
+
+    def children(self) -> set[UUID]:
+        """The child runs this driver follows now."""
+        return set(self._child_news)
+
+    def child_news(self, child: UUID) -> None:
+        """A child run this driver may follow has news (it ended)."""
+        news = self._child_news.get(child)
+        if news is not None:
+            news.set()
 
     # ------------------------------------------------------------------ the loop
 
@@ -101,6 +128,8 @@ class RunDriver:
         with handling_event("drive run", request, run_id=str(self.run_id)):
             if self.run.status == "PENDING":
                 await self._change(lambda run: run.start(), defer=True)
+            elif self.run.status == "WAITING":
+                await self._change(lambda run: run.wake(), defer=True)
             try:
                 while await self._step():
                     pass
@@ -110,6 +139,8 @@ class RunDriver:
                     await self._flush()
                 finally:
                     await self._abandon_calls()
+                    if self.run.status == "FAILED":
+                        await self._cancel_children()
 
     def _load_with_request(self) -> tuple[Run, object]:
         """The run, and its latest Requested or Retried event (whose metadata carries the
@@ -127,37 +158,74 @@ class RunDriver:
         """One round of decisions; False when the run needs nothing more from this driver."""
         if self.run.is_finished:
             return False
-        for step_id in self.run.in_flight():
-            if step_id not in self._calls:
-                # Left running by an executor that stopped (or a result this driver could not
-                # record): interrupt it, and look again next round if that was refused.
-                await self._interrupt(step_id)
+        await self._take_over_calls()
         run = self.run
         if run.is_finished:
             return False
-        if self._deadline_passed():
-            timeout_s = (run.plan.timeout_ms or 0) / 1000
+        if run.status != "PAUSED" and self._deadline_passed():
+            timeout_s = (run.timeout_ms or 0) / 1000
             await self._abandon_calls()
             await self._change(lambda r: r.fail(f"workflow timed out after {timeout_s:g}s"))
             return True
         now = datetime.now(UTC)
-        for step_id in run.awaiting_retry():
-            retry_at = run.steps[step_id].retry_at
-            if step_id not in self._calls and (retry_at is None or retry_at <= now):
-                await self._start_attempt(step_id)
-        for step_id in self.run.ready_steps():
-            if self._room_for_more() and step_id not in self._calls:
-                await self._start_attempt(step_id)
+        await self._change(lambda r: r.advance(now), defer=True)
         if self.run.is_finished:
+            await self._abandon_calls()
             return False
-        idle = not self._calls and not self.run.awaiting_retry()
-        if idle and all(s.status == "SUCCEEDED" for s in self.run.steps.values()):
-            await self._change(lambda r: r.succeed())
-            return not self.run.is_finished
+        if self.run.status == "PAUSED":
+            if not self._calls:
+                return False  # no step starts; resuming drives it again
+        else:
+            await self._start_ready(now)
+            if self.run.is_finished:
+                return False
+            park, wake_at = self._parking(now)
+            if park and await self._change(lambda r: r.suspend(wake_at, now)):
+                return False
         await self._flush()
         await self._wait()
         await self._collect()
         return True
+
+    async def _take_over_calls(self) -> None:
+        """Calls in flight that this driver is not making: left running by an executor that
+        stopped (or a result this driver could not record). An agent call is interrupted (and
+        looked at again next round if that was refused); a child run is followed again."""
+        for step_id in self.run.in_flight():
+            if step_id not in self._calls:
+                if self.run.steps[step_id].kind == "workflow":
+                    self._follow(step_id)
+                else:
+                    await self._interrupt(step_id)
+
+    async def _start_ready(self, now: datetime) -> None:
+        """Start the attempts that are due: retries whose wait is over, then new calls."""
+        for step_id in self.run.awaiting_retry():
+            retry_at = self.run.steps[step_id].retry_at
+            if step_id not in self._calls and (retry_at is None or retry_at <= now):
+                await self._start_attempt(step_id)
+        for step_id in self.run.ready_calls():
+            if self._room_for_more() and step_id not in self._calls:
+                await self._start_attempt(step_id)
+
+    def _parking(self, now: datetime) -> tuple[bool, datetime | None]:
+        """Whether to park the run now, and when to wake it (None: on news only).
+
+        Parked: nothing is in flight but child runs followed for a while, no call waits for a
+        retry, something waits (a wait, a signal, a child), and nothing is due soon."""
+        run = self.run
+        if run.status != "RUNNING" or run.awaiting_retry():
+            return False, None
+        followed = [call for call in self._calls.values() if call.child is not None]
+        if len(followed) != len(self._calls) or not (followed or run.waiting):
+            return False, None
+        if any(time.monotonic() - call.since < self.park_after_s for call in followed):
+            return False, None
+        moments = [m for m in (run.next_wake(), self._deadline()) if m is not None]
+        wake_at = min(moments, default=None)
+        if wake_at is not None and (wake_at - now).total_seconds() < self.park_after_s:
+            return False, None
+        return True, wake_at
 
     async def _wait(self) -> None:
         waiters: set[asyncio.Future[Any]] = {call.task for call in self._calls.values()}
@@ -174,11 +242,12 @@ class RunDriver:
             # Signalled, or a while without news during a call: a cancel signal may have gone
             # to another executor (Kafka partitions move), so look at the run itself.
             self.changed.clear()
-            self.run = await self._load()
+            self.run = await self._refresh()
 
     def _next_wake(self) -> float:
-        """Seconds until a retry is due or the workflow deadline passes (at most 1s)."""
-        moments = [s.retry_at for s in self.run.steps.values() if s.retry_at is not None]
+        """Seconds until a retry or a wait is due or the workflow deadline passes (at most
+        1s)."""
+        moments = [m for m in (self.run.next_wake(),) if m is not None]
         deadline = self._deadline()
         if deadline is not None:
             moments.append(deadline)
@@ -191,12 +260,7 @@ class RunDriver:
     async def _start_attempt(self, step_id: str) -> None:
         run = self.run
         try:
-            step_input = resolve(
-                run.plan.step(step_id).input_mapping,
-                input_data=run.input_data,
-                variables=run.variables,
-                outputs=run.outputs(),
-            )
+            step_input = resolve_in(run.plan_step(step_id).input_mapping, run.context(step_id))
         except MappingError as error:
             await self._fail_step_for_good(step_id, None, f"input mapping failed: {error}")
             return
@@ -210,8 +274,11 @@ class RunDriver:
         )
         if not started or not attempts:
             return
-        url, auth = await self._endpoint(step_id)
         attempt = attempts[0]
+        if self.run.steps[step_id].kind == "workflow":
+            await self._start_child(step_id, attempt, step_input)
+            return
+        url, auth = await self._endpoint(step_id)
         timeout_s = self.run.call_timeout_ms(step_id) / 1000
         task = asyncio.create_task(
             self._call(step_id, attempt, url, auth, timeout_s, step_input),
@@ -226,6 +293,38 @@ class RunDriver:
         if cached is not None:
             return cached
         return await asyncio.to_thread(self.store.find, Agent, agent_id, copy=False)
+
+    async def _start_child(self, step_id: str, attempt: int, step_input: Any) -> None:
+        """Request the child run of a workflow step's attempt, record it, and follow it."""
+        await self._flush()  # the attempt is recorded before its child exists
+        try:
+            child = await asyncio.to_thread(
+                start_child, self.store, self.run, step_id, step_input, self.meta
+            )
+        except ChildNotStarted as error:
+            await self._fail_step_for_good(step_id, attempt, str(error))
+            return
+        if await self._change(lambda r: r.follow_child(step_id, attempt, child)):
+            self._follow(step_id)
+
+    def _follow(self, step_id: str) -> None:
+        """Follow the child run of the step's attempt in flight until it ends."""
+        attempt = self.run.steps[step_id].in_flight
+        child = self.run.children_in_flight().get(step_id)
+        if attempt is None or child is None:
+            return
+        news = self._child_news.setdefault(child, asyncio.Event())
+        number = attempt.number
+
+        async def follow() -> CallResult:
+            try:
+                output = await follow_child(self.store, child, news)
+            except AgentCallError as error:
+                return CallResult(step_id, number, error=error)
+            return CallResult(step_id, number, output=output)
+
+        task = asyncio.create_task(follow(), name=f"run-{self.run_id}-{step_id}-child")
+        self._calls[step_id] = InFlight(step_id, number, task, child=child)
 
     async def _endpoint(self, step_id: str) -> tuple[str, AgentAuth]:
         """The pinned URL of the step's agent, and its credentials."""
@@ -254,7 +353,7 @@ class RunDriver:
             )
 
         body = payload if isinstance(payload, dict) else {"value": payload}
-        agent = self.run.steps[step_id].agent_name
+        agent = self.run.steps[step_id].agent_name or "?"
         try:
             async with self.call_slots:
                 with outgoing_call_span(
@@ -295,6 +394,8 @@ class RunDriver:
             if not call.task.done():
                 continue
             del self._calls[step_id]
+            if call.child is not None:
+                self._child_news.pop(call.child, None)
             if call.task.cancelled():
                 continue
             result = call.task.result()
@@ -327,12 +428,16 @@ class RunDriver:
             await self._fail_step_for_good(step_id, attempt, message)
 
     async def _fail_step_for_good(self, step_id: str, attempt: int | None, message: str) -> None:
-        if attempt is not None and await self._change(
-            lambda r: r.fail_attempt(step_id, attempt, message, None)
-        ):
+        """The step fails; the run decides what that fails with it (the map or loop around
+        it, or the run: then the calls still in flight are abandoned)."""
+        if attempt is None:
+            await self._change(lambda r: r.fail_step(step_id, message))
+        elif await self._change(lambda r: r.fail_attempt(step_id, attempt, message, None)):
             self._observe_step(step_id, "FAILED")
-        await self._abandon_calls()
-        await self._change(lambda r: r.fail(f"step {step_id!r} failed: {message}", step_id))
+        now = datetime.now(UTC)
+        await self._change(lambda r: r.advance(now))
+        if self.run.is_finished:
+            await self._abandon_calls()
 
     async def _interrupt(self, step_id: str) -> None:
         attempt = self.run.steps[step_id].in_flight
@@ -345,9 +450,11 @@ class RunDriver:
         await self._change(lambda r: r.interrupt_attempt(step_id, number))
 
     async def _abandon_calls(self) -> None:
-        """Stop every call in flight, and ask the agents to cancel the tasks they started."""
+        """Stop every call in flight, and ask the agents to cancel the tasks they started (a
+        child run goes on by itself: :meth:`_cancel_children` ends those of a failed run)."""
         calls = list(self._calls.values())
         self._calls.clear()
+        self._child_news.clear()
         for call in calls:
             call.task.cancel()
             if call.task_id:
@@ -355,6 +462,19 @@ class RunDriver:
         for call in calls:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await call.task
+
+    async def _cancel_children(self) -> None:
+        """Cancel the child runs a failed run's steps were following."""
+        for child in self.run.children_cut_off():
+            try:
+                reason = f"its parent run {self.run_id} failed"
+                await asyncio.to_thread(
+                    cancel_run, self.store, CancelRun(run_id=child, reason=reason), self.meta
+                )
+            except Conflict:
+                pass  # it ended meanwhile
+            except Exception as error:
+                log.warning("could not cancel child run %s: %s", child, error)
 
     async def _cancel_remote(self, url: str, auth: AgentAuth, task_id: str) -> None:
         try:
@@ -371,11 +491,11 @@ class RunDriver:
     # ------------------------------------------------------------------ state
 
     def _room_for_more(self) -> bool:
-        limit = self.run.plan.max_parallel_steps
+        limit = self.run.max_parallel
         return limit is None or len(self.run.in_flight()) < limit
 
     def _deadline(self) -> datetime | None:
-        timeout_ms = self.run.plan.timeout_ms
+        timeout_ms = self.run.timeout_ms
         if not timeout_ms or self.run.round_started_at is None:
             return None
         return self.run.round_started_at + timedelta(milliseconds=timeout_ms)
@@ -386,6 +506,21 @@ class RunDriver:
 
     async def _load(self) -> Run:
         run = await asyncio.to_thread(self.store.get, Run, self.run_id, kind="run")
+        self._loaded_at = time.monotonic()
+        return run
+
+    async def _refresh(self) -> Run:
+        """The run with the events others appended since this copy (a long run's history is
+        not read again on every look)."""
+        if self.run.pending_events:
+            return await self._load()
+        newer = await asyncio.to_thread(
+            lambda: list(self.store.events.get(self.run_id, gt=self.run.version))
+        )
+        run = self.run
+        for new in newer:
+            assert isinstance(new, Run.Event | Run.Requested)
+            new.mutate(run)
         self._loaded_at = time.monotonic()
         return run
 
@@ -416,7 +551,9 @@ class RunDriver:
                         return False
                     await self._record_deferred()  # what was decided before still stands
                     raise
-                if defer:
+                if not self.run.pending_events:
+                    pass  # nothing was decided: nothing to append
+                elif defer:
                     self._deferred = True
                 else:
                     await self._record(reads)

@@ -8,8 +8,10 @@
   (``FLOWLEDGER_EXECUTOR_GROUP``), sharing its partitions and dropping events already seen.
   A new or retried run is picked up at once, and a cancelled one is signalled to its driver so
   the call in flight is cancelled.
-* **Sweep** — every few seconds, and at start, every active run not driven here is tried:
-  this is how runs of a stopped executor are resumed.
+* **Sweep** — every few seconds, and at start, every active run that is due and not driven
+  here is tried: this is how runs of a stopped executor are resumed, and parked runs (WAITING:
+  a wait, a signal, a child run) are driven again when their time comes (they have news —
+  a signal, a resume, a child's end — as soon as it is recorded).
 * **Locks** — a run is driven only under a PostgreSQL advisory lock held on this process's
   lock connection; a killed executor's connection closes and its locks go with it, so another
   executor resumes its runs, and two executors never drive one run at a time.
@@ -27,13 +29,13 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import Notification
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from flowledger.a2a import AgentClient
 from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.follower import Follower, run_followers
 from flowledger.eventlog.store import event_type
-from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table
+from flowledger.executor.active_runs import NEVER, ActiveRunsProjection, active_runs_table
 from flowledger.executor.driver import RunDriver
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.kafka.config import KafkaSettings
@@ -43,10 +45,14 @@ from flowledger.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
 
-WAKE_EVENTS: Final = frozenset({"RunRequested", "RunRetried"})
+WAKE_EVENTS: Final = frozenset({"RunRequested", "RunRetried", "RunResumed", "RunSignalReceived"})
 """Events that make a run need a driver."""
-SIGNAL_EVENTS: Final = frozenset({"RunCancelled", "RunRetried"})
+SIGNAL_EVENTS: Final = frozenset(
+    {"RunCancelled", "RunRetried", "RunPaused", "RunResumed", "RunSignalReceived"}
+)
 """Events a run's driver must hear about at once."""
+END_EVENTS: Final = frozenset({"RunSucceeded", "RunFailed", "RunCancelled"})
+"""Events a parent run's driver, following that run as its child, must hear about."""
 RECONNECT: Final = Backoff(initial=0.5, maximum=10.0)
 """The wait before the executor's Kafka consumer connects again, after each failure in a row."""
 
@@ -71,7 +77,7 @@ class RunWatch:
     def handle(self, batch: Sequence[Notification]) -> None:
         for notification in batch:
             name = event_type(notification.topic)
-            if name in WAKE_EVENTS or name in SIGNAL_EVENTS:
+            if name in WAKE_EVENTS or name in SIGNAL_EVENTS or name in END_EVENTS:
                 run_id = UUID(str(notification.originator_id))
                 self.executor.notify_threadsafe(run_id, name)
         self._position = batch[-1].id
@@ -99,7 +105,11 @@ class Executor:
         runtime = self.runtime
         feed = Follower(
             self.store,
-            Projector(ActiveRunsProjection(), self.store, runtime.engine),
+            Projector(
+                ActiveRunsProjection(lambda run_id: self.notify_threadsafe(run_id, "RunWoken")),
+                self.store,
+                runtime.engine,
+            ),
             batch_size=runtime.settings.follower_batch_size,
             idle_wait_s=runtime.settings.follower_idle_wait_s,
         )
@@ -122,10 +132,10 @@ class Executor:
         followers.start()
         try:
             while not stop.is_set() and followers.is_alive():
-                await self._sweep()
+                next_due_s = await self._sweep()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self._wake.wait(), timeout=self.settings.sweep_interval_s
+                        self._wake.wait(), timeout=min(self.settings.sweep_interval_s, next_due_s)
                     )
                 self._wake.clear()
         finally:
@@ -144,11 +154,15 @@ class Executor:
             self._loop.call_soon_threadsafe(self._notify, run_id, name)
 
     def _notify(self, run_id: UUID, name: str) -> None:
-        """A run event (by public event type) from the watch or the Kafka group."""
+        """A run event (by public event type) from the watch or the Kafka group; ``RunWoken``
+        is a parent run whose child ended."""
+        if name in END_EVENTS:
+            for parent in self.drivers.values():
+                parent.child_news(run_id)
         driver = self.drivers.get(run_id)
         if driver is not None and name in SIGNAL_EVENTS:
             driver.changed.set()
-        elif name in WAKE_EVENTS:
+        elif name in WAKE_EVENTS or name == "RunWoken":
             self._start_driving(run_id)
 
     async def _consume(self, config: KafkaSettings, stop: threading.Event) -> None:
@@ -182,16 +196,26 @@ class Executor:
 
     # ------------------------------------------------------------------ discovery
 
-    async def _sweep(self) -> None:
+    async def _sweep(self) -> float:
+        """Drive every active run that is due; the seconds until the next parked one is."""
+        table = active_runs_table
+        now = func.now()
         try:
             async with self.runtime.async_engine.connect() as conn:
-                rows = await conn.execute(select(active_runs_table.c.run_id))
+                due = or_(table.c.wake_at.is_(None), table.c.wake_at <= now)
+                rows = await conn.execute(select(table.c.run_id).where(due))
                 active = [row.run_id for row in rows]
+                soonest = func.extract("epoch", func.min(table.c.wake_at) - now)
+                later = (table.c.wake_at > now) & (table.c.wake_at < NEVER)
+                next_due = (await conn.execute(select(soonest).where(later))).scalar()
         except Exception as error:
             log.warning("executor sweep failed: %s", error)
-            return
+            return self.settings.sweep_interval_s
         for run_id in active:
             self._start_driving(run_id)
+        return (
+            max(0.05, float(next_due)) if next_due is not None else self.settings.sweep_interval_s
+        )
 
     def _start_driving(self, run_id: UUID) -> None:
         if run_id in self._tasks or len(self._tasks) >= self.settings.max_runs:
@@ -203,7 +227,13 @@ class Executor:
             if not await self._try_lock(run_id):
                 return
             try:
-                driver = RunDriver(run_id, self.store, self.client, call_slots=self.call_slots)
+                driver = RunDriver(
+                    run_id,
+                    self.store,
+                    self.client,
+                    call_slots=self.call_slots,
+                    park_after_s=self.settings.park_after_s,
+                )
                 self.drivers[run_id] = driver
                 await driver.drive()
             except asyncio.CancelledError:

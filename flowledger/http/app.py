@@ -14,8 +14,10 @@ from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
+from flowledger.domain.limits import RunLimits
 from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
+from flowledger.executor.settings import LimitSettings
 from flowledger.http.agents.controller import AgentController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
@@ -41,9 +43,9 @@ call them, run them, follow each run step by step, cancel and retry, and audit e
 
 Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or a JWT in
 `Authorization: Bearer <token>` when configured. Roles: viewer reads; operator also executes,
-cancels, retries and tests; editor also manages agents and workflows; admin may do everything
-(API keys, webhooks, the audit log). 401 without valid credentials, 403 when the role is not
-enough, 429 with `Retry-After` past the rate limit.
+cancels, retries, pauses, resumes and tests, and signals waiting runs; editor also manages
+agents and workflows; admin may do everything (API keys, webhooks, the audit log). 401 without
+valid credentials, 403 when the role is not enough, 429 with `Retry-After` past the rate limit.
 
 Every change is an event in an append-only store; reads come from projections of those events.
 A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
@@ -96,6 +98,11 @@ def create_app(
     def provide_meta(request: Request[Any, Any, Any]) -> EventMetadata:
         return metadata_for(request)
 
+    limits = LimitSettings.from_settings(settings).limits()
+
+    def provide_limits() -> RunLimits:
+        return limits
+
     workflow_access = WorkflowAccess.from_settings(settings)
     security = ApiSecurity(settings, workflow_access.policy())
     app = Litestar(
@@ -122,6 +129,7 @@ def create_app(
             "settings": Provide(provide_settings, sync_to_thread=False),
             "db": Provide(provide_db),
             "meta": Provide(provide_meta, sync_to_thread=False),
+            "limits": Provide(provide_limits, sync_to_thread=False),
             "visibility": Provide(workflow_access.visibility, sync_to_thread=False),
         },
         lifespan=[lifespan],

@@ -14,7 +14,7 @@ from flowledger.projections.tables import runs
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
+STATUSES = ("PENDING", "RUNNING", "WAITING", "PAUSED", "SUCCEEDED", "FAILED", "CANCELLED")
 
 
 class RunStatusCollector(Collector):

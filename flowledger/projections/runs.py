@@ -7,14 +7,27 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, literal, text, update
+from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import Projection, insert_rows
-from flowledger.projections.tables import run_counts, run_step_attempts, run_steps, runs
+from flowledger.projections.run_control import (
+    CLOSED_STATUS,
+    ControlFlowHandlers,
+    body_step_rows,
+    new_instance,
+    retried,
+)
+from flowledger.projections.tables import (
+    run_body_steps,
+    run_counts,
+    run_step_attempts,
+    run_steps,
+    runs,
+)
 
 Handler = Callable[[Connection, Any, int], None]
 
@@ -109,7 +122,7 @@ _ATTEMPT_SUCCEEDED = (
 class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
-    tables = (runs, run_steps, run_step_attempts, run_counts)
+    tables = (runs, run_steps, run_step_attempts, run_counts, run_body_steps)
     pipelined = True  # its handlers only write
 
     def __init__(self) -> None:
@@ -125,16 +138,19 @@ class RunsProjection(Projection):
             Run.Failed: self._failed,
             Run.Cancelled: self._cancelled,
             Run.Retried: self._retried,
+            **ControlFlowHandlers(_move).handlers(),
         }
 
         self._new_runs: list[dict[str, Any]] = []
         self._new_steps: list[dict[str, Any]] = []
+        self._new_body_steps: list[dict[str, Any]] = []
         """Rows of runs requested in this batch, not written yet."""
         self._touched: dict[Any, dict[str, Any]] = {}
         """Each run's version, time and position after its last event in the batch."""
 
     def start_batch(self) -> None:
         self._new_runs, self._new_steps, self._touched = [], [], {}
+        self._new_body_steps = []
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
         if isinstance(event, Run.Requested):
@@ -166,8 +182,9 @@ class RunsProjection(Projection):
         if self._new_runs:
             insert_rows(conn, runs, self._new_runs)
             insert_rows(conn, run_steps, self._new_steps)
+            insert_rows(conn, run_body_steps, self._new_body_steps)
             _count_new(conn, Counter(row["workflow_id"] for row in self._new_runs))
-        self._new_runs, self._new_steps = [], []
+        self._new_runs, self._new_steps, self._new_body_steps = [], [], []
 
     # ------------------------------------------------------------------ run
 
@@ -190,6 +207,8 @@ class RunsProjection(Projection):
                 "updated_at": event.timestamp,
                 "version": event.originator_version,
                 "position": position,
+                "parent_run_id": event.parent_run_id,
+                "parent_step_id": event.parent_step_id,
             }
         )
         self._new_steps += [
@@ -201,9 +220,11 @@ class RunsProjection(Projection):
                 "depends_on": list(step.depends_on),
                 "status": "PENDING",
                 "attempts": 0,
+                "kind": step.kind,
             }
             for order, step in enumerate(plan.steps)
         ]
+        self._new_body_steps += body_step_rows(event.originator_id, plan)
 
     def _started(self, conn: Connection, event: Any, position: int) -> None:
         _move(conn, event.originator_id, "RUNNING")
@@ -263,11 +284,7 @@ class RunsProjection(Projection):
                 cancelled_by=None,
             )
         )
-        conn.execute(
-            update(run_steps)
-            .where(run_steps.c.run_id == event.originator_id, run_steps.c.status != "SUCCEEDED")
-            .values(status="PENDING", error=None, finished_at=None, duration_ms=None, retry_at=None)
-        )
+        retried(conn, event)
 
     def _close_steps(self, conn: Connection, event: Any) -> None:
         run_id = event.originator_id
@@ -278,15 +295,16 @@ class RunsProjection(Projection):
         )
         conn.execute(
             update(run_steps)
-            .where(run_steps.c.run_id == run_id, run_steps.c.status.in_(["RUNNING", "PENDING"]))
+            .where(
+                run_steps.c.run_id == run_id,
+                run_steps.c.status.in_(["RUNNING", "WAITING", "PENDING"]),
+            )
             .values(
-                status=case(
-                    (run_steps.c.status == "RUNNING", literal("CANCELLED")),
-                    else_=literal("SKIPPED"),
-                ),
+                status=CLOSED_STATUS,
                 retry_at=None,
+                wake_at=None,
                 finished_at=case(
-                    (run_steps.c.status == "RUNNING", event.timestamp),
+                    (run_steps.c.status.in_(["RUNNING", "WAITING"]), event.timestamp),
                     else_=run_steps.c.finished_at,
                 ),
             )
@@ -295,6 +313,7 @@ class RunsProjection(Projection):
     # ------------------------------------------------------------------ steps
 
     def _step_started(self, conn: Connection, event: Any, position: int) -> None:
+        new_instance(conn, event.originator_id, event.step_id)
         values = {
             **_attempt_keys(event),
             "b_input": event.input,
@@ -347,6 +366,7 @@ class RunsProjection(Projection):
         conn.execute(_STEP_SUCCEEDED, values)
 
     def _step_failed(self, conn: Connection, event: Any, position: int) -> None:
+        new_instance(conn, event.originator_id, event.step_id)
         self._step_done(conn, event, status="FAILED", error=event.error)
 
     def _step_done(self, conn: Connection, event: Any, **values: Any) -> None:

@@ -110,11 +110,12 @@ workflow_steps = Table(
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("step_id", String(100), primary_key=True),
     Column("step_order", Integer, nullable=False),
-    Column("agent_name", String(255), nullable=False),
+    Column("agent_name", String(255)),
     Column("depends_on", JSONB, nullable=False),
     Column("input_mapping", JSONB, nullable=False),
     Column("timeout_ms", Integer),
     Column("retry_config", JSONB),
+    Column("kind", String(16), nullable=False, server_default="agent"),
     Index("ix_workflow_steps_agent_name", "agent_name"),
 )
 """The normalised steps of every version (``depends_on`` filled in, topological order)."""
@@ -161,7 +162,11 @@ executor_active_runs = Table(
     metadata,
     Column("run_id", UUID(as_uuid=True), primary_key=True),
     Column("position", BigInteger, nullable=False),
+    Column("wake_at", DateTime(timezone=True)),
+    Column("parent_run_id", UUID(as_uuid=True)),
+    Index("ix_executor_active_runs_wake_at", "wake_at"),
 )
+"""Runs not finished, and when each needs driving (see ``executor/active_runs.py``)."""
 executor_tracking = tracking_table("executor")
 
 runs = Table(
@@ -190,11 +195,14 @@ runs = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
     Column("position", BigInteger, nullable=False),
+    Column("parent_run_id", UUID(as_uuid=True)),
+    Column("parent_step_id", Text),
     Index("ix_runs_status_created_at", "status", "created_at"),
     Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_triggered_by", "triggered_by"),
     Index("ix_runs_workflow_id_status_created_at", "workflow_id", "status", "created_at"),
+    Index("ix_runs_parent_run_id", "parent_run_id"),
 )
 run_counts = Table(
     "run_counts",
@@ -210,9 +218,9 @@ run_steps = Table(
     "run_steps",
     metadata,
     Column("run_id", UUID(as_uuid=True), primary_key=True),
-    Column("step_id", String(255), primary_key=True),
+    Column("step_id", Text, primary_key=True),
     Column("step_order", Integer, nullable=False),
-    Column("agent_name", String(255), nullable=False),
+    Column("agent_name", String(255)),
     Column("depends_on", JSONB, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
@@ -224,12 +232,32 @@ run_steps = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("duration_ms", BigInteger),
     Column("retry_at", DateTime(timezone=True)),
+    Column("kind", String(16), nullable=False, server_default="agent"),
+    Column("parent_step_id", Text),
+    Column("item_index", Integer),
+    Column("items", Integer),
+    Column("child_run_id", UUID(as_uuid=True)),
+    Column("signal", Text),
+    Column("wake_at", DateTime(timezone=True)),
 )
+"""One row per step instance: the top-level steps from the run's request, the instances of map
+and loop bodies (``each[3].price``) from when they begin."""
+run_body_steps = Table(
+    "run_body_steps",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("step_id", String(100), primary_key=True),
+    Column("step_order", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("agent_name", String(255)),
+    Column("depends_on", JSONB, nullable=False),
+)
+"""The steps of each run's map and loop bodies, from which instance rows are made."""
 run_step_attempts = Table(
     "run_step_attempts",
     metadata,
     Column("run_id", UUID(as_uuid=True), primary_key=True),
-    Column("step_id", String(255), primary_key=True),
+    Column("step_id", Text, primary_key=True),
     Column("attempt", Integer, primary_key=True, autoincrement=False),
     Column("outcome", String(16), nullable=False),
     Column("input", JSONB),
@@ -238,6 +266,7 @@ run_step_attempts = Table(
     Column("task_id", String(255)),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    Column("child_run_id", UUID(as_uuid=True)),
 )
 runs_tracking = tracking_table("runs")
 
@@ -247,7 +276,7 @@ run_logs = Table(
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("run_id", UUID(as_uuid=True), nullable=False),
     Column("level", String(8), nullable=False),
-    Column("step_id", String(255)),
+    Column("step_id", Text),
     Column("message", Text, nullable=False),
     Column("logged_at", DateTime(timezone=True), nullable=False),
     Index("ix_run_logs_run_id_position", "run_id", "position"),

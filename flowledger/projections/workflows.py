@@ -1,5 +1,5 @@
 """The workflow read tables: each workflow's current version (and owner), every version, and
-the normalised steps of every version."""
+the normalised steps of every version (the steps of map and loop bodies too)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Connection, insert, update
 
+from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import Projection
@@ -81,20 +82,22 @@ class WorkflowsProjection(Projection):
                 position=position,
             )
         )
+        plan = WorkflowPlan.from_dict(event.plan)
         conn.execute(
             insert(workflow_steps),
             [
                 {
                     "workflow_id": event.originator_id,
                     "version": version,
-                    "step_id": step["step_id"],
+                    "step_id": step.step_id,
                     "step_order": order,
-                    "agent_name": step["agent_name"],
-                    "depends_on": step["depends_on"],
-                    "input_mapping": step["input_mapping"],
-                    "timeout_ms": step["timeout_ms"],
-                    "retry_config": step["retry"],
+                    "agent_name": step.agent_name,
+                    "depends_on": list(step.depends_on),
+                    "input_mapping": dict(step.input_mapping),
+                    "timeout_ms": step.timeout_ms,
+                    "retry_config": dict(step.retry) if step.retry is not None else None,
+                    "kind": step.kind,
                 }
-                for order, step in enumerate(event.plan["steps"])
+                for order, step in enumerate(plan.every_step())
             ],
         )

@@ -454,7 +454,7 @@ def test_the_workflow_routes_are_documented_and_their_examples_work(api: ApiClie
         register_agent(api, name)
     request = spec["paths"][WORKFLOWS]["post"]["requestBody"]["content"]["application/json"]
     examples = request["schema"]["examples"]
-    assert len(examples) == 2
+    assert len(examples) == 3  # the chain, the graph, control flow
     for example in examples:
         assert api.post(WORKFLOWS, json=example).status_code == 201, example
     chain = api.get(WORKFLOWS, params={"name": "summarise-page"}).json()["items"][0]

@@ -1,9 +1,10 @@
 """Runs over HTTP.
 
 ``/api/v1/workflows/{id}/execute`` starts a run (202 at once; the executor does the work),
-``/api/v1/runs`` follows runs, their steps and logs, and cancels or retries them. The execution
-API's paths (``/api/v1/workflows/{id}/executions``, ``/api/v1/workflows/executions/{id}``,
-``…/cancel``) answer the same things, and ``/api/v1/workflows/{id}/test`` is a dry run.
+``/api/v1/runs`` follows runs, their steps and logs, cancels, retries, pauses and resumes them,
+and delivers signals to the runs that wait for one. The execution API's paths
+(``/api/v1/workflows/{id}/executions``, ``/api/v1/workflows/executions/{id}``, ``…/cancel``)
+answer the same things, and ``/api/v1/workflows/{id}/test`` is a dry run.
 """
 
 from __future__ import annotations
@@ -21,15 +22,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger.commands.runs import (
     CancelRun,
+    PauseRun,
     RequestRun,
+    ResumeRun,
     RetryRun,
+    SignalRun,
     cancel_run,
+    pause_run,
     plan_to_try,
     request_run,
+    resume_run,
     retry_run,
+    signal_run,
 )
 from flowledger.domain.dry_run import dry_run
 from flowledger.domain.errors import NotFound
+from flowledger.domain.limits import RunLimits
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.grants.access import Visibility
@@ -42,9 +50,12 @@ from flowledger.http.runs.schemas import (
     ExecutionDetail,
     LogEntry,
     LogLevel,
+    PauseRequest,
     RunAccepted,
     RunResponse,
     RunStatus,
+    SignalAccepted,
+    SignalRequest,
     StepExecution,
     TestRequest,
     TestResult,
@@ -53,6 +64,13 @@ from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
 from flowledger.runtime.settings import Settings
 
 RunId = Annotated[UUID, Parameter(description="The run's id (also called execution id).")]
+SignalName = Annotated[
+    str,
+    Parameter(
+        pattern=r"^[A-Za-z0-9_\-]{1,100}$",
+        description="The signal's name: a signal step's `signal` (its step id by default).",
+    ),
+]
 WorkflowId = Annotated[UUID, Parameter(description="The workflow's id.")]
 IdempotencyKey = Annotated[
     str | None,
@@ -71,8 +89,9 @@ PROJECTION = "runs"
 def _runs_filters_doc() -> str:
     return (
         "Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` "
-        "(ISO 8601; from inclusive, to exclusive). Newest first by default. With per-workflow "
-        "grants enforced, only runs of workflows the caller owns or may view."
+        "(ISO 8601; from inclusive, to exclusive), `parent_run_id` (the child runs of a run's "
+        "workflow steps). Newest first by default. With per-workflow grants enforced, only "
+        "runs of workflows the caller owns or may view."
     )
 
 
@@ -114,6 +133,7 @@ class RunController(Controller):
         triggered_by: Annotated[str | None, Parameter(max_length=255)] = None,
         created_from: FromQuery[datetime | None] = None,
         created_to: FromQuery[datetime | None] = None,
+        parent_run_id: FromQuery[UUID | None] = None,
         sort: FromQuery[RunSort] = "created_at",
         order: SortOrder = "desc",
         page: PageNumber = 1,
@@ -129,6 +149,7 @@ class RunController(Controller):
             triggered_by=triggered_by,
             created_from=created_from,
             created_to=created_to,
+            parent_run_id=parent_run_id,
             sort=sort,
             order=order,
             page=page,
@@ -236,6 +257,84 @@ class RunController(Controller):
             headers=position_headers(outcome),
         )
 
+    @post(
+        "/{run_id:uuid}/signals/{signal:str}",
+        operation_id="signalRun",
+        summary="Deliver a signal to a waiting run",
+        description="Completes the signal step waiting for `signal` (the one waiting longest, "
+        "or `step_id`) with `data`, which later steps read as its output: an approval, a "
+        "person's answer, an event from elsewhere. Needs the `signal` permission (operators "
+        "and up). 404 when the run has no signal step of that name, 409 when none waits for it "
+        "now (or the run is finished), 422 when the data breaks the step's `schema`.",
+        status_code=HTTP_202_ACCEPTED,
+        response_headers=WRITE_HEADERS,
+        opt=requires(Permission.SIGNAL, on=("run", "run_id")),
+    )
+    async def signal(
+        self,
+        run_id: RunId,
+        signal: SignalName,
+        store: NamedDependency[EventStore],
+        meta: NamedDependency[EventMetadata],
+        data: JSONBody[SignalRequest | None] = None,
+    ) -> Response[SignalAccepted]:
+        body = data or SignalRequest()
+        command = SignalRun(run_id=run_id, signal=signal, data=body.data, step_id=body.step_id)
+        outcome = await run_command(signal_run, store, command, meta)
+        accepted = SignalAccepted(
+            run_id=run_id, signal=signal, step_id=outcome.step_id, status=outcome.aggregate.status
+        )
+        return Response(accepted, status_code=HTTP_202_ACCEPTED, headers=position_headers(outcome))
+
+    @post(
+        "/{run_id:uuid}/pause",
+        operation_id="pauseRun",
+        summary="Pause a run",
+        description="No step starts until the run is resumed; calls already in flight finish "
+        "and are recorded, signals are still taken, and the time paused does not count "
+        "against the workflow timeout. A PENDING, RUNNING or WAITING run can be paused; "
+        "anything else answers 409.",
+        status_code=HTTP_200_OK,
+        response_headers=WRITE_HEADERS,
+        opt=requires(Permission.EXECUTE, on=("run", "run_id")),
+    )
+    async def pause(
+        self,
+        run_id: RunId,
+        store: NamedDependency[EventStore],
+        meta: NamedDependency[EventMetadata],
+        data: JSONBody[PauseRequest | None] = None,
+    ) -> Response[RunResponse]:
+        reason = (data or PauseRequest()).reason
+        outcome = await run_command(pause_run, store, PauseRun(run_id=run_id, reason=reason), meta)
+        return Response(
+            RunResponse.from_run(outcome.aggregate),
+            status_code=HTTP_200_OK,
+            headers=position_headers(outcome),
+        )
+
+    @post(
+        "/{run_id:uuid}/resume",
+        operation_id="resumeRun",
+        summary="Resume a paused run",
+        description="The run goes on where it was paused. A run that is not PAUSED answers 409.",
+        status_code=HTTP_202_ACCEPTED,
+        response_headers=WRITE_HEADERS,
+        opt=requires(Permission.EXECUTE, on=("run", "run_id")),
+    )
+    async def resume(
+        self,
+        run_id: RunId,
+        store: NamedDependency[EventStore],
+        meta: NamedDependency[EventMetadata],
+    ) -> Response[RunResponse]:
+        outcome = await run_command(resume_run, store, ResumeRun(run_id=run_id), meta)
+        return Response(
+            RunResponse.from_run(outcome.aggregate),
+            status_code=HTTP_202_ACCEPTED,
+            headers=position_headers(outcome),
+        )
+
 
 class WorkflowRunsController(Controller):
     path = "/api/v1/workflows"
@@ -259,6 +358,7 @@ class WorkflowRunsController(Controller):
         data: JSONBody[ExecuteRequest],
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
+        limits: NamedDependency[RunLimits],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[RunAccepted]:
         command = RequestRun(
@@ -267,6 +367,7 @@ class WorkflowRunsController(Controller):
             version=data.version,
             variables=data.variables,
             idempotency_key=idempotency_key,
+            limits=limits,
         )
         outcome = await run_command(request_run, store, command, meta)
         run = outcome.aggregate
@@ -291,7 +392,9 @@ class WorkflowRunsController(Controller):
         operation_id="testWorkflow",
         summary="Dry-run a workflow",
         description="Walks the workflow as a run would — order, resolved inputs, outputs, "
-        "timings — with `mock_outputs` standing in for agents. Records nothing, calls no agent.",
+        "branches chosen, map items, loop iterations, timings — with `mock_outputs` standing "
+        "in for agents, child runs and signals (by step id, or by instance such as "
+        "`each[2].price`); waits end at once. Records nothing, calls no agent.",
         status_code=HTTP_200_OK,
         opt=requires(Permission.EXECUTE, on=("workflow", "workflow_id")),
     )
@@ -300,11 +403,12 @@ class WorkflowRunsController(Controller):
         workflow_id: WorkflowId,
         data: JSONBody[TestRequest],
         store: NamedDependency[EventStore],
+        limits: NamedDependency[RunLimits],
     ) -> TestResult:
         version, plan, variables = await asyncio.to_thread(
             plan_to_try, store, workflow_id, data.version, data.input_data, data.variables
         )
-        result = dry_run(plan, data.input_data, variables, data.mock_outputs)
+        result = dry_run(plan, data.input_data, variables, data.mock_outputs, limits)
         return TestResult.from_dry_run(workflow_id, version, result)
 
     @get(

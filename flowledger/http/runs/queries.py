@@ -53,6 +53,8 @@ def to_run(row: Row[Any]) -> RunResponse:
         cancelled_by=row.cancelled_by,
         updated_at=row.updated_at,
         version=row.version,
+        parent_run_id=row.parent_run_id,
+        parent_step_id=row.parent_step_id,
     )
 
 
@@ -69,6 +71,7 @@ async def list_runs(
     triggered_by: str | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    parent_run_id: UUID | None = None,
     sort: RunSort = "created_at",
     order: Literal["asc", "desc"] = "desc",
     page: int = 1,
@@ -89,6 +92,8 @@ async def list_runs(
         query = query.where(runs.c.created_at >= created_from)
     if created_to is not None:
         query = query.where(runs.c.created_at < created_to)
+    if parent_run_id is not None:
+        query = query.where(runs.c.parent_run_id == parent_run_id)
     column = runs.c[sort]
     primary = column.desc() if order == "desc" else column.asc()
     if column.nullable:
@@ -97,7 +102,8 @@ async def list_runs(
         primary = primary.nulls_last()
     tie = runs.c.id.desc() if order == "desc" else runs.c.id.asc()
     counted = all(
-        condition is None for condition in (visible, triggered_by, created_from, created_to)
+        condition is None
+        for condition in (visible, triggered_by, created_from, created_to, parent_run_id)
     )
     return await fetch_page(
         conn,
@@ -122,6 +128,8 @@ def _counted_total(status: RunStatus | None, workflow_id: UUID | None) -> Select
 
 
 async def run_steps_of(conn: AsyncConnection, run_id: UUID) -> list[StepExecution]:
+    """Every step instance: the top-level steps in plan order, each map or loop followed by
+    the instances of its body in the order they began."""
     attempts: dict[str, list[Attempt]] = defaultdict(list)
     attempt_rows = await conn.execute(
         select(run_step_attempts)
@@ -139,10 +147,22 @@ async def run_steps_of(conn: AsyncConnection, run_id: UUID) -> list[StepExecutio
                 task_id=row.task_id,
                 started_at=row.started_at,
                 completed_at=row.finished_at,
+                child_run_id=row.child_run_id,
             )
         )
+    top = run_steps.alias("top")
+    top_id = func.split_part(func.split_part(run_steps.c.step_id, "[", 1), ".", 1)
     step_rows = await conn.execute(
-        select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.step_order)
+        select(run_steps)
+        .join(top, (top.c.run_id == run_steps.c.run_id) & (top.c.step_id == top_id))
+        .where(run_steps.c.run_id == run_id)
+        .order_by(
+            top.c.step_order,
+            (run_steps.c.step_id != top.c.step_id),
+            func.coalesce(run_steps.c.started_at, run_steps.c.finished_at).nulls_last(),
+            run_steps.c.step_order,
+            run_steps.c.step_id,
+        )
     )
     return [
         StepExecution(
@@ -161,6 +181,14 @@ async def run_steps_of(conn: AsyncConnection, run_id: UUID) -> list[StepExecutio
             duration_ms=row.duration_ms,
             next_retry_at=row.retry_at,
             attempt_history=attempts.get(row.step_id, []),
+            kind=row.kind,
+            definition_step_id=row.step_id.rpartition(".")[2],
+            parent_step_id=row.parent_step_id,
+            index=row.item_index,
+            items=row.items,
+            child_run_id=row.child_run_id,
+            signal=row.signal,
+            waiting_until=row.wake_at,
         )
         for row in step_rows
     ]

@@ -12,8 +12,9 @@ from msgspec import Meta
 from flowledger.domain.dry_run import DryRun
 from flowledger.domain.runs import Run
 
-RunStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
-StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
+RunStatus = Literal["PENDING", "RUNNING", "WAITING", "PAUSED", "SUCCEEDED", "FAILED", "CANCELLED"]
+StepStatus = Literal["PENDING", "RUNNING", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
+StepKind = Literal["agent", "if", "switch", "foreach", "do_while", "wait", "signal", "workflow"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 InputData = Annotated[
@@ -81,13 +82,23 @@ class Attempt(msgspec.Struct):
     task_id: str | None
     started_at: datetime
     completed_at: datetime | None
+    child_run_id: Annotated[
+        UUID | None, Meta(description="The child run a workflow step's attempt followed.")
+    ] = None
 
 
 class StepExecution(msgspec.Struct):
     id: str
     """``<run_id>:<step_id>``"""
-    step_id: str
-    agent_name: str
+    step_id: Annotated[
+        str,
+        Meta(
+            description="The step instance: the step's id, or inside a map or loop "
+            "`<map or loop>[<item or iteration, from 0>].<step>`.",
+            examples=["each[2].price"],
+        ),
+    ]
+    agent_name: str | None
     depends_on: list[str]
     status: StepStatus
     attempts: int
@@ -100,6 +111,26 @@ class StepExecution(msgspec.Struct):
     duration_ms: int | None
     next_retry_at: datetime | None
     attempt_history: list[Attempt]
+    kind: StepKind = "agent"
+    definition_step_id: Annotated[
+        str | None, Meta(description="The step of the definition this instance runs.")
+    ] = None
+    parent_step_id: Annotated[
+        str | None, Meta(description="The map or loop instance this step ran in.")
+    ] = None
+    index: Annotated[
+        int | None, Meta(description="Its item (map) or iteration (loop) there, from 0.")
+    ] = None
+    items: Annotated[int | None, Meta(description="A map's items; a loop's iterations begun.")] = (
+        None
+    )
+    child_run_id: Annotated[UUID | None, Meta(description="The child run of a workflow step.")] = (
+        None
+    )
+    signal: Annotated[str | None, Meta(description="The signal a signal step waits for.")] = None
+    waiting_until: Annotated[
+        datetime | None, Meta(description="When a wait ends, or a signal step times out.")
+    ] = None
 
 
 class RunResponse(msgspec.Struct):
@@ -126,6 +157,10 @@ class RunResponse(msgspec.Struct):
     cancelled_by: str | None
     updated_at: datetime
     version: int
+    parent_run_id: Annotated[
+        UUID | None, Meta(description="The run whose workflow step started this run.")
+    ] = None
+    parent_step_id: Annotated[str | None, Meta(description="That run's step instance.")] = None
 
     @classmethod
     def from_run(cls, run: Run, actor: str | None = None) -> RunResponse:
@@ -161,6 +196,8 @@ class RunResponse(msgspec.Struct):
             cancelled_by=actor if cancelled else None,
             updated_at=run.modified_on,
             version=run.version,
+            parent_run_id=run.parent_run_id,
+            parent_step_id=run.parent_step_id,
         )
 
 
@@ -184,14 +221,31 @@ class TracedStep(msgspec.Struct):
     wave: int
     """Steps of one wave could run in parallel."""
     step_id: str
-    agent_name: str
+    agent_name: str | None
     depends_on: list[str]
-    status: Literal["SUCCEEDED", "FAILED", "SKIPPED"]
+    status: Literal["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
     input_data: Any
     output_data: Any
-    output_source: Literal["mock", "echo"] | None
+    output_source: Annotated[
+        Literal["mock", "echo", "default"] | None,
+        Meta(
+            description="`mock`: from mock_outputs; `echo`: the step's input (no mock); "
+            "`default`: a signal step's default."
+        ),
+    ]
     error_message: str | None
     duration_ms: float
+    kind: StepKind = "agent"
+    parent_step_id: str | None = None
+    index: int | None = None
+    note: Annotated[
+        str | None,
+        Meta(
+            description="What a control step decided or would have done: the case chosen, "
+            "the items, the time a wait would end.",
+            examples=["chose 'then'"],
+        ),
+    ] = None
 
 
 class TestResult(msgspec.Struct):
@@ -203,6 +257,7 @@ class TestResult(msgspec.Struct):
     output_data: Any
     steps: list[TracedStep]
     duration_ms: float
+    error_message: str | None = None
 
     @classmethod
     def from_dry_run(cls, workflow_id: UUID, version: int, result: DryRun) -> TestResult:
@@ -212,6 +267,7 @@ class TestResult(msgspec.Struct):
             status=result.status,
             output_data=result.output,
             duration_ms=result.duration_ms,
+            error_message=result.error,
             steps=[
                 TracedStep(
                     order=s.order,
@@ -225,7 +281,50 @@ class TestResult(msgspec.Struct):
                     output_source=s.output_source,
                     error_message=s.error,
                     duration_ms=s.duration_ms,
+                    kind=s.kind,  # type: ignore[arg-type]
+                    parent_step_id=s.parent_step_id,
+                    index=s.index,
+                    note=s.note,
                 )
                 for s in result.steps
             ],
         )
+
+
+class SignalRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Deliver a signal to a run that waits for it."""
+
+    data: Annotated[
+        Any,
+        Meta(
+            description="What the waiting step outputs (later steps read it as "
+            "`$.steps.<step>.output`); must satisfy the step's `schema`, if it has one.",
+            examples=[{"approved": True, "by": "ann"}],
+        ),
+    ] = msgspec.field(default_factory=dict)
+    step_id: (
+        Annotated[
+            str,
+            Meta(
+                max_length=2000,
+                description="The waiting step instance to deliver to, when several wait for "
+                "the same signal (default: the one waiting longest).",
+                examples=["each[2].approve"],
+            ),
+        ]
+        | None
+    ) = None
+
+
+class SignalAccepted(msgspec.Struct):
+    """The signal was delivered: the step that waited for it has its data."""
+
+    run_id: UUID
+    signal: str
+    step_id: str
+    """The step instance that received it."""
+    status: RunStatus
+
+
+class PauseRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(max_length=1000)] = "paused by request"

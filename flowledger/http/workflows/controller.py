@@ -22,6 +22,7 @@ from flowledger.commands.workflows import (
     update_workflow,
 )
 from flowledger.domain.errors import InvalidInput, NotFound
+from flowledger.domain.limits import RunLimits
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.grants.access import Visibility
@@ -42,9 +43,10 @@ WorkflowId = Annotated[UUID, Parameter(description="The workflow's id.")]
 PROJECTION = "workflows"
 VALIDATION = (
     "The definition is validated before it is saved; a 422 lists every problem with its "
-    "location: unknown or unreachable steps, cycles (named in order), agents that do not exist "
-    "or are not active, malformed mappings or mappings that read steps not upstream of their "
-    "step, an invalid input schema or trigger."
+    "location (bodies of maps and loops included): unknown or unreachable steps, cycles (named "
+    "in order), agents or workflows that do not exist or are not active, malformed mappings, "
+    "expressions or conditions, or ones that read steps not upstream of their step, maps and "
+    "loops nested deeper than `MAX_LOOP_DEPTH`, an invalid input schema or trigger."
 )
 
 
@@ -67,9 +69,13 @@ class WorkflowController(Controller):
         data: WorkflowCreateBody,
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
+        limits: NamedDependency[RunLimits],
     ) -> Response[WorkflowResponse]:
         command = CreateWorkflow(
-            name=data.name, description=data.description, definition=data.definition_fields()
+            name=data.name,
+            description=data.description,
+            definition=data.definition_fields(),
+            limits=limits,
         )
         try:
             outcome = await run_command(create_workflow, store, command, meta)
@@ -165,11 +171,13 @@ class WorkflowController(Controller):
         data: WorkflowUpdateBody,
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
+        limits: NamedDependency[RunLimits],
     ) -> Response[WorkflowResponse]:
         command = UpdateWorkflow(
             workflow_id=workflow_id,
             changes=data.changes(),
             status=None if isinstance(data.status, UnsetType) else data.status,
+            limits=limits,
         )
         try:
             outcome = await run_command(update_workflow, store, command, meta)

@@ -67,12 +67,18 @@ StepsField = Annotated[
     dict[str, Any],
     Meta(
         description=(
-            "The steps, keyed by step id (letters, digits, `_`, `-`). Each step has "
-            "`agent_name` (an active agent), and optionally `next_step` (the step after this "
-            "one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), "
-            "`input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and "
-            "`$.steps.<upstream step>.output.<path>` are references, anything else a literal), "
-            f"`timeout_ms` and `retry_config` (override the agent's). At most {rules.MAX_STEPS}."
+            "The steps, keyed by step id (letters, digits, `_`, `-`). Each step may say "
+            "`next_step` (the step after this one) and/or `depends_on` (steps that must finish "
+            "first; fan-out and fan-in), and `type`: `agent` (the default: `agent_name`, an "
+            "active agent; `input_mapping`, an object whose strings `$.input.<path>`, "
+            "`$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, "
+            '`{"$expr": "<JMESPath>"}` objects expressions, anything else a literal; '
+            "`timeout_ms` and `retry_config`, overriding the agent's), `if` (`condition`, "
+            "`then`, `else`), `switch` (`expression`, `cases`, `default`), `foreach` (`items`, "
+            "`steps` run per item, `max_parallel`, `continue_on_error`), `do_while` (`steps`, "
+            "`while` or `until`), `wait` (`duration_ms` or `until`), `signal` (`signal`, "
+            "`timeout_ms`, `default`, `schema`) or `workflow` (`workflow_name`, `version`, "
+            f"`input_mapping`). At most {rules.MAX_STEPS} in all. See the README and ADR 0016."
         ),
         examples=[EXAMPLE_STEPS],
     ),
@@ -255,6 +261,22 @@ GRAPH_EXAMPLE: Final = {
     },
     "triggers": [{"type": "schedule", "cron": "0 6 * * mon-fri", "input": {"topic": "agents"}}],
 }  # fmt: skip
+CONTROL_FLOW_EXAMPLE: Final = {
+    "name": "review-orders",
+    "start_step": "fetch",
+    "steps": {
+        "fetch": {"agent_name": "fetcher", "next_step": "any",
+                  "input_mapping": {"customer": "$.input.customer"}},
+        "any": {"type": "if", "condition": "length(steps.fetch.output.orders) > `0`",
+                "then": "each", "else": "nothing"},
+        "nothing": {"agent_name": "summarizer", "input_mapping": {"text": "no orders"}},
+        "each": {"type": "foreach", "items": "steps.fetch.output.orders", "max_parallel": 4,
+                 "steps": {"check": {"agent_name": "summarizer",
+                                     "input_mapping": {"order": "$.item"}}}},
+        "approve": {"type": "signal", "depends_on": ["each"], "timeout_ms": 3600000,
+                    "default": {"approved": False}},
+    },
+}  # fmt: skip
 WorkflowCreateBody = Annotated[
     WorkflowCreate,
     Body(
@@ -263,6 +285,9 @@ WorkflowCreateBody = Annotated[
             Example(summary="Steps linked by next_step (the spec's form)", value=CHAIN_EXAMPLE),
             Example(
                 summary="A graph (fan-out, fan-in) as a definition object", value=GRAPH_EXAMPLE
+            ),
+            Example(
+                summary="A branch, a map over data and an approval", value=CONTROL_FLOW_EXAMPLE
             ),
         ],
     ),
