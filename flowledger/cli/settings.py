@@ -11,6 +11,7 @@ from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.runtime.settings import Settings
+from flowledger.scheduling.settings import SchedulerSettings
 from flowledger.security.settings import SecuritySettings
 from flowledger.webhooks.settings import WebhookSettings
 
@@ -26,6 +27,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
+    SchedulerSettings: SchedulerSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,

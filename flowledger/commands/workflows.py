@@ -11,6 +11,7 @@ import msgspec
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
 from flowledger.commands.names import record_claiming_name, record_releasing_name
+from flowledger.commands.triggers import triggers_of
 from flowledger.domain.definitions import agent_names
 from flowledger.domain.lifecycle import SwitchedStatus
 from flowledger.domain.workflows import Workflow
@@ -52,7 +53,9 @@ def create_workflow(
         agents=agent_statuses(store, agent_names(command.definition)),
         owner=meta.actor,
     )
-    return Outcome(workflow, record_claiming_name(store, workflow, KIND, workflow.name, meta))
+    triggers = triggers_of(store, workflow)
+    position = record_claiming_name(store, workflow, KIND, workflow.name, meta, triggers)
+    return Outcome(workflow, position)
 
 
 def update_workflow(
@@ -62,7 +65,7 @@ def update_workflow(
     agents = agent_statuses(store, workflow.agents_to_check(command.changes))
     workflow.update(command.changes, agents=agents)
     workflow.switch(command.status)
-    return Outcome(workflow, store.record(workflow, metadata=meta))
+    return Outcome(workflow, store.record(workflow, *triggers_of(store, workflow), metadata=meta))
 
 
 def delete_workflow(
@@ -70,4 +73,6 @@ def delete_workflow(
 ) -> Outcome[Workflow]:
     workflow = store.get(Workflow, command.workflow_id, kind=KIND)
     workflow.delete()
-    return Outcome(workflow, record_releasing_name(store, workflow, KIND, workflow.name, meta))
+    triggers = triggers_of(store, workflow)
+    position = record_releasing_name(store, workflow, KIND, workflow.name, meta, triggers)
+    return Outcome(workflow, position)

@@ -24,6 +24,7 @@ from flowledger.eventlog.lag import LagCollector
 from flowledger.observability import metrics
 from flowledger.observability.tracing import context_from_headers, tracer
 from flowledger.projections.run_metrics import RunStatusCollector
+from flowledger.projections.trigger_metrics import TriggerFiringsCollector
 from flowledger.runtime.process import Runtime
 
 UNMATCHED: Final = "<unmatched>"
@@ -89,7 +90,8 @@ def _record(method: str, route: str, status: int, duration: float) -> None:
     summary="Prometheus metrics",
     description="This process's metrics, plus what the database says now: every follower's "
     "position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and "
-    "the runs in each status (`flowledger_runs`).",
+    "the runs in each status (`flowledger_runs`) and the trigger firings recorded "
+    "(`flowledger_trigger_firings_total`, by type and outcome).",
     tags=["system"],
     media_type=CONTENT_TYPE_LATEST,
     sync_to_thread=True,
@@ -99,5 +101,6 @@ def metrics_endpoint(runtime: NamedDependency[Runtime]) -> Response[bytes]:
         generate_latest(REGISTRY)
         + generate_latest(LagCollector(runtime.engine, runtime.store))
         + generate_latest(RunStatusCollector(runtime.engine))
+        + generate_latest(TriggerFiringsCollector(runtime.engine))
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -21,6 +21,7 @@ from flowledger.projections.audit import purge_expired, retention_cutoff
 from flowledger.projections.registry import projection_followers
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings, SettingsError
+from flowledger.scheduling.scheduler import run_scheduler
 from flowledger.security.settings import SecuritySettings
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ WORKERS: dict[str, WorkerKind] = {
         WorkerKind("executor", "runs workflow steps against their agents", run_executor),
         WorkerKind("relay", "Kafka relay: every event to its topic", run_relay, _kafka_configured),
         WorkerKind("webhooks", "webhook sender: signed POSTs with retries", run_webhooks),
+        WorkerKind("scheduler", "fires schedule triggers at their ticks", run_scheduler),
     ]
 }
 

@@ -54,6 +54,7 @@ def to_response(row: Row[Any]) -> AgentResponse:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        kind=row.kind,
     )
 
 
