@@ -20,17 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from flowledger.a2a import (
-    AgentAuth,
-    AgentCallCancelled,
-    AgentCallError,
-    AgentClient,
-)
+from flowledger.a2a import AgentAuth, AgentCallCancelled, AgentCallError
 from flowledger.domain.agents import Agent
 from flowledger.domain.errors import Conflict
 from flowledger.domain.mappings import MappingError, resolve
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.executor.callers import AgentCallers
 from flowledger.observability import metrics
 from flowledger.observability.tracing import handling_event, outgoing_call_span
 
@@ -64,7 +60,7 @@ class RunDriver:
         self,
         run_id: UUID,
         store: EventStore,
-        client: AgentClient,
+        client: AgentCallers,
         *,
         call_slots: asyncio.Semaphore,
         correlation_id: str | None = None,
@@ -243,6 +239,7 @@ class RunDriver:
                         reply = await self.client.send(
                             url,
                             body,
+                            kind=self.run.binding(step_id).kind,
                             auth=auth,
                             timeout_s=timeout_s,
                             on_task=on_task,
