@@ -9,7 +9,7 @@ make a second firing of one occurrence a replay instead of a second run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -221,9 +221,9 @@ class Backfill(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @dataclass(frozen=True)
-class BackfillResult:
-    ticks: list[datetime]
-    fired: list[Fired]
+class BackfillResult(Outcome[Trigger]):
+    ticks: list[datetime] = field(default_factory=list)
+    fired: list[Fired] = field(default_factory=list)
 
     @property
     def started(self) -> int:
@@ -255,4 +255,5 @@ def backfill(store: EventStore, command: Backfill, meta: EventMetadata) -> Backf
             backfill=True,
         )
         fired.append(fire_trigger(store, request, meta))
-    return BackfillResult(ticks, fired)
+    positions = [f.position for f in fired if f.position is not None]
+    return BackfillResult(trigger, max(positions, default=None), ticks, fired)

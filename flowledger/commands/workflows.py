@@ -14,6 +14,7 @@ from flowledger.commands.names import record_claiming_name, record_releasing_nam
 from flowledger.commands.triggers import triggers_of
 from flowledger.domain.definitions import agent_names
 from flowledger.domain.lifecycle import SwitchedStatus
+from flowledger.domain.triggering import Trigger
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -76,3 +77,24 @@ def delete_workflow(
     triggers = triggers_of(store, workflow)
     position = record_releasing_name(store, workflow, KIND, workflow.name, meta, triggers)
     return Outcome(workflow, position)
+
+
+class AddWebhookTrigger(msgspec.Struct, frozen=True, kw_only=True):
+    workflow_id: UUID
+    trigger: dict[str, Any]
+    """A webhook trigger as a definition holds it (with its ``path``)."""
+
+
+def add_webhook_trigger(
+    store: EventStore, command: AddWebhookTrigger, meta: EventMetadata
+) -> Outcome[Trigger]:
+    """Spec 003's ``POST /webhooks``: the workflow's next version has one more trigger."""
+    workflow = store.get(Workflow, command.workflow_id, kind=KIND)
+    triggers = [*(workflow.definition.get("triggers") or []), dict(command.trigger)]
+    agents = agent_statuses(store, workflow.agents_to_check({"triggers": triggers}))
+    workflow.update({"triggers": triggers}, agents=agents)
+    changed = triggers_of(store, workflow)
+    position = store.record(workflow, *changed, metadata=meta)
+    key = str(command.trigger.get("id") or command.trigger["path"])
+    trigger = next(t for t in changed if isinstance(t, Trigger) and t.key == key)
+    return Outcome(trigger, position)

@@ -15,7 +15,8 @@ optional ``id`` (a slug naming it across versions; see :func:`trigger_key`):
 * ``{"type": "webhook", "path": "orders-created"}`` — an inbound webhook at
   ``/hooks/<path>``; ``path`` (letters, digits, ``_`` and ``-``) is unique across all
   workflows. ``method`` (default POST), ``auth`` (none, token, hmac, basic), and ``headers`` /
-  ``query`` (request header or query parameter → input field) say how it is called.
+  ``query`` (request header or query parameter → input field) say how it is called;
+  ``event_type`` (a label) is added to the run input as ``event_type``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ TRIGGER_FIELDS: Final[dict[str, frozenset[str]]] = {
     "schedule": frozenset(
         {"type", "enabled", "id", "cron", "every", "timezone", "input", "catchup", "catchup_limit"}
     ),
-    "webhook": frozenset({"type", "enabled", "id", "path", "method", "auth", "headers", "query"}),
+    "webhook": frozenset(
+        {"type", "enabled", "id", "path", "method", "auth", "headers", "query", "event_type"}
+    ),
 }
 CATCHUP_POLICIES: Final = ("skip", "latest", "all")
 DEFAULT_CATCHUP: Final = "latest"
@@ -169,6 +172,9 @@ def _webhook_problems(trigger: Mapping[str, Any], at: str) -> list[FieldProblem]
         )
     if "auth" in trigger:
         problems += _auth_problems(trigger["auth"], f"{at}.auth")
+    label = trigger.get("event_type", "x")
+    if not isinstance(label, str) or not 1 <= len(label) <= 100 or not label.isprintable():
+        problems.append(FieldProblem(f"{at}.event_type", "must be a string of 1 to 100 characters"))
     for part, name_rule in (("headers", _HEADER), ("query", _PATH)):
         if part not in trigger:
             continue
