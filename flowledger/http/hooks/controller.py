@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Request, Response, route
@@ -22,20 +22,23 @@ from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from flowledger.commands.triggers import FireTrigger, fire_trigger, trigger_actor
 from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput
 from flowledger.eventlog.store import EventStore
+from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.context import correlation_id_of, metadata_for
 from flowledger.http.errors import ErrorBody
 from flowledger.http.hooks.auth import check_call
 from flowledger.http.triggers.queries import find_hook
 from flowledger.http.triggers.schemas import HookAccepted
-from flowledger.http.writes import run_command
+from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
 from flowledger.observability import metrics
 from flowledger.observability.logs import aaa_logger
 from flowledger.runtime.process import Runtime
+from flowledger.runtime.settings import Settings
 
 METHODS: Final = [
     HttpMethod.POST,
@@ -45,6 +48,7 @@ METHODS: Final = [
     HttpMethod.DELETE,
 ]
 IDEMPOTENCY_HEADER: Final = "idempotency-key"
+HookPath = Annotated[str, Parameter(description="The webhook trigger's `path`.", max_length=100)]
 MAX_KEY_LENGTH: Final = 200
 
 
@@ -60,6 +64,7 @@ def _refused(reason: str) -> None:
     description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
     tags=["triggers"],
     status_code=HTTP_202_ACCEPTED,
+    response_headers=WRITE_HEADERS,
     security=[],
     responses={
         400: ResponseSpec(ErrorBody, description="The body is not JSON."),
@@ -71,9 +76,14 @@ def _refused(reason: str) -> None:
     },
 )
 async def call_hook(
-    request: Request[Any, Any, Any], path: str, runtime: NamedDependency[Runtime]
+    request: Request[Any, Any, Any],
+    path: HookPath,
+    runtime: NamedDependency[Runtime],
+    settings: NamedDependency[Settings],
+    min_position: MinPosition = None,
 ) -> Response[HookAccepted]:
     async with runtime.async_engine.connect() as conn:
+        await wait_for_position(conn, "triggers", min_position, settings.read_wait_timeout_s)
         hook = await find_hook(conn, path)
     if hook is None:
         _refused("not_found")
@@ -126,7 +136,7 @@ async def call_hook(
         workflow_id=firing.workflow_id,
         replayed=fired.replayed,
     )
-    return Response(accepted, status_code=HTTP_202_ACCEPTED)
+    return Response(accepted, status_code=HTTP_202_ACCEPTED, headers=position_headers(fired))
 
 
 def _unauthorized(auth: Any) -> HTTPException:
