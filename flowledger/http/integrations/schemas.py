@@ -33,10 +33,13 @@ class N8nSync(msgspec.Struct, forbid_unknown_fields=True):
             description="An n8n API key (sent as `X-N8N-API-KEY`). Stored, never shown.",
         ),
     ]
-    workflow_ids: Annotated[
-        list[Annotated[str, Meta(min_length=1, max_length=100)]] | None,
-        Meta(max_length=500, description="Only these workflows; absent: all of them."),
-    ] = None
+    workflow_ids: (
+        Annotated[
+            list[Annotated[str, Meta(min_length=1, max_length=100)]],
+            Meta(max_length=500, description="Only these workflows; absent: all of them."),
+        ]
+        | None
+    ) = None
 
 
 class SyncError(msgspec.Struct):
