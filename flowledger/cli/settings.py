@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
+from flowledger.n8n.settings import N8nSettings
 from flowledger.runtime.settings import Settings
 from flowledger.scheduling.settings import SchedulerSettings
 from flowledger.security.settings import SecuritySettings
@@ -27,6 +28,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
+    N8nSettings: N8nSettings.from_settings,
     SchedulerSettings: SchedulerSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     StreamSettings: StreamSettings.from_settings,

@@ -71,7 +71,7 @@ class N8nApi:
     async def _get(self, http: httpx.AsyncClient, path: str, params: dict[str, Any]) -> Any:
         try:
             response = await http.get(path, params=params)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as error:
             raise N8nApiError(f"cannot reach n8n at {self.url}: {error}") from None
         if response.status_code in {401, 403}:
             raise N8nApiError(f"n8n at {self.url} refused the API key ({response.status_code})")

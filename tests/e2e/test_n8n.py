@@ -138,4 +138,3 @@ def test_an_instance_that_refuses_the_key_is_one_error_and_marks_the_integration
     assert len(body["errors"]) == 1 and "refused the API key" in body["errors"][0]["reason"]
     shown = api.get("/api/v1/integrations").json()["items"]
     assert [(i["status"], "refused" in (i["last_error"] or "")) for i in shown] == [("error", True)]
-

@@ -14,6 +14,8 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger.commands.integrations import SyncIntegration, sync_integration
+from flowledger.domain.agents import url_problems
+from flowledger.domain.errors import FieldProblem, raise_if_any
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.integrations.schemas import (
@@ -26,6 +28,7 @@ from flowledger.http.pagination import Page, PageNumber, PageSize, fetch_page
 from flowledger.http.permissions import Permission, requires
 from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
 from flowledger.n8n.api import N8nApi, N8nApiError
+from flowledger.n8n.settings import N8nSettings
 from flowledger.projections.tables import integrations
 from flowledger.runtime.settings import Settings
 
@@ -72,7 +75,8 @@ class IntegrationController(Controller):
         "and gets the answer as output. Syncing again updates changed workflows and "
         "deactivates the agents of workflows that are gone or no longer callable. `errors` "
         "has one entry per workflow not synced, with the reason; an instance that cannot be "
-        "read is one error (and the integration's status `error`).",
+        "read is one error (and the integration's status `error`). The URL's host must be "
+        "one `FLOWLEDGER_N8N_ALLOWED_HOSTS` allows (422).",
         status_code=HTTP_200_OK,
         response_headers=WRITE_HEADERS,
         opt=requires(Permission.MANAGE),
@@ -82,8 +86,16 @@ class IntegrationController(Controller):
         data: JSONBody[N8nSync],
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
+        settings: NamedDependency[Settings],
     ) -> Response[N8nSyncResult]:
-        api = N8nApi(data.n8n_url, data.api_key)
+        config = N8nSettings.from_settings(settings)
+        problems = url_problems(data.n8n_url, "n8n_url")
+        if not problems and not config.allows(data.n8n_url):
+            problems.append(
+                FieldProblem("n8n_url", "names a host FLOWLEDGER_N8N_ALLOWED_HOSTS does not allow")
+            )
+        raise_if_any(problems)
+        api = N8nApi(data.n8n_url, data.api_key, timeout_s=config.timeout_s)
         fetch_error = None
         fetched = []
         try:
