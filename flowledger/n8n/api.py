@@ -8,6 +8,7 @@ POST: its production URL is ``<n8n url>/webhook/<path>``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -123,3 +124,18 @@ def read_workflow(base_url: str, item: Mapping[str, Any]) -> ExternalWorkflow:
 
 def _method(node: Mapping[str, Any]) -> str:
     return str((node.get("parameters") or {}).get("httpMethod") or "GET").upper()
+
+
+async def instance_health(webhook_url: str, timeout_s: float) -> tuple[float | None, str | None]:
+    """Whether the n8n instance serving ``webhook_url`` answers ``/healthz``: the latency in
+    milliseconds, or why not."""
+    base = webhook_url.split("/webhook/", 1)[0]
+    started = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            response = await http.get(f"{base}/healthz")
+    except (httpx.HTTPError, ValueError) as error:
+        return None, f"cannot reach n8n at {base}: {error}"
+    if response.status_code != 200:
+        return None, f"n8n at {base} answered {response.status_code} to /healthz"
+    return (time.perf_counter() - started) * 1000, None

@@ -77,6 +77,8 @@ def test_n8n_workflows_sync_as_agents_run_as_steps_and_resync(api: ApiClient, n8
         "active",
     )
     assert result["agents"] == {greeter_id: agent["id"]}
+    health = api.get(f"/api/v1/agents/{agent['id']}/health").json()
+    assert (health["reachable"], health["card_name"]) == (True, "n8n"), health
 
     workflow = api.post(
         "/api/v1/workflows",
