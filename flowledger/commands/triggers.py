@@ -20,7 +20,7 @@ from eventsourcing.domain import Aggregate
 from flowledger.commands import Outcome
 from flowledger.commands.names import claim_name, release_name
 from flowledger.commands.runs import RequestRun, new_run
-from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput
+from flowledger.domain.errors import Conflict, FieldProblem, InvalidInput, NameTaken
 from flowledger.domain.schedules import Schedule
 from flowledger.domain.triggering import (
     WEBHOOK_PATH_KIND,
@@ -91,7 +91,10 @@ def _path_changes(
     if old is not None and (release := release_name(store, WEBHOOK_PATH_KIND, old, trigger)):
         changes.append(release)
     if new is not None:
-        changes.append(claim_name(store, WEBHOOK_PATH_KIND, new, trigger))
+        try:
+            changes.append(claim_name(store, WEBHOOK_PATH_KIND, new, trigger))
+        except NameTaken:
+            raise NameTaken(f"webhook path {new!r} is used by another workflow") from None
     return changes
 
 

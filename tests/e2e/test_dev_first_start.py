@@ -100,7 +100,9 @@ def test_a_fresh_dev_server_is_locked_and_its_admin_key_opens_it(
     with httpx.Client(base_url=base, timeout=15) as anonymous:
         assert anonymous.get("/api/v1/agents").status_code == 401
         assert anonymous.get("/health").status_code == 200
-    admin = httpx.Client(base_url=base, timeout=15, headers={"X-API-Key": admin_key})
+    # A write answers once its projection has it (up to FLOWLEDGER_READ_WAIT_TIMEOUT, 30 s
+    # here): the client waits longer than that, or a loaded machine times it out first.
+    admin = httpx.Client(base_url=base, timeout=45, headers={"X-API-Key": admin_key})
     with admin:
         made = admin.post("/api/v1/api-keys", json={"name": "ops", "role": "operator"})
         assert made.status_code == 201

@@ -202,7 +202,7 @@ def test_paths_are_unique_across_workflows_until_released(api: ApiClient) -> Non
         },
     )
     assert clash.status_code == 409, clash.text
-    assert "shared" in clash.json()["detail"]
+    assert clash.json()["detail"] == "webhook path 'shared' is used by another workflow"
     api.put(f"/api/v1/workflows/{first['id']}", json={"triggers": []})
     removed = api.get("/api/v1/triggers", params={"status": "removed"}).json()
     assert [t["key"] for t in removed["items"]] == ["shared"]
