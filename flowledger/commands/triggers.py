@@ -126,11 +126,7 @@ def fire_trigger(store: EventStore, command: FireTrigger, meta: EventMetadata) -
     earlier = store.find(TriggerFiring, firing_id(trigger.id, occurrence))
     if earlier is not None:
         return Fired(earlier, None, replayed=True)
-    if command.backfill:
-        if trigger.removed:
-            trigger.check_can_fire()
-    else:
-        trigger.check_can_fire()
+    trigger.check_can_fire(backfill=command.backfill)
     given = command.input_data
     request = RequestRun(
         workflow_id=trigger.workflow_id,

@@ -152,9 +152,12 @@ class Trigger(Aggregate):
         self.paused = False
         self.fire_from = self.event_time
 
-    def check_can_fire(self) -> None:
-        """Conflict unless the trigger may start a run now."""
+    def check_can_fire(self, *, backfill: bool = False) -> None:
+        """Conflict unless the trigger may start a run now (a backfill may while the trigger
+        is paused or disabled, not once it is removed)."""
         self._refuse_if_removed("fire")
+        if backfill:
+            return
         if self.paused:
             raise Conflict(f"trigger {self.key!r} is paused")
         if not self.enabled:

@@ -80,3 +80,14 @@ def test_a_firings_id_is_its_trigger_and_occurrence() -> None:
         error=None,
     )
     assert firing.id == firing_id(trigger.id, "tick:2026-01-01T00:00:00+00:00")
+
+
+def test_a_backfill_may_fire_a_paused_or_disabled_trigger_but_not_a_removed_one() -> None:
+    trigger = schedule_trigger()
+    trigger.pause()
+    trigger.check_can_fire(backfill=True)
+    trigger.redefine({"type": "schedule", "cron": "@daily", "enabled": False}, 2)
+    trigger.check_can_fire(backfill=True)
+    trigger.remove(3)
+    with pytest.raises(Conflict, match="removed"):
+        trigger.check_can_fire(backfill=True)
