@@ -64,8 +64,9 @@ def database(pg_server: Database, template_database: str) -> Iterator[Database]:
     drop_database(pg_server, name)
 
 
-TEST_ENVIRONMENT = {"FLOWLEDGER_RATE_LIMIT": "off"}
-"""Security settings of the tests (``Settings.extra``); tests of a setting override it."""
+TEST_ENVIRONMENT = {"FLOWLEDGER_RATE_LIMIT": "off", "FLOWLEDGER_N8N_ALLOWED_HOSTS": "127.0.0.1"}
+"""Settings of the tests (``Settings.extra``); tests of a setting override it. An n8n sync may
+reach only this machine (the API fuzzing sends it made-up URLs)."""
 
 
 def make_settings(database: Database, **overrides: object) -> Settings:

@@ -52,6 +52,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
     add_audit_parser(commands)
 
+    from flowledger.cli.triggers import add_triggers_parser  # noqa: PLC0415
+
+    add_triggers_parser(commands)
+
     events = commands.add_parser("events", help="follow the event stream, or see how far behind")
     event_actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
     tail = event_actions.add_parser(
@@ -156,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": _worker,
         "projections": _projections,
         "audit": _audit,
+        "triggers": _triggers,
         "events": _events,
     }
     run = handler[args.command]
@@ -205,6 +210,12 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     from flowledger.cli.audit import run_audit  # noqa: PLC0415
 
     return run_audit(settings, args)
+
+
+def _triggers(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.cli.triggers import run_triggers  # noqa: PLC0415
+
+    return run_triggers(settings, args)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,8 +11,10 @@ from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.executor.settings import ExecutorSettings, LimitSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
+from flowledger.n8n.settings import N8nSettings
 from flowledger.runtime.connections import ConnectionSettings
 from flowledger.runtime.settings import Settings
+from flowledger.scheduling.settings import SchedulerSettings
 from flowledger.security.settings import SecuritySettings
 from flowledger.webhooks.settings import WebhookSettings
 
@@ -31,6 +33,8 @@ CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings],
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
     LimitSettings: LimitSettings.from_settings,
+    N8nSettings: N8nSettings.from_settings,
+    SchedulerSettings: SchedulerSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,

@@ -7,6 +7,7 @@ the other is told the name is taken; deleting one releases the name in the same 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 from uuid import UUID
 
@@ -20,22 +21,35 @@ A = TypeVar("A", bound=Aggregate)
 
 
 def record_claiming_name(
-    store: EventStore, owner: Aggregate, kind: str, name: str, meta: EventMetadata
+    store: EventStore,
+    owner: Aggregate,
+    kind: str,
+    name: str,
+    meta: EventMetadata,
+    others: Sequence[Aggregate] = (),
 ) -> int | None:
-    """Record ``owner`` with its claim on ``name``; NameTaken when a live owner holds the name,
-    also when one claimed it meanwhile. The position of the last event appended."""
+    """Record ``owner`` with its claim on ``name`` (and ``others`` in the same append);
+    NameTaken when a live owner holds the name, also when one claimed it meanwhile. The
+    position of the last event appended."""
     claim = _claim_name(store, kind, name, owner.id)
     try:
-        return store.record(owner, claim, metadata=meta)
+        return store.record(owner, claim, *others, metadata=meta)
     except ConcurrentModification:
         raise NameTaken(f"{kind} name {name!r} is already taken") from None
 
 
 def record_releasing_name(
-    store: EventStore, owner: Aggregate, kind: str, name: str, meta: EventMetadata
+    store: EventStore,
+    owner: Aggregate,
+    kind: str,
+    name: str,
+    meta: EventMetadata,
+    others: Sequence[Aggregate] = (),
 ) -> int | None:
-    """Record ``owner`` (just deleted) with the release of its claim on ``name``."""
-    return store.record(owner, _release_name(store, kind, name, owner.id), metadata=meta)
+    """Record ``owner`` (just deleted) with the release of its claim on ``name`` (and
+    ``others`` in the same append)."""
+    release = _release_name(store, kind, name, owner.id)
+    return store.record(owner, release, *others, metadata=meta)
 
 
 def holder_of(store: EventStore, holder_class: type[A], kind: str, name: str) -> A | None:
@@ -45,6 +59,17 @@ def holder_of(store: EventStore, holder_class: type[A], kind: str, name: str) ->
     if claim is None or claim.owner_id is None:
         return None
     return store.find(holder_class, claim.owner_id, copy=False)
+
+
+def claim_name(store: EventStore, kind: str, name: str, owner_id: UUID) -> NameClaim:
+    """The claim on ``name`` for ``owner_id``, to record with the owner; NameTaken when a live
+    owner holds it."""
+    return _claim_name(store, kind, name, owner_id)
+
+
+def release_name(store: EventStore, kind: str, name: str, owner_id: UUID) -> NameClaim | None:
+    """The release of ``owner_id``'s claim on ``name``, to record with the owner."""
+    return _release_name(store, kind, name, owner_id)
 
 
 def _claim_name(store: EventStore, kind: str, name: str, owner_id: UUID) -> NameClaim:

@@ -110,6 +110,23 @@ def _request_run(store: EventStore, command: RequestRun, meta: EventMetadata) ->
         earlier = _run_for_key(store, command.workflow_id, command.idempotency_key)
         if earlier is not None:
             return RequestedRun(earlier, None, replayed=True)
+    run, key_claim = new_run(store, command, meta)
+    try:
+        position = store.record(run, key_claim, metadata=meta)
+    except Conflict:
+        earlier = replayed_run(store, command)
+        if earlier is None:
+            raise
+        return RequestedRun(earlier, None, replayed=True)
+    return RequestedRun(run, position)
+
+
+def new_run(
+    store: EventStore, command: RequestRun, meta: EventMetadata
+) -> tuple[Run, NameClaim | None]:
+    """The run the command requests, and the claim on its idempotency key, to be recorded
+    together (a second claim of the key conflicts: see :func:`replayed_run`). Records nothing;
+    raises Conflict or InvalidInput when the workflow cannot run with this input."""
     workflow, version, plan = _runnable(store, command.workflow_id, command.version)
     variables = _variables(plan, command.variables)
     _check_input(plan, command.input_data)
@@ -134,16 +151,14 @@ def _request_run(store: EventStore, command: RequestRun, meta: EventMetadata) ->
         key_claim = NameClaim(
             kind=_key_kind(command.workflow_id), name=command.idempotency_key, owner_id=run.id
         )
-    try:
-        position = store.record(run, key_claim, metadata=meta)
-    except Conflict:
-        if command.idempotency_key is None:
-            raise
-        earlier = _run_for_key(store, command.workflow_id, command.idempotency_key)
-        if earlier is None:
-            raise
-        return RequestedRun(earlier, None, replayed=True)
-    return RequestedRun(run, position)
+    return run, key_claim
+
+
+def replayed_run(store: EventStore, command: RequestRun) -> Run | None:
+    """The run an earlier request with the command's idempotency key started, if any."""
+    if command.idempotency_key is None:
+        return None
+    return _run_for_key(store, command.workflow_id, command.idempotency_key)
 
 
 def plan_to_try(
@@ -268,7 +283,9 @@ def pin_agents(store: EventStore, plan: WorkflowPlan) -> dict[str, AgentBinding]
             raise Conflict(f"agent {name!r} no longer exists; the workflow cannot run")
         if agent.status != "active":
             raise Conflict(f"agent {name!r} is {agent.status}; the workflow cannot run")
-        bindings[name] = AgentBinding(agent.id, agent.url, agent.timeout_ms, agent.retry_config)
+        bindings[name] = AgentBinding(
+            agent.id, agent.url, agent.timeout_ms, agent.retry_config, agent.kind
+        )
     return bindings
 
 

@@ -11,9 +11,11 @@ import msgspec
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
 from flowledger.commands.names import holder_of, record_claiming_name, record_releasing_name
+from flowledger.commands.triggers import triggers_of
 from flowledger.domain.definitions import agent_names, workflow_names
 from flowledger.domain.lifecycle import SwitchedStatus
 from flowledger.domain.limits import RunLimits
+from flowledger.domain.triggering import Trigger
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -68,7 +70,9 @@ def create_workflow(
         workflows=workflow_statuses(store, workflow_names(command.definition)),
         limits=command.limits,
     )
-    return Outcome(workflow, record_claiming_name(store, workflow, KIND, workflow.name, meta))
+    triggers = triggers_of(store, workflow)
+    position = record_claiming_name(store, workflow, KIND, workflow.name, meta, triggers)
+    return Outcome(workflow, position)
 
 
 def update_workflow(
@@ -79,7 +83,7 @@ def update_workflow(
     workflows = workflow_statuses(store, workflow.workflows_to_check(command.changes))
     workflow.update(command.changes, agents=agents, workflows=workflows, limits=command.limits)
     workflow.switch(command.status)
-    return Outcome(workflow, store.record(workflow, metadata=meta))
+    return Outcome(workflow, store.record(workflow, *triggers_of(store, workflow), metadata=meta))
 
 
 def delete_workflow(
@@ -87,4 +91,27 @@ def delete_workflow(
 ) -> Outcome[Workflow]:
     workflow = store.get(Workflow, command.workflow_id, kind=KIND)
     workflow.delete()
-    return Outcome(workflow, record_releasing_name(store, workflow, KIND, workflow.name, meta))
+    triggers = triggers_of(store, workflow)
+    position = record_releasing_name(store, workflow, KIND, workflow.name, meta, triggers)
+    return Outcome(workflow, position)
+
+
+class AddWebhookTrigger(msgspec.Struct, frozen=True, kw_only=True):
+    workflow_id: UUID
+    trigger: dict[str, Any]
+    """A webhook trigger as a definition holds it (with its ``path``)."""
+
+
+def add_webhook_trigger(
+    store: EventStore, command: AddWebhookTrigger, meta: EventMetadata
+) -> Outcome[Trigger]:
+    """Spec 003's ``POST /webhooks``: the workflow's next version has one more trigger."""
+    workflow = store.get(Workflow, command.workflow_id, kind=KIND)
+    triggers = [*(workflow.definition.get("triggers") or []), dict(command.trigger)]
+    agents = agent_statuses(store, workflow.agents_to_check({"triggers": triggers}))
+    workflow.update({"triggers": triggers}, agents=agents)
+    changed = triggers_of(store, workflow)
+    position = store.record(workflow, *changed, metadata=meta)
+    key = str(command.trigger.get("id") or command.trigger["path"])
+    trigger = next(t for t in changed if isinstance(t, Trigger) and t.key == key)
+    return Outcome(trigger, position)

@@ -20,6 +20,8 @@ from flowledger.domain.errors import FieldProblem, raise_if_any
 from flowledger.domain.lifecycle import Switchable
 
 AgentStatus = Literal["active", "inactive", "deleted"]
+AgentKind = Literal["a2a", "n8n"]
+"""How a step calls the agent: over A2A, or by POSTing to an n8n workflow's webhook."""
 AuthType = Literal["none", "bearer", "apikey"]
 """How flowledger authenticates to an agent; the one definition, the A2A client's included."""
 
@@ -233,6 +235,16 @@ class Agent(Switchable, Aggregate):
         auth_config: dict[str, str] | None
         timeout_ms: int
         retry_config: dict[str, Any]
+        kind: str
+        origin: dict[str, Any] | None
+        """Where an agent made by a sync comes from (integration and external workflow ids)."""
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Agents registered before kinds existed are A2A agents."""
+            state["kind"] = "a2a"
+            state["origin"] = None
 
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
@@ -251,6 +263,8 @@ class Agent(Switchable, Aggregate):
         auth_config: Mapping[str, str] | None = None,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         retry_config: Mapping[str, Any] | None = None,
+        kind: AgentKind = "a2a",
+        origin: Mapping[str, Any] | None = None,
     ) -> Agent:
         retry, retry_problems = RetryPolicy.parse(retry_config)
         raise_if_any(
@@ -269,6 +283,8 @@ class Agent(Switchable, Aggregate):
             auth_config=_normalised_auth(auth_type, auth_config),
             timeout_ms=timeout_ms,
             retry_config=retry.to_dict(),
+            kind=kind,
+            origin=dict(origin) if origin is not None else None,
         )
 
     @event(Registered)
@@ -281,8 +297,12 @@ class Agent(Switchable, Aggregate):
         auth_config: dict[str, str] | None,
         timeout_ms: int,
         retry_config: dict[str, Any],
+        kind: str,
+        origin: dict[str, Any] | None,
     ) -> None:
         self.name = name
+        self.kind = kind
+        self.origin = origin
         self.url = url
         self.description = description
         self.auth_type = auth_type

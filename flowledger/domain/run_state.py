@@ -72,6 +72,8 @@ class AgentBinding:
     url: str
     timeout_ms: int
     retry_config: Mapping[str, Any]
+    kind: str = "a2a"
+    """How the step calls it (``a2a``, ``n8n``); runs requested before kinds existed: a2a."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class AgentBinding:
             "url": self.url,
             "timeout_ms": self.timeout_ms,
             "retry_config": dict(self.retry_config),
+            "kind": self.kind,
         }
 
     @classmethod
@@ -88,6 +91,7 @@ class AgentBinding:
             url=data["url"],
             timeout_ms=int(data["timeout_ms"]),
             retry_config=dict(data["retry_config"]),
+            kind=str(data.get("kind", "a2a")),
         )
 
 

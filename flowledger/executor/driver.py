@@ -33,7 +33,6 @@ from flowledger.a2a import (
     AgentAuth,
     AgentCallCancelled,
     AgentCallError,
-    AgentClient,
 )
 from flowledger.commands.runs import CancelRun, cancel_run
 from flowledger.domain.agents import Agent
@@ -41,6 +40,7 @@ from flowledger.domain.errors import Conflict, NotFound
 from flowledger.domain.mappings import MappingError, resolve_in
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.executor.callers import AgentCallers
 from flowledger.executor.children import ChildNotStarted, follow_child, start_child
 from flowledger.observability import metrics
 from flowledger.observability.tracing import handling_event, outgoing_call_span
@@ -84,7 +84,7 @@ class RunDriver:
         self,
         run_id: UUID,
         store: EventStore,
-        client: AgentClient,
+        client: AgentCallers,
         *,
         call_slots: asyncio.Semaphore,
         correlation_id: str | None = None,
@@ -366,6 +366,7 @@ class RunDriver:
                         reply = await self.client.send(
                             url,
                             body,
+                            kind=self.run.binding(step_id).kind,
                             auth=auth,
                             timeout_s=timeout_s,
                             on_task=on_task,

@@ -31,11 +31,11 @@ import psycopg
 from eventsourcing.persistence import Notification
 from sqlalchemy import func, or_, select
 
-from flowledger.a2a import AgentClient
 from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.follower import Follower, run_followers
 from flowledger.eventlog.store import event_type
 from flowledger.executor.active_runs import NEVER, ActiveRunsProjection, active_runs_table
+from flowledger.executor.callers import AgentCallers
 from flowledger.executor.driver import RunDriver
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.kafka.config import KafkaSettings
@@ -84,12 +84,12 @@ class RunWatch:
 
 
 class Executor:
-    def __init__(self, runtime: Runtime, client: AgentClient | None = None) -> None:
+    def __init__(self, runtime: Runtime, client: AgentCallers | None = None) -> None:
         self.runtime = runtime
         self.store = runtime.store
         self.settings = ExecutorSettings.from_settings(runtime.settings)
         self.call_slots = asyncio.Semaphore(self.settings.max_calls)
-        self.client = client or AgentClient()
+        self.client = client or AgentCallers()
         self.drivers: dict[UUID, RunDriver] = {}
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -29,8 +29,11 @@ from flowledger.http.events.controller import EventStreamController, asyncapi_js
 from flowledger.http.grants.access import WorkflowAccess
 from flowledger.http.grants.controller import WorkflowGrantsController
 from flowledger.http.health import health, readiness
+from flowledger.http.hooks.controller import call_hook
+from flowledger.http.integrations.controller import IntegrationController
 from flowledger.http.observability import metrics_endpoint, observability_middleware
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
+from flowledger.http.triggers.controller import InboundWebhookController, TriggerController
 from flowledger.http.webhooks.controller import WebhookController
 from flowledger.http.workflows.controller import WorkflowController
 from flowledger.runtime.process import Runtime
@@ -122,6 +125,10 @@ def create_app(
             asyncapi_json,
             WebhookController,
             EventStreamController,
+            TriggerController,
+            InboundWebhookController,
+            IntegrationController,
+            call_hook,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -164,6 +171,15 @@ def create_app(
                 Tag(
                     name="webhooks",
                     description="URLs that receive events as signed POSTs, with retries.",
+                ),
+                Tag(
+                    name="triggers",
+                    description="Schedules and inbound webhooks that start runs: their next "
+                    "fire times and last runs, pause, resume, backfill; `/hooks/{path}`.",
+                ),
+                Tag(
+                    name="integrations",
+                    description="n8n instances whose workflows become agents.",
                 ),
                 Tag(name="system", description="Health, readiness and metrics."),
             ],

@@ -47,6 +47,8 @@ from flowledger.security.policy import AccessPolicy, ResourceRef
 from flowledger.security.settings import SecuritySettings
 
 API_PREFIX: Final = "/api/"
+HOOKS_PATTERN: Final = "^/hooks/"
+"""Inbound webhooks authenticate with their trigger's own credentials, never an API key."""
 API_KEY_HEADER: Final = "X-API-Key"
 API_KEY_SCHEME: Final = "ApiKey"
 BEARER_SCHEME: Final = "BearerJWT"
@@ -144,7 +146,10 @@ class ApiSecurity:
         self.settings = SecuritySettings.from_settings(settings)
         self.authenticator = Authenticator(self.settings, settings.admin_api_key)
         self.policy = policy or AccessPolicy()
-        self.public_patterns = public_path_patterns(self.settings.public_paths)
+        self.public_patterns = [
+            *public_path_patterns(self.settings.public_paths),
+            HOOKS_PATTERN,
+        ]
         self._public = re.compile("|".join(self.public_patterns)) if self.public_patterns else None
 
     def is_public(self, path: str) -> bool:

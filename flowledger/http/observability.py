@@ -25,6 +25,7 @@ from flowledger.observability import metrics
 from flowledger.observability.connections import ConnectionsCollector
 from flowledger.observability.tracing import context_from_headers, tracer
 from flowledger.projections.run_metrics import RunStatusCollector
+from flowledger.projections.trigger_metrics import TriggerFiringsCollector
 from flowledger.runtime.process import Runtime
 
 UNMATCHED: Final = "<unmatched>"
@@ -90,8 +91,9 @@ def _record(method: str, route: str, status: int, duration: float) -> None:
     summary="Prometheus metrics",
     description="This process's metrics, plus what the database says now: every follower's "
     "position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and "
-    "the runs in each status (`flowledger_runs`), the server's client connections by the role "
-    "holding them against its limit (`flowledger_database_connections`, "
+    "the runs in each status (`flowledger_runs`), the trigger firings recorded "
+    "(`flowledger_trigger_firings_total`, by type and outcome), the server's client connections "
+    "by the role holding them against its limit (`flowledger_database_connections`, "
     "`flowledger_database_connections_limit`) and this process's connection budget.",
     tags=["system"],
     media_type=CONTENT_TYPE_LATEST,
@@ -103,5 +105,6 @@ def metrics_endpoint(runtime: NamedDependency[Runtime]) -> Response[bytes]:
         + generate_latest(LagCollector(runtime.engine, runtime.store))
         + generate_latest(RunStatusCollector(runtime.engine))
         + generate_latest(ConnectionsCollector(runtime.engine, runtime.budget))
+        + generate_latest(TriggerFiringsCollector(runtime.engine))
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -146,6 +146,24 @@ EXECUTOR_CONSUMER_LAG: Final = Gauge(
 )
 
 
+# --- Triggers (the scheduler and the hooks endpoint) ---------------------------------------
+# Firings recorded (runs started, and schedule ticks that could not start one) are counted in
+# the triggers read table at scrape time: flowledger_trigger_firings_total (see
+# flowledger.projections.trigger_metrics).
+TRIGGER_FIRE_ERRORS: Final = Counter(
+    "flowledger_trigger_fire_errors_total",
+    "Firings this process could not record (the database refused or was down), by trigger type;"
+    " the tick stays due.",
+    ["type"],
+)
+WEBHOOK_REQUESTS_REFUSED: Final = Counter(
+    "flowledger_inbound_webhook_refused_total",
+    "Inbound webhook requests that started no run, by reason (auth, replay, input, conflict, "
+    "not_found, method).",
+    ["reason"],
+)
+
+
 def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104
     """Serve this process's metrics on ``http://host:port/metrics`` from a daemon thread."""
     start_http_server(port, addr=host, registry=REGISTRY)

@@ -30,6 +30,7 @@ class AgentsProjection(Projection):
                     auth_config=event.auth_config,
                     timeout_ms=event.timeout_ms,
                     retry_config=event.retry_config,
+                    kind=event.kind,
                     status="active",
                     version=event.originator_version,
                     created_at=event.timestamp,

@@ -10,9 +10,11 @@ from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.grants import WorkflowGrantsProjection
+from flowledger.projections.integrations import IntegrationsProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
+from flowledger.projections.triggers import TriggersProjection
 from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.projections.workflows import WorkflowsProjection
 from flowledger.runtime.settings import Settings
@@ -28,6 +30,8 @@ def all_projections() -> list[Projection]:
         RunsProjection(),
         RunLogsProjection(),
         WebhooksProjection(),
+        TriggersProjection(),
+        IntegrationsProjection(),
     ]
 
 

@@ -59,6 +59,7 @@ agents = Table(
     Column("created_by", String(255)),
     Column("updated_by", String(255)),
     Column("position", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False, server_default="a2a"),
     Index("ix_agents_name", "name"),
     Index("ix_agents_status", "status"),
     Index("ix_agents_created_at", "created_at"),
@@ -377,6 +378,72 @@ webhook_leases = Table(
     Column("lease_until", DateTime(timezone=True), nullable=False),
 )
 """Which sender process delivers a webhook's queue (one at a time, so deliveries stay in order)."""
+
+# ------------------------------------------------------------ triggers and integrations (0013)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("path", String(100)),
+    Column("enabled", Boolean, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("removed", Boolean, nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("fire_from", DateTime(timezone=True), nullable=False),
+    Column("last_tick", DateTime(timezone=True)),
+    Column("last_fired_at", DateTime(timezone=True)),
+    Column("fired_count", BigInteger, nullable=False),
+    Column("failed_count", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_triggers_workflow_id", "workflow_id"),
+    Index("ix_triggers_path", "path"),
+)
+"""Every schedule and webhook trigger, with how far it has fired. ``config`` is the trigger as
+written (with its webhook's secrets, which the hooks endpoint checks and no answer shows)."""
+triggers_tracking = tracking_table("triggers")
+
+trigger_firings = Table(
+    "trigger_firings",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("trigger_id", UUID(as_uuid=True), nullable=False),
+    Column("workflow_id", UUID(as_uuid=True), nullable=False),
+    Column("scheduled_for", DateTime(timezone=True)),
+    Column("run_id", UUID(as_uuid=True)),
+    Column("error", Text),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(300), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_trigger_firings_trigger_id_fired_at", "trigger_id", "fired_at"),
+)
+"""Each firing of a trigger (the triggers projection keeps it)."""
+
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("url", String(512), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("last_sync", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("synced_count", Integer, nullable=False),
+    Column("agents", JSONB, nullable=False),
+    Column("errors", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("position", BigInteger, nullable=False),
+)
+"""One row per integration (an n8n instance); its credentials are not projected."""
+integrations_tracking = tracking_table("integrations")
 
 # ------------------------------------------------------------------ Kafka relay (ADR 0007)
 

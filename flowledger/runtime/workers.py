@@ -22,6 +22,7 @@ from flowledger.projections.registry import projection_followers
 from flowledger.runtime.connections import EVEN, PoolShares, ProcessRole
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings, SettingsError
+from flowledger.scheduling.scheduler import run_scheduler
 from flowledger.security.settings import SecuritySettings
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,12 @@ WORKERS: dict[str, WorkerKind] = {
             "webhook sender: signed POSTs with retries",
             run_webhooks,
             pools=PoolShares(store=0, sync=0, async_=1),
+        ),
+        WorkerKind(
+            "scheduler",
+            "fires schedule triggers at their ticks",
+            run_scheduler,
+            pools=PoolShares(store=1, sync=1, async_=0),
         ),
     ]
 }

@@ -158,6 +158,7 @@ def existing(live_server: LiveServer) -> dict[str, str]:
                 "name": "fuzz-flow",
                 "start_step": "say",
                 "steps": {"say": {"agent_name": "fuzz-echo", "input_mapping": {}}},
+                "triggers": [{"type": "webhook", "path": "fuzz-hook"}],
             },
         )
         run = created(f"/workflows/{workflow['id']}/execute", {})
@@ -180,6 +181,7 @@ def existing(live_server: LiveServer) -> dict[str, str]:
         "principal": principal,
         "webhook_id": webhook["id"],
         "key_id": key["id"],
+        "path": "fuzz-hook",
     }
 
 

@@ -43,6 +43,9 @@ PUBLIC = {
     "/openapi.json",
     "/asyncapi.json",
 }
+SELF_AUTHENTICATED = {"/hooks/{path:str}"}
+"""Inbound webhooks check their trigger's own credentials, never API keys (ADR 0017; their
+refusals are tested in tests/e2e/test_inbound_webhooks.py)."""
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def app(settings: Settings, runtime: Runtime) -> Litestar:
 
 
 def test_every_protected_route_refuses_calls_without_valid_credentials(api: ApiClient) -> None:
-    calls = [c for c in route_calls(api.app) if c.path not in PUBLIC]
+    calls = [c for c in route_calls(api.app) if c.path not in PUBLIC | SELF_AUTHENTICATED]
     assert {c.path for c in calls} >= {AGENTS, API_KEYS, "/api/v1/audit"}
     with api.as_key(None):
         for call in calls:
@@ -275,6 +278,9 @@ def test_the_openapi_document_declares_security_on_protected_operations(
         for method, operation in operations.items():
             if path in PUBLIC:
                 assert "security" not in operation, (method, path)
+            elif path in {p.replace(":str", "") for p in SELF_AUTHENTICATED}:
+                assert operation.get("security", []) == [], (method, path)  # no API key
+                assert "401" in operation["responses"], (method, path)  # its trigger's own
             else:
                 assert operation["security"] == [{"ApiKey": []}], (method, path)
                 assert {"401", "403"} <= set(operation["responses"]), (method, path)

@@ -31,6 +31,7 @@ from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
 from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
+from flowledger.n8n.api import instance_health
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 
@@ -118,7 +119,8 @@ class AgentController(Controller):
         summary="Check an agent's health",
         description="Fetches the agent's A2A card (`/.well-known/agent-card.json`) within the "
         "agent's timeout, with its credentials, and reports whether it answered, how fast, and "
-        "the card's name and version, or the error.",
+        "the card's name and version, or the error. For an `n8n` agent: whether its n8n "
+        "instance answers `/healthz`.",
         opt=requires(Permission.READ),
     )
     async def check_health(
@@ -134,6 +136,17 @@ class AgentController(Controller):
         if endpoint is None:
             raise NotFound(f"agent {agent_id} not found")
         checked_at = datetime.now(UTC)
+        if endpoint.kind == "n8n":
+            latency_ms, error = await instance_health(endpoint.url, endpoint.timeout_ms / 1000)
+            return AgentHealth(
+                agent_id=agent_id,
+                url=endpoint.url,
+                reachable=error is None,
+                latency_ms=latency_ms,
+                card_name="n8n" if error is None else None,
+                error=error,
+                checked_at=checked_at,
+            )
         try:
             card = await fetch_agent_card(
                 endpoint.url,

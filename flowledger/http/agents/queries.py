@@ -27,17 +27,24 @@ class AgentEndpoint:
     auth_type: str
     auth_config: dict[str, str] | None
     timeout_ms: int
+    kind: str = "a2a"
 
 
 async def find_endpoint(conn: AsyncConnection, agent_id: UUID) -> AgentEndpoint | None:
     row = (
         await conn.execute(
             select(
-                agents.c.url, agents.c.auth_type, agents.c.auth_config, agents.c.timeout_ms
+                agents.c.url,
+                agents.c.auth_type,
+                agents.c.auth_config,
+                agents.c.timeout_ms,
+                agents.c.kind,
             ).where(agents.c.id == agent_id)
         )
     ).one_or_none()
-    return AgentEndpoint(row.url, row.auth_type, row.auth_config, row.timeout_ms) if row else None
+    if row is None:
+        return None
+    return AgentEndpoint(row.url, row.auth_type, row.auth_config, row.timeout_ms, row.kind)
 
 
 def to_response(row: Row[Any]) -> AgentResponse:
@@ -54,6 +61,7 @@ def to_response(row: Row[Any]) -> AgentResponse:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        kind=row.kind,
     )
 
 

@@ -146,6 +146,13 @@ class AgentResponse(msgspec.Struct):
     version: int
     created_at: datetime
     updated_at: datetime
+    kind: Annotated[
+        Literal["a2a", "n8n"],
+        Meta(
+            description="How steps call it: `a2a` (registered here), or `n8n` (made by an "
+            "n8n sync: the step's input is POSTed to the n8n workflow's webhook, `url`)."
+        ),
+    ] = "a2a"
 
     @classmethod
     def from_agent(cls, agent: Agent) -> AgentResponse:
@@ -163,6 +170,7 @@ class AgentResponse(msgspec.Struct):
             version=agent.version,
             created_at=agent.created_on,
             updated_at=agent.modified_on,
+            kind=agent.kind,  # type: ignore[arg-type]
         )
 
 

@@ -22,6 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 from flowledger.domain import agents as agent_rules
 from flowledger.domain import definitions as rules
 from flowledger.domain.errors import FieldProblem, InvalidInput
+from flowledger.domain.redaction import redact
 from flowledger.domain.workflows import Workflow
 
 EXAMPLE_STEPS: Final = {
@@ -308,8 +309,12 @@ WorkflowUpdateBody = Annotated[
 
 
 def definition_view(definition: dict[str, Any]) -> dict[str, Any]:
-    """A stored definition as response fields (absent fields are null)."""
-    return {field: definition.get(field) for field in rules.DEFINITION_FIELDS}
+    """A stored definition as response fields (absent fields are null); webhook triggers'
+    secrets (``token``, ``secret``, ``password``) are shown masked: they are write-only."""
+    view = {field: definition.get(field) for field in rules.DEFINITION_FIELDS}
+    if view["triggers"] is not None:
+        view["triggers"] = redact(view["triggers"])
+    return view
 
 
 class WorkflowResponse(msgspec.Struct, kw_only=True):

@@ -1,0 +1,1 @@
+"""``/hooks/{path}``: inbound webhooks, each a webhook trigger's endpoint (ADR 0017)."""

@@ -1,0 +1,1 @@
+"""The scheduler: fires schedule triggers at their ticks (``flowledger worker scheduler``)."""
