@@ -7,7 +7,19 @@ from typing import Any, Final
 
 from flowledger.domain.agents import MASK, mask_auth_config
 
-SECRET_FIELDS: Final = frozenset({"secret", "password", "token", "key_hash", "secret_hash"})
+SECRET_FIELDS: Final = frozenset(
+    {
+        "secret",
+        "password",
+        "token",
+        "key_hash",
+        "secret_hash",
+        "password_hash",
+        "token_hash",
+        "access_token",
+        "refresh_token",
+    }
+)
 SECRET_KEYS: Final = frozenset({*SECRET_FIELDS, "auth_config"})
 """Every key :func:`redact` masks under."""
 _PLAIN: Final = frozenset({str, int, float, bool, type(None)})

@@ -153,7 +153,7 @@ def test_the_shared_lifecycle_is_no_aggregate_type_of_its_own() -> None:
         kind: [event.__qualname__ for event in events]
         for kind, events in public_event_classes().items()
     }
-    assert set(published) == {"agent", "api_key", "run", "webhook", "workflow"}
+    assert set(published) == {"agent", "api_key", "run", "session", "user", "webhook", "workflow"}
     assert published["agent"] == [
         "Agent.Registered",
         "Agent.Updated",
@@ -162,6 +162,7 @@ def test_the_shared_lifecycle_is_no_aggregate_type_of_its_own() -> None:
         "Agent.Deleted",
     ]
     assert published["webhook"] == ["Webhook.Registered", "Webhook.Deleted"]
+    assert "User.Deleted" in published["user"]
     assert {"Workflow.Activated", "Workflow.Deactivated", "Workflow.Deleted"} <= set(
         published["workflow"]
     )
