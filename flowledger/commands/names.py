@@ -32,10 +32,17 @@ def record_claiming_name(
 
 
 def record_releasing_name(
-    store: EventStore, owner: Aggregate, kind: str, name: str, meta: EventMetadata
+    store: EventStore,
+    owner: Aggregate,
+    kind: str,
+    name: str,
+    meta: EventMetadata,
+    *also: Aggregate,
 ) -> int | None:
-    """Record ``owner`` (just deleted) with the release of its claim on ``name``."""
-    return store.record(owner, _release_name(store, kind, name, owner.id), metadata=meta)
+    """Record ``owner`` (just deleted) with the release of its claim on ``name``, and the
+    changes of ``also`` (aggregates the deletion changed too) in the same append."""
+    claim = _release_name(store, kind, name, owner.id)
+    return store.record(owner, claim, *also, metadata=meta)
 
 
 def holder_of(store: EventStore, holder_class: type[A], kind: str, name: str) -> A | None:
