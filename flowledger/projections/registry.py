@@ -13,6 +13,7 @@ from flowledger.projections.grants import WorkflowGrantsProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
+from flowledger.projections.users import UsersProjection
 from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.projections.workflows import WorkflowsProjection
 from flowledger.runtime.settings import Settings
@@ -28,6 +29,7 @@ def all_projections() -> list[Projection]:
         RunsProjection(),
         RunLogsProjection(),
         WebhooksProjection(),
+        UsersProjection(),
     ]
 
 
