@@ -47,6 +47,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     from flowledger.cli.audit import add_audit_parser  # noqa: PLC0415
 
     add_audit_parser(commands)
+    from flowledger.cli.users import add_users_parser  # noqa: PLC0415
+
+    add_users_parser(commands)
 
     events = commands.add_parser("events", help="follow the event stream, or see how far behind")
     event_actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -153,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "projections": _projections,
         "audit": _audit,
         "events": _events,
+        "users": _users,
     }
     return handler[args.command](settings, args)
 
@@ -174,6 +178,12 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     from flowledger.cli.audit import run_audit  # noqa: PLC0415
 
     return run_audit(settings, args)
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.cli.users import run_users  # noqa: PLC0415
+
+    return run_users(settings, args)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

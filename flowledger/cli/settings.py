@@ -12,6 +12,7 @@ from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.runtime.settings import Settings
 from flowledger.security.settings import SecuritySettings
+from flowledger.security.sign_in_settings import SignInSettings
 from flowledger.webhooks.settings import WebhookSettings
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings],
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
     SecuritySettings: SecuritySettings.from_settings,
+    SignInSettings: SignInSettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,
 }

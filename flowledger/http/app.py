@@ -17,6 +17,7 @@ from flowledger import __version__
 from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
+from flowledger.http.analytics.controller import AnalyticsController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
 from flowledger.http.auth import ApiSecurity
@@ -29,6 +30,8 @@ from flowledger.http.grants.controller import WorkflowGrantsController
 from flowledger.http.health import health, readiness
 from flowledger.http.observability import metrics_endpoint, observability_middleware
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
+from flowledger.http.sessions.controller import AuthController
+from flowledger.http.users.controller import UserController
 from flowledger.http.webhooks.controller import WebhookController
 from flowledger.http.workflows.controller import WorkflowController
 from flowledger.runtime.process import Runtime
@@ -39,8 +42,10 @@ API_DESCRIPTION = """
 flowledger manages agent workflows: register A2A agents, define versioned workflows whose steps
 call them, run them, follow each run step by step, cancel and retry, and audit every change.
 
-Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or a JWT in
-`Authorization: Bearer <token>` when configured. Roles: viewer reads; operator also executes,
+Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or an access token in
+`Authorization: Bearer <token>`: a user's, from signing in at `POST /api/v1/auth/token` (the
+OAuth2 password grant; Swagger UI's "Authorize" button does it), or an identity provider's JWT
+when configured. Roles: viewer reads; operator also executes,
 cancels, retries and tests; editor also manages agents and workflows; admin may do everything
 (API keys, webhooks, the audit log). 401 without valid credentials, 403 when the role is not
 enough, 429 with `Retry-After` past the rate limit.
@@ -115,6 +120,9 @@ def create_app(
             asyncapi_json,
             WebhookController,
             EventStreamController,
+            UserController,
+            AuthController,
+            AnalyticsController,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -123,6 +131,7 @@ def create_app(
             "db": Provide(provide_db),
             "meta": Provide(provide_meta, sync_to_thread=False),
             "visibility": Provide(workflow_access.visibility, sync_to_thread=False),
+            "sign_in": Provide(lambda: security.sign_in, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=security.middleware,
@@ -147,6 +156,19 @@ def create_app(
                     "(enforced with FLOWLEDGER_WORKFLOW_GRANTS=on).",
                 ),
                 Tag(name="api-keys", description="Credentials for the API (admin)."),
+                Tag(
+                    name="auth",
+                    description="Signing in (OAuth2 password grant), refreshing, signing out.",
+                ),
+                Tag(
+                    name="users",
+                    description="People who sign in (admin); each user's own account.",
+                ),
+                Tag(
+                    name="analytics",
+                    description="Runs per status over time, success rates, durations, "
+                    "retries and failures per agent, the busiest workflows.",
+                ),
                 Tag(name="audit", description="Who changed what, and when (admin)."),
                 Tag(
                     name="events",
