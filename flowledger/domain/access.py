@@ -6,7 +6,7 @@ and workflows; admin may do everything, API keys, webhooks and the audit log inc
 
 A principal may carry ``permissions`` narrower than its role's (an API key given only some of
 them, spec 003): it may then use only those. Spec 003's roles are ours under other names
-(:data:`SPEC_003_ROLES`, ADR 0013).
+(:data:`SPEC_003_ROLES`, ADR 0018).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ SPEC_003_ROLES: Final[dict[str, Role]] = {
     "developer": Role.EDITOR,
     "user": Role.OPERATOR,
 }
-"""Spec 003's user roles, and ours that do the same (ADR 0013)."""
+"""Spec 003's user roles, and ours that do the same (ADR 0018)."""
 
 CredentialKind = Literal["api_key", "jwt", "admin_env", "session"]
 
@@ -66,7 +66,7 @@ def role_problem(role: object) -> str | None:
         return None
     known = ", ".join(ROLES)
     if isinstance(role, str) and role in SPEC_003_ROLES:
-        return f"must be one of {known} (spec 003's {role!r} is {SPEC_003_ROLES[role]!r})"
+        return f"must be one of {known} (spec 003's {role!r} is {SPEC_003_ROLES[role].value!r})"
     return f"must be one of {known}"
 
 

@@ -2,7 +2,7 @@
 
 A user has an email (unique among users that are not deleted, compared without regard to
 case), a name, a role (ours: viewer, operator, editor, admin; spec 003's are mapped onto
-them, ADR 0013) and a status: ``active``, ``disabled`` (kept, but refused from the next
+them, ADR 0018) and a status: ``active``, ``disabled`` (kept, but refused from the next
 request on) or ``deleted``.
 
 The password never reaches the domain: the write side is given its argon2id hash (made in

@@ -1,5 +1,5 @@
 """Run analytics: runs, steps and their durations per hour and per day, kept by the runs
-projection in the same transaction as the runs themselves (ADR 0014).
+projection in the same transaction as the runs themselves (ADR 0024).
 
 The analytics tables hold, at every position, the sum of what each run *contributes* now: its
 count under the hour and the day it was created in, its workflow and its current status; its

@@ -373,7 +373,7 @@ relay_state = Table(
 """Which cluster the relay's position refers to (a new cluster id means republish from zero),
 the topics it has created, and its last error (shown by ``/health/ready``)."""
 
-# ------------------------------------------------------------- users and sessions (ADR 0013)
+# ------------------------------------------------------------- users and sessions (ADR 0018)
 
 users = Table(
     "users",
@@ -440,7 +440,7 @@ auth_signing_keys = Table(
 """The key that signs session access tokens when ``FLOWLEDGER_SESSION_SECRET`` is not set:
 made by the first API process that needs it, shared by all of them."""
 
-# ------------------------------------------------------------------ run analytics (ADR 0014)
+# ------------------------------------------------------------------ run analytics (ADR 0024)
 
 analytics_runs = Table(
     "analytics_runs",
@@ -454,7 +454,7 @@ analytics_runs = Table(
     Index("ix_analytics_runs_empty", "span", postgresql_where=text("runs = 0")),
 )
 """Runs per hour and per day of their creation, workflow and current status (the runs
-projection keeps it, ADR 0014)."""
+projection keeps it, ADR 0024)."""
 
 analytics_run_durations = Table(
     "analytics_run_durations",

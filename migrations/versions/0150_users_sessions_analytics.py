@@ -1,13 +1,13 @@
 """Users, their sessions, API keys of users, the shared state of sign-in, and run analytics.
 
-- ``users`` and ``user_sessions`` (the users projection, ADR 0013): what sign-in and every
+- ``users`` and ``user_sessions`` (the users projection, ADR 0018): what sign-in and every
   request with a session's access token read.
 - ``api_keys.user_id`` and ``api_keys.permissions``: a key may act as a user, and be limited
   to some of its role's permissions (null for the keys issued before: their role's).
 - ``sign_in_failures`` (failed sign-ins per account and address) and ``auth_signing_keys``
   (the key of session access tokens when none is configured): operational state every API
   process shares.
-- ``analytics_*`` (ADR 0014): runs and steps per hour and day, kept by the runs projection;
+- ``analytics_*`` (ADR 0024): runs and steps per hour and day, kept by the runs projection;
   filled here from the runs projected so far, as the projection would have counted them.
 
 Revision ID: 0150

@@ -1,7 +1,7 @@
 """``/api/v1/analytics``: runs per status over time, success rates, duration percentiles per
 workflow and per step, retries and failures per agent, the busiest workflows.
 
-Read from the analytics tables the runs projection keeps (ADR 0014), never from the runs
+Read from the analytics tables the runs projection keeps (ADR 0024), never from the runs
 themselves: a month of a million runs costs a few thousand rows. The range is of the runs'
 creation (``created_from`` inclusive, ``created_to`` exclusive, as in ``GET /runs``), widened
 to whole hours. With per-workflow grants enforced, only the workflows the caller may view.

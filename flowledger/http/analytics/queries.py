@@ -1,4 +1,4 @@
-"""Reading the analytics tables (ADR 0014): a time range is read from whole days and the hours
+"""Reading the analytics tables (ADR 0024): a time range is read from whole days and the hours
 around them, so a month costs about as many rows as a day; percentiles are read from the
 duration histograms.
 

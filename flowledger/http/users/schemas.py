@@ -42,6 +42,17 @@ Password = Annotated[
         examples=["correct horse battery staple"],
     ),
 ]
+UserRole = Annotated[
+    str,
+    Meta(
+        max_length=32,
+        description="viewer reads; operator also executes, cancels, retries and tests; editor "
+        "also manages agents and workflows; admin may do everything. Spec 003's roles are "
+        "ours under other names (a 422 says which): its developer is editor, its user is "
+        "operator.",
+        examples=["operator"],
+    ),
+]
 SettableStatus = Annotated[
     Literal["active", "disabled"],
     Meta(
@@ -58,7 +69,7 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
 
     email: Email
     name: Name
-    role: RoleField
+    role: UserRole
     password: Password
 
 
@@ -66,7 +77,7 @@ class UserUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     """What to change; fields left out stay as they are."""
 
     name: Name | None = None
-    role: RoleField | None = None
+    role: UserRole | None = None
     status: SettableStatus | None = None
     password: Password | None = None
     """A new password, set by an admin: every session of the user ends."""
