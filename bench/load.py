@@ -1,6 +1,7 @@
 """The load generator, run in its own process: ``python -m bench.load SPEC.json``.
 
-The spec names the requests to send in turn (method, path, JSON body), the API key, and either
+The spec names the requests to send in turn (method, path, JSON body), the API key (or the
+``headers`` that carry another credential), and either
 a concurrency (closed loop: as fast as the API answers) or a rate (open loop: requests start on
 schedule, whether or not earlier ones have answered, so latency includes any queueing). It prints
 one JSON object: requests, errors, statuses, requests per second and latency percentiles (ms).
@@ -29,7 +30,10 @@ async def _one(
     started = time.perf_counter()
     try:
         response = await client.request(
-            request.get("method", "GET"), request["path"], json=request.get("body")
+            request.get("method", "GET"),
+            request["path"],
+            json=request.get("body"),
+            headers=request.get("headers"),
         )
         statuses[response.status_code] += 1
     except httpx.HTTPError:
@@ -47,7 +51,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: Counter[int] = Counter()
     async with httpx.AsyncClient(
         base_url=spec["base_url"],
-        headers={"X-API-Key": spec["api_key"]},
+        headers=spec.get("headers") or {"X-API-Key": spec["api_key"]},
         timeout=30,
         limits=limits,
     ) as client:

@@ -103,13 +103,16 @@ run_counts_delta AS (
     GROUP BY 1, 2, 3, 4
     ON CONFLICT (span, bucket_start, workflow_id, duration_bucket)
     DO UPDATE SET runs = t.runs + excluded.runs
+), failed AS (
+    SELECT a.run_id, a.step_id, count(*) AS n
+    FROM run_step_attempts AS a JOIN r ON r.id = a.run_id
+    WHERE a.outcome = 'failed'
+    GROUP BY 1, 2
 ), st AS (
     SELECT r.created_at, r.workflow_id, rs.step_id, rs.agent_name, rs.status, rs.attempts,
-           rs.duration_ms,
-           (SELECT count(*) FROM run_step_attempts AS a
-            WHERE a.run_id = rs.run_id AND a.step_id = rs.step_id AND a.outcome = 'failed')
-           AS failed_attempts
+           rs.duration_ms, coalesce(f.n, 0) AS failed_attempts
     FROM r JOIN run_steps AS rs ON rs.run_id = r.id
+    LEFT JOIN failed AS f ON f.run_id = rs.run_id AND f.step_id = rs.step_id
 ), step_counts_delta AS (
     INSERT INTO analytics_steps AS t
         (span, bucket_start, workflow_id, step_id, agent_name, status, steps, attempts,

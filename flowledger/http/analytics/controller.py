@@ -99,12 +99,13 @@ class AnalyticsController(Controller):
         await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
         await visibility.wait(db, min_position)
         visible = _visible(visibility)
+        totals, series = await queries.runs_over_time(db, when, None, visible)
         return RunAnalytics(
             created_from=when.start,
             created_to=when.end,
             bucket=when.bucket,
-            totals=await queries.overall(db, when, None, visible),
-            series=await queries.series(db, when, None, visible),
+            totals=totals,
+            series=series,
             busiest_workflows=await queries.busiest(db, when, visible, top),
         )
 
@@ -134,14 +135,15 @@ class AnalyticsController(Controller):
         names = await queries.workflow_names(db, [workflow_id])
         if workflow_id not in names:
             raise NotFound(f"workflow {workflow_id} not found")
+        totals, series = await queries.runs_over_time(db, when, workflow_id, None)
         return WorkflowAnalytics(
             created_from=when.start,
             created_to=when.end,
             bucket=when.bucket,
             workflow_id=workflow_id,
             workflow_name=names[workflow_id],
-            totals=await queries.overall(db, when, workflow_id, None),
-            series=await queries.series(db, when, workflow_id, None),
+            totals=totals,
+            series=series,
             steps=await queries.steps_of(db, when, workflow_id),
         )
 

@@ -7,8 +7,7 @@ Every query may be narrowed to the workflows a caller may view (per-workflow gra
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -170,81 +169,70 @@ async def series(
     return points
 
 
+async def runs_over_time(
+    conn: AsyncConnection, when: TimeRange, workflow_id: UUID | None, visible: Any
+) -> tuple[RunFigures, list[SeriesPoint]]:
+    """The totals and the series of the range: the totals are the series' sums."""
+    points = await series(conn, when, workflow_id, visible)
+    by_status: Counter[str] = Counter()
+    for point in points:
+        by_status.update(point.by_status)
+    histogram = await _histograms(conn, when, workflow_id, visible, None)
+    return figures(dict(by_status), histogram.get(None, {})), points
+
+
 async def _histograms(
     conn: AsyncConnection,
     when: TimeRange,
     workflow_id: UUID | None,
     visible: Any,
-    workflow_ids: Iterable[UUID],
-) -> dict[UUID, dict[int, int]]:
+    workflow_ids: list[UUID] | None,
+) -> dict[UUID | None, dict[int, int]]:
+    """Run duration histograms: of each of ``workflow_ids``, or (None) of them all together."""
     d = analytics_run_durations
-    chosen = list(workflow_ids)
-    histograms: dict[UUID, dict[int, int]] = defaultdict(dict)
-    if not chosen:
-        return histograms
+    keys: list[Any] = [d.c.duration_bucket]
+    conditions = _where(d, when, workflow_id, visible)
+    if workflow_ids is not None:
+        keys.insert(0, d.c.workflow_id)
+        conditions.append(d.c.workflow_id.in_(workflow_ids))
     rows = await conn.execute(
-        select(d.c.workflow_id, d.c.duration_bucket, func.sum(d.c.runs).label("n"))
-        .where(*_where(d, when, workflow_id, visible), d.c.workflow_id.in_(chosen))
-        .group_by(d.c.workflow_id, d.c.duration_bucket)
+        select(*keys, func.sum(d.c.runs).label("n")).where(*conditions).group_by(*keys)
     )
+    histograms: dict[UUID | None, dict[int, int]] = defaultdict(dict)
     for row in rows:
-        histograms[row.workflow_id][row.duration_bucket] = int(row.n)
+        owner = row.workflow_id if workflow_ids is not None else None
+        histograms[owner][row.duration_bucket] = int(row.n)
     return histograms
-
-
-async def overall(
-    conn: AsyncConnection, when: TimeRange, workflow_id: UUID | None, visible: Any
-) -> RunFigures:
-    t, d = analytics_runs, analytics_run_durations
-    counts = await conn.execute(
-        select(t.c.status, func.sum(t.c.runs).label("n"))
-        .where(*_where(t, when, workflow_id, visible))
-        .group_by(t.c.status)
-    )
-    histogram = await conn.execute(
-        select(d.c.duration_bucket, func.sum(d.c.runs).label("n"))
-        .where(*_where(d, when, workflow_id, visible))
-        .group_by(d.c.duration_bucket)
-    )
-    return figures(
-        {row.status: int(row.n) for row in counts},
-        {row.duration_bucket: int(row.n) for row in histogram},
-    )
 
 
 async def busiest(
     conn: AsyncConnection, when: TimeRange, visible: Any, top: int
 ) -> list[WorkflowFigures]:
+    """The workflows with the most runs in the range, with their figures."""
     t = analytics_runs
-    total = func.sum(t.c.runs).label("n")
-    leaders = await conn.execute(
-        select(t.c.workflow_id, total)
-        .where(*_where(t, when, None, visible))
-        .group_by(t.c.workflow_id)
-        .having(func.sum(t.c.runs) > 0)
-        .order_by(total.desc(), t.c.workflow_id)
-        .limit(top)
-    )
-    ids = [row.workflow_id for row in leaders]
-    if not ids:
-        return []
     counts: dict[UUID, dict[str, int]] = defaultdict(dict)
     rows = await conn.execute(
         select(t.c.workflow_id, t.c.status, func.sum(t.c.runs).label("n"))
-        .where(*_where(t, when, None, visible), t.c.workflow_id.in_(ids))
+        .where(*_where(t, when, None, visible))
         .group_by(t.c.workflow_id, t.c.status)
     )
     for row in rows:
         counts[row.workflow_id][row.status] = int(row.n)
-    histograms = await _histograms(conn, when, None, visible, ids)
-    names = await workflow_names(conn, ids)
+    ranked = sorted(
+        (w for w, by in counts.items() if sum(by.values()) > 0),
+        key=lambda w: (-sum(counts[w].values()), str(w)),
+    )[:top]
+    if not ranked:
+        return []
+    histograms = await _histograms(conn, when, None, visible, ranked)
+    names = await workflow_names(conn, ranked)
     return [
         WorkflowFigures(
             workflow_id=workflow_id,
             workflow_name=names.get(workflow_id),
             **_fields(figures(counts[workflow_id], histograms.get(workflow_id, {}))),
         )
-        for workflow_id in ids
+        for workflow_id in ranked
     ]
 
 
