@@ -322,6 +322,16 @@ def test_swaggers_authorize_dialog_signs_in(api: ApiClient) -> None:
     tokens = Tokens(answer.json()["access_token"], answer.json()["refresh_token"], {})
     assert api.get(AGENTS, headers=tokens.bearer).status_code == 200
 
+    # Older Swagger UIs send the user's own credentials as Basic auth, and only the grant type.
+    user_basic = base64.b64encode(b"swagger@example.com:" + PASSWORD.encode()).decode()
+    with api.as_key(None):
+        older = api.post(
+            TOKEN,
+            data={"grant_type": "password", "scope": ""},
+            headers={"Authorization": f"Basic {user_basic}"},
+        )
+    assert older.status_code == 200, older.text
+
 
 def test_no_password_or_token_is_in_events_logs_or_the_audit_log(
     api: ApiClient, runtime: Runtime, caplog: pytest.LogCaptureFixture

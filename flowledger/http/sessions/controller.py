@@ -9,6 +9,7 @@ without the password or any token; failed sign-ins are limited per account and p
 
 from __future__ import annotations
 
+import base64
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -132,14 +133,17 @@ class AuthController(Controller):
         sign_in: SignIn,
         log: Any,
     ) -> Response[Any]:
-        if not data.username or not data.password:
+        username, password = data.username, data.password
+        if not username or not password:  # older Swagger UIs send them as Basic credentials
+            username, password = basic_credentials(request.headers.get("Authorization"))
+        if not username or not password:
             log.warning("sign-in refused", result="FAILURE", reason="missing_credentials")
             return oauth_error("invalid_request", "username (the email) and password are needed.")
         address = request.client.host if request.client else None
-        log = log.bind(username=data.username)
+        log = log.bind(username=username)
         try:
             user = await sign_in.check_password(
-                runtime.async_engine, data.username, data.password, address, datetime.now(UTC)
+                runtime.async_engine, username, password, address, datetime.now(UTC)
             )
         except SignInRefused as refused:
             log.warning("sign-in refused", result="FAILURE", reason=refused.reason)
@@ -269,6 +273,19 @@ class AuthController(Controller):
             correlation_id=meta.correlation_id,
         )
         return Response(None, status_code=HTTP_204_NO_CONTENT, headers=position_headers(outcome))
+
+
+def basic_credentials(authorization: str | None) -> tuple[str | None, str | None]:
+    """The user name and password of an ``Authorization: Basic`` header, if it has both."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    username, _, password = decoded.partition(":")
+    return (username, password) if username and password else (None, None)
 
 
 def _as_user(request: Request[Any, Any, Any], user_id: Any) -> EventMetadata:
