@@ -1,6 +1,7 @@
 """The load generator, run in its own process: ``python -m bench.load SPEC.json``.
 
-The spec names the requests to send in turn (method, path, JSON body), the API key, and either
+The spec names the requests to send in turn (method, path, JSON body), the API key (or the
+``headers`` that carry another credential), and either
 a concurrency (closed loop: as fast as the API answers) or a rate (open loop: requests start on
 schedule, whether or not earlier ones have answered, so latency includes any queueing). It prints
 one JSON object: requests, errors, statuses, requests per second and latency percentiles (ms).
@@ -68,12 +69,15 @@ class Connection:
         self._reader = self._writer = None
 
 
-def encode(request: dict[str, Any], netloc: str, api_key: str) -> bytes:
+def encode(request: dict[str, Any], netloc: str, credentials: dict[str, str]) -> bytes:
+    """One request's bytes: ``credentials`` (the spec's headers, or its API key) and the
+    request's own ``headers`` go with it."""
     body = b"" if request.get("body") is None else json.dumps(request["body"]).encode()
+    headers = {**credentials, **(request.get("headers") or {})}
     lines = [
         f"{request.get('method', 'GET')} {request['path']} HTTP/1.1",
         f"Host: {netloc}",
-        f"X-API-Key: {api_key}",
+        *(f"{name}: {value}" for name, value in headers.items()),
         "Accept: application/json",
     ]
     if body:
@@ -120,7 +124,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     duration = float(spec["duration_s"])
     warmup = float(spec.get("warmup_s", 0))
     pool = Pool(spec["base_url"], int(spec.get("connections", 64)))
-    requests = [encode(r, pool.netloc, spec["api_key"]) for r in spec["requests"]]
+    credentials = spec.get("headers") or {"X-API-Key": spec["api_key"]}
+    requests = [encode(r, pool.netloc, credentials) for r in spec["requests"]]
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     try:

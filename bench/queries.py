@@ -1,11 +1,15 @@
-"""Query latency: ``GET /api/v1/runs`` (filtered, sorted, paginated) and ``GET /api/v1/runs/{id}``
-with a million runs in the read tables, each beside ``GET /health`` (the HTTP floor: no
-database) at the same rate from the same load process.
+"""Query latency: ``GET /api/v1/runs`` (filtered, sorted, paginated), ``GET /api/v1/runs/{id}``
+and the analytics routes with a million runs in the read tables, each beside ``GET /health``
+(the HTTP floor: no database) at the same rate from the same load process; and what checking a
+session costs: ``GET /api/v1/whoami`` with a signed-in user's access token beside the same
+with an API key.
 
 A few real runs are requested over HTTP and projected by ``flowledger worker projections``;
 their projected rows are then copied in bulk (``INSERT … SELECT … generate_series``) with fresh
 ids, over 20 workflows (a few busy, most quiet), mixed statuses and 30 days of ``created_at``.
-The copies are not projected: projection speed is another benchmark's figure.
+The copies are not projected: projection speed is another benchmark's figure. The analytics
+tables are filled from the copies with the runs projection's own statement, the copies' steps
+made up from their workflow's (three each, a tenth with a retry).
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
 
+import httpx
 import psycopg
 
 from bench.catalogue import chain_definition, create_workflow, register_agent
 from bench.loadgen import generate_load
 from bench.results import Figure, percentile
 from bench.system import System, World
+from flowledger.projections.run_analytics import RECOUNT_ALL
 from flowledger.runtime.database import Database
 
 WORKFLOWS: Final = 20
@@ -33,6 +39,11 @@ BY_ID_RATE: Final = 50.0
 """Requests/s of the open loops: steady, a busy UI's rates, well below what one API process
 serves (about 150/s here) so the p99 is the service time and not a queue; at twice these rates
 the machine's other tenants pushed the API into a queue of seconds."""
+ANALYTICS_TARGET_MS: Final = 50.0
+"""A dashboard's page: well under the blink a user notices, whatever the range."""
+SESSION_EXTRA_MS: Final = 5.0
+"""A session's check (its row and its user's, by primary key) against an API key's (one row
+by a unique index): within a few milliseconds of it at p99."""
 SAMPLED_IDS: Final = 500
 COPIED: Final = "Runs were copied from projected rows, not projected."
 COUNTED: Final = (
@@ -100,6 +111,27 @@ SELECT workflow_id, status, count(*) FROM runs GROUP BY workflow_id, status
 """
 """The runs projection's counts of the copies, as it would have kept them had it projected them."""
 
+COPY_STEPS: Final = """
+CREATE TEMP TABLE run_steps AS
+SELECT r.id AS run_id, t.step_id, t.agent_name,
+       CASE WHEN r.status IN ('SUCCEEDED', 'PENDING') THEN r.status
+            WHEN r.status = 'RUNNING'
+            THEN CASE WHEN t.step_order = 0 THEN 'RUNNING' ELSE 'PENDING' END
+            WHEN t.step_order < 2 THEN 'SUCCEEDED'
+            WHEN r.status = 'FAILED' THEN 'FAILED' ELSE 'CANCELLED' END AS status,
+       CASE WHEN r.status = 'PENDING' THEN 0 ELSE 1 + (random() < 0.1)::int END AS attempts,
+       CASE WHEN r.duration_ms IS NOT NULL AND (r.status <> 'CANCELLED' OR t.step_order < 2)
+            THEN (r.duration_ms / 3 * (0.5 + random()))::bigint END AS duration_ms
+FROM runs AS r
+JOIN (SELECT DISTINCT w.workflow_id, s.step_id, s.agent_name, s.step_order
+      FROM public.run_steps AS s JOIN runs AS w ON w.id = s.run_id) AS t
+  ON t.workflow_id = r.workflow_id;
+CREATE TEMP TABLE run_step_attempts AS
+SELECT run_id, step_id, 'failed'::varchar AS outcome FROM run_steps WHERE attempts = 2;
+"""
+"""The copies' steps, made up from their workflow's (the copies have none), in temporary tables
+that stand in for ``run_steps`` and ``run_step_attempts`` while the analytics are counted."""
+
 
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     total_runs = 20_000 if quick else 1_000_000
@@ -107,15 +139,17 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     with world.system("queries") as system:
         base = system.start_api()
         workflow_ids = _real_runs(system, base)
+        session = _sign_in(system, base)
         seeded_s = _copy_runs(system.database, total_runs - WORKFLOWS)
+        analytics_s = _count_analytics(system.database)
         run_ids = _sample_ids(system.database, SAMPLED_IDS)
         lists = list_requests(workflow_ids)
         by_id = [{"method": "GET", "path": f"/api/v1/runs/{run_id}"} for run_id in run_ids]
         common = {"base_url": base, "api_key": system.admin_key, "warmup_s": 2}
         health = [{"method": "GET", "path": "/health"}]
 
-        def load(requests: list[dict[str, Any]], rate: float) -> dict[str, Any]:
-            spec = {**common, "requests": requests, "duration_s": duration, "rate": rate}
+        def load(requests: list[dict[str, Any]], rate: float, **extra: Any) -> dict[str, Any]:
+            spec = {**common, "requests": requests, "duration_s": duration, "rate": rate, **extra}
             return {**generate_load(spec, system.workdir), "load_average_1m": os.getloadavg()[0]}
 
         # Each beside GET /health at the same rate just before it: the machine is shared, and
@@ -123,6 +157,12 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         list_floor, listed = load(health, LIST_RATE), load(lists, LIST_RATE)
         read_floor, read = load(health, BY_ID_RATE), load(by_id, BY_ID_RATE)
         by_shape = _time_each(system, base, lists)
+        analytics = analytics_requests(workflow_ids)
+        analytics_floor, analysed = load(health, LIST_RATE), load(analytics, LIST_RATE)
+        analytics_shape = _time_each(system, base, analytics)
+        whoami = [{"method": "GET", "path": "/api/v1/whoami"}]
+        with_key = load(whoami, BY_ID_RATE)
+        with_session = load(whoami, BY_ID_RATE, headers={"Authorization": f"Bearer {session}"})
         system.sample_memory()
         api_peak = system.stop(system.process("api")) or 0.0
     how = (
@@ -150,7 +190,36 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     )
     list_figure.notes = COPIED + COUNTED + ("" if list_figure.met else LIST_MISSED)
     read_figure.notes = COPIED + ("" if read_figure.met else BY_ID_MISSED)
-    return [list_figure, read_figure], {"api": api_peak}
+    analytics_figure = _p99_figure(
+        "query latency p99: GET /analytics (runs, a workflow, agents; 1 to 30 days)",
+        analysed,
+        analytics_floor,
+        ANALYTICS_TARGET_MS,
+        how % f"{LIST_RATE:.0f}" + f"; {len(analytics)} requests in turn (see details)",
+        analytics_seed_s=round(analytics_s, 1),
+        median_ms_by_request_unloaded=analytics_shape,
+    )
+    analytics_figure.notes = (
+        "Read from the analytics tables the runs projection keeps (ADR 0019): whole days from "
+        "daily rows, the hours at either end from hourly ones. The copies were counted into "
+        "them with the projection's own statement."
+    )
+    session_figure = Figure(
+        name="authentication p99: GET /whoami with a session's access token",
+        value=with_session["p99_ms"],
+        unit="ms",
+        how=f"open loop, {duration:.0f} s at {BY_ID_RATE:.0f} req/s, a signed-in user's access "
+        "token (its session's row and its user's read on every request), beside the same with "
+        "an API key (one row by a unique index) at the same rate just before",
+        baseline=with_key["p99_ms"],
+        baseline_unit="ms (with an API key)",
+        target=f"p99 < API key's + {SESSION_EXTRA_MS:.0f} ms",
+        met=with_session["p99_ms"] < with_key["p99_ms"] + SESSION_EXTRA_MS
+        and with_session["errors"] == 0,
+        details={"session_load": with_session, "api_key_load": with_key},
+    )
+    figures = [list_figure, read_figure, analytics_figure, session_figure]
+    return figures, {"api": api_peak}
 
 
 def _p99_figure(
@@ -204,6 +273,74 @@ def list_requests(workflow_ids: list[str]) -> list[dict[str, Any]]:
         {"method": "GET", "path": "/api/v1/runs?" + urlencode({"page_size": 20, **shape})}
         for shape in shapes
     ]
+
+
+def analytics_requests(workflow_ids: list[str]) -> list[dict[str, Any]]:
+    """What a dashboard's analytics page asks, in turn: the last day by hour, the last week
+    and month by day (and the week by hour), a busy and a quiet workflow, every agent."""
+    busy, quiet = workflow_ids[0], workflow_ids[-1]
+    now = datetime.now(UTC)
+    day, week, month = ((now - timedelta(days=d)).isoformat() for d in (1, 7, 30))
+    shapes: list[tuple[str, dict[str, Any]]] = [
+        ("runs", {"created_from": day}),
+        ("runs", {"created_from": week}),
+        ("runs", {"created_from": month}),
+        ("runs", {"created_from": week, "bucket": "hour"}),
+        (f"workflows/{busy}", {"created_from": week}),
+        (f"workflows/{quiet}", {"created_from": month}),
+        ("agents", {"created_from": month}),
+    ]
+    return [
+        {"method": "GET", "path": f"/api/v1/analytics/{route}?" + urlencode(params)}
+        for route, params in shapes
+    ]
+
+
+def _count_analytics(database: Database) -> float:
+    """Count the copies into the analytics tables, as the runs projection would have; seconds."""
+    started = time.perf_counter()
+    with database.connect() as conn:
+        for table in ANALYTICS:
+            conn.execute(f"DELETE FROM {table}")  # the projected runs' rows: counted again below
+        conn.execute(COPY_STEPS)
+        conn.execute(RECOUNT_ALL)
+        conn.execute("DROP TABLE pg_temp.run_steps, pg_temp.run_step_attempts")
+        for table in ANALYTICS:
+            conn.execute(f"VACUUM ANALYZE {table}")
+    return time.perf_counter() - started
+
+
+ANALYTICS: Final = (
+    "analytics_runs",
+    "analytics_run_durations",
+    "analytics_steps",
+    "analytics_step_durations",
+)
+
+
+def _sign_in(system: System, base: str) -> str:
+    """A user made and signed in over HTTP; its access token. The projections worker runs
+    meanwhile: sign-in reads the user from the users projection (waited for with
+    read-your-writes, so no sign-in fails and counts against the limit)."""
+    email, password = "bench@example.com", "bench password 0123"
+    worker = system.start_worker("projections")
+    with system.http(base) as api:
+        created = api.post(
+            "/api/v1/users",
+            json={"email": email, "name": "bench", "role": "viewer", "password": password},
+        )
+        created.raise_for_status()
+        wait = {"X-Flowledger-Min-Position": created.headers["X-Flowledger-Position"]}
+        deadline = time.monotonic() + 60
+        while api.get(f"/api/v1/users/{created.json()['id']}", headers=wait).is_error:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the users projection did not get the bench's user in 60 s")
+    form = {"grant_type": "password", "username": email, "password": password}
+    answer = httpx.post(f"{base}/api/v1/auth/token", data=form, timeout=30)
+    answer.raise_for_status()
+    token = str(answer.json()["access_token"])
+    system.stop(worker)
+    return token
 
 
 def _real_runs(system: System, base: str) -> list[str]:

@@ -28,6 +28,7 @@ from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from flowledger.runtime.workers import WORKERS
 from flowledger.security.bootstrap import ensure_dev_admin_key
+from flowledger.security.first_admin import ensure_dev_admin_user
 
 if TYPE_CHECKING:
     from flowledger.kafka.embedded import EmbeddedBroker
@@ -136,10 +137,19 @@ def _admin_key(settings: Settings, database: Database) -> str:
     runtime = Runtime.open(settings, database=database, migrate=False)
     try:
         admin = ensure_dev_admin_key(runtime, settings.data_dir)
+        person = ensure_dev_admin_user(runtime, settings.data_dir)
     finally:
         runtime.close_sync()
     env_key = "    FLOWLEDGER_ADMIN_API_KEY is accepted as an admin key too\n"
     also = env_key if settings.admin_api_key else ""
+    if person.password is not None:
+        also += (
+            f"    admin user {person.email}, password {person.password}\n"
+            f"              (new; saved in {person.password_path}, mode 0600; sign in at /docs "
+            "with Authorize)\n"
+        )
+    elif person.password_path.is_file():
+        also += f"    admin user {person.email} (password in {person.password_path})\n"
     if admin.created:
         return (
             f"    admin key {admin.key}\n"

@@ -51,6 +51,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     from flowledger.cli.audit import add_audit_parser  # noqa: PLC0415
 
     add_audit_parser(commands)
+    from flowledger.cli.users import add_users_parser  # noqa: PLC0415
+
+    add_users_parser(commands)
 
     from flowledger.cli.triggers import add_triggers_parser  # noqa: PLC0415
 
@@ -162,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit": _audit,
         "triggers": _triggers,
         "events": _events,
+        "users": _users,
     }
     run = handler[args.command]
     from flowledger.cli.patience import patiently  # noqa: PLC0415
@@ -216,6 +220,12 @@ def _triggers(settings: Settings, args: argparse.Namespace) -> int:
     from flowledger.cli.triggers import run_triggers  # noqa: PLC0415
 
     return run_triggers(settings, args)
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.cli.users import run_users  # noqa: PLC0415
+
+    return run_users(settings, args)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

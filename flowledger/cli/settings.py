@@ -16,6 +16,7 @@ from flowledger.runtime.connections import ConnectionSettings
 from flowledger.runtime.settings import Settings
 from flowledger.scheduling.settings import SchedulerSettings
 from flowledger.security.settings import SecuritySettings
+from flowledger.security.sign_in_settings import SignInSettings
 from flowledger.webhooks.settings import WebhookSettings
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings],
     N8nSettings: N8nSettings.from_settings,
     SchedulerSettings: SchedulerSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
+    SignInSettings: SignInSettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,
 }

@@ -2,7 +2,8 @@
 
 Who may *issue* them (the owner or an admin) is decided before the command runs, by the
 access policy (``flowledger.http.grants.access``); the handlers check the facts the domain
-cannot see: that an API key named as a principal exists and is not revoked.
+cannot see: that an API key named as a principal exists and is not revoked, and that a user
+named as one exists and is not deleted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flowledger.commands.workflows import KIND
 from flowledger.domain.api_keys import ApiKey
 from flowledger.domain.errors import FieldProblem, raise_if_any
 from flowledger.domain.grants import normal_principal
+from flowledger.domain.users import User
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -64,9 +66,12 @@ def transfer_workflow_ownership(
 
 
 def unknown_key_problems(store: EventStore, principal: str, field: str) -> list[FieldProblem]:
-    """A ``key:<id>`` principal must name an API key that exists and is not revoked (a typo
-    would otherwise grant nothing, silently). JWT subjects cannot be checked."""
+    """A ``key:<id>`` principal must name an API key that exists and is not revoked, a
+    ``user:<id>`` one a user that exists and is not deleted (a typo would otherwise grant
+    nothing, silently). JWT subjects cannot be checked."""
     kind, _, key_id = normal_principal(principal).partition(":")
+    if kind == "user":
+        return _unknown_user_problems(store, key_id, field)
     if kind != "key":
         return []
     try:
@@ -77,4 +82,16 @@ def unknown_key_problems(store: EventStore, principal: str, field: str) -> list[
         return [FieldProblem(field, f"no API key has the id {key_id}")]
     if key.revoked:
         return [FieldProblem(field, f"API key {key_id} is revoked")]
+    return []
+
+
+def _unknown_user_problems(store: EventStore, user_id: str, field: str) -> list[FieldProblem]:
+    try:
+        user = store.find(User, UUID(user_id))
+    except ValueError:
+        return []  # malformed: the domain names the problem
+    if user is None:
+        return [FieldProblem(field, f"no user has the id {user_id}")]
+    if user.is_deleted:
+        return [FieldProblem(field, f"user {user_id} is deleted")]
     return []

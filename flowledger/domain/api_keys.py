@@ -3,6 +3,10 @@
 The secret is shown once, when the key is issued; only its SHA-256 hash is kept (keys are 256
 random bits, so a fast hash is as good as a slow one), with a short visible prefix to tell
 keys apart (``flk_3f9a1c2b``). A revoked or expired key authenticates nothing.
+
+A key may belong to a user (spec 003): it then acts as that user, with at most the user's role
+(checked on every request, so lowering the user's role lowers the key's), and is refused once
+the user is disabled or deleted. A key may also be limited to some permissions of its role.
 """
 
 from __future__ import annotations
@@ -11,10 +15,17 @@ import hashlib
 import re
 from datetime import datetime
 from typing import Final, Literal
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from flowledger.domain.access import ROLES, Role
+from flowledger.domain.access import (
+    PERMISSIONS,
+    ROLE_PERMISSIONS,
+    ROLES,
+    Permission,
+    Role,
+)
 from flowledger.domain.errors import FieldProblem, InvalidInput
 
 KEY_SCHEME: Final = "flk_"
@@ -51,6 +62,28 @@ def _problems(name: object, role: object, prefix: str, key_hash: str) -> list[Fi
     return found
 
 
+def permissions_problems(permissions: object, role: object) -> list[FieldProblem]:
+    """A key's own permissions: some of its role's (none given: all of them)."""
+    if permissions is None:
+        return []
+    if not isinstance(permissions, list | tuple) or not permissions:
+        return [FieldProblem("permissions", "must list at least one permission (or be left out)")]
+    unknown = [p for p in permissions if p not in PERMISSIONS]
+    if unknown:
+        return [FieldProblem("permissions", f"must be among {', '.join(PERMISSIONS)}")]
+    if role in ROLES:
+        beyond = sorted(set(permissions) - {p.value for p in ROLE_PERMISSIONS[Role(role)]})
+        if beyond:
+            return [
+                FieldProblem(
+                    "permissions",
+                    f"role {role} does not have {', '.join(beyond)}: a key's "
+                    "permissions are some of its role's",
+                )
+            ]
+    return []
+
+
 class ApiKey(Aggregate):
     """A credential for the API, with the role it acts in."""
 
@@ -60,6 +93,18 @@ class ApiKey(Aggregate):
         prefix: str
         key_hash: str
         expires_at: datetime | None
+        user_id: UUID | None
+        """The user the key acts as (None: a key of its own, acting as ``key:<id>``)."""
+        permissions: list[str] | None
+        """Some of the role's permissions, the only ones the key may use (None: all)."""
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Keys issued before users existed belong to nobody and have their role's
+            permissions."""
+            state["user_id"] = None
+            state["permissions"] = None
 
     class Revoked(Aggregate.Event):
         pass
@@ -74,8 +119,10 @@ class ApiKey(Aggregate):
         key_hash: str,
         expires_at: datetime | None,
         now: datetime,
+        user_id: UUID | None = None,
+        permissions: list[str] | None = None,
     ) -> ApiKey:
-        problems = _problems(name, role, prefix, key_hash)
+        problems = _problems(name, role, prefix, key_hash) + permissions_problems(permissions, role)
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 problems.append(FieldProblem("expires_at", "must include a time zone"))
@@ -83,17 +130,37 @@ class ApiKey(Aggregate):
                 problems.append(FieldProblem("expires_at", "must be in the future"))
         if problems:
             raise InvalidInput(problems)
-        return cls(name=name, role=role, prefix=prefix, key_hash=key_hash, expires_at=expires_at)
+        chosen = sorted(set(permissions), key=PERMISSIONS.index) if permissions else None
+        return cls(
+            name=name,
+            role=role,
+            prefix=prefix,
+            key_hash=key_hash,
+            expires_at=expires_at,
+            user_id=user_id,
+            permissions=chosen,
+        )
 
     @event(Issued)
     def __init__(
-        self, name: str, role: str, prefix: str, key_hash: str, expires_at: datetime | None
+        self,
+        name: str,
+        role: str,
+        prefix: str,
+        key_hash: str,
+        expires_at: datetime | None,
+        user_id: UUID | None,
+        permissions: list[str] | None,
     ) -> None:
         self.name = name
         self.role = Role(role)
         self.prefix = prefix
         self.key_hash = key_hash
         self.expires_at = expires_at
+        self.user_id = user_id
+        self.permissions = (
+            frozenset(Permission(p) for p in permissions) if permissions is not None else None
+        )
         self.revoked = False
 
     def revoke(self) -> None:

@@ -6,7 +6,8 @@ needs a **grant**: ``can_view`` to read the workflow, its versions and its runs;
 ``can_execute`` to execute and test it and to cancel, retry, pause, resume and signal its runs
 (it implies ``can_view``). Only the owner (or an admin) changes a workflow or its grants.
 
-A grant names a **principal**: an actor (``key:<api key id>``, ``jwt:<subject>``), or every
+A grant names a **principal**: an actor (``user:<user id>``, ``key:<api key id>``,
+``jwt:<subject>``), or every
 caller of at least a role (``role:viewer``, ``role:operator``, ``role:editor``). The role stays
 the ceiling: a grant never lets a caller do what its role does not allow (a viewer granted
 ``can_execute`` still cannot execute).
@@ -29,7 +30,11 @@ GRANTABLE_ROLES: Final = (Role.VIEWER, Role.OPERATOR, Role.EDITOR)
 """Roles a grant may name; admins have every permission already."""
 SUBJECT_MAX_LENGTH: Final = 255
 PRINCIPAL_MAX_LENGTH: Final = len("jwt:") + SUBJECT_MAX_LENGTH
-PRINCIPAL_FORMS: Final = "key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>"
+PRINCIPAL_FORMS: Final = (
+    "user:<user id>, key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>"
+)
+ID_KINDS: Final = {"key": "an API key id", "user": "a user id"}
+"""Principals naming one caller by a uuid: an API key, or a user (and its keys)."""
 _SUBJECT_REFUSED = re.compile(r"[\x00-\x1f\x7f/]")
 """Control characters, and ``/`` (a principal travels as one URL path segment)."""
 
@@ -59,11 +64,11 @@ def grant_name(permission: Permission) -> str:
 
 
 def normal_principal(principal: str) -> str:
-    """The principal as actors are written (an API key id in lower case)."""
+    """The principal as actors are written (an API key or user id in lower case)."""
     kind, _, rest = principal.partition(":")
-    if kind == "key":
+    if kind in ID_KINDS:
         try:
-            return f"key:{UUID(rest)}"
+            return f"{kind}:{UUID(rest)}"
         except ValueError:
             return principal
     return principal
@@ -71,11 +76,11 @@ def normal_principal(principal: str) -> str:
 
 def principal_problems(principal: str, field: str = "principal") -> list[FieldProblem]:
     kind, sep, rest = principal.partition(":")
-    if sep and kind == "key":
+    if sep and kind in ID_KINDS:
         try:
             UUID(rest)
         except ValueError:
-            return [FieldProblem(field, f"{rest!r} is not an API key id")]
+            return [FieldProblem(field, f"{rest!r} is not {ID_KINDS[kind]}")]
         return []
     if sep and kind == "jwt":
         if not rest or len(rest) > SUBJECT_MAX_LENGTH:
@@ -93,9 +98,13 @@ def principal_problems(principal: str, field: str = "principal") -> list[FieldPr
 
 
 def owner_problems(owner: str) -> list[FieldProblem]:
-    """An owner is one actor: an API key or a JWT subject, not a role."""
-    if not owner.startswith(("key:", "jwt:")):
-        return [FieldProblem("owner", "must be key:<api key id> or jwt:<subject>, not a role")]
+    """An owner is one actor: a user, an API key or a JWT subject, not a role."""
+    if not owner.startswith(("user:", "key:", "jwt:")):
+        return [
+            FieldProblem(
+                "owner", "must be user:<user id>, key:<api key id> or jwt:<subject>, not a role"
+            )
+        ]
     return principal_problems(owner, "owner")
 
 

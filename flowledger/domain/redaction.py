@@ -8,7 +8,18 @@ from typing import Any, Final
 from flowledger.domain.agents import MASK, mask_auth_config
 
 SECRET_FIELDS: Final = frozenset(
-    {"secret", "password", "token", "key_hash", "secret_hash", "api_key"}
+    {
+        "secret",
+        "password",
+        "token",
+        "key_hash",
+        "secret_hash",
+        "password_hash",
+        "token_hash",
+        "access_token",
+        "refresh_token",
+        "api_key",
+    }
 )
 SECRET_KEYS: Final = frozenset({*SECRET_FIELDS, "auth_config"})
 """Every key :func:`redact` masks under."""

@@ -19,6 +19,7 @@ from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.executor.settings import LimitSettings
 from flowledger.http.agents.controller import AgentController
+from flowledger.http.analytics.controller import AnalyticsController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
 from flowledger.http.auth import ApiSecurity
@@ -33,7 +34,9 @@ from flowledger.http.hooks.controller import call_hook
 from flowledger.http.integrations.controller import IntegrationController
 from flowledger.http.observability import metrics_endpoint, observability_middleware
 from flowledger.http.runs.controller import RunController, WorkflowRunsController
+from flowledger.http.sessions.controller import AuthController
 from flowledger.http.triggers.controller import InboundWebhookController, TriggerController
+from flowledger.http.users.controller import UserController
 from flowledger.http.webhooks.controller import WebhookController
 from flowledger.http.workflows.controller import WorkflowController
 from flowledger.runtime.process import Runtime
@@ -44,11 +47,13 @@ API_DESCRIPTION = """
 flowledger manages agent workflows: register A2A agents, define versioned workflows whose steps
 call them, run them, follow each run step by step, cancel and retry, and audit every change.
 
-Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or a JWT in
-`Authorization: Bearer <token>` when configured. Roles: viewer reads; operator also executes,
-cancels, retries, pauses, resumes and tests, and signals waiting runs; editor also manages
-agents and workflows; admin may do everything (API keys, webhooks, the audit log). 401 without
-valid credentials, 403 when the role is not enough, 429 with `Retry-After` past the rate limit.
+Every `/api/v1` call needs a credential: an API key in `X-API-Key`, or an access token in
+`Authorization: Bearer <token>`: a user's, from signing in at `POST /api/v1/auth/token` (the
+OAuth2 password grant; Swagger UI's "Authorize" button does it), or an identity provider's JWT
+when configured. Roles: viewer reads; operator also executes, cancels, retries, pauses, resumes
+and tests, and signals waiting runs; editor also manages agents and workflows; admin may do
+everything (API keys, users, webhooks, the audit log). 401 without valid credentials, 403 when
+the role is not enough, 429 with `Retry-After` past the rate limit.
 
 Every change is an event in an append-only store; reads come from projections of those events.
 A write answers with `X-Flowledger-Position`; send it back as `X-Flowledger-Min-Position` on a
@@ -129,6 +134,9 @@ def create_app(
             InboundWebhookController,
             IntegrationController,
             call_hook,
+            UserController,
+            AuthController,
+            AnalyticsController,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -138,6 +146,7 @@ def create_app(
             "meta": Provide(provide_meta, sync_to_thread=False),
             "limits": Provide(provide_limits, sync_to_thread=False),
             "visibility": Provide(workflow_access.visibility, sync_to_thread=False),
+            "sign_in": Provide(lambda: security.sign_in, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=security.middleware,
@@ -162,6 +171,19 @@ def create_app(
                     "(enforced with FLOWLEDGER_WORKFLOW_GRANTS=on).",
                 ),
                 Tag(name="api-keys", description="Credentials for the API (admin)."),
+                Tag(
+                    name="auth",
+                    description="Signing in (OAuth2 password grant), refreshing, signing out.",
+                ),
+                Tag(
+                    name="users",
+                    description="People who sign in (admin); each user's own account.",
+                ),
+                Tag(
+                    name="analytics",
+                    description="Runs per status over time, success rates, durations, "
+                    "retries and failures per agent, the busiest workflows.",
+                ),
                 Tag(name="audit", description="Who changed what, and when (admin)."),
                 Tag(
                     name="events",

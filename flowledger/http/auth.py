@@ -7,8 +7,10 @@
   (``opt=requires(...)``) and answers 403 when the principal's role (or a resource rule) does
   not allow it.
 - :meth:`ApiSecurity.secure` runs once on the built app: it refuses to start when an
-  ``/api/v1`` route declares no permission, and documents the security schemes and the
-  401/403/429 answers on every protected operation of the OpenAPI document.
+  ``/api/v1`` route declares no permission (but the token endpoint, declared ``public()``),
+  and documents the security schemes (an API key; OAuth2's password flow at the token
+  endpoint, which Swagger UI's "Authorize" uses; an identity provider's JWTs when configured)
+  and the 401/403/429 answers on every protected operation of the OpenAPI document.
 - Litestar's ``RateLimitMiddleware`` counts requests per principal (per API process).
 """
 
@@ -32,19 +34,26 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OAuthFlow,
+    OAuthFlows,
+    SecurityRequirement,
+    SecurityScheme,
+)
 from litestar.routes import BaseRoute, HTTPRoute
 from litestar.types import ASGIApp, Guard
 
 from flowledger.domain.access import Permission, Principal
 from flowledger.http.context import correlation_id_of
 from flowledger.http.errors import ErrorBody
-from flowledger.http.permissions import PERMISSION_OPT, RESOURCE_OPT
+from flowledger.http.permissions import PERMISSION_OPT, PUBLIC_OPT, RESOURCE_OPT
 from flowledger.observability.logs import aaa_logger
 from flowledger.runtime.settings import Settings
 from flowledger.security.credentials import Authenticator, CredentialRefused
 from flowledger.security.policy import AccessPolicy, ResourceRef
 from flowledger.security.settings import SecuritySettings
+from flowledger.security.sign_in import SignIn
 
 API_PREFIX: Final = "/api/"
 HOOKS_PATTERN: Final = "^/hooks/"
@@ -52,6 +61,8 @@ HOOKS_PATTERN: Final = "^/hooks/"
 API_KEY_HEADER: Final = "X-API-Key"
 API_KEY_SCHEME: Final = "ApiKey"
 BEARER_SCHEME: Final = "BearerJWT"
+OAUTH2_SCHEME: Final = "OAuth2Password"
+TOKEN_URL: Final = "/api/v1/auth/token"  # noqa: S105  (a path)
 
 
 def public_path_patterns(paths: Sequence[str]) -> list[str]:
@@ -114,7 +125,9 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
                 raise CredentialRefused(
                     "The Authorization header must be `Bearer <token>`.", "scheme"
                 )
-            return self.authenticator.bearer_token(token.strip())
+            return await self.authenticator.bearer(
+                token.strip(), _runtime_engine(connection), datetime.now(UTC)
+            )
         raise CredentialRefused(
             f"Authentication required: send an API key in {API_KEY_HEADER} "
             "or a bearer token in Authorization.",
@@ -144,7 +157,10 @@ class ApiSecurity:
 
     def __init__(self, settings: Settings, policy: AccessPolicy | None = None) -> None:
         self.settings = SecuritySettings.from_settings(settings)
-        self.authenticator = Authenticator(self.settings, settings.admin_api_key)
+        self.sign_in = SignIn.from_settings(settings)
+        self.authenticator = Authenticator(
+            self.settings, settings.admin_api_key, self.sign_in.tokens
+        )
         self.policy = policy or AccessPolicy()
         self.public_patterns = [
             *public_path_patterns(self.settings.public_paths),
@@ -190,7 +206,16 @@ class ApiSecurity:
                 security_scheme_in="header",
                 description="An API key (`flk_...`), created by an admin with "
                 "`POST /api/v1/api-keys`, or the `FLOWLEDGER_ADMIN_API_KEY`.",
-            )
+            ),
+            OAUTH2_SCHEME: SecurityScheme(
+                type="oauth2",
+                flows=OAuthFlows(
+                    password=OAuthFlow(token_url=TOKEN_URL, refresh_url=TOKEN_URL, scopes={})
+                ),
+                description="A user's email and password, exchanged at "
+                f"`{TOKEN_URL}` (OAuth2 password grant) for a short-lived access token sent as "
+                "`Authorization: Bearer <token>`, and a refresh token.",
+            ),
         }
         if self.settings.jwt_enabled:
             schemes[BEARER_SCHEME] = SecurityScheme(
@@ -225,9 +250,12 @@ class ApiSecurity:
                 if methods == {"OPTIONS"}:
                     continue  # Litestar's own CORS preflight answers
                 declared = handler.opt.get(PERMISSION_OPT)
-                if route.path.startswith(API_PREFIX) and not isinstance(declared, Permission):
+                public = handler.opt.get(PUBLIC_OPT) is True
+                if route.path.startswith(API_PREFIX) and not (
+                    isinstance(declared, Permission) or public
+                ):
                     undeclared.append(f"{'/'.join(sorted(methods)) or 'ASGI'} {route.path}")
-                if self.is_public(route.path):
+                if public or self.is_public(route.path):
                     continue
                 if isinstance(handler, HTTPRouteHandler):
                     handler.security = self.security_requirements
@@ -246,7 +274,11 @@ class ApiSecurity:
         permission = handler.opt.get(PERMISSION_OPT)
         path = connection.scope["path"]
         if permission is None:
-            if connection.scope.get("method") == "OPTIONS" or not path.startswith(API_PREFIX):
+            if (
+                connection.scope.get("method") == "OPTIONS"
+                or not path.startswith(API_PREFIX)
+                or handler.opt.get(PUBLIC_OPT) is True
+            ):
                 return
             raise PermissionDeniedException(detail="This route declares no permission.")
         principal = principal_of(connection)

@@ -9,10 +9,20 @@ from typing import Any, Final
 
 from flowledger.domain.access import Permission, Role
 
-__all__ = ["PERMISSION_OPT", "RESOURCE_OPT", "Permission", "Role", "requires"]
+__all__ = [
+    "PERMISSION_OPT",
+    "PUBLIC_OPT",
+    "RESOURCE_OPT",
+    "Permission",
+    "Role",
+    "public",
+    "requires",
+]
 
 PERMISSION_OPT: Final = "permission"
 RESOURCE_OPT: Final = "resource"
+PUBLIC_OPT: Final = "exclude_from_auth"
+"""Litestar's own key: its authentication middleware lets such a route's requests through."""
 
 
 def requires(permission: Permission, *, on: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -25,3 +35,10 @@ def requires(permission: Permission, *, on: tuple[str, str] | None = None) -> di
     if on is not None:
         opt[RESOURCE_OPT] = on
     return opt
+
+
+def public() -> dict[str, Any]:
+    """Route ``opt`` of an ``/api/v1`` route that takes no credential because it is where
+    credentials come from (the OAuth2 token endpoint): the only kind of API route without a
+    permission."""
+    return {PUBLIC_OPT: True}

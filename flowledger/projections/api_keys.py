@@ -28,6 +28,8 @@ class ApiKeysProjection(Projection):
                     prefix=event.prefix,
                     key_hash=event.key_hash,
                     expires_at=event.expires_at,
+                    user_id=event.user_id,
+                    permissions=event.permissions,
                     version=event.originator_version,
                     created_at=event.timestamp,
                     created_by=actor,

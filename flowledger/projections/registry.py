@@ -15,6 +15,7 @@ from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
 from flowledger.projections.triggers import TriggersProjection
+from flowledger.projections.users import UsersProjection
 from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.projections.workflows import WorkflowsProjection
 from flowledger.runtime.settings import Settings
@@ -32,6 +33,7 @@ def all_projections() -> list[Projection]:
         WebhooksProjection(),
         TriggersProjection(),
         IntegrationsProjection(),
+        UsersProjection(),
     ]
 
 

@@ -14,6 +14,7 @@ from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import metadata_of
 from flowledger.projections.projector import Projection, insert_rows
+from flowledger.projections.run_analytics import RunAnalytics
 from flowledger.projections.run_control import (
     CLOSED_STATUS,
     ControlFlowHandlers,
@@ -22,6 +23,7 @@ from flowledger.projections.run_control import (
     retried,
 )
 from flowledger.projections.tables import (
+    ANALYTICS_TABLES,
     run_body_steps,
     run_counts,
     run_step_attempts,
@@ -122,7 +124,7 @@ _ATTEMPT_SUCCEEDED = (
 class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
-    tables = (runs, run_steps, run_step_attempts, run_counts, run_body_steps)
+    tables = (runs, run_steps, run_step_attempts, run_counts, run_body_steps, *ANALYTICS_TABLES)
     pipelined = True  # its handlers only write
 
     def __init__(self) -> None:
@@ -147,17 +149,21 @@ class RunsProjection(Projection):
         """Rows of runs requested in this batch, not written yet."""
         self._touched: dict[Any, dict[str, Any]] = {}
         """Each run's version, time and position after its last event in the batch."""
+        self.analytics = RunAnalytics()
 
     def start_batch(self) -> None:
         self._new_runs, self._new_steps, self._touched = [], [], {}
         self._new_body_steps = []
+        self.analytics.start_batch()
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
         if isinstance(event, Run.Requested):
             self._requested(event, position)
+            self.analytics.requested(event.originator_id)
             return
         # Any other event may change rows of a run requested earlier in this batch.
         self._insert_new_runs(conn)
+        self.analytics.changing(conn, event.originator_id)
         self.handlers[type(event)](conn, event, position)
         # No handler reads these columns: one UPDATE per run at the end of the batch
         # leaves the row as one UPDATE per event would.
@@ -176,6 +182,7 @@ class RunsProjection(Projection):
         elif touched:
             conn.execute(_TOUCH, touched)
         self._touched = {}
+        self.analytics.finish_batch(conn)
 
     def _insert_new_runs(self, conn: Connection) -> None:
         """The runs requested since the last write: one INSERT for them, one for their steps."""

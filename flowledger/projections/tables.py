@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -299,10 +300,15 @@ api_keys = Table(
     Column("created_by", String(255), nullable=False),
     Column("revoked_by", String(255)),
     Column("position", BigInteger, nullable=False),
+    Column("user_id", UUID(as_uuid=True)),
+    Column("permissions", JSONB),
     Index("ix_api_keys_key_hash", "key_hash", unique=True),
     Index("ix_api_keys_created_at", "created_at"),
+    Index("ix_api_keys_user_id", "user_id"),
 )
-"""API keys as authentication reads them (by hash, on every request): never the secret."""
+"""API keys as authentication reads them (by hash, on every request): never the secret.
+``user_id``: the user a key acts as (migration 0150); ``permissions``: the only ones it may use
+(null: its role's)."""
 api_keys_tracking = tracking_table("api_keys")
 
 # --------------------------------------------------------------------- webhooks (ADR 0007)
@@ -462,3 +468,140 @@ relay_state = Table(
 )
 """Which cluster the relay's position refers to (a new cluster id means republish from zero),
 the topics it has created, and its last error (shown by ``/health/ready``)."""
+
+# ------------------------------------------------------------- users and sessions (ADR 0018)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("email_key", String(254), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("signed_out_at_version", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255)),
+    Column("updated_by", String(255)),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_users_email_key", "email_key"),
+    Index("ix_users_created_at", "created_at"),
+)
+"""Users as sign-in and authentication read them. ``password_hash`` (argon2id) is read to check
+a password and never returned; ``signed_out_at_version``: sessions started at an earlier
+version of the user are over."""
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("user_version", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("refreshed_at", DateTime(timezone=True)),
+    Column("refreshes", Integer, nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("ended_reason", String(32)),
+    Column("version", Integer, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_user_sessions_user_id_started_at", "user_id", "started_at"),
+)
+"""Every session; authentication reads a session's row (and its user's) on every request made
+with one of its access tokens, so ending it refuses them from the next request on."""
+users_tracking = tracking_table("users")
+
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("window_started_at", DateTime(timezone=True), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Index("ix_sign_in_failures_window_started_at", "window_started_at"),
+)
+"""Failed sign-ins per account (``account:<email>``) and per address (``address:<ip>``) in
+the current window: operational state shared by every API process, not events."""
+
+auth_signing_keys = Table(
+    "auth_signing_keys",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""The key that signs session access tokens when ``FLOWLEDGER_SESSION_SECRET`` is not set:
+made by the first API process that needs it, shared by all of them."""
+
+# ------------------------------------------------------------------ run analytics (ADR 0019)
+
+analytics_runs = Table(
+    "analytics_runs",
+    metadata,
+    Column("span", String(8), primary_key=True),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("runs", BigInteger, nullable=False),
+    Index("ix_analytics_runs_workflow", "workflow_id", "span", "bucket_start"),
+    Index("ix_analytics_runs_empty", "span", postgresql_where=text("runs = 0")),
+)
+"""Runs per hour and per day of their creation, workflow and current status (the runs
+projection keeps it, ADR 0019)."""
+
+analytics_run_durations = Table(
+    "analytics_run_durations",
+    metadata,
+    Column("span", String(8), primary_key=True),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), primary_key=True),
+    Column("duration_bucket", SmallInteger, primary_key=True, autoincrement=False),
+    Column("runs", BigInteger, nullable=False),
+    Index("ix_analytics_run_durations_workflow", "workflow_id", "span", "bucket_start"),
+    Index("ix_analytics_run_durations_empty", "span", postgresql_where=text("runs = 0")),
+)
+"""A histogram of finished runs' durations (log buckets, 2.5% wide) per hour and day."""
+
+analytics_steps = Table(
+    "analytics_steps",
+    metadata,
+    Column("span", String(8), primary_key=True),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), primary_key=True),
+    Column("step_id", String(255), primary_key=True),
+    Column("agent_name", String(255), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("steps", BigInteger, nullable=False),
+    Column("attempts", BigInteger, nullable=False),
+    Column("retries", BigInteger, nullable=False),
+    Column("failed_attempts", BigInteger, nullable=False),
+    Index("ix_analytics_steps_workflow", "workflow_id", "span", "bucket_start"),
+    Index("ix_analytics_steps_empty", "span", postgresql_where=text("steps = 0")),
+)
+"""Steps of the runs created in each hour and day, per workflow, step, agent and status, with
+their attempts, retries (attempts after a step's first) and failed attempts."""
+
+analytics_step_durations = Table(
+    "analytics_step_durations",
+    metadata,
+    Column("span", String(8), primary_key=True),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), primary_key=True),
+    Column("step_id", String(255), primary_key=True),
+    Column("agent_name", String(255), primary_key=True),
+    Column("duration_bucket", SmallInteger, primary_key=True, autoincrement=False),
+    Column("steps", BigInteger, nullable=False),
+    Index("ix_analytics_step_durations_workflow", "workflow_id", "span", "bucket_start"),
+    Index("ix_analytics_step_durations_empty", "span", postgresql_where=text("steps = 0")),
+)
+"""A histogram of finished steps' durations per hour and day, workflow, step and agent."""
+
+ANALYTICS_TABLES = (
+    analytics_runs,
+    analytics_run_durations,
+    analytics_steps,
+    analytics_step_durations,
+)

@@ -57,6 +57,11 @@ class AccessPolicy:
         runtime: Runtime,
     ) -> Decision:
         if not principal.can(permission):
+            if principal.permissions is not None and principal.role_can(permission):
+                allowed = ", ".join(sorted(principal.permissions))
+                return Decision(
+                    False, f"This API key is limited to {allowed}: not the {permission} permission."
+                )
             return Decision(
                 False, f"Role {principal.role} does not have the {permission} permission."
             )

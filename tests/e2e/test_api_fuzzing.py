@@ -167,6 +167,10 @@ def existing(live_server: LiveServer) -> dict[str, str]:
         assert granted.is_success, granted.text
         webhook = created("/webhooks", {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32})
         key = created("/api-keys", {"name": "fuzz-key", "role": "viewer"})
+        user = created(
+            "/users",
+            {"email": "fuzz@example.com", "name": "fuzz", "role": "viewer", "password": "p" * 12},
+        )
         eventually(  # every projection has them: reads of these ids find them
             lambda: api.get(f"/runs/{run['run_id']}").status_code,
             lambda status: status == 200,
@@ -182,6 +186,7 @@ def existing(live_server: LiveServer) -> dict[str, str]:
         "webhook_id": webhook["id"],
         "key_id": key["id"],
         "path": "fuzz-hook",
+        "user_id": user["id"],
     }
 
 
@@ -212,8 +217,17 @@ def _has(parameters: Any, name: str) -> bool:
     return any(p.name == name for p in parameters)
 
 
+CREDENTIAL_HEADERS: Final = frozenset({"x-api-key", "authorization"})
+"""Headers of the security schemes: credentials, which every protected operation takes (and
+which, with several schemes to choose from, schemathesis does not make invalid)."""
+
+
 def takes_input(operation: Any) -> bool:
-    inputs = (operation.path_parameters, operation.query, operation.headers, operation.body)
+    """Whether the operation takes an input that is fuzzed: of its own (a credential is not
+    one) and not fixed by :func:`cases` (the read-your-writes header)."""
+    fixed = {*CREDENTIAL_HEADERS, MIN_POSITION_HEADER.lower()}
+    headers = [h for h in operation.headers if h.name.lower() not in fixed]
+    inputs = (operation.path_parameters, operation.query, headers, operation.body)
     return any(list(part) for part in inputs)
 
 

@@ -1,7 +1,7 @@
 """The first start of ``flowledger dev``, as a newcomer would see it: anonymous calls are
-refused, the printed admin key works, an operator key reads but cannot change agents, its
-revocation applies at once, and ``flowledger audit verify`` passes, then fails once a row is
-tampered with."""
+refused, the printed admin key works, so does the printed admin user's password, an operator
+key reads but cannot change agents, its revocation applies at once, and ``flowledger audit
+verify`` passes, then fails once a row is tampered with."""
 
 from __future__ import annotations
 
@@ -97,9 +97,21 @@ def test_a_fresh_dev_server_is_locked_and_its_admin_key_opens_it(
     assert admin_key in dev["output"].read_text()
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
 
+    password_file = dev["data"] / "admin-password"
+    password = password_file.read_text().strip()
+    assert f"admin user admin@localhost, password {password}" in dev["output"].read_text()
+    assert oct(password_file.stat().st_mode & 0o777) == "0o600"
+
     with httpx.Client(base_url=base, timeout=45) as anonymous:
         assert anonymous.get("/api/v1/agents").status_code == 401
         assert anonymous.get("/health").status_code == 200
+        signed_in = anonymous.post(
+            "/api/v1/auth/token",
+            data={"grant_type": "password", "username": "admin@localhost", "password": password},
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        bearer = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        assert anonymous.get("/api/v1/users/me", headers=bearer).json()["role"] == "admin"
     admin = httpx.Client(base_url=base, timeout=45, headers={"X-API-Key": admin_key})
     with admin:
         made = admin.post("/api/v1/api-keys", json={"name": "ops", "role": "operator"})

@@ -145,4 +145,4 @@ def test_rs256_tokens_are_checked_with_the_public_key(
     spec = rs256.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["BearerJWT"]["scheme"] == "bearer"
     operation = spec["paths"][AGENTS]["get"]
-    assert operation["security"] == [{"ApiKey": []}, {"BearerJWT": []}]
+    assert operation["security"] == [{"ApiKey": []}, {"OAuth2Password": []}, {"BearerJWT": []}]

@@ -34,6 +34,8 @@ from tests.support.security import (
 pytestmark = pytest.mark.e2e
 
 AGENTS = "/api/v1/agents"
+TOKEN = "/api/v1/auth/token"
+"""The one API route open to anyone: where users exchange a password for a token."""
 PUBLIC = {
     "/health",
     "/health/ready",
@@ -54,7 +56,7 @@ def app(settings: Settings, runtime: Runtime) -> Litestar:
 
 
 def test_every_protected_route_refuses_calls_without_valid_credentials(api: ApiClient) -> None:
-    calls = [c for c in route_calls(api.app) if c.path not in PUBLIC | SELF_AUTHENTICATED]
+    calls = [c for c in route_calls(api.app) if c.path not in PUBLIC | SELF_AUTHENTICATED | {TOKEN}]
     assert {c.path for c in calls} >= {AGENTS, API_KEYS, "/api/v1/audit"}
     with api.as_key(None):
         for call in calls:
@@ -89,9 +91,13 @@ def test_the_app_refuses_to_start_with_an_api_route_that_declares_no_permission(
 
 
 def test_every_api_route_of_the_app_declares_a_permission(api: ApiClient) -> None:
+    open_to_anyone = []
     for call in route_calls(api.app):
-        if call.path.startswith("/api/"):
+        if call.path.startswith("/api/") and call.handler.opt.get("exclude_from_auth"):
+            open_to_anyone.append((call.method, call.path))
+        elif call.path.startswith("/api/"):
             assert isinstance(call.permission, Permission), (call.method, call.path)
+    assert open_to_anyone == [("POST", TOKEN)]
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -274,13 +280,17 @@ def test_the_openapi_document_declares_security_on_protected_operations(
         "in": "header",
         "description": schemes["ApiKey"]["description"],
     }
+    assert schemes["OAuth2Password"]["flows"]["password"]["tokenUrl"] == TOKEN
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
-            if path in PUBLIC:
+            if path in PUBLIC | {TOKEN}:
                 assert "security" not in operation, (method, path)
             elif path in {p.replace(":str", "") for p in SELF_AUTHENTICATED}:
                 assert operation.get("security", []) == [], (method, path)  # no API key
                 assert "401" in operation["responses"], (method, path)  # its trigger's own
             else:
-                assert operation["security"] == [{"ApiKey": []}], (method, path)
+                assert operation["security"] == [{"ApiKey": []}, {"OAuth2Password": []}], (
+                    method,
+                    path,
+                )
                 assert {"401", "403"} <= set(operation["responses"]), (method, path)

@@ -162,6 +162,8 @@ def test_the_shared_lifecycle_is_no_aggregate_type_of_its_own() -> None:
         "trigger",
         "trigger_firing",
         "integration",
+        "session",
+        "user",
     }
     assert published["agent"] == [
         "Agent.Registered",
@@ -171,6 +173,7 @@ def test_the_shared_lifecycle_is_no_aggregate_type_of_its_own() -> None:
         "Agent.Deleted",
     ]
     assert published["webhook"] == ["Webhook.Registered", "Webhook.Deleted"]
+    assert "User.Deleted" in published["user"]
     assert {"Workflow.Activated", "Workflow.Deactivated", "Workflow.Deleted"} <= set(
         published["workflow"]
     )

@@ -47,9 +47,11 @@ class ApiKeyController(Controller):
         "/",
         operation_id="createApiKey",
         summary="Create an API key",
-        description="Issues a key with a role and an optional expiry. The answer holds the "
-        "secret (`key`) this once: only its hash is stored. It comes once the key works (or, "
-        "if the api_keys projection lags past the read wait timeout, moments before).",
+        description="Issues a key with a role and an optional expiry, for a user (it then acts "
+        "as the user, with at most the user's role) or of its own, with all its role's "
+        "permissions or only some. The answer holds the secret (`key`) this once: only its "
+        "hash is stored. It comes once the key works (or, if the api_keys projection lags past "
+        "the read wait timeout, moments before).",
         status_code=HTTP_201_CREATED,
         response_headers=WRITE_HEADERS,
         opt=requires(Permission.ADMIN),
@@ -62,7 +64,13 @@ class ApiKeyController(Controller):
         db: NamedDependency[AsyncConnection],
         settings: NamedDependency[Settings],
     ) -> Response[ApiKeyCreated]:
-        command = IssueApiKey(name=data.name, role=data.role, expires_at=data.expires_at)
+        command = IssueApiKey(
+            name=data.name,
+            role=data.role,
+            expires_at=data.expires_at,
+            user_id=data.user_id,
+            permissions=list(data.permissions) if data.permissions is not None else None,
+        )
         outcome = await run_command(issue_api_key, store, command, meta)
         with suppress(HTTPException):  # never lose the secret: answer even if the wait fails
             await wait_for_position(db, "api_keys", outcome.position, settings.read_wait_timeout_s)
@@ -88,6 +96,9 @@ class ApiKeyController(Controller):
             ApiKeyStatusFilter | None, Parameter(description="Only keys with this status.")
         ] = None,
         role: Annotated[RoleName | None, Parameter(description="Only keys with this role.")] = None,
+        user_id: Annotated[
+            UUID | None, Parameter(description="Only the keys of this user.")
+        ] = None,
         sort: Annotated[ApiKeySort, Parameter(description="Field to sort by.")] = "created_at",
         order: SortOrder = "asc",
         page: PageNumber = 1,
@@ -95,7 +106,14 @@ class ApiKeyController(Controller):
     ) -> Page[ApiKeyResponse]:
         await wait_for_position(db, "api_keys", min_position, settings.read_wait_timeout_s)
         return await queries.list_api_keys(
-            db, status=status, role=role, sort=sort, order=order, page=page, page_size=page_size
+            db,
+            status=status,
+            role=role,
+            user_id=user_id,
+            sort=sort,
+            order=order,
+            page=page,
+            page_size=page_size,
         )
 
     @get(

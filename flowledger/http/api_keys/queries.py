@@ -25,6 +25,8 @@ COLUMNS = (
     api_keys.c.created_at,
     api_keys.c.created_by,
     api_keys.c.revoked_at,
+    api_keys.c.user_id,
+    api_keys.c.permissions,
 )
 
 
@@ -57,6 +59,8 @@ def to_response(row: Row[Any], now: datetime) -> ApiKeyResponse:
         created_at=row.created_at,
         created_by=row.created_by,
         revoked_at=row.revoked_at,
+        user_id=row.user_id,
+        permissions=row.permissions,
     )
 
 
@@ -72,6 +76,7 @@ async def list_api_keys(
     status: ApiKeyStatusFilter | None,
     role: str | None,
     sort: ApiKeySort,
+    user_id: UUID | None = None,
     order: Literal["asc", "desc"],
     page: int,
     page_size: int,
@@ -82,6 +87,8 @@ async def list_api_keys(
         query = query.where(_status_is(status, now))
     if role is not None:
         query = query.where(api_keys.c.role == role)
+    if user_id is not None:
+        query = query.where(api_keys.c.user_id == user_id)
     column = api_keys.c[sort]
     primary = column.desc().nulls_last() if order == "desc" else column.asc().nulls_last()
     return await fetch_page(

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from flowledger.domain import api_keys as rules
-from flowledger.domain.access import ROLE_PERMISSIONS, Principal
+from flowledger.domain.access import Permission, Principal
 from flowledger.domain.api_keys import ApiKey, ApiKeyStatus
 
 RoleName = Literal["viewer", "operator", "editor", "admin"]
@@ -23,6 +23,25 @@ RoleField = Annotated[
     ),
 ]
 StatusField = Annotated[ApiKeyStatus, Meta(examples=["active"])]
+PermissionName = Literal["read", "execute", "signal", "manage", "admin"]
+PermissionsField = Annotated[
+    list[PermissionName],
+    Meta(
+        min_length=1,
+        max_length=4,
+        description="The only permissions the key may use, some of its role's (spec 003's "
+        "per-key permissions); left out: all of its role's.",
+        examples=[["read"]],
+    ),
+]
+UserIdField = Annotated[
+    UUID,
+    Meta(
+        description="The user the key belongs to and acts as: its role may not be above the "
+        "user's (and is lowered with it), and it is refused once the user is disabled or "
+        "deleted; deleting the user revokes it.",
+    ),
+]
 
 
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,6 +68,8 @@ class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
         ]
         | None
     ) = None
+    user_id: UserIdField | None = None
+    permissions: PermissionsField | None = None
 
 
 class ApiKeyResponse(msgspec.Struct, kw_only=True):
@@ -66,6 +87,8 @@ class ApiKeyResponse(msgspec.Struct, kw_only=True):
     created_at: datetime
     created_by: Annotated[str, Meta(examples=["admin-env"])]
     revoked_at: datetime | None
+    user_id: UUID | None = None
+    permissions: list[PermissionName] | None = None
 
 
 class ApiKeyCreated(ApiKeyResponse, kw_only=True):
@@ -92,6 +115,12 @@ class ApiKeyCreated(ApiKeyResponse, kw_only=True):
             created_at=api_key.created_on,
             created_by=created_by,
             revoked_at=None,
+            user_id=api_key.user_id,
+            permissions=(
+                [p.value for p in Permission if p in api_key.permissions]
+                if api_key.permissions is not None
+                else None
+            ),
             key=secret,
         )
 
@@ -103,16 +132,23 @@ class WhoAmI(msgspec.Struct):
         str,
         Meta(
             description="What the caller's changes record as their actor in events and the "
-            "audit log: `key:<api key id>`, `jwt:<subject>` or `admin-env`.",
+            "audit log: `user:<user id>` (a signed-in user, or a key of theirs), "
+            "`key:<api key id>`, `jwt:<subject>` or `admin-env`.",
             examples=["key:0b7c5d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"],
         ),
     ]
     role: RoleField
-    credential: Annotated[Literal["api_key", "jwt", "admin_env"], Meta(examples=["api_key"])]
-    permissions: list[str]
+    credential: Annotated[
+        Literal["api_key", "jwt", "admin_env", "session"], Meta(examples=["api_key"])
+    ]
+    permissions: Annotated[
+        list[str], Meta(description="What the caller may do: its role's, or fewer for a key.")
+    ]
     key_id: UUID | None = None
     subject: str | None = None
     expires_at: datetime | None = None
+    user_id: UUID | None = None
+    session_id: UUID | None = None
 
     @classmethod
     def from_principal(cls, principal: Principal) -> WhoAmI:
@@ -120,8 +156,10 @@ class WhoAmI(msgspec.Struct):
             actor=principal.actor,
             role=principal.role.value,
             credential=principal.kind,
-            permissions=sorted(p.value for p in ROLE_PERMISSIONS[principal.role]),
+            permissions=sorted(p.value for p in principal.effective_permissions),
             key_id=principal.key_id,
             subject=principal.subject,
             expires_at=principal.expires_at,
+            user_id=principal.user_id,
+            session_id=principal.session_id,
         )

@@ -1,0 +1,1 @@
+"""Run analytics over HTTP: runs, workflows, steps and agents over a time range."""
