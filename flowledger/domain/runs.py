@@ -62,6 +62,46 @@ class AgentBinding:
         )
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step in a :class:`RetryPlan`, as it is now."""
+
+    step_id: str
+    agent_name: str
+    status: StepStatus
+    output: Any = None
+    """The output a reused step keeps (None for a step that runs again)."""
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What :meth:`Run.retry` would do if it were called now, computed by the same rule.
+
+    ``rerun`` are the steps the retry puts back to PENDING, in plan order (each runs once its
+    dependencies succeed); ``reused`` the steps whose outputs it keeps. The retry keeps the
+    run's pinned workflow version and agents.
+    """
+
+    run_id: UUID
+    status: RunStatus
+    refusal: str | None
+    """Why a retry would be refused now; None when it would be accepted."""
+    retry_number: int
+    """The round the retry would start (the run's retries so far, plus one)."""
+    workflow_id: UUID
+    workflow_name: str
+    workflow_version: int
+    """The pinned version: a retry never moves to a newer one."""
+    rerun: tuple[PlannedStep, ...]
+    reused: tuple[PlannedStep, ...]
+    agents: Mapping[str, AgentBinding]
+    """The pinned agent of each step in ``rerun``, by agent name."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
 @dataclass
 class Attempt:
     number: int
@@ -252,6 +292,50 @@ class Run(Aggregate):
             if s.status == "RUNNING" and s.current is not None and s.current.outcome != "running"
         ]
 
+    def steps_to_rerun(self) -> list[str]:
+        """The retry rule: every step that did not succeed runs again, in plan order; the
+        steps that succeeded keep their outputs (see :meth:`retry` and :meth:`retry_plan`)."""
+        return [s.step_id for s in self.steps.values() if s.status != "SUCCEEDED"]
+
+    def retry_refusal(self) -> str | None:
+        """Why :meth:`retry` would refuse now, or None."""
+        if self.status not in RETRYABLE_RUN_STATES:
+            return f"run {self.id} is {self.status}; only FAILED or CANCELLED runs retry"
+        return None
+
+    def retry_plan(self) -> RetryPlan:
+        """What :meth:`retry` would do now: the steps it would run again, the outputs it would
+        reuse, with which workflow version and agents, or why it would be refused."""
+        rerun = self.steps_to_rerun()
+        agent_names = dict.fromkeys(self.steps[step_id].agent_name for step_id in rerun)
+        return RetryPlan(
+            run_id=self.id,
+            status=self.status,
+            refusal=self.retry_refusal(),
+            retry_number=self.retry_number + 1,
+            workflow_id=self.workflow_id,
+            workflow_name=self.workflow_name,
+            workflow_version=self.workflow_version,
+            rerun=tuple(
+                PlannedStep(s.step_id, s.agent_name, s.status)
+                for s in (self.steps[step_id] for step_id in rerun)
+            ),
+            reused=tuple(
+                PlannedStep(s.step_id, s.agent_name, s.status, s.output)
+                for s in self.steps.values()
+                if s.step_id not in rerun
+            ),
+            agents={
+                name: AgentBinding.from_dict(self.agent_bindings[name]) for name in agent_names
+            },
+        )
+
+    def cancel_refusal(self) -> str | None:
+        """Why :meth:`cancel` would refuse now, or None."""
+        if self.is_finished:
+            return f"run {self.id} is already {self.status} and cannot be cancelled"
+        return None
+
     def final_output(self) -> Any:
         """The output of the step nobody depends on; of several such steps, all by id."""
         plan = self.plan
@@ -403,8 +487,9 @@ class Run(Aggregate):
 
     def cancel(self, reason: str = "cancelled by request") -> None:
         """End the run as CANCELLED at once; the executor cancels calls still in flight."""
-        if self.is_finished:
-            raise Conflict(f"run {self.id} is already {self.status} and cannot be cancelled")
+        refusal = self.cancel_refusal()
+        if refusal is not None:
+            raise Conflict(refusal)
         self._cancel(reason=reason)
 
     @event(Cancelled)
@@ -415,9 +500,11 @@ class Run(Aggregate):
         self.finished_at = self.event_time
 
     def retry(self) -> None:
-        """Resume a FAILED or CANCELLED run from the steps that did not succeed."""
-        if self.status not in RETRYABLE_RUN_STATES:
-            raise Conflict(f"run {self.id} is {self.status}; only FAILED or CANCELLED runs retry")
+        """Resume a FAILED or CANCELLED run from the steps that did not succeed
+        (:meth:`retry_plan` shows beforehand what this does)."""
+        refusal = self.retry_refusal()
+        if refusal is not None:
+            raise Conflict(refusal)
         self._retry(retry_number=self.retry_number + 1)
 
     @event(Retried)
@@ -426,12 +513,12 @@ class Run(Aggregate):
         self.attempt_watermark = max(
             (a.number for s in self.steps.values() for a in s.attempts), default=0
         )
-        for step in self.steps.values():
-            if step.status != "SUCCEEDED":
-                step.status = "PENDING"
-                step.error = None
-                step.retry_at = None
-                step.finished_at = None
+        for step_id in self.steps_to_rerun():
+            step = self.steps[step_id]
+            step.status = "PENDING"
+            step.error = None
+            step.retry_at = None
+            step.finished_at = None
         self.status = "PENDING"
         self.error = None
         self.failed_step = None

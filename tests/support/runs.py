@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
+from hypothesis import strategies as st
+
 from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
 
@@ -47,3 +49,48 @@ def requested(plan: WorkflowPlan | None = None, **overrides: Any) -> Run:
     }
     fields.update(overrides)
     return Run(**fields)
+
+
+# Random command sequences on a diamond run (property tests of the Run aggregate).
+
+STEPS = ["a", "b", "c", "d"]
+commands = st.lists(  # of tuples: the command's name, then its arguments
+    st.one_of(
+        st.tuples(st.just("start")),
+        st.tuples(st.just("start_step"), st.sampled_from(STEPS)),
+        st.tuples(st.just("succeed_step"), st.sampled_from(STEPS)),
+        st.tuples(st.just("fail_attempt"), st.sampled_from(STEPS), st.booleans()),
+        st.tuples(st.just("interrupt"), st.sampled_from(STEPS)),
+        st.tuples(st.just("fail")),
+        st.tuples(st.just("succeed")),
+        st.tuples(st.just("cancel")),
+        st.tuples(st.just("retry")),
+    ),
+    max_size=40,
+)
+
+
+def apply(run: Run, command: tuple[Any, ...]) -> None:
+    """Run one command of :data:`commands` (it may raise Conflict, as the aggregate decides)."""
+    name = command[0]
+    if name == "start":
+        run.start()
+    elif name == "start_step":
+        run.start_step(command[1], {"for": command[1]})
+    elif name in ("succeed_step", "fail_attempt", "interrupt"):
+        step = run.steps[command[1]]
+        number = step.current.number if step.current else 1
+        if name == "succeed_step":
+            run.succeed_step(command[1], number, {"out": command[1]})
+        elif name == "fail_attempt":
+            run.fail_attempt(command[1], number, "boom", 100 if command[2] else None)
+        else:
+            run.interrupt_attempt(command[1], number)
+    elif name == "fail":
+        run.fail("gave up")
+    elif name == "succeed":
+        run.succeed()
+    elif name == "cancel":
+        run.cancel()
+    else:
+        run.retry()

@@ -23,8 +23,10 @@ from flowledger.commands.runs import (
     CancelRun,
     RequestRun,
     RetryRun,
+    agent_statuses,
     cancel_run,
     plan_to_try,
+    preview_retry,
     request_run,
     retry_run,
 )
@@ -42,6 +44,7 @@ from flowledger.http.runs.schemas import (
     ExecutionDetail,
     LogEntry,
     LogLevel,
+    RetryPlanResponse,
     RunAccepted,
     RunResponse,
     RunStatus,
@@ -71,7 +74,8 @@ PROJECTION = "runs"
 def _runs_filters_doc() -> str:
     return (
         "Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` "
-        "(ISO 8601; from inclusive, to exclusive). Newest first by default. With per-workflow "
+        "(ISO 8601; from inclusive, to exclusive), `agent_name` (runs with a step calling that "
+        "agent). Newest first by default. With per-workflow "
         "grants enforced, only runs of workflows the caller owns or may view."
     )
 
@@ -114,6 +118,7 @@ class RunController(Controller):
         triggered_by: Annotated[str | None, Parameter(max_length=255)] = None,
         created_from: FromQuery[datetime | None] = None,
         created_to: FromQuery[datetime | None] = None,
+        agent_name: Annotated[str | None, Parameter(max_length=255)] = None,
         sort: FromQuery[RunSort] = "created_at",
         order: SortOrder = "desc",
         page: PageNumber = 1,
@@ -129,6 +134,7 @@ class RunController(Controller):
             triggered_by=triggered_by,
             created_from=created_from,
             created_to=created_to,
+            agent_name=agent_name,
             sort=sort,
             order=order,
             page=page,
@@ -213,11 +219,39 @@ class RunController(Controller):
     ) -> Response[RunResponse]:
         return await _cancel(run_id, store, meta)
 
+    @get(
+        "/{run_id:uuid}/retry-plan",
+        operation_id="getRunRetryPlan",
+        summary="Preview a retry",
+        description="What `POST /runs/{run_id}/retry` would do now, decided by the same rule "
+        "on the same run: the steps it would run again (each once its dependencies succeed), "
+        "the outputs it would reuse, the pinned workflow version and agents (with a warning "
+        "for an agent no longer active), or why it would be refused (`retryable: false`). "
+        "Records nothing.",
+        opt=requires(Permission.READ, on=("run", "run_id")),
+    )
+    async def get_retry_plan(
+        self,
+        run_id: RunId,
+        db: NamedDependency[AsyncConnection],
+        store: NamedDependency[EventStore],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+    ) -> RetryPlanResponse:
+        await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        await _require_run(db, run_id)
+        plan = await asyncio.to_thread(preview_retry, store, run_id)
+        statuses = await asyncio.to_thread(
+            agent_statuses, store, [b.agent_id for b in plan.agents.values()]
+        )
+        return RetryPlanResponse.of(plan, statuses)
+
     @post(
         "/{run_id:uuid}/retry",
         operation_id="retryRun",
         summary="Retry a failed or cancelled run",
-        description="Resumes from the steps that did not succeed, reusing earlier outputs. "
+        description="Resumes from the steps that did not succeed, reusing earlier outputs "
+        "(`GET /runs/{run_id}/retry-plan` shows which beforehand). "
         "Any state other than FAILED or CANCELLED answers 409.",
         status_code=HTTP_202_ACCEPTED,
         response_headers=WRITE_HEADERS,
