@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from flowledger.bulk.settings import BulkSettings
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
@@ -24,6 +25,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 
 
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
+    BulkSettings: BulkSettings.from_settings,
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
     SecuritySettings: SecuritySettings.from_settings,

@@ -14,12 +14,15 @@ from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
+from flowledger.bulk.runner import BulkRunner
+from flowledger.bulk.settings import BulkSettings
 from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
 from flowledger.http.agents.controller import AgentController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
 from flowledger.http.auth import ApiSecurity
+from flowledger.http.bulk.controller import BulkOperationController
 from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
@@ -72,10 +75,14 @@ def create_app(
         app.state.events_listener = Notifier(rt.database, EVENTS_TABLE)
         in_process = InProcessWorkers(rt, workers)
         in_process.start()
+        # Every API process carries out bulk operations (ADR 0013).
+        app.state.bulk_runner = BulkRunner(rt, BulkSettings.from_settings(settings))
+        app.state.bulk_runner.start()
         try:
             yield
         finally:
             app.state.events_listener.close()
+            app.state.bulk_runner.stop()
             in_process.stop()
             if owned:
                 await rt.aclose()
@@ -109,6 +116,7 @@ def create_app(
             WorkflowRunsController,
             WorkflowGrantsController,
             RunController,
+            BulkOperationController,
             ApiKeyController,
             whoami,
             AuditController,

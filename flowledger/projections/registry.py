@@ -9,6 +9,7 @@ from flowledger.eventlog.store import EventStore
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.audit import AuditLogProjection
+from flowledger.projections.bulk import BulkOperationsProjection
 from flowledger.projections.grants import WorkflowGrantsProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
@@ -28,6 +29,7 @@ def all_projections() -> list[Projection]:
         RunsProjection(),
         RunLogsProjection(),
         WebhooksProjection(),
+        BulkOperationsProjection(),
     ]
 
 

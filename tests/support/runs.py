@@ -94,3 +94,49 @@ def apply(run: Run, command: tuple[Any, ...]) -> None:
         run.cancel()
     else:
         run.retry()
+
+
+# Runs recorded straight into the store in a given state (what a bulk operation finds).
+
+TWO_STEPS = WorkflowPlan(
+    steps=(StepPlan("a", "echo"), StepPlan("b", "transform", depends_on=("a",)))
+)
+
+
+def run_in_state(
+    status: str,
+    *,
+    workflow_id: UUID,
+    plan: WorkflowPlan = TWO_STEPS,
+    agents: dict[str, dict[str, Any]] | None = None,
+    input_data: dict[str, Any] | None = None,
+) -> Run:
+    """A run of ``plan`` brought to ``status`` (events not yet recorded: record them in one
+    append, so an executor never sees it PENDING unless it is meant to be). FAILED: the first
+    step succeeded and the second failed; RUNNING: the first step is in flight."""
+    run = requested(
+        plan,
+        workflow_id=workflow_id,
+        agents=agents or {name: binding() for name in {s.agent_name for s in plan.steps}},
+        input_data=input_data or {},
+    )
+    if status == "PENDING":
+        return run
+    run.start()
+    first, *rest = plan.step_ids
+    attempt = run.start_step(first, {})
+    if status == "RUNNING":
+        return run
+    if status == "CANCELLED":
+        run.cancel("cancelled by the test")
+        return run
+    run.succeed_step(first, attempt, {"from": first})
+    if status == "FAILED":
+        run.fail_attempt(rest[0], run.start_step(rest[0], {}), "agent down", None)
+        run.fail(f"step {rest[0]} failed", rest[0])
+        return run
+    for step_id in rest:
+        run.succeed_step(step_id, run.start_step(step_id, {}), {"from": step_id})
+    run.succeed()
+    assert run.status == status, f"cannot make a {status} run"
+    return run
