@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from flowledger.bulk.settings import BulkSettings
+from flowledger.cli.remote import RemoteSettings
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
@@ -28,6 +29,7 @@ CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings],
     BulkSettings: BulkSettings.from_settings,
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
+    RemoteSettings: RemoteSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,
