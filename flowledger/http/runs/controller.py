@@ -30,6 +30,7 @@ from flowledger.commands.runs import (
     request_run,
     retry_run,
 )
+from flowledger.domain.contracts import check_dry_run
 from flowledger.domain.dry_run import dry_run
 from flowledger.domain.errors import NotFound
 from flowledger.eventlog.store import EventMetadata, EventStore
@@ -52,6 +53,7 @@ from flowledger.http.runs.schemas import (
     TestRequest,
     TestResult,
 )
+from flowledger.http.workflows.contracts import read_contracts
 from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
 from flowledger.runtime.settings import Settings
 
@@ -325,7 +327,11 @@ class WorkflowRunsController(Controller):
         operation_id="testWorkflow",
         summary="Dry-run a workflow",
         description="Walks the workflow as a run would — order, resolved inputs, outputs, "
-        "timings — with `mock_outputs` standing in for agents. Records nothing, calls no agent.",
+        "timings — with `mock_outputs` standing in for agents. Records nothing, calls no agent. "
+        "Unless `check_contracts` is false, it reads each agent's A2A card and, where a card "
+        "declares skill schemas, lists in `contract_problems` each resolved input and mocked "
+        "output that does not fit them and each mapping that reads an output field the "
+        "upstream agent does not declare, per step and field.",
         status_code=HTTP_200_OK,
         opt=requires(Permission.EXECUTE, on=("workflow", "workflow_id")),
     )
@@ -339,7 +345,11 @@ class WorkflowRunsController(Controller):
             plan_to_try, store, workflow_id, data.version, data.input_data, data.variables
         )
         result = dry_run(plan, data.input_data, variables, data.mock_outputs)
-        return TestResult.from_dry_run(workflow_id, version, result)
+        if not data.check_contracts:
+            return TestResult.from_dry_run(workflow_id, version, result)
+        contracts = await read_contracts(store, plan)
+        problems = check_dry_run(plan, result, contracts.by_agent)
+        return TestResult.from_dry_run(workflow_id, version, result, problems, contracts.statuses)
 
     @get(
         "/{workflow_id:uuid}/executions",

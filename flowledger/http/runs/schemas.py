@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -10,8 +10,10 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
+from flowledger.domain.contracts import ContractProblem
 from flowledger.domain.dry_run import DryRun
 from flowledger.domain.runs import RetryPlan, Run
+from flowledger.http.workflows.contracts import AgentContractStatus, ContractProblemBody
 
 RunStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
 StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
@@ -57,6 +59,14 @@ class TestRequest(msgspec.Struct, forbid_unknown_fields=True):
             examples=[{"summarize": {"summary": "short"}}],
         ),
     ] = msgspec.field(default_factory=dict)
+    check_contracts: Annotated[
+        bool,
+        Meta(
+            description="Read the agents' A2A cards and check each step's resolved input, each "
+            "mocked output and each mapping that reads an output against the schemas they "
+            "declare (`contract_problems`)."
+        ),
+    ] = True
 
 
 class RunAccepted(msgspec.Struct):
@@ -196,7 +206,8 @@ class TracedStep(msgspec.Struct):
 
 
 class TestResult(msgspec.Struct):
-    """A dry run's trace. Nothing was recorded and no agent was called."""
+    """A dry run's trace. Nothing was recorded and no agent was called (their cards were read,
+    for the contract check)."""
 
     workflow_id: UUID
     workflow_version: int
@@ -204,10 +215,29 @@ class TestResult(msgspec.Struct):
     output_data: Any
     steps: list[TracedStep]
     duration_ms: float
+    contract_problems: Annotated[
+        list[ContractProblemBody],
+        Meta(
+            description="Where a step's input, a mocked output or a mapping does not fit what "
+            "an agent's card declares (a warning: the status does not change)."
+        ),
+    ] = msgspec.field(default_factory=list)
+    contracts: Annotated[
+        list[AgentContractStatus], Meta(description="What was checked against each agent.")
+    ] = msgspec.field(default_factory=list)
 
     @classmethod
-    def from_dry_run(cls, workflow_id: UUID, version: int, result: DryRun) -> TestResult:
+    def from_dry_run(
+        cls,
+        workflow_id: UUID,
+        version: int,
+        result: DryRun,
+        problems: Sequence[ContractProblem] = (),
+        contracts: Sequence[AgentContractStatus] = (),
+    ) -> TestResult:
         return cls(
+            contract_problems=[ContractProblemBody.of(p) for p in problems],
+            contracts=list(contracts),
             workflow_id=workflow_id,
             workflow_version=version,
             status=result.status,
