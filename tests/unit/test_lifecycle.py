@@ -153,7 +153,15 @@ def test_the_shared_lifecycle_is_no_aggregate_type_of_its_own() -> None:
         kind: [event.__qualname__ for event in events]
         for kind, events in public_event_classes().items()
     }
-    assert set(published) == {"agent", "api_key", "run", "webhook", "workflow"}
+    assert set(published) == {
+        "agent",
+        "api_key",
+        "bulk_item",
+        "bulk_operation",
+        "run",
+        "webhook",
+        "workflow",
+    }
     assert published["agent"] == [
         "Agent.Registered",
         "Agent.Updated",
