@@ -223,6 +223,14 @@ def test_a_limit_takes_the_oldest_and_too_many_matches_without_one_is_refused(
     ).json()
     assert (dry["matched"], dry["within_limit"]) == (401, False)
 
+    above = api.post("/api/v1/runs/bulk/cancel", json={"workflow_id": str(workflow), "limit": 401})
+    assert above.status_code == 422
+    assert above.json()["errors"][0] == {
+        "location": "body",
+        "field": "limit",
+        "message": "at most 400 runs per bulk operation",
+    }
+
     limited = api.post(
         "/api/v1/runs/bulk/cancel", json={"workflow_id": str(workflow), "limit": 3}
     ).json()

@@ -140,6 +140,10 @@ async def _bulk(
             action, data, matching, db, store, limits, matched, page, page_size
         )
         return Response(preview, status_code=HTTP_200_OK)
+    if data.limit and data.limit > limits.max_runs:
+        raise InvalidInput(
+            [FieldProblem("limit", f"at most {limits.max_runs} runs per bulk operation")]
+        )
     if matched > limits.max_runs:
         raise InvalidInput(
             [
