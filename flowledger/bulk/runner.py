@@ -99,6 +99,7 @@ class BulkRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before reading what was submitted: a later submit wakes us
             try:
                 for operation_id in self._candidates():
                     if self._stop.is_set():
@@ -113,7 +114,6 @@ class BulkRunner:
                 self._stop.wait(delay)
                 continue
             self._wake.wait(self.settings.sweep_interval_s)
-            self._wake.clear()
 
     def _candidates(self) -> list[UUID]:
         submitted = []
