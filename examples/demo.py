@@ -224,6 +224,7 @@ Try more (the key is an admin key; see the README for roles):
   curl -s -H "X-API-Key: $K" -H 'content-type: application/json' \\
        -d '{{"input_data": {{"text": "retry me"}}}}' {api}/api/v1/workflows/{demo_flaky}/execute
   curl -s -X POST -d '{{"fail_first": 0}}' http://127.0.0.1:9103/stats/reset
+  curl -s -H "X-API-Key: $K" {api}/api/v1/runs/<run_id>/retry-plan   # what a retry would redo
   curl -s -X POST -H "X-API-Key: $K" {api}/api/v1/runs/<run_id>/retry
   # ask a person: start demo-approval, see it WAITING, then answer its signal
   curl -s -H "X-API-Key: $K" -H 'content-type: application/json' \\
@@ -233,7 +234,11 @@ Try more (the key is an admin key; see the README for roles):
   # pause a run (no step starts; calls in flight finish), then resume it
   curl -s -X POST -H "X-API-Key: $K" {api}/api/v1/runs/<run_id>/pause
   curl -s -X POST -H "X-API-Key: $K" {api}/api/v1/runs/<run_id>/resume
-  # dry-run the pipeline with a mocked step: nothing recorded, no agent called
+  # or retry every failed run of demo-flaky at once: first the preview, then for real
+  flowledger runs retry --status FAILED --workflow demo-flaky --dry-run
+  flowledger runs retry --status FAILED --workflow demo-flaky
+  # dry-run the pipeline with a mocked step: nothing recorded, no agent called; the
+  # transform agent's card declares its schemas, so contract_problems checks what it gets
   curl -s -H "X-API-Key: $K" -H 'content-type: application/json' \\
        -d '{{"input_data": {{"text": "hi"}}, "mock_outputs": {{"deliver": {{"to": "nobody"}}}}}}' \\
        {api}/api/v1/workflows/{demo_pipeline}/test

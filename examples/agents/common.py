@@ -36,6 +36,7 @@ from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import (
     AgentCapabilities,
     AgentCard,
+    AgentExtension,
     AgentInterface,
     AgentProvider,
     AgentSkill,
@@ -218,6 +219,9 @@ class ExampleAgent(AgentExecutor):
     title: ClassVar[str]
     skill_description: ClassVar[str]
     examples: ClassVar[Sequence[str]] = ()
+    input_schema: ClassVar[Mapping[str, Any] | None] = None
+    """JSON Schema of the input data part, declared on the card (skill schemas extension)."""
+    output_schema: ClassVar[Mapping[str, Any] | None] = None
 
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
@@ -259,6 +263,33 @@ class ExampleAgent(AgentExecutor):
         return {}
 
 
+SKILL_SCHEMAS_EXTENSION = "https://flowledger.dev/a2a/extensions/skill-schemas/v1"
+"""A2A has no field for a skill's input and output schemas; agents that flowledger should check
+workflows against declare them with this card extension (flowledger's ADR 0021)."""
+
+
+def skill_schemas(agent: ExampleAgent) -> list[AgentExtension]:
+    """The card extension declaring the agent's skill schemas, if it has any."""
+    declared = {
+        key: dict(schema)
+        for key, schema in (
+            ("input_schema", agent.input_schema),
+            ("output_schema", agent.output_schema),
+        )
+        if schema is not None
+    }
+    if not declared:
+        return []
+    return [
+        AgentExtension(
+            uri=SKILL_SCHEMAS_EXTENSION,
+            description="JSON Schemas of each skill's input and output data part",
+            required=False,
+            params={"skills": {agent.kind: declared}},
+        )
+    ]
+
+
 def build_card(agent: ExampleAgent) -> AgentCard:
     settings = agent.settings
     card = AgentCard(
@@ -273,7 +304,11 @@ def build_card(agent: ExampleAgent) -> AgentCard:
                 protocol_version=PROTOCOL_VERSION_CURRENT,
             )
         ],
-        capabilities=AgentCapabilities(streaming=settings.streaming, push_notifications=False),
+        capabilities=AgentCapabilities(
+            streaming=settings.streaming,
+            push_notifications=False,
+            extensions=skill_schemas(agent),
+        ),
         default_input_modes=["application/json", "text/plain"],
         default_output_modes=["application/json"],
         skills=[

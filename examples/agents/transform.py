@@ -49,6 +49,19 @@ class TransformAgent(ExampleAgent):
     examples = (
         '{"text": "hello big world"} -> {"text": "HELLO BIG WORLD", "length": 15, "word_count": 3}',
     )
+    input_schema = {
+        "type": "object",
+        "required": ["text"],
+        "properties": {"text": {"type": "string", "description": "The text to shout."}},
+    }
+    output_schema = {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "description": "The text, upper-cased."},
+            "length": {"type": "integer", "description": "Characters of the original text."},
+            "word_count": {"type": "integer", "description": "Words of the original text."},
+        },
+    }
 
     async def run(
         self, context: RequestContext, event_queue: EventQueue, data: dict[str, Any], call: int

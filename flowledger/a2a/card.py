@@ -3,6 +3,16 @@
 A base URL is looked up at the well-known path (``/.well-known/agent-card.json``), then at the
 legacy ``/.well-known/agent.json`` an older agent may serve; a URL ending in ``.json`` is the
 card itself.
+
+Skill schemas (ADR 0021). A2A has no field for the JSON Schema of a skill's input or output; an
+agent declares them with an extension in its card's capabilities::
+
+    "capabilities": {"extensions": [{
+        "uri": "https://flowledger.dev/a2a/extensions/skill-schemas/v1",
+        "required": false,
+        "params": {"skills": {"<skill id>": {"input_schema": {...}, "output_schema": {...}}}}}]}
+
+Each schema describes the one data part a step sends (input) or gets back (output).
 """
 
 from __future__ import annotations
@@ -17,10 +27,20 @@ from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, TransportProtocol
 
 from flowledger.a2a.auth import AgentAuth
 from flowledger.a2a.errors import card_error
+from flowledger.a2a.output import python_value
+from flowledger.domain.contracts import SkillContract
 
-__all__ = ["LEGACY_AGENT_CARD_PATH", "AgentCardInfo", "resolve_card"]
+__all__ = [
+    "LEGACY_AGENT_CARD_PATH",
+    "SKILL_SCHEMAS_EXTENSION",
+    "AgentCardInfo",
+    "resolve_card",
+    "skill_contracts",
+]
 
 LEGACY_AGENT_CARD_PATH: Final = "/.well-known/agent.json"
+SKILL_SCHEMAS_EXTENSION: Final = "https://flowledger.dev/a2a/extensions/skill-schemas/v1"
+"""The card extension that declares each skill's input and output JSON Schemas (ADR 0021)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,8 @@ class AgentCardInfo:
     streaming: bool
     protocol_version: str
     skills: tuple[str, ...] = ()
+    contracts: tuple[SkillContract, ...] = ()
+    """The skills' declared schemas (the skill schemas extension), if any."""
 
     @classmethod
     def of(cls, card: AgentCard, *, latency_ms: float) -> AgentCardInfo:
@@ -52,7 +74,36 @@ class AgentCardInfo:
             streaming=card.capabilities.streaming,
             protocol_version=interface.protocol_version if interface else "",
             skills=tuple(skill.name or skill.id for skill in card.skills),
+            contracts=skill_contracts(card),
         )
+
+
+def skill_contracts(card: AgentCard) -> tuple[SkillContract, ...]:
+    """The skill schemas the card declares with the skill schemas extension (none without it;
+    a declaration that is not an object is ignored)."""
+    found: list[SkillContract] = []
+    for extension in card.capabilities.extensions:
+        if extension.uri != SKILL_SCHEMAS_EXTENSION:
+            continue
+        params = {key: python_value(value) for key, value in extension.params.fields.items()}
+        skills = params.get("skills")
+        if not isinstance(skills, dict):
+            continue
+        for skill_id, declared in skills.items():
+            if not isinstance(declared, dict):
+                continue
+            found.append(
+                SkillContract(
+                    skill_id=str(skill_id),
+                    input_schema=_schema(declared.get("input_schema")),
+                    output_schema=_schema(declared.get("output_schema")),
+                )
+            )
+    return tuple(found)
+
+
+def _schema(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 async def resolve_card(

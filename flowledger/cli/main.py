@@ -59,6 +59,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
     add_triggers_parser(commands)
 
+    from flowledger.cli.runs import add_runs_parser  # noqa: PLC0415
+
+    add_runs_parser(commands)
+
     events = commands.add_parser("events", help="follow the event stream, or see how far behind")
     event_actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
     tail = event_actions.add_parser(
@@ -166,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "triggers": _triggers,
         "events": _events,
         "users": _users,
+        "runs": _runs,
     }
     run = handler[args.command]
     from flowledger.cli.patience import patiently  # noqa: PLC0415
@@ -208,6 +213,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     serve(settings, args.host, args.port)
     return 0
+
+
+def _runs(settings: Settings, args: argparse.Namespace) -> int:
+    from flowledger.cli.runs import run_runs  # noqa: PLC0415
+
+    return run_runs(settings, args)
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:

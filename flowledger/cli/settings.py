@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from flowledger.bulk.settings import BulkSettings
+from flowledger.cli.remote import RemoteSettings
 from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.executor.settings import ExecutorSettings, LimitSettings
 from flowledger.http.events.settings import StreamSettings
@@ -29,6 +31,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 
 
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
+    BulkSettings: BulkSettings.from_settings,
     ConnectionSettings: ConnectionSettings.from_settings,
     EventStoreSettings: EventStoreSettings.from_settings,
     ExecutorSettings: ExecutorSettings.from_settings,
@@ -36,6 +39,7 @@ CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings],
     LimitSettings: LimitSettings.from_settings,
     N8nSettings: N8nSettings.from_settings,
     SchedulerSettings: SchedulerSettings.from_settings,
+    RemoteSettings: RemoteSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     SignInSettings: SignInSettings.from_settings,
     StreamSettings: StreamSettings.from_settings,

@@ -7,7 +7,7 @@ The executor's commands are the Run aggregate's own methods, called on the copy 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,6 +20,7 @@ from jsonschema.validators import validator_for
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
 from flowledger.commands.names import holder_of
+from flowledger.domain.agents import Agent
 from flowledger.domain.errors import (
     ConcurrentModification,
     Conflict,
@@ -30,7 +31,7 @@ from flowledger.domain.errors import (
 from flowledger.domain.limits import RunLimits
 from flowledger.domain.names import NameClaim
 from flowledger.domain.plans import WorkflowPlan
-from flowledger.domain.runs import AgentBinding, Run
+from flowledger.domain.runs import AgentBinding, RetryPlan, Run
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 
@@ -272,6 +273,18 @@ def signal_run(store: EventStore, command: SignalRun, meta: EventMetadata) -> Si
 
 def retry_run(store: EventStore, command: RetryRun, meta: EventMetadata) -> Outcome[Run]:
     return _on_newest(store, command.run_id, _alone(Run.retry), meta)
+
+
+def preview_retry(store: EventStore, run_id: UUID) -> RetryPlan:
+    """What :func:`retry_run` would do to the run now, decided by the same rule on the same
+    aggregate; records nothing."""
+    return store.get(Run, run_id, kind="run").retry_plan()
+
+
+def agent_statuses(store: EventStore, agent_ids: Iterable[UUID]) -> dict[UUID, str | None]:
+    """Each agent's status now (None: no such agent)."""
+    found = {agent_id: store.find(Agent, agent_id) for agent_id in agent_ids}
+    return {agent_id: agent.status if agent else None for agent_id, agent in found.items()}
 
 
 def pin_agents(store: EventStore, plan: WorkflowPlan) -> dict[str, AgentBinding]:

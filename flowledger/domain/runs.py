@@ -20,6 +20,8 @@ The executor drives a run by calling these commands; each one checks that it sti
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 from uuid import UUID
@@ -91,6 +93,47 @@ def child_run_id(parent_run_id: UUID, step_key: str) -> UUID:
 
 class StaleAttempt(Conflict):
     """A result for an attempt that is no longer in flight (the run moved on)."""
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step in a :class:`RetryPlan`, as it is now."""
+
+    step_id: str
+    agent_name: str | None
+    """None for a step that calls no agent (a branch, a map, a wait...)."""
+    status: StepStatus
+    output: Any = None
+    """The output a reused step keeps (None for a step that runs again)."""
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What :meth:`Run.retry` would do if it were called now, computed by the same rule.
+
+    ``rerun`` are the steps the retry puts back to PENDING, in plan order (each runs once its
+    dependencies succeed); ``reused`` the steps whose outputs it keeps. The retry keeps the
+    run's pinned workflow version and agents.
+    """
+
+    run_id: UUID
+    status: RunStatus
+    refusal: str | None
+    """Why a retry would be refused now; None when it would be accepted."""
+    retry_number: int
+    """The round the retry would start (the run's retries so far, plus one)."""
+    workflow_id: UUID
+    workflow_name: str
+    workflow_version: int
+    """The pinned version: a retry never moves to a newer one."""
+    rerun: tuple[PlannedStep, ...]
+    reused: tuple[PlannedStep, ...]
+    agents: Mapping[str, AgentBinding]
+    """The pinned agent of each step in ``rerun``, by agent name."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
 
 
 class Run(Aggregate):
@@ -394,6 +437,56 @@ class Run(Aggregate):
         """What a step instance's mapping reads."""
         return self.progress().context(step_id)
 
+    def steps_to_rerun(self) -> list[str]:
+        """The retry rule: every step instance that did not succeed runs again (maps and loops
+        resume, keeping their items and iterations that succeeded; a branch keeps the path it
+        took), in plan order; the steps that succeeded keep their outputs (see :meth:`retry`
+        and :meth:`retry_plan`)."""
+        reset, resumed = self._to_retry()
+        again = {*reset, *resumed}
+        return [key for key, step in self.steps.items() if key in again or step.status == "PENDING"]
+
+    def retry_refusal(self) -> str | None:
+        """Why :meth:`retry` would refuse now, or None."""
+        if self.status not in RETRYABLE_RUN_STATES:
+            return f"run {self.id} is {self.status}; only FAILED or CANCELLED runs retry"
+        return None
+
+    def retry_plan(self) -> RetryPlan:
+        """What :meth:`retry` would do now: the steps it would run again, the outputs it would
+        reuse, with which workflow version and agents, or why it would be refused."""
+        rerun = self.steps_to_rerun()
+        agent_names = dict.fromkeys(
+            name for step_id in rerun if (name := self.steps[step_id].agent_name) is not None
+        )
+        return RetryPlan(
+            run_id=self.id,
+            status=self.status,
+            refusal=self.retry_refusal(),
+            retry_number=self.retry_number + 1,
+            workflow_id=self.workflow_id,
+            workflow_name=self.workflow_name,
+            workflow_version=self.workflow_version,
+            rerun=tuple(
+                PlannedStep(s.step_id, s.agent_name, s.status)
+                for s in (self.steps[step_id] for step_id in rerun)
+            ),
+            reused=tuple(
+                PlannedStep(s.step_id, s.agent_name, s.status, s.output)
+                for s in self.steps.values()
+                if s.status == "SUCCEEDED"
+            ),
+            agents={
+                name: AgentBinding.from_dict(self.agent_bindings[name]) for name in agent_names
+            },
+        )
+
+    def cancel_refusal(self) -> str | None:
+        """Why :meth:`cancel` would refuse now, or None."""
+        if self.is_finished:
+            return f"run {self.id} is already {self.status} and cannot be cancelled"
+        return None
+
     def next_wake(self) -> datetime | None:
         """The earliest time a wait ends, a signal times out or a retry is due."""
         moments = [self.steps[key].wake_at for key in self.waiting]
@@ -521,8 +614,9 @@ class Run(Aggregate):
 
     def cancel(self, reason: str = "cancelled by request") -> None:
         """End the run as CANCELLED at once; the executor cancels calls still in flight."""
-        if self.is_finished:
-            raise Conflict(f"run {self.id} is already {self.status} and cannot be cancelled")
+        refusal = self.cancel_refusal()
+        if refusal is not None:
+            raise Conflict(refusal)
         self._cancel(reason=reason)
 
     @event(Cancelled)
@@ -533,9 +627,11 @@ class Run(Aggregate):
         self.finished_at = self.event_time
 
     def retry(self) -> None:
-        """Resume a FAILED or CANCELLED run from the steps that did not succeed."""
-        if self.status not in RETRYABLE_RUN_STATES:
-            raise Conflict(f"run {self.id} is {self.status}; only FAILED or CANCELLED runs retry")
+        """Resume a FAILED or CANCELLED run from the steps that did not succeed
+        (:meth:`retry_plan` shows beforehand what this does)."""
+        refusal = self.retry_refusal()
+        if refusal is not None:
+            raise Conflict(refusal)
         reset, resumed = self._to_retry()
         self._retry(retry_number=self.retry_number + 1, reset=reset, resumed=resumed)
 

@@ -14,6 +14,8 @@ from litestar.openapi.spec import Tag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger import __version__
+from flowledger.bulk.runner import BulkRunner
+from flowledger.bulk.settings import BulkSettings
 from flowledger.domain.limits import RunLimits
 from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.store import EVENTS_TABLE, EventMetadata, EventStore
@@ -23,6 +25,7 @@ from flowledger.http.analytics.controller import AnalyticsController
 from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
 from flowledger.http.auth import ApiSecurity
+from flowledger.http.bulk.controller import BulkOperationController
 from flowledger.http.context import correlation_middleware, metadata_for
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
@@ -82,10 +85,14 @@ def create_app(
         app.state.events_listener = Notifier(rt.database, EVENTS_TABLE)
         in_process = InProcessWorkers(rt, workers)
         in_process.start()
+        # Every API process carries out bulk operations (ADR 0020).
+        app.state.bulk_runner = BulkRunner(rt, BulkSettings.from_settings(settings))
+        app.state.bulk_runner.start()
         try:
             yield
         finally:
             app.state.events_listener.close()
+            app.state.bulk_runner.stop()
             in_process.stop()
             if owned:
                 await rt.aclose()
@@ -124,6 +131,7 @@ def create_app(
             WorkflowRunsController,
             WorkflowGrantsController,
             RunController,
+            BulkOperationController,
             ApiKeyController,
             whoami,
             AuditController,

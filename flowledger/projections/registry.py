@@ -9,6 +9,7 @@ from flowledger.eventlog.store import EventStore
 from flowledger.projections.agents import AgentsProjection
 from flowledger.projections.api_keys import ApiKeysProjection
 from flowledger.projections.audit import AuditLogProjection
+from flowledger.projections.bulk import BulkOperationsProjection
 from flowledger.projections.grants import WorkflowGrantsProjection
 from flowledger.projections.integrations import IntegrationsProjection
 from flowledger.projections.projector import Projection, Projector
@@ -34,6 +35,7 @@ def all_projections() -> list[Projection]:
         TriggersProjection(),
         IntegrationsProjection(),
         UsersProjection(),
+        BulkOperationsProjection(),
     ]
 
 

@@ -241,6 +241,7 @@ run_steps = Table(
     Column("child_run_id", UUID(as_uuid=True)),
     Column("signal", Text),
     Column("wake_at", DateTime(timezone=True)),
+    Index("ix_run_steps_agent_name_run_id", "agent_name", "run_id"),
 )
 """One row per step instance: the top-level steps from the run's request, the instances of map
 and loop bodies (``each[3].price``) from when they begin."""
@@ -284,6 +285,50 @@ run_logs = Table(
     Index("ix_run_logs_run_id_position", "run_id", "position"),
 )
 run_logs_tracking = tracking_table("run_logs")
+
+# ---------------------------------------------------------------- bulk operations (ADR 0020)
+
+bulk_operations = Table(
+    "bulk_operations",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("action", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("filters", JSONB, nullable=False),
+    Column("reason", Text),
+    Column("matched", Integer, nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("requested_by", String(255), nullable=False),
+    Column("correlation_id", String(255)),
+    Column("stop_reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_bulk_operations_status_created_at", "status", "created_at"),
+    Index("ix_bulk_operations_created_at", "created_at"),
+)
+"""One row per bulk operation: what was asked and how far it got (counts of its items)."""
+bulk_operation_items = Table(
+    "bulk_operation_items",
+    metadata,
+    Column("operation_id", UUID(as_uuid=True), primary_key=True),
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text),
+    Column("run_status", String(16)),
+    Column("recorded_at", DateTime(timezone=True)),
+    Column("position", BigInteger),
+    Index("ix_bulk_operation_items_operation_seq", "operation_id", "seq"),
+    Index("ix_bulk_operation_items_operation_outcome", "operation_id", "outcome", "seq"),
+)
+"""Every run an operation matched, in its order: ``pending`` until its item is recorded, then
+``done``, ``skipped`` or ``failed`` (with the reason and the run's status after it)."""
+bulk_operations_tracking = tracking_table("bulk_operations")
 
 api_keys = Table(
     "api_keys",

@@ -185,6 +185,36 @@ def test_lists_show_only_what_the_caller_may_view(
         assert api.get(f"{RUNS}/{runs['items'][0]['id']}/events/stream?follow=false").is_success
 
 
+def test_a_bulk_operation_matches_only_the_runs_the_caller_may_execute(
+    api: ApiClient, keys: dict[str, IssuedKey]
+) -> None:
+    alice, bob, olga = keys["alice"], keys["bob"], keys["olga"]
+    with api.as_key(alice.key):
+        alices = create(api, "alices")
+        alices_run = execute(api, alices["id"]).json()["run_id"]
+    with api.as_key(bob.key):
+        bobs = create(api, "bobs")
+        bobs_run = execute(api, bobs["id"]).json()["run_id"]
+    assert api.put(
+        f"{WORKFLOWS}/{alices['id']}/grants/{olga.actor}", json={"can_execute": True}
+    ).is_success
+    assert api.put(
+        f"{WORKFLOWS}/{bobs['id']}/grants/{olga.actor}", json={"can_view": True}
+    ).is_success
+    every = {"status": "PENDING", "run_ids": [alices_run, bobs_run]}
+    with api.as_key(olga.key):  # an operator: may execute alice's runs, only view bob's
+        dry = api.post(f"{RUNS}/bulk/cancel", json={**every, "dry_run": True}).json()
+        assert [r["run_id"] for r in dry["runs"]["items"]] == [alices_run]
+        assert dry["unmatched_run_ids"] == [bobs_run]
+    with api.as_key(bob.key):
+        accepted = api.post(f"{RUNS}/bulk/cancel", json=every)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["matched"] == 1
+    with api.as_key(keys["vic"].key):  # a viewer may follow, not act
+        assert api.post(f"{RUNS}/bulk/cancel", json=every).status_code == 403
+        assert api.get(f"{RUNS}/bulk/{accepted.json()['id']}").status_code == 200
+
+
 def test_ownership_can_be_transferred_and_the_previous_owner_keeps_only_its_grants(
     api: ApiClient, keys: dict[str, IssuedKey]
 ) -> None:

@@ -304,9 +304,14 @@ async def test_fetch_agent_card(agents: dict[str, str]) -> None:
     assert info.streaming is True
     assert info.url == agents["transform"]
     assert info.skills == ("Transform",)
+    [contract] = info.contracts  # the skill schemas extension of its card
+    assert contract.skill_id == "transform"
+    assert contract.input_schema is not None and contract.input_schema["required"] == ["text"]
+    assert contract.output_schema is not None
+    assert sorted(contract.output_schema["properties"]) == ["length", "text", "word_count"]
 
     polled = await fetch_agent_card(agents["polled_slow"], timeout_s=5)
-    assert (polled.name, polled.streaming) == ("slow", False)
+    assert (polled.name, polled.streaming, polled.contracts) == ("slow", False, ())
 
 
 async def test_fetch_agent_card_unreachable() -> None:

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from hypothesis import strategies as st
+
 from flowledger.domain.definitions import validated_plan
 from flowledger.domain.mappings import resolve_in
 from flowledger.domain.plans import StepPlan, WorkflowPlan
@@ -108,3 +110,94 @@ def drive(
             call(run, key, (outputs or {}).get(plan_id))
             calls[plan_id] += 1
     raise AssertionError(f"run {run.id} did not settle in {rounds} rounds")
+
+
+# Random command sequences on a diamond run (property tests of the Run aggregate).
+
+STEPS = ["a", "b", "c", "d"]
+commands = st.lists(  # of tuples: the command's name, then its arguments
+    st.one_of(
+        st.tuples(st.just("start")),
+        st.tuples(st.just("start_step"), st.sampled_from(STEPS)),
+        st.tuples(st.just("succeed_step"), st.sampled_from(STEPS)),
+        st.tuples(st.just("fail_attempt"), st.sampled_from(STEPS), st.booleans()),
+        st.tuples(st.just("interrupt"), st.sampled_from(STEPS)),
+        st.tuples(st.just("fail")),
+        st.tuples(st.just("succeed")),
+        st.tuples(st.just("cancel")),
+        st.tuples(st.just("retry")),
+    ),
+    max_size=40,
+)
+
+
+def apply(run: Run, command: tuple[Any, ...]) -> None:
+    """Run one command of :data:`commands` (it may raise Conflict, as the aggregate decides)."""
+    name = command[0]
+    if name == "start":
+        run.start()
+    elif name == "start_step":
+        run.start_step(command[1], {"for": command[1]})
+    elif name in ("succeed_step", "fail_attempt", "interrupt"):
+        step = run.steps[command[1]]
+        number = step.current.number if step.current else 1
+        if name == "succeed_step":
+            run.succeed_step(command[1], number, {"out": command[1]})
+        elif name == "fail_attempt":
+            run.fail_attempt(command[1], number, "boom", 100 if command[2] else None)
+        else:
+            run.interrupt_attempt(command[1], number)
+    elif name == "fail":
+        run.fail("gave up")
+    elif name == "succeed":
+        run.succeed()
+    elif name == "cancel":
+        run.cancel()
+    else:
+        run.retry()
+
+
+# Runs recorded straight into the store in a given state (what a bulk operation finds).
+
+TWO_STEPS = WorkflowPlan(
+    steps=(StepPlan("a", "echo"), StepPlan("b", "transform", depends_on=("a",)))
+)
+
+
+def run_in_state(
+    status: str,
+    *,
+    workflow_id: UUID,
+    plan: WorkflowPlan = TWO_STEPS,
+    agents: dict[str, dict[str, Any]] | None = None,
+    input_data: dict[str, Any] | None = None,
+) -> Run:
+    """A run of ``plan`` brought to ``status`` (events not yet recorded: record them in one
+    append, so an executor never sees it PENDING unless it is meant to be). FAILED: the first
+    step succeeded and the second failed; RUNNING: the first step is in flight."""
+    run = requested(
+        plan,
+        workflow_id=workflow_id,
+        agents=agents or {name: binding() for name in {s.agent_name for s in plan.steps}},
+        input_data=input_data or {},
+    )
+    if status == "PENDING":
+        return run
+    run.start()
+    first, *rest = plan.step_ids
+    attempt = run.start_step(first, {})
+    if status == "RUNNING":
+        return run
+    if status == "CANCELLED":
+        run.cancel("cancelled by the test")
+        return run
+    run.succeed_step(first, attempt, {"from": first})
+    if status == "FAILED":
+        run.fail_attempt(rest[0], run.start_step(rest[0], {}), "agent down", None)
+        run.fail(f"step {rest[0]} failed", rest[0])
+        return run
+    for step_id in rest:
+        run.succeed_step(step_id, run.start_step(step_id, {}), {"from": step_id})
+    run.succeed()
+    assert run.status == status, f"cannot make a {status} run"
+    return run

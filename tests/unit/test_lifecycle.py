@@ -156,6 +156,8 @@ def test_the_shared_lifecycle_is_no_aggregate_type_of_its_own() -> None:
     assert set(published) == {
         "agent",
         "api_key",
+        "bulk_item",
+        "bulk_operation",
         "run",
         "webhook",
         "workflow",

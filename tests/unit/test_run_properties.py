@@ -9,52 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowledger.domain.errors import Conflict
-from flowledger.domain.runs import TERMINAL, Run
+from flowledger.domain.runs import TERMINAL
 from tests.support.domain import history, replay
-from tests.support.runs import diamond, requested
+from tests.support.runs import apply, commands, diamond, requested
 
 pytestmark = pytest.mark.unit
-
-STEPS = ["a", "b", "c", "d"]
-commands = st.lists(
-    st.one_of(
-        st.tuples(st.just("start")),
-        st.tuples(st.just("start_step"), st.sampled_from(STEPS)),
-        st.tuples(st.just("succeed_step"), st.sampled_from(STEPS)),
-        st.tuples(st.just("fail_attempt"), st.sampled_from(STEPS), st.booleans()),
-        st.tuples(st.just("interrupt"), st.sampled_from(STEPS)),
-        st.tuples(st.just("fail")),
-        st.tuples(st.just("succeed")),
-        st.tuples(st.just("cancel")),
-        st.tuples(st.just("retry")),
-    ),
-    max_size=40,
-)
-
-
-def apply(run: Run, command: tuple[Any, ...]) -> None:
-    name = command[0]
-    if name == "start":
-        run.start()
-    elif name == "start_step":
-        run.start_step(command[1], {"for": command[1]})
-    elif name in ("succeed_step", "fail_attempt", "interrupt"):
-        step = run.steps[command[1]]
-        number = step.current.number if step.current else 1
-        if name == "succeed_step":
-            run.succeed_step(command[1], number, {"out": command[1]})
-        elif name == "fail_attempt":
-            run.fail_attempt(command[1], number, "boom", 100 if command[2] else None)
-        else:
-            run.interrupt_attempt(command[1], number)
-    elif name == "fail":
-        run.fail("gave up")
-    elif name == "succeed":
-        run.succeed()
-    elif name == "cancel":
-        run.cancel()
-    else:
-        run.retry()
 
 
 @settings(max_examples=300)

@@ -208,6 +208,13 @@ class Visibility:
             return None
         return runs.c.workflow_id.in_(queries.viewable_workflow_ids(self.principal))
 
+    def executable_runs(self) -> ColumnElement[bool] | None:
+        """A condition on the ``runs`` table: the runs the caller may cancel and retry; None:
+        every run."""
+        if not self.filters:
+            return None
+        return runs.c.workflow_id.in_(queries.executable_workflow_ids(self.principal))
+
     async def wait(self, conn: AsyncConnection, min_position: int | None) -> None:
         """Wait for what the filter reads to reach the position the caller has seen."""
         if self.filters:

@@ -42,6 +42,20 @@ def viewable_workflow_ids(principal: Principal | None) -> Select[Any]:
     return select(workflows.c.id).where(viewable(principal))
 
 
+def executable_workflow_ids(principal: Principal | None) -> Select[Any]:
+    """The workflows ``principal`` may execute (and whose runs it may cancel and retry): it
+    owns them, or a grant that applies to it has ``can_execute``."""
+    if principal is None:
+        return select(workflows.c.id).where(false())
+    granted = select(workflow_grants.c.workflow_id).where(
+        workflow_grants.c.principal.in_(principals_of(principal)),
+        workflow_grants.c.can_execute,
+    )
+    return select(workflows.c.id).where(
+        or_(workflows.c.owner == principal.actor, workflows.c.id.in_(granted))
+    )
+
+
 def to_grant(row: Row[Any]) -> WorkflowGrant:
     return WorkflowGrant(
         workflow_id=row.workflow_id,

@@ -27,14 +27,17 @@ from flowledger.commands.runs import (
     ResumeRun,
     RetryRun,
     SignalRun,
+    agent_statuses,
     cancel_run,
     pause_run,
     plan_to_try,
+    preview_retry,
     request_run,
     resume_run,
     retry_run,
     signal_run,
 )
+from flowledger.domain.contracts import check_dry_run
 from flowledger.domain.dry_run import dry_run
 from flowledger.domain.errors import NotFound
 from flowledger.domain.limits import RunLimits
@@ -51,6 +54,7 @@ from flowledger.http.runs.schemas import (
     LogEntry,
     LogLevel,
     PauseRequest,
+    RetryPlanResponse,
     RunAccepted,
     RunResponse,
     RunStatus,
@@ -60,6 +64,7 @@ from flowledger.http.runs.schemas import (
     TestRequest,
     TestResult,
 )
+from flowledger.http.workflows.contracts import read_contracts
 from flowledger.http.writes import WRITE_HEADERS, position_headers, run_command
 from flowledger.runtime.settings import Settings
 
@@ -90,8 +95,9 @@ def _runs_filters_doc() -> str:
     return (
         "Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` "
         "(ISO 8601; from inclusive, to exclusive), `parent_run_id` (the child runs of a run's "
-        "workflow steps). Newest first by default. With per-workflow grants enforced, only "
-        "runs of workflows the caller owns or may view."
+        "workflow steps), `agent_name` (runs with a step calling that agent). Newest first by "
+        "default. With per-workflow grants enforced, only runs of workflows the caller owns or "
+        "may view."
     )
 
 
@@ -134,6 +140,7 @@ class RunController(Controller):
         created_from: FromQuery[datetime | None] = None,
         created_to: FromQuery[datetime | None] = None,
         parent_run_id: FromQuery[UUID | None] = None,
+        agent_name: Annotated[str | None, Parameter(max_length=255)] = None,
         sort: FromQuery[RunSort] = "created_at",
         order: SortOrder = "desc",
         page: PageNumber = 1,
@@ -150,6 +157,7 @@ class RunController(Controller):
             created_from=created_from,
             created_to=created_to,
             parent_run_id=parent_run_id,
+            agent_name=agent_name,
             sort=sort,
             order=order,
             page=page,
@@ -234,11 +242,39 @@ class RunController(Controller):
     ) -> Response[RunResponse]:
         return await _cancel(run_id, store, meta)
 
+    @get(
+        "/{run_id:uuid}/retry-plan",
+        operation_id="getRunRetryPlan",
+        summary="Preview a retry",
+        description="What `POST /runs/{run_id}/retry` would do now, decided by the same rule "
+        "on the same run: the steps it would run again (each once its dependencies succeed), "
+        "the outputs it would reuse, the pinned workflow version and agents (with a warning "
+        "for an agent no longer active), or why it would be refused (`retryable: false`). "
+        "Records nothing.",
+        opt=requires(Permission.READ, on=("run", "run_id")),
+    )
+    async def get_retry_plan(
+        self,
+        run_id: RunId,
+        db: NamedDependency[AsyncConnection],
+        store: NamedDependency[EventStore],
+        settings: NamedDependency[Settings],
+        min_position: MinPosition = None,
+    ) -> RetryPlanResponse:
+        await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
+        await _require_run(db, run_id)
+        plan = await asyncio.to_thread(preview_retry, store, run_id)
+        statuses = await asyncio.to_thread(
+            agent_statuses, store, [b.agent_id for b in plan.agents.values()]
+        )
+        return RetryPlanResponse.of(plan, statuses)
+
     @post(
         "/{run_id:uuid}/retry",
         operation_id="retryRun",
         summary="Retry a failed or cancelled run",
-        description="Resumes from the steps that did not succeed, reusing earlier outputs. "
+        description="Resumes from the steps that did not succeed, reusing earlier outputs "
+        "(`GET /runs/{run_id}/retry-plan` shows which beforehand). "
         "Any state other than FAILED or CANCELLED answers 409.",
         status_code=HTTP_202_ACCEPTED,
         response_headers=WRITE_HEADERS,
@@ -394,7 +430,11 @@ class WorkflowRunsController(Controller):
         description="Walks the workflow as a run would — order, resolved inputs, outputs, "
         "branches chosen, map items, loop iterations, timings — with `mock_outputs` standing "
         "in for agents, child runs and signals (by step id, or by instance such as "
-        "`each[2].price`); waits end at once. Records nothing, calls no agent.",
+        "`each[2].price`); waits end at once. Records nothing, calls no agent. "
+        "Unless `check_contracts` is false, it reads each agent's A2A card and, where a card "
+        "declares skill schemas, lists in `contract_problems` each resolved input and mocked "
+        "output that does not fit them and each mapping that reads an output field the "
+        "upstream agent does not declare, per step and field.",
         status_code=HTTP_200_OK,
         opt=requires(Permission.EXECUTE, on=("workflow", "workflow_id")),
     )
@@ -409,7 +449,11 @@ class WorkflowRunsController(Controller):
             plan_to_try, store, workflow_id, data.version, data.input_data, data.variables
         )
         result = dry_run(plan, data.input_data, variables, data.mock_outputs, limits)
-        return TestResult.from_dry_run(workflow_id, version, result)
+        if not data.check_contracts:
+            return TestResult.from_dry_run(workflow_id, version, result)
+        contracts = await read_contracts(store, plan)
+        problems = check_dry_run(plan, result, contracts.by_agent)
+        return TestResult.from_dry_run(workflow_id, version, result, problems, contracts.statuses)
 
     @get(
         "/{workflow_id:uuid}/executions",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 from uuid import UUID
@@ -63,6 +64,41 @@ async def find_run(conn: AsyncConnection, run_id: UUID) -> RunResponse | None:
     return to_run(row) if row else None
 
 
+def run_conditions(
+    *,
+    status: RunStatus | None = None,
+    workflow_id: UUID | None = None,
+    triggered_by: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    agent_name: str | None = None,
+    parent_run_id: UUID | None = None,
+    run_ids: Sequence[UUID] | None = None,
+) -> list[ColumnElement[bool]]:
+    """The runs filters (``GET /runs`` and bulk operations) as conditions on ``runs``."""
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(runs.c.status == status)
+    if workflow_id is not None:
+        conditions.append(runs.c.workflow_id == workflow_id)
+    if triggered_by is not None:
+        conditions.append(runs.c.triggered_by == triggered_by)
+    if created_from is not None:
+        conditions.append(runs.c.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(runs.c.created_at < created_to)
+    if agent_name is not None:
+        calls_agent = select(run_steps.c.run_id).where(
+            run_steps.c.agent_name == agent_name, run_steps.c.run_id == runs.c.id
+        )
+        conditions.append(calls_agent.exists())
+    if parent_run_id is not None:
+        conditions.append(runs.c.parent_run_id == parent_run_id)
+    if run_ids is not None:
+        conditions.append(runs.c.id.in_(list(run_ids)))
+    return conditions
+
+
 async def list_runs(
     conn: AsyncConnection,
     *,
@@ -72,6 +108,7 @@ async def list_runs(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     parent_run_id: UUID | None = None,
+    agent_name: str | None = None,
     sort: RunSort = "created_at",
     order: Literal["asc", "desc"] = "desc",
     page: int = 1,
@@ -82,18 +119,17 @@ async def list_runs(
     query: Select[Any] = select(runs)
     if visible is not None:
         query = query.where(visible)
-    if status is not None:
-        query = query.where(runs.c.status == status)
-    if workflow_id is not None:
-        query = query.where(runs.c.workflow_id == workflow_id)
-    if triggered_by is not None:
-        query = query.where(runs.c.triggered_by == triggered_by)
-    if created_from is not None:
-        query = query.where(runs.c.created_at >= created_from)
-    if created_to is not None:
-        query = query.where(runs.c.created_at < created_to)
-    if parent_run_id is not None:
-        query = query.where(runs.c.parent_run_id == parent_run_id)
+    conditions = run_conditions(
+        status=status,
+        workflow_id=workflow_id,
+        triggered_by=triggered_by,
+        created_from=created_from,
+        created_to=created_to,
+        agent_name=agent_name,
+        parent_run_id=parent_run_id,
+    )
+    if conditions:
+        query = query.where(*conditions)
     column = runs.c[sort]
     primary = column.desc() if order == "desc" else column.asc()
     if column.nullable:
@@ -103,7 +139,14 @@ async def list_runs(
     tie = runs.c.id.desc() if order == "desc" else runs.c.id.asc()
     counted = all(
         condition is None
-        for condition in (visible, triggered_by, created_from, created_to, parent_run_id)
+        for condition in (
+            visible,
+            triggered_by,
+            created_from,
+            created_to,
+            parent_run_id,
+            agent_name,
+        )
     )
     return await fetch_page(
         conn,

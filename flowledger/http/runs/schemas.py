@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -9,8 +10,10 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
+from flowledger.domain.contracts import ContractProblem
 from flowledger.domain.dry_run import DryRun
-from flowledger.domain.runs import Run
+from flowledger.domain.runs import RetryPlan, Run
+from flowledger.http.workflows.contracts import AgentContractStatus, ContractProblemBody
 
 RunStatus = Literal["PENDING", "RUNNING", "WAITING", "PAUSED", "SUCCEEDED", "FAILED", "CANCELLED"]
 StepStatus = Literal["PENDING", "RUNNING", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
@@ -57,6 +60,14 @@ class TestRequest(msgspec.Struct, forbid_unknown_fields=True):
             examples=[{"summarize": {"summary": "short"}}],
         ),
     ] = msgspec.field(default_factory=dict)
+    check_contracts: Annotated[
+        bool,
+        Meta(
+            description="Read the agents' A2A cards and check each step's resolved input, each "
+            "mocked output and each mapping that reads an output against the schemas they "
+            "declare (`contract_problems`)."
+        ),
+    ] = True
 
 
 class RunAccepted(msgspec.Struct):
@@ -249,7 +260,8 @@ class TracedStep(msgspec.Struct):
 
 
 class TestResult(msgspec.Struct):
-    """A dry run's trace. Nothing was recorded and no agent was called."""
+    """A dry run's trace. Nothing was recorded and no agent was called (their cards were read,
+    for the contract check)."""
 
     workflow_id: UUID
     workflow_version: int
@@ -258,10 +270,29 @@ class TestResult(msgspec.Struct):
     steps: list[TracedStep]
     duration_ms: float
     error_message: str | None = None
+    contract_problems: Annotated[
+        list[ContractProblemBody],
+        Meta(
+            description="Where a step's input, a mocked output or a mapping does not fit what "
+            "an agent's card declares (a warning: the status does not change)."
+        ),
+    ] = msgspec.field(default_factory=list)
+    contracts: Annotated[
+        list[AgentContractStatus], Meta(description="What was checked against each agent.")
+    ] = msgspec.field(default_factory=list)
 
     @classmethod
-    def from_dry_run(cls, workflow_id: UUID, version: int, result: DryRun) -> TestResult:
+    def from_dry_run(
+        cls,
+        workflow_id: UUID,
+        version: int,
+        result: DryRun,
+        problems: Sequence[ContractProblem] = (),
+        contracts: Sequence[AgentContractStatus] = (),
+    ) -> TestResult:
         return cls(
+            contract_problems=[ContractProblemBody.of(p) for p in problems],
+            contracts=list(contracts),
             workflow_id=workflow_id,
             workflow_version=version,
             status=result.status,
@@ -328,3 +359,89 @@ class SignalAccepted(msgspec.Struct):
 
 class PauseRequest(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(max_length=1000)] = "paused by request"
+
+
+class RerunStep(msgspec.Struct):
+    step_id: str
+    agent_name: Annotated[str | None, Meta(description="Null for a step that calls no agent.")]
+    status: Annotated[StepStatus, Meta(description="The step's status now.")]
+
+
+class ReusedStep(msgspec.Struct):
+    step_id: str
+    agent_name: Annotated[str | None, Meta(description="Null for a step that calls no agent.")]
+    output_data: Annotated[Any, Meta(description="The output the retry keeps and feeds on.")]
+
+
+class PinnedAgent(msgspec.Struct):
+    """An agent the steps to run again call: as pinned when the run was requested."""
+
+    agent_name: str
+    agent_id: UUID
+    url: str
+    timeout_ms: int
+    retry_config: dict[str, Any]
+    current_status: Annotated[
+        Literal["active", "inactive", "deleted"] | None,
+        Meta(description="The agent's status now (null: it no longer exists)."),
+    ]
+
+
+class RetryPlanResponse(msgspec.Struct):
+    """What `POST /runs/{id}/retry` would do now, by the same rule: the steps it would run
+    again (each once its dependencies succeed), the outputs it would reuse, with which
+    workflow version and agents, or why it would be refused."""
+
+    run_id: UUID
+    status: RunStatus
+    retryable: bool
+    refusal: Annotated[
+        str | None, Meta(description="Why a retry would be refused now (409); null if not.")
+    ]
+    retry_number: Annotated[int, Meta(description="The round the retry would start.")]
+    workflow_id: UUID
+    workflow_name: str
+    workflow_version: Annotated[int, Meta(description="The pinned version a retry keeps.")]
+    rerun_steps: list[RerunStep]
+    reused_steps: list[ReusedStep]
+    agents: list[PinnedAgent]
+    warnings: list[str]
+
+    @classmethod
+    def of(cls, plan: RetryPlan, statuses: Mapping[UUID, str | None]) -> RetryPlanResponse:
+        """``statuses``: each pinned agent's status now, by agent id."""
+        agents = [
+            PinnedAgent(
+                agent_name=name,
+                agent_id=binding.agent_id,
+                url=binding.url,
+                timeout_ms=binding.timeout_ms,
+                retry_config=dict(binding.retry_config),
+                current_status=_agent_status(statuses.get(binding.agent_id)),
+            )
+            for name, binding in plan.agents.items()
+        ]
+        return cls(
+            run_id=plan.run_id,
+            status=plan.status,
+            retryable=plan.allowed,
+            refusal=plan.refusal,
+            retry_number=plan.retry_number,
+            workflow_id=plan.workflow_id,
+            workflow_name=plan.workflow_name,
+            workflow_version=plan.workflow_version,
+            rerun_steps=[RerunStep(s.step_id, s.agent_name, s.status) for s in plan.rerun],
+            reused_steps=[ReusedStep(s.step_id, s.agent_name, s.output) for s in plan.reused],
+            agents=agents,
+            warnings=[
+                f"agent {a.agent_name!r} "
+                + (f"is {a.current_status}" if a.current_status else "no longer exists")
+                + f"; the retry still calls it as pinned ({a.url})"
+                for a in agents
+                if a.current_status != "active"
+            ],
+        )
+
+
+def _agent_status(status: str | None) -> Literal["active", "inactive", "deleted"] | None:
+    return status if status in ("active", "inactive", "deleted") else None  # type: ignore[return-value]

@@ -3,7 +3,7 @@ their versions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from litestar import Controller, Response, delete, get, post, put
@@ -21,14 +21,17 @@ from flowledger.commands.workflows import (
     delete_workflow,
     update_workflow,
 )
+from flowledger.domain.contracts import check_definition
 from flowledger.domain.errors import InvalidInput, NotFound
 from flowledger.domain.limits import RunLimits
+from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.consistency import MinPosition, wait_for_position
 from flowledger.http.grants.access import Visibility
 from flowledger.http.pagination import Page, PageNumber, PageSize, SortOrder
 from flowledger.http.permissions import Permission, requires
 from flowledger.http.workflows import queries
+from flowledger.http.workflows.contracts import ContractProblemBody, read_contracts
 from flowledger.http.workflows.queries import WorkflowSort, WorkflowStatusFilter
 from flowledger.http.workflows.schemas import (
     WorkflowCreateBody,
@@ -41,6 +44,15 @@ from flowledger.runtime.settings import Settings
 
 WorkflowId = Annotated[UUID, Parameter(description="The workflow's id.")]
 PROJECTION = "workflows"
+CheckContracts = Annotated[
+    Literal["contracts"] | None,
+    Parameter(
+        description="`contracts`: also read the agents' A2A cards and answer, in `warnings`, "
+        "where the definition does not fit the skill schemas they declare (required fields "
+        "the mappings do not give, literals or referenced fields of the wrong type, reads of "
+        "output fields an agent does not declare). Warnings never stop the save."
+    ),
+]
 VALIDATION = (
     "The definition is validated before it is saved; a 422 lists every problem with its "
     "location (bodies of maps and loops included): unknown or unreachable steps, cycles (named "
@@ -48,6 +60,14 @@ VALIDATION = (
     "expressions or conditions, or ones that read steps not upstream of their step, maps and "
     "loops nested deeper than `MAX_LOOP_DEPTH`, an invalid input schema or trigger."
 )
+
+
+async def _contract_warnings(store: EventStore, workflow: Workflow) -> list[ContractProblemBody]:
+    """The current version's definition against its agents' declared skill schemas."""
+    plan = workflow.plan_of(workflow.current_version)
+    contracts = await read_contracts(store, plan)
+    found = check_definition(plan, contracts.by_agent)
+    return [*contracts.unread(), *(ContractProblemBody.of(problem) for problem in found)]
 
 
 class WorkflowController(Controller):
@@ -59,7 +79,8 @@ class WorkflowController(Controller):
         operation_id="createWorkflow",
         summary="Create a workflow",
         description="Creates version 1 of a workflow under a unique name (409 when a workflow "
-        f"that is not deleted has it). {VALIDATION}",
+        f"that is not deleted has it). {VALIDATION} With `?check=contracts`, `warnings` says "
+        "where it does not fit its agents' cards.",
         status_code=HTTP_201_CREATED,
         response_headers=WRITE_HEADERS,
         opt=requires(Permission.MANAGE),
@@ -70,6 +91,7 @@ class WorkflowController(Controller):
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
         limits: NamedDependency[RunLimits],
+        check: CheckContracts = None,
     ) -> Response[WorkflowResponse]:
         command = CreateWorkflow(
             name=data.name,
@@ -83,7 +105,10 @@ class WorkflowController(Controller):
             raise data.located(error) from None
         headers = position_headers(outcome)
         headers["Location"] = f"{self.path}/{outcome.aggregate.id}"
-        return Response(WorkflowResponse.from_workflow(outcome.aggregate), headers=headers)
+        warnings = await _contract_warnings(store, outcome.aggregate) if check else None
+        return Response(
+            WorkflowResponse.from_workflow(outcome.aggregate, warnings), headers=headers
+        )
 
     @get(
         "/",
@@ -161,7 +186,8 @@ class WorkflowController(Controller):
         description="Definition fields given replace the current ones whole (`steps` are not "
         "merged step by step; null removes an optional field) and, if the definition changes, "
         "make the next version; earlier versions stay readable. `description` and `status` "
-        f"change without a new version. A deleted workflow cannot change (409). {VALIDATION}",
+        f"change without a new version. A deleted workflow cannot change (409). {VALIDATION} "
+        "With `?check=contracts`, `warnings` says where it does not fit its agents' cards.",
         response_headers=WRITE_HEADERS,
         opt=requires(Permission.MANAGE, on=("workflow", "workflow_id")),
     )
@@ -172,6 +198,7 @@ class WorkflowController(Controller):
         store: NamedDependency[EventStore],
         meta: NamedDependency[EventMetadata],
         limits: NamedDependency[RunLimits],
+        check: CheckContracts = None,
     ) -> Response[WorkflowResponse]:
         command = UpdateWorkflow(
             workflow_id=workflow_id,
@@ -183,8 +210,10 @@ class WorkflowController(Controller):
             outcome = await run_command(update_workflow, store, command, meta)
         except InvalidInput as error:
             raise data.located(error) from None
+        warnings = await _contract_warnings(store, outcome.aggregate) if check else None
         return Response(
-            WorkflowResponse.from_workflow(outcome.aggregate), headers=position_headers(outcome)
+            WorkflowResponse.from_workflow(outcome.aggregate, warnings),
+            headers=position_headers(outcome),
         )
 
     @delete(

@@ -24,6 +24,7 @@ from flowledger.domain import definitions as rules
 from flowledger.domain.errors import FieldProblem, InvalidInput
 from flowledger.domain.redaction import redact
 from flowledger.domain.workflows import Workflow
+from flowledger.http.workflows.contracts import ContractProblemBody
 
 EXAMPLE_STEPS: Final = {
     "fetch": {
@@ -342,11 +343,21 @@ class WorkflowResponse(msgspec.Struct, kw_only=True):
             examples=["key:6f1c2a9e-3b7d-4e2f-9a51-0c8d7e6b5a43"],
         ),
     ] = None
+    warnings: Annotated[
+        list[ContractProblemBody] | None,
+        Meta(
+            description="Only on create and update with `?check=contracts`: where the saved "
+            "definition does not fit what its agents' cards declare (it was saved anyway)."
+        ),
+    ] = None
 
     @classmethod
-    def from_workflow(cls, workflow: Workflow) -> WorkflowResponse:
+    def from_workflow(
+        cls, workflow: Workflow, warnings: list[ContractProblemBody] | None = None
+    ) -> WorkflowResponse:
         """The write side's view right after a command (same shape as the projection's)."""
         return cls(
+            warnings=warnings,
             id=workflow.id,
             name=workflow.name,
             description=workflow.description,

@@ -1,0 +1,1 @@
+"""``/api/v1/runs/bulk``: cancel or retry many runs at once."""
