@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
+from flowledger.projections.settings import ProjectionSettings
 from flowledger.runtime.settings import Settings
 from flowledger.security.settings import SecuritySettings
 from flowledger.webhooks.settings import WebhookSettings
@@ -26,6 +27,7 @@ def _kafka(settings: Settings) -> KafkaSettings:
 CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings], object]]] = {
     ExecutorSettings: ExecutorSettings.from_settings,
     KafkaSettings: _kafka,
+    ProjectionSettings: ProjectionSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     StreamSettings: StreamSettings.from_settings,
     WebhookSettings: WebhookSettings.from_settings,

@@ -24,6 +24,7 @@ from msgspec import Meta
 
 from flowledger.domain.redaction import SECRET_KEYS, redact
 from flowledger.eventlog.store import (
+    ENVELOPE_FIELDS,
     EventStore,
     aggregate_type,
     event_data,
@@ -44,9 +45,25 @@ def redacted(data: dict[str, Any]) -> dict[str, Any]:
         encoded = _encoder.encode(data)
     except (TypeError, msgspec.EncodeError):
         return dict(redact(data))
-    if any(key in encoded for key in _SECRET_KEYS_JSON):
+    if _may_hold_secrets(encoded):
         return dict(redact(data))
     return data
+
+
+def _may_hold_secrets(encoded: bytes) -> bool:
+    return any(key in encoded for key in _SECRET_KEYS_JSON)
+
+
+def data_json(event: Any, omit: Iterable[str] = ()) -> bytes:
+    """The event's own fields (:func:`~flowledger.eventlog.store.event_data`, less ``omit``) as
+    JSON with secrets masked, encoded once: the fields are encoded as they are (msgspec writes
+    ids and times as ``event_data`` makes them), and only JSON that may hold a secret is
+    redacted and encoded again."""
+    fields = {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS and k not in omit}
+    encoded = _encoder.encode(fields)
+    if _may_hold_secrets(encoded):
+        return _encoder.encode(redact(msgspec.to_builtins(fields)))
+    return encoded
 
 
 EVENT_ID_NAMESPACE: Final = uuid5(NAMESPACE_URL, "https://flowledger.dev/events")

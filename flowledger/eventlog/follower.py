@@ -28,6 +28,7 @@ from eventsourcing.persistence import Notification
 
 from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.notify import Notifier
+from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import EventStore
 from flowledger.observability import metrics
 from flowledger.observability.tracing import follower_batch_span
@@ -53,7 +54,10 @@ class PositionMoved(Exception):
 
 class BatchHandler(Protocol):
     """What a follower drives. A handler may also have an ``idle()`` method, called when there
-    was nothing new to read; it may raise :class:`PositionMoved` after changing its position."""
+    was nothing new to read; it may raise :class:`PositionMoved` after changing its position.
+    A handler that stands for several followers (the projections of a process) lists their
+    names in ``names``: the follower's state and retries are recorded under each of them too
+    (the handler records their events and batch times itself)."""
 
     name: str
 
@@ -109,6 +113,7 @@ class Follower:
         backoff: Backoff | None = None,
     ) -> None:
         self.store = store
+        self.reader = LogReader(store)
         self.handler = handler
         self.batch_size = batch_size
         self.idle_wait_s = idle_wait_s
@@ -119,6 +124,8 @@ class Follower:
         self.max_attempts = max_attempts
         self.backoff = backoff or RETRY_BACKOFF
         self.status = FollowerStatus(name=handler.name)
+        self.labels: list[str] = [handler.name, *getattr(handler, "names", ())]
+        """The metric labels this follower records its state and retries under."""
         self._notifier: Notifier = store.notifier
         self._at_head = False
         """The last batch was shorter than asked for: the follower had reached the head."""
@@ -207,7 +214,7 @@ class Follower:
         batch: Sequence[Notification] = []
         while True:
             try:
-                batch = self.store.read(position, size)
+                batch = self.reader.read(position, size)
                 if not batch:
                     return None
                 started = time.perf_counter()
@@ -246,7 +253,8 @@ class Follower:
     def _retrying(self, error: BaseException, attempt: int) -> None:
         self._set_state("retrying", error)
         reason = "transient" if isinstance(error, TRANSIENT_ERRORS) else "error"
-        metrics.FOLLOWER_RETRIES.labels(self.name, reason).inc()
+        for label in self.labels:
+            metrics.FOLLOWER_RETRIES.labels(label, reason).inc()
         log.warning(
             "follower %s: attempt %d failed (%s: %s); retrying",
             self.name,
@@ -259,7 +267,8 @@ class Follower:
         self, state: State, error: BaseException | None = None, failed_at: int | None = None
     ) -> None:
         self.status.state = state
-        metrics.FOLLOWER_STATE.labels(self.name).state(state)
+        for label in self.labels:
+            metrics.FOLLOWER_STATE.labels(label).state(state)
         if error is not None:
             self.status.last_error = f"{type(error).__name__}: {error}"
         if failed_at is not None:

@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
 from flowledger.eventlog.lag import REBUILD_KEY
+from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import APPLICATION_NAME, EventStore
 from flowledger.observability import metrics
 from flowledger.projections.projector import Projection, Projector
@@ -122,6 +123,7 @@ class Rebuild:
             tracking_key=REBUILD_KEY,
             trace_events=False,
         )
+        self.reader = LogReader(store)
         self.position: int | None = None
         self.events = 0
         self.schema_version: list[str] = []
@@ -281,7 +283,7 @@ class Rebuild:
         """Replay from zero into the copies, batch by batch, until a batch comes back short."""
         self.position = self.projector.position()
         while True:
-            batch = self.store.read(self.position, self.batch_size)
+            batch = self.reader.read(self.position, self.batch_size)
             if not batch:
                 break
             self.projector.handle(batch)
@@ -316,7 +318,8 @@ class Rebuild:
         """Swap the copies in atomically; the number of attempts it took."""
         for attempt in range(1, self.swap_attempts + 1):
             try:
-                with self.projector.engine.begin() as conn:
+                with self.projector.transaction() as conn:
+                    conn.execute(text("SET LOCAL synchronous_commit TO on"))  # a one-off: durable
                     self._swap(conn)
             except sqlalchemy.exc.OperationalError as error:
                 lock_timeout = getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
@@ -360,8 +363,8 @@ class Rebuild:
                 f"the schema was migrated during the rebuild of {self.name} (now at "
                 f"{_schema_version(conn)}); nothing was swapped: run the rebuild again"
             )
-        while batch := self.store.read(self.position, self.batch_size):
-            self.projector.apply_batch(conn, batch)
+        while batch := self.reader.read(self.position, self.batch_size):
+            self.projector.known = self.projector.apply_batch(conn, batch)
             self._advanced(batch, "swap")
         live_position = conn.execute(
             text(

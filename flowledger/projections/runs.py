@@ -1,187 +1,351 @@
-"""Runs as users watch them: one row per run, per step, and per attempt of a step."""
+"""Runs as users watch them: one row per run, per step, and per attempt of a step.
+
+A batch is folded in memory: the rows its events change are read once (:meth:`prepare`: the
+runs, the steps and attempts the events name, and every step of a run that a run-wide event
+changes), each event changes its rows in place (one function per event type, in
+:data:`RunsProjection.HANDLERS`; a new event type is one more function there), and the rows
+are written back together (:class:`~flowledger.projections.bulk.RowSet`): however many events
+a run had in the batch, its row is written once. ``run_counts`` (runs per workflow and status)
+gets each run's move from the status it had before the batch to the one it has after.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final
 
-from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, literal, text, update
-from sqlalchemy.dialects.postgresql import insert as upsert
+from psycopg import sql
+from sqlalchemy import Connection
 
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import metadata_of
-from flowledger.projections.projector import Projection, insert_rows
+from flowledger.projections.bulk import RowSet, driver, json_text
+from flowledger.projections.projector import Applied, Projection
 from flowledger.projections.tables import run_counts, run_step_attempts, run_steps, runs
 
-Handler = Callable[[Connection, Any, int], None]
+Row = dict[str, Any]
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS: Final = timedelta(milliseconds=1)
 
-# Statements of the frequent events, built once (building one per event cost more than
-# running it); values are bound per execution.
-_TOUCH = (
-    update(runs)
-    .where(runs.c.id == bindparam("rid"))
-    .values(version=bindparam("v"), updated_at=bindparam("at"), position=bindparam("p"))
-)
-_STARTED = (
-    update(runs)
-    .where(runs.c.id == bindparam("rid"))
-    .values(
-        status="RUNNING",
-        started_at=func.coalesce(runs.c.started_at, bindparam("at", type_=runs.c.started_at.type)),
+
+def epoch_ms(moment: datetime) -> int:
+    return (moment - EPOCH) // ONE_MS
+
+
+def ms_since(started_at: datetime | None, now: datetime) -> int:
+    """Milliseconds from ``started_at`` to ``now`` (0 when it never started)."""
+    return 0 if started_at is None else epoch_ms(now) - epoch_ms(started_at)
+
+
+class RunRows:
+    """The rows one batch of run events reads and changes."""
+
+    def __init__(self) -> None:
+        self.runs = RowSet(runs, ("id",))
+        self.steps = RowSet(run_steps, ("run_id", "step_id"))
+        self.attempts = RowSet(run_step_attempts, ("run_id", "step_id", "attempt"))
+        self.status_before: dict[Any, tuple[Any, str | None]] = {}
+        """Each run's (workflow, status) before the batch; status None for runs it requested."""
+
+    def clear(self) -> None:
+        for rows in (self.runs, self.steps, self.attempts):
+            rows.clear()
+        self.status_before = {}
+
+    def run(self, run_id: Any) -> Row | None:
+        return self.runs.edit((run_id,))
+
+    def step(self, run_id: Any, step_id: str) -> Row | None:
+        return self.steps.edit((run_id, step_id))
+
+    def attempt(self, run_id: Any, step_id: str, number: int) -> Row | None:
+        return self.attempts.edit((run_id, step_id, number))
+
+    def steps_of(self, run_id: Any) -> list[Row]:
+        """Every step of the run (all are held for the run-wide events that need them)."""
+        keys = list(self.steps.where(run_id=run_id))
+        return [row for key in keys if (row := self.steps.edit(key)) is not None]
+
+    def running_attempts(self, run_id: Any) -> list[Row]:
+        keys = list(self.attempts.where(run_id=run_id, outcome="running"))
+        return [row for key in keys if (row := self.attempts.edit(key)) is not None]
+
+    def count_moves(self) -> Counter[tuple[Any, str]]:
+        """Runs into and out of each (workflow, status) over the batch."""
+        moves: Counter[tuple[Any, str]] = Counter()
+        for run_id, (workflow_id, before) in self.status_before.items():
+            row = self.runs.get((run_id,))
+            after = None if row is None else row["status"]
+            if before == after:
+                continue
+            if before is not None:
+                moves[(workflow_id, before)] -= 1
+            if after is not None:
+                moves[(workflow_id, after)] += 1
+        return moves
+
+    def write(self, conn: Connection) -> None:
+        for rows in (self.runs, self.steps, self.attempts):
+            rows.write(conn)
+        _count(conn, self.count_moves())
+
+
+Handler = Callable[[RunRows, Row, Any, datetime], None]
+
+
+# ---------------------------------------------------------------------- one per event type
+# Each changes the rows of one run (held in ``rows``) for one event; ``run`` is the run's row
+# and ``at`` the event's time. Version, time and position of the run are set for every event.
+
+
+def _started(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    run["status"] = "RUNNING"
+    run["started_at"] = run["started_at"] or at
+
+
+def _succeeded(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    _finish(run, at, status="SUCCEEDED", output=json_text(event.output), error=None)
+
+
+def _failed(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    _close_steps(rows, run["id"], at)
+    _finish(run, at, status="FAILED", error=event.error, failed_step=event.step_id)
+
+
+def _cancelled(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    _close_steps(rows, run["id"], at)
+    _finish(
+        run,
+        at,
+        status="CANCELLED",
+        error=event.reason,
+        cancelled_at=at,
+        cancelled_by=metadata_of(event).actor,
     )
-)
-_STEP = (run_steps.c.run_id == bindparam("rid")) & (run_steps.c.step_id == bindparam("sid"))
-_ATTEMPT = (
-    (run_step_attempts.c.run_id == bindparam("rid"))
-    & (run_step_attempts.c.step_id == bindparam("sid"))
-    & (run_step_attempts.c.attempt == bindparam("n"))
-)
-_INSERT_ATTEMPT = insert(run_step_attempts).values(
-    run_id=bindparam("rid"),
-    step_id=bindparam("sid"),
-    attempt=bindparam("n"),
-    outcome="running",
-    input=bindparam("b_input", type_=run_step_attempts.c.input.type),
-    started_at=bindparam("at"),
-)
-_STEP_STARTED = (
-    update(run_steps)
-    .where(_STEP)
-    .values(
-        status="RUNNING",
-        attempts=run_steps.c.attempts + 1,
-        input=bindparam("b_input", type_=run_steps.c.input.type),
-        task_id=None,
-        retry_at=None,
-        started_at=func.coalesce(
-            run_steps.c.started_at, bindparam("at", type_=run_steps.c.started_at.type)
-        ),
-    )
-)
-_ATTEMPT_TASK = update(run_step_attempts).where(_ATTEMPT).values(task_id=bindparam("task"))
-_STEP_TASK = update(run_steps).where(_STEP).values(task_id=bindparam("task"))
-_MS = bindparam("ms", type_=BigInteger)
-"""The event's time in epoch milliseconds, for durations."""
 
 
-def _ms_since(started_at: Any) -> Any:
-    """Milliseconds from ``started_at`` (a column) to the event's time (0 if never started)."""
-    return _MS - func.coalesce(func.floor(func.extract("epoch", started_at) * 1000), _MS)
-
-
-_STEP_SUCCEEDED = (
-    update(run_steps)
-    .where(_STEP)
-    .values(
-        finished_at=bindparam("at"),
-        retry_at=None,
-        duration_ms=_ms_since(run_steps.c.started_at),
-        status="SUCCEEDED",
-        output=bindparam("b_output", type_=run_steps.c.output.type),
+def _retried(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    run.update(
+        status="PENDING",
+        retry_count=event.retry_number,
         error=None,
+        failed_step=None,
+        finished_at=None,
+        duration_ms=None,
+        cancelled_at=None,
+        cancelled_by=None,
     )
-)
-_RUN_SUCCEEDED = (
-    update(runs)
-    .where(runs.c.id == bindparam("rid"))
-    .values(
-        finished_at=bindparam("at"),
-        duration_ms=_ms_since(runs.c.started_at),
-        status="SUCCEEDED",
-        output=bindparam("b_output", type_=runs.c.output.type),
-        error=None,
+    for step in rows.steps_of(run["id"]):
+        if step["status"] != "SUCCEEDED":
+            step.update(
+                status="PENDING", error=None, finished_at=None, duration_ms=None, retry_at=None
+            )
+
+
+def _step_started(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    step_input = json_text(event.input)
+    rows.attempts.add(
+        {
+            "run_id": run["id"],
+            "step_id": event.step_id,
+            "attempt": event.attempt,
+            "outcome": "running",
+            "input": step_input,
+            "started_at": at,
+        }
     )
-)
-_ATTEMPT_SUCCEEDED = (
-    update(run_step_attempts)
-    .where(_ATTEMPT)
-    .values(
-        outcome="succeeded",
-        output=bindparam("b_output", type_=run_step_attempts.c.output.type),
-        finished_at=bindparam("at"),
+    step = rows.step(run["id"], event.step_id)
+    if step is not None:
+        step.update(
+            status="RUNNING",
+            attempts=step["attempts"] + 1,
+            input=step_input,
+            task_id=None,
+            retry_at=None,
+            started_at=step["started_at"] or at,
+        )
+
+
+def _task_assigned(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    for row in _step_and_attempt(rows, run, event):
+        row["task_id"] = event.task_id
+
+
+def _attempt_failed(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    attempt = rows.attempt(run["id"], event.step_id, event.attempt)
+    if attempt is not None:
+        attempt.update(outcome="failed", error=event.error, finished_at=at)
+    step = rows.step(run["id"], event.step_id)
+    if step is not None:
+        retry_in = event.retry_in_ms
+        step.update(
+            error=event.error,
+            retry_at=None if retry_in is None else at + timedelta(milliseconds=retry_in),
+        )
+
+
+def _attempt_interrupted(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    attempt = rows.attempt(run["id"], event.step_id, event.attempt)
+    if attempt is not None:
+        attempt.update(outcome="interrupted", finished_at=at)
+
+
+def _step_succeeded(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    output = json_text(event.output)
+    attempt = rows.attempt(run["id"], event.step_id, event.attempt)
+    if attempt is not None:
+        attempt.update(outcome="succeeded", output=output, finished_at=at)
+    step = rows.step(run["id"], event.step_id)
+    if step is not None:
+        _step_done(step, at, status="SUCCEEDED", output=output, error=None)
+
+
+def _step_failed(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    step = rows.step(run["id"], event.step_id)
+    if step is not None:
+        _step_done(step, at, status="FAILED", error=event.error)
+
+
+# ---------------------------------------------------------------------- shared by them
+
+
+def _finish(run: Row, at: datetime, **values: Any) -> None:
+    run.update(finished_at=at, duration_ms=ms_since(run["started_at"], at), **values)
+
+
+def _step_done(step: Row, at: datetime, **values: Any) -> None:
+    step.update(
+        finished_at=at, retry_at=None, duration_ms=ms_since(step["started_at"], at), **values
     )
-)
+
+
+def _close_steps(rows: RunRows, run_id: Any, at: datetime) -> None:
+    """A run that ends early: attempts in flight are cancelled, running steps cancelled and
+    steps not started skipped."""
+    for attempt in rows.running_attempts(run_id):
+        attempt.update(outcome="cancelled", finished_at=at)
+    for step in rows.steps_of(run_id):
+        if step["status"] == "RUNNING":
+            step.update(status="CANCELLED", retry_at=None, finished_at=at)
+        elif step["status"] == "PENDING":
+            step.update(status="SKIPPED", retry_at=None)
+
+
+def _step_and_attempt(rows: RunRows, run: Row, event: Any) -> list[Row]:
+    found = [
+        rows.attempt(run["id"], event.step_id, event.attempt),
+        rows.step(run["id"], event.step_id),
+    ]
+    return [row for row in found if row is not None]
 
 
 class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (runs, run_steps, run_step_attempts, run_counts)
-    pipelined = True  # its handlers only write
+
+    HANDLERS: ClassVar[Mapping[type, Handler]] = {
+        Run.Started: _started,
+        Run.StepStarted: _step_started,
+        Run.StepTaskAssigned: _task_assigned,
+        Run.StepAttemptFailed: _attempt_failed,
+        Run.StepAttemptInterrupted: _attempt_interrupted,
+        Run.StepSucceeded: _step_succeeded,
+        Run.StepFailed: _step_failed,
+        Run.Succeeded: _succeeded,
+        Run.Failed: _failed,
+        Run.Cancelled: _cancelled,
+        Run.Retried: _retried,
+    }
+    """How each event (but ``Run.Requested``, which makes the rows) changes a run's rows."""
+    RUN_WIDE: ClassVar[frozenset[type]] = frozenset({Run.Failed, Run.Cancelled, Run.Retried})
+    """Events whose handler changes steps (or attempts) the event does not name: a batch with
+    one of them reads every step of its run, and every attempt in flight."""
 
     def __init__(self) -> None:
-        self.handlers: dict[type, Handler] = {
-            Run.Started: self._started,
-            Run.StepStarted: self._step_started,
-            Run.StepTaskAssigned: self._task_assigned,
-            Run.StepAttemptFailed: self._attempt_failed,
-            Run.StepAttemptInterrupted: self._attempt_interrupted,
-            Run.StepSucceeded: self._step_succeeded,
-            Run.StepFailed: self._step_failed,
-            Run.Succeeded: self._succeeded,
-            Run.Failed: self._failed,
-            Run.Cancelled: self._cancelled,
-            Run.Retried: self._retried,
-        }
-
-        self._new_runs: list[dict[str, Any]] = []
-        self._new_steps: list[dict[str, Any]] = []
-        """Rows of runs requested in this batch, not written yet."""
-        self._touched: dict[Any, dict[str, Any]] = {}
-        """Each run's version, time and position after its last event in the batch."""
+        self.rows = RunRows()
 
     def start_batch(self) -> None:
-        self._new_runs, self._new_steps, self._touched = [], [], {}
+        self.rows.clear()
+
+    def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
+        """Read the rows of runs requested before the batch that its events change."""
+        requested = {e.originator_id for _, e in events if isinstance(e, Run.Requested)}
+        earlier = {e.originator_id for _, e in events} - requested
+        if not earlier:
+            return
+        run_wide = self.RUN_WIDE
+        whole = {
+            e.originator_id for _, e in events if type(e) in run_wide and e.originator_id in earlier
+        }
+        steps = {
+            (e.originator_id, e.step_id)
+            for _, e in events
+            if e.originator_id in earlier and isinstance(getattr(e, "step_id", None), str)
+        }
+        attempts = {
+            (e.originator_id, e.step_id, e.attempt)
+            for _, e in events
+            if e.originator_id in earlier
+            and isinstance(getattr(e, "step_id", None), str)
+            and isinstance(getattr(e, "attempt", None), int)
+        }
+        self.rows.runs.load(conn, sql.SQL("id = ANY(%(ids)s)"), {"ids": list(earlier)})
+        for run_id in earlier:
+            row = self.rows.runs.get((run_id,))
+            if row is not None:
+                self.rows.status_before[run_id] = (row["workflow_id"], row["status"])
+        self.rows.steps.load(
+            conn,
+            sql.SQL(
+                "run_id = ANY(%(whole)s) OR (run_id, step_id) IN "
+                "(SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::varchar[]))"
+            ),
+            {"whole": list(whole), "runs": [r for r, _ in steps], "steps": [s for _, s in steps]},
+        )
+        self.rows.attempts.load(
+            conn,
+            sql.SQL(
+                "(run_id = ANY(%(whole)s) AND outcome = 'running') OR (run_id, step_id, attempt) "
+                "IN (SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::varchar[], "
+                "%(numbers)s::int[]))"
+            ),
+            {
+                "whole": list(whole),
+                "runs": [r for r, _, _ in attempts],
+                "steps": [s for _, s, _ in attempts],
+                "numbers": [n for _, _, n in attempts],
+            },
+        )
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
         if isinstance(event, Run.Requested):
             self._requested(event, position)
             return
-        # Any other event may change rows of a run requested earlier in this batch.
-        self._insert_new_runs(conn)
-        self.handlers[type(event)](conn, event, position)
-        # No handler reads these columns: one UPDATE per run at the end of the batch
-        # leaves the row as one UPDATE per event would.
-        self._touched[event.originator_id] = {
-            "rid": event.originator_id,
-            "v": event.originator_version,
-            "at": event.timestamp,
-            "p": position,
-        }
+        run = self.rows.run(event.originator_id)
+        if run is None:  # a run this projection never saw requested: nothing to change
+            return
+        self.HANDLERS[type(event)](self.rows, run, event, event.timestamp)
+        run.update(version=event.originator_version, updated_at=event.timestamp, position=position)
 
     def finish_batch(self, conn: Connection) -> None:
-        self._insert_new_runs(conn)
-        touched = list(self._touched.values())
-        if len(touched) == 1:
-            conn.execute(_TOUCH, touched[0])
-        elif touched:
-            conn.execute(_TOUCH, touched)
-        self._touched = {}
-
-    def _insert_new_runs(self, conn: Connection) -> None:
-        """The runs requested since the last write: one INSERT for them, one for their steps."""
-        if self._new_runs:
-            insert_rows(conn, runs, self._new_runs)
-            insert_rows(conn, run_steps, self._new_steps)
-            _count_new(conn, Counter(row["workflow_id"] for row in self._new_runs))
-        self._new_runs, self._new_steps = [], []
-
-    # ------------------------------------------------------------------ run
+        self.rows.write(conn)
+        self.rows.clear()
 
     def _requested(self, event: Any, position: int) -> None:
         plan = WorkflowPlan.from_dict(event.plan)
-        self._new_runs.append(
+        self.rows.runs.add(
             {
                 "id": event.originator_id,
                 "workflow_id": event.workflow_id,
                 "workflow_name": event.workflow_name,
                 "workflow_version": event.workflow_version,
                 "status": "PENDING",
-                "input_data": event.input_data,
-                "variables": event.variables,
+                "input_data": json_text(event.input_data),
+                "variables": json_text(event.variables),
                 "triggered_by": event.triggered_by,
                 "idempotency_key": event.idempotency_key,
                 "retry_count": 0,
@@ -192,211 +356,31 @@ class RunsProjection(Projection):
                 "position": position,
             }
         )
-        self._new_steps += [
-            {
-                "run_id": event.originator_id,
-                "step_id": step.step_id,
-                "step_order": order,
-                "agent_name": step.agent_name,
-                "depends_on": list(step.depends_on),
-                "status": "PENDING",
-                "attempts": 0,
-            }
-            for order, step in enumerate(plan.steps)
-        ]
-
-    def _started(self, conn: Connection, event: Any, position: int) -> None:
-        _move(conn, event.originator_id, "RUNNING")
-        conn.execute(_STARTED, {"rid": event.originator_id, "at": event.timestamp})
-
-    def _finished(self, conn: Connection, event: Any, **values: Any) -> None:
-        _move(conn, event.originator_id, values["status"])
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == event.originator_id)
-            .values(
-                finished_at=event.timestamp, duration_ms=_ms_since(runs.c.started_at), **values
-            ),
-            {"ms": _epoch_ms(event.timestamp)},
-        )
-
-    def _succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        _move(conn, event.originator_id, "SUCCEEDED")
-        conn.execute(
-            _RUN_SUCCEEDED,
-            {
-                "rid": event.originator_id,
-                "at": event.timestamp,
-                "ms": _epoch_ms(event.timestamp),
-                "b_output": event.output,
-            },
-        )
-
-    def _failed(self, conn: Connection, event: Any, position: int) -> None:
-        self._close_steps(conn, event)
-        self._finished(conn, event, status="FAILED", error=event.error, failed_step=event.step_id)
-
-    def _cancelled(self, conn: Connection, event: Any, position: int) -> None:
-        self._close_steps(conn, event)
-        self._finished(
-            conn,
-            event,
-            status="CANCELLED",
-            error=event.reason,
-            cancelled_at=event.timestamp,
-            cancelled_by=metadata_of(event).actor,
-        )
-
-    def _retried(self, conn: Connection, event: Any, position: int) -> None:
-        _move(conn, event.originator_id, "PENDING")
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == event.originator_id)
-            .values(
-                status="PENDING",
-                retry_count=event.retry_number,
-                error=None,
-                failed_step=None,
-                finished_at=None,
-                duration_ms=None,
-                cancelled_at=None,
-                cancelled_by=None,
+        self.rows.status_before[event.originator_id] = (event.workflow_id, None)
+        for order, step in enumerate(plan.steps):
+            self.rows.steps.add(
+                {
+                    "run_id": event.originator_id,
+                    "step_id": step.step_id,
+                    "step_order": order,
+                    "agent_name": step.agent_name,
+                    "depends_on": json_text(list(step.depends_on)),
+                    "status": "PENDING",
+                    "attempts": 0,
+                }
             )
-        )
-        conn.execute(
-            update(run_steps)
-            .where(run_steps.c.run_id == event.originator_id, run_steps.c.status != "SUCCEEDED")
-            .values(status="PENDING", error=None, finished_at=None, duration_ms=None, retry_at=None)
-        )
-
-    def _close_steps(self, conn: Connection, event: Any) -> None:
-        run_id = event.originator_id
-        conn.execute(
-            update(run_step_attempts)
-            .where(run_step_attempts.c.run_id == run_id, run_step_attempts.c.outcome == "running")
-            .values(outcome="cancelled", finished_at=event.timestamp)
-        )
-        conn.execute(
-            update(run_steps)
-            .where(run_steps.c.run_id == run_id, run_steps.c.status.in_(["RUNNING", "PENDING"]))
-            .values(
-                status=case(
-                    (run_steps.c.status == "RUNNING", literal("CANCELLED")),
-                    else_=literal("SKIPPED"),
-                ),
-                retry_at=None,
-                finished_at=case(
-                    (run_steps.c.status == "RUNNING", event.timestamp),
-                    else_=run_steps.c.finished_at,
-                ),
-            )
-        )
-
-    # ------------------------------------------------------------------ steps
-
-    def _step_started(self, conn: Connection, event: Any, position: int) -> None:
-        values = {
-            **_attempt_keys(event),
-            "b_input": event.input,
-            "at": event.timestamp,
-        }
-        conn.execute(_INSERT_ATTEMPT, values)
-        conn.execute(_STEP_STARTED, values)
-
-    def _task_assigned(self, conn: Connection, event: Any, position: int) -> None:
-        values = {
-            **_attempt_keys(event),
-            "task": event.task_id,
-        }
-        conn.execute(_ATTEMPT_TASK, values)
-        conn.execute(_STEP_TASK, values)
-
-    def _attempt_failed(self, conn: Connection, event: Any, position: int) -> None:
-        keys = _attempt_keys(event)
-        conn.execute(
-            update(run_step_attempts)
-            .where(_ATTEMPT)
-            .values(outcome="failed", error=event.error, finished_at=event.timestamp),
-            keys,
-        )
-        retry_at = (
-            event.timestamp + timedelta(milliseconds=event.retry_in_ms)
-            if event.retry_in_ms is not None
-            else None
-        )
-        conn.execute(
-            update(run_steps).where(_STEP).values(error=event.error, retry_at=retry_at), keys
-        )
-
-    def _attempt_interrupted(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            update(run_step_attempts)
-            .where(_ATTEMPT)
-            .values(outcome="interrupted", finished_at=event.timestamp),
-            _attempt_keys(event),
-        )
-
-    def _step_succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        values = {
-            **_attempt_keys(event),
-            "b_output": event.output,
-            "at": event.timestamp,
-            "ms": _epoch_ms(event.timestamp),
-        }
-        conn.execute(_ATTEMPT_SUCCEEDED, values)
-        conn.execute(_STEP_SUCCEEDED, values)
-
-    def _step_failed(self, conn: Connection, event: Any, position: int) -> None:
-        self._step_done(conn, event, status="FAILED", error=event.error)
-
-    def _step_done(self, conn: Connection, event: Any, **values: Any) -> None:
-        conn.execute(
-            update(run_steps)
-            .where(_STEP)
-            .values(
-                finished_at=event.timestamp,
-                retry_at=None,
-                duration_ms=_ms_since(run_steps.c.started_at),
-                **values,
-            ),
-            {"rid": event.originator_id, "sid": event.step_id, "ms": _epoch_ms(event.timestamp)},
-        )
 
 
-_MOVE = text(
-    "INSERT INTO run_counts (workflow_id, status, runs) "
-    "SELECT r.workflow_id, d.status, d.delta FROM runs AS r "
-    "CROSS JOIN LATERAL (VALUES (r.status, -1), (CAST(:status AS varchar), 1)) AS d(status, delta) "
-    "WHERE r.id = :rid AND r.status <> :status "
+_COUNT: Final = (
+    "INSERT INTO run_counts (workflow_id, status, runs) VALUES (%s, %s, %s) "
     "ON CONFLICT (workflow_id, status) DO UPDATE SET runs = run_counts.runs + excluded.runs"
 )
 
 
-def _move(conn: Connection, run_id: Any, status: str) -> None:
-    """Count a run out of its current status and into ``status`` (in ``run_counts``), before
-    the update that changes it. One statement that reads the old status on the server, so the
-    projection's pipeline never waits for a result; plain SQL, which a rebuild's search path
-    points at the fresh tables."""
-    conn.execute(_MOVE, {"rid": run_id, "status": status})
-
-
-def _count_new(conn: Connection, by_workflow: Counter[Any]) -> None:
-    """Count newly requested runs in as PENDING, one row per workflow."""
-    statement = upsert(run_counts).values(
-        [{"workflow_id": w, "status": "PENDING", "runs": n} for w, n in by_workflow.items()]
-    )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[run_counts.c.workflow_id, run_counts.c.status],
-            set_={"runs": run_counts.c.runs + statement.excluded.runs},
-        )
-    )
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _attempt_keys(event: Any) -> dict[str, Any]:
-    """The values of ``_STEP`` and ``_ATTEMPT`` for a step event."""
-    return {"rid": event.originator_id, "sid": event.step_id, "n": event.attempt}
+def _count(conn: Connection, moves: Counter[tuple[Any, str]]) -> None:
+    """Add the batch's moves to ``run_counts`` (plain SQL: a rebuild's search path points it
+    at the fresh tables)."""
+    changes = [(w, s, n) for (w, s), n in sorted(moves.items(), key=str) if n]
+    if changes:
+        with driver(conn).cursor() as cursor:
+            cursor.executemany(_COUNT, changes)

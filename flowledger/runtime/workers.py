@@ -18,7 +18,7 @@ from flowledger.eventlog.follower import FollowerFailed, run_followers
 from flowledger.executor.service import run_executor
 from flowledger.observability.logs import aaa_logger
 from flowledger.projections.audit import purge_expired, retention_cutoff
-from flowledger.projections.registry import projection_followers
+from flowledger.projections.registry import projection_follower
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings, SettingsError
 from flowledger.security.settings import SecuritySettings
@@ -46,7 +46,7 @@ def run_projections(runtime: Runtime, stop: threading.Event) -> None:
     )
     retention.start()
     try:
-        run_followers(projection_followers(runtime.store, runtime.engine, runtime.settings), stop)
+        run_followers([projection_follower(runtime.store, runtime.engine, runtime.settings)], stop)
     finally:
         stop.set()
         retention.join(timeout=10)
