@@ -12,6 +12,7 @@ duplicates by it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -33,7 +34,10 @@ from flowledger.eventlog.store import (
     metadata_of,
 )
 
-_SECRET_KEYS_JSON: Final = tuple(f'"{key}"'.encode() for key in sorted(SECRET_KEYS))
+_SECRET_KEY_JSON: Final = re.compile(
+    b'"(?:' + b"|".join(re.escape(key.encode()) for key in sorted(SECRET_KEYS)) + b')"'
+)
+"""A key that may name a secret, as JSON writes it."""
 _encoder = msgspec.json.Encoder()
 
 
@@ -51,7 +55,7 @@ def redacted(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _may_hold_secrets(encoded: bytes) -> bool:
-    return any(key in encoded for key in _SECRET_KEYS_JSON)
+    return _SECRET_KEY_JSON.search(encoded) is not None
 
 
 def data_json(event: Any, omit: Iterable[str] = ()) -> bytes:

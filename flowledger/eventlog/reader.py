@@ -45,13 +45,24 @@ class LogReader:
         ):
             cursor.execute(query, params, prepare=True)
             rows: Sequence[tuple[int, object, int, str, bytes]] = cursor.fetchall()
-        return [
-            Notification(
-                id=position,
-                originator_id=originator_id,  # type: ignore[arg-type]
-                originator_version=version,
-                topic=topic,
-                state=state,
-            )
-            for position, originator_id, version, topic, state in rows
-        ]
+        return [_notification(*row) for row in rows]
+
+
+def _notification(
+    position: int, originator_id: object, version: int, topic: str, state: bytes
+) -> Notification:
+    """A notification, made as the library's frozen dataclass would make it, without its
+    five guarded attribute writes (a follower makes one per event)."""
+    notification = object.__new__(Notification)
+    object.__setattr__(
+        notification,
+        "__dict__",
+        {
+            "originator_id": originator_id,
+            "originator_version": version,
+            "topic": topic,
+            "state": state,
+            "id": position,
+        },
+    )
+    return notification

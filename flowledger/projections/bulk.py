@@ -1,12 +1,12 @@
 """Set-based writes for projections: what a batch changes is written in a few statements, not
 one or more per event.
 
-- :func:`copy_rows` appends rows with ``COPY`` (logs: the audit log, run logs).
+- :func:`copy_rows` appends rows with a binary ``COPY`` (logs: the audit log, run logs).
 - :class:`RowSet` holds the rows of one table that a batch reads and changes, in memory: rows
   loaded once at the start of the batch, folded by every event of the batch, then written back
   together (several events of one run make one row write). Written back means *replaced*: the
-  rows that existed are deleted by key and every touched row is copied in again with ``COPY``,
-  two statements per table whatever the number of rows.
+  rows that existed are deleted by key and every touched row is copied in again, two
+  statements per table whatever the number of rows.
 
 Statements name tables without a schema, so a rebuild's ``search_path`` (the side schema first)
 sends them to the fresh copies. JSON columns are held as JSON text both ways (read as
@@ -15,15 +15,29 @@ sends them to the fresh copies. JSON columns are held as JSON text both ways (re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
-from sqlalchemy import Connection, Table
+from psycopg.types.json import set_json_dumps
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 Key = tuple[Any, ...]
 _json = msgspec.json.Encoder()
@@ -43,20 +57,63 @@ def driver(conn: Connection) -> psycopg.Connection[Any]:
     return raw
 
 
+# Column types as binary COPY names them (the order matters: JSONB is a JSON, BigInteger an
+# Integer).
+_COPY_TYPES: tuple[tuple[type, str], ...] = (
+    (JSONB, "jsonb"),
+    (JSON, "json"),
+    (PG_UUID, "uuid"),
+    (BigInteger, "int8"),
+    (Integer, "int4"),
+    (Boolean, "bool"),
+    (Float, "float8"),
+    (Text, "text"),
+    (String, "varchar"),
+)
+
+
+@cache
+def _copy_types(table: Table, columns: tuple[str, ...]) -> list[str]:
+    names = []
+    for name in columns:
+        column_type = table.c[name].type
+        if isinstance(column_type, DateTime):
+            names.append("timestamptz" if column_type.timezone else "timestamp")
+            continue
+        found = next((pg for kind, pg in _COPY_TYPES if isinstance(column_type, kind)), None)
+        if found is None:
+            raise TypeError(f"{table.name}.{name}: no COPY type for {column_type!r}")
+        names.append(found)
+    return names
+
+
+def _as_is(text: str | bytes) -> str | bytes:
+    """JSON columns are given as JSON text already."""
+    return text
+
+
 def copy_rows(
     conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """Append rows (values in ``columns`` order) with one ``COPY``."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    """Append rows (values in ``columns`` order, JSON as text) with one binary ``COPY``."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    with driver(conn).cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+    with driver(conn).cursor() as cursor:
+        set_json_dumps(_as_is, cursor)  # (this cursor's adapters only)
+        with cursor.copy(statement) as copy:
+            copy.set_types(_copy_types(table, tuple(columns)))
+            for row in rows:
+                copy.write_row(row)
 
 
 def json_columns(table: Table) -> frozenset[str]:
     return frozenset(c.name for c in table.columns if isinstance(c.type, JSON | JSONB))
+
+
+def _hashable(value: Any) -> Any:
+    """A key part that hashes fast (a UUID hashes in Python, its integer in C)."""
+    return value.int if type(value) is UUID else value
 
 
 class RowSet:
@@ -64,15 +121,28 @@ class RowSet:
 
     def __init__(self, table: Table, key: Sequence[str]) -> None:
         self.table = table
-        self.key = tuple(key)
+        self._key_columns = tuple(key)
         self.columns = tuple(c.name for c in table.columns)
         self._json = json_columns(table)
         self._rows: dict[Key, dict[str, Any]] = {}
         self._loaded: set[Key] = set()
         self._touched: set[Key] = set()
+        self._groups: dict[Any, list[Key]] = {}
+        """Keys by their first part (a run's steps)."""
 
     def clear(self) -> None:
-        self._rows, self._loaded, self._touched = {}, set(), set()
+        self._rows, self._loaded, self._touched, self._groups = {}, set(), set(), {}
+
+    def key(self, *values: Any) -> Key:
+        """The key of the row whose key columns have these values."""
+        return tuple(map(_hashable, values))
+
+    def key_of(self, row: Mapping[str, Any]) -> Key:
+        return tuple([_hashable(row[k]) for k in self._key_columns])
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self._key_columns
 
     # ------------------------------------------------------------------ reading
     def load(self, conn: Connection, where: sql.Composable, params: Mapping[str, Any]) -> None:
@@ -90,21 +160,27 @@ class RowSet:
                 row = dict(zip(self.columns, values, strict=True))
                 key = self.key_of(row)
                 if key not in self._rows:
-                    self._rows[key] = row
+                    self._hold(key, row)
                     self._loaded.add(key)
 
-    def key_of(self, row: Mapping[str, Any]) -> Key:
-        return tuple(row[k] for k in self.key)
+    def _hold(self, key: Key, row: dict[str, Any]) -> None:
+        self._rows[key] = row
+        self._groups.setdefault(key[0], []).append(key)
 
-    def get(self, key: Key) -> dict[str, Any] | None:
+    def get(self, *key: Any) -> dict[str, Any] | None:
         """The row (to read only), or None when it is neither loaded nor added."""
-        return self._rows.get(key)
+        return self._rows.get(self.key(*key))
 
-    def where(self, **equal: Any) -> Iterator[Key]:
-        """Keys of the rows held whose columns have these values."""
-        for key, row in self._rows.items():
-            if all(row[c] == v for c, v in equal.items()):
-                yield key
+    def group(self, first: Any, **equal: Any) -> list[dict[str, Any]]:
+        """The rows held whose first key column is ``first`` (a run's steps) and whose columns
+        have the values ``equal`` gives, to change in place (they will be written back)."""
+        found = []
+        for key in self._groups.get(_hashable(first), ()):
+            row = self._rows[key]
+            if all(row[column] == value for column, value in equal.items()):
+                self._touched.add(key)
+                found.append(row)
+        return found
 
     # ------------------------------------------------------------------ changing
     def add(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,15 +189,16 @@ class RowSet:
         key = self.key_of(full)
         if key in self._rows:
             raise ValueError(f"{self.table.name}: a row with key {key} exists already")
-        self._rows[key] = full
+        self._hold(key, full)
         self._touched.add(key)
         return full
 
-    def edit(self, key: Key) -> dict[str, Any] | None:
+    def edit(self, *key: Any) -> dict[str, Any] | None:
         """The row to change in place (it will be written back), or None when not held."""
-        row = self._rows.get(key)
+        hashed = tuple(map(_hashable, key))
+        row = self._rows.get(hashed)
         if row is not None:
-            self._touched.add(key)
+            self._touched.add(hashed)
         return row
 
     # ------------------------------------------------------------------ writing
@@ -129,29 +206,27 @@ class RowSet:
         """Replace the touched rows: delete those that existed, ``COPY`` them all in."""
         if not self._touched:
             return
-        existing = [key for key in self._touched if key in self._loaded]
+        touched = list(self._touched)
+        rows = [self._rows[key] for key in touched]
+        existing = [row for key, row in zip(touched, rows, strict=True) if key in self._loaded]
         if existing:
             self._delete(conn, existing)
-        copy_rows(
-            conn,
-            self.table,
-            self.columns,
-            ([self._rows[key][c] for c in self.columns] for key in self._touched),
-        )
+        columns = self.columns
+        copy_rows(conn, self.table, columns, ([row[c] for c in columns] for row in rows))
         self._loaded |= self._touched
         self._touched = set()
 
-    def _delete(self, conn: Connection, keys: Sequence[Key]) -> None:
-        columns = [self.table.c[k] for k in self.key]
+    def _delete(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        columns = [self.table.c[k] for k in self.key_columns]
         arrays = sql.SQL(", ").join(
             sql.SQL("%s::{}[]").format(sql.SQL(c.type.compile(dialect=conn.dialect)))
             for c in columns
         )
         statement = sql.SQL("DELETE FROM {} WHERE ({}) IN (SELECT * FROM unnest({}))").format(
             sql.Identifier(self.table.name),
-            sql.SQL(", ").join(sql.Identifier(k) for k in self.key),
+            sql.SQL(", ").join(sql.Identifier(k) for k in self.key_columns),
             arrays,
         )
-        params = [[key[i] for key in keys] for i in range(len(self.key))]
+        params = [[row[k] for row in rows] for k in self.key_columns]
         with driver(conn).cursor() as cursor:
             cursor.execute(statement, params)

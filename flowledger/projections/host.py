@@ -16,8 +16,10 @@ what it already has. The follower's position is the lowest of them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import Any
 
 from eventsourcing.persistence import Notification
@@ -44,6 +46,7 @@ class ProjectionHost:
         *,
         name: str = NAME,
         decoder: EventDecoder | None = None,
+        threads: int = 3,
     ) -> None:
         if not projectors:
             raise ValueError("a projection host needs at least one projection")
@@ -56,6 +59,11 @@ class ProjectionHost:
             projector.decoder = self.decoder
         self._after = 0
         self._wanted: dict[str, tuple[int, ...]] = {}
+        self._pool = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{name}-apply")
+            if threads > 1
+            else None
+        )
 
     @property
     def names(self) -> list[str]:
@@ -73,25 +81,19 @@ class ProjectionHost:
         events = self._decode(batch)
         moved = False
         idle: list[Projector] = []
+        busy: list[tuple[Projector, list[Applied]]] = []
         for projector, wanted in zip(self.projectors, events, strict=True):
             if projector.known >= last:
                 continue  # ahead of this batch (it was rebuilt, or another copy got further)
-            if not wanted:
-                idle.append(projector)
-                continue
-            started = time.perf_counter()
-            try:
-                with self._span(projector, wanted):
-                    projector.commit(wanted, after=after, last=last)
-            except PositionMoved:
-                moved = True
+            if wanted:
+                busy.append((projector, wanted))
             else:
-                _record(projector, len(batch), time.perf_counter() - started)
+                idle.append(projector)
+        jobs = [partial(self._commit, p, wanted, after, last, len(batch)) for p, wanted in busy]
         if idle:
-            started = time.perf_counter()
-            moved = self._advance(idle, after, last) or moved
-            for projector in idle:
-                _record(projector, len(batch), time.perf_counter() - started)
+            jobs.append(partial(self._advance, idle, after, last, len(batch)))
+        for outcome in self._run(jobs):
+            moved = outcome or moved
         self._after = last
         if moved:  # some projection is not where this batch started: read from the lowest
             raise PositionMoved(self.name)
@@ -116,9 +118,32 @@ class ProjectionHost:
             self._wanted[topic] = takers
         return takers
 
-    def _advance(self, projectors: list[Projector], after: int, last: int) -> bool:
+    def _run(self, jobs: Sequence[Callable[[], bool]]) -> list[bool]:
+        """Run the batch's transactions, several at once: while one waits for the database,
+        another prepares its rows. The first error is raised once all are done."""
+        if len(jobs) == 1 or self._pool is None:
+            return [job() for job in jobs]
+        futures = [self._pool.submit(job) for job in jobs]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def _commit(
+        self, projector: Projector, events: list[Applied], after: int, last: int, size: int
+    ) -> bool:
+        """One projection's transaction; True when its position had moved."""
+        started = time.perf_counter()
+        try:
+            with self._span(projector, events):
+                projector.commit(events, after=after, last=last)
+        except PositionMoved:
+            return True
+        _record(projector, size, time.perf_counter() - started)
+        return False
+
+    def _advance(self, projectors: list[Projector], after: int, last: int, size: int) -> bool:
         """Move the positions of projections with nothing to apply, in one transaction; True
         when one of them had been moved by someone else (then each is tried on its own)."""
+        started = time.perf_counter()
         try:
             with batch_transaction(self.engine) as conn:
                 reached = [p.apply_events(conn, [], after=after, last=last) for p in projectors]
@@ -132,7 +157,12 @@ class ProjectionHost:
             return moved
         for projector, position in zip(projectors, reached, strict=True):
             projector.known = position
+            _record(projector, size, time.perf_counter() - started)
         return False
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def _span(self, projector: Projector, events: Sequence[Applied]) -> AbstractContextManager[Any]:
         if not (projector.trace_events and recording()):

@@ -56,28 +56,27 @@ class RunRows:
         self.status_before = {}
 
     def run(self, run_id: Any) -> Row | None:
-        return self.runs.edit((run_id,))
+        return self.runs.edit(run_id)
 
     def step(self, run_id: Any, step_id: str) -> Row | None:
-        return self.steps.edit((run_id, step_id))
+        return self.steps.edit(run_id, step_id)
 
     def attempt(self, run_id: Any, step_id: str, number: int) -> Row | None:
-        return self.attempts.edit((run_id, step_id, number))
+        return self.attempts.edit(run_id, step_id, number)
 
     def steps_of(self, run_id: Any) -> list[Row]:
         """Every step of the run (all are held for the run-wide events that need them)."""
-        keys = list(self.steps.where(run_id=run_id))
-        return [row for key in keys if (row := self.steps.edit(key)) is not None]
+        return self.steps.group(run_id)
 
     def running_attempts(self, run_id: Any) -> list[Row]:
-        keys = list(self.attempts.where(run_id=run_id, outcome="running"))
-        return [row for key in keys if (row := self.attempts.edit(key)) is not None]
+        """The run's attempts in flight (all are held for the run-wide events that need them)."""
+        return self.attempts.group(run_id, outcome="running")
 
     def count_moves(self) -> Counter[tuple[Any, str]]:
         """Runs into and out of each (workflow, status) over the batch."""
         moves: Counter[tuple[Any, str]] = Counter()
         for run_id, (workflow_id, before) in self.status_before.items():
-            row = self.runs.get((run_id,))
+            row = self.runs.get(run_id)
             after = None if row is None else row["status"]
             if before == after:
                 continue
@@ -273,29 +272,33 @@ class RunsProjection(Projection):
 
     def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
         """Read the rows of runs requested before the batch that its events change."""
-        requested = {e.originator_id for _, e in events if isinstance(e, Run.Requested)}
-        earlier = {e.originator_id for _, e in events} - requested
+        requested: set[Any] = set()
+        earlier: set[Any] = set()
+        whole: set[Any] = set()
+        steps: set[tuple[Any, str]] = set()
+        attempts: set[tuple[Any, str, int]] = set()
+        run_wide = self.RUN_WIDE
+        for _, event in events:
+            run_id = event.originator_id
+            if type(event) is Run.Requested:
+                requested.add(run_id)
+                continue
+            if run_id in requested:
+                continue
+            earlier.add(run_id)
+            if type(event) in run_wide:
+                whole.add(run_id)
+            step_id = getattr(event, "step_id", None)
+            if type(step_id) is str:
+                steps.add((run_id, step_id))
+                attempt = getattr(event, "attempt", None)
+                if type(attempt) is int:
+                    attempts.add((run_id, step_id, attempt))
         if not earlier:
             return
-        run_wide = self.RUN_WIDE
-        whole = {
-            e.originator_id for _, e in events if type(e) in run_wide and e.originator_id in earlier
-        }
-        steps = {
-            (e.originator_id, e.step_id)
-            for _, e in events
-            if e.originator_id in earlier and isinstance(getattr(e, "step_id", None), str)
-        }
-        attempts = {
-            (e.originator_id, e.step_id, e.attempt)
-            for _, e in events
-            if e.originator_id in earlier
-            and isinstance(getattr(e, "step_id", None), str)
-            and isinstance(getattr(e, "attempt", None), int)
-        }
         self.rows.runs.load(conn, sql.SQL("id = ANY(%(ids)s)"), {"ids": list(earlier)})
         for run_id in earlier:
-            row = self.rows.runs.get((run_id,))
+            row = self.rows.runs.get(run_id)
             if row is not None:
                 self.rows.status_before[run_id] = (row["workflow_id"], row["status"])
         self.rows.steps.load(
@@ -328,8 +331,11 @@ class RunsProjection(Projection):
         run = self.rows.run(event.originator_id)
         if run is None:  # a run this projection never saw requested: nothing to change
             return
-        self.HANDLERS[type(event)](self.rows, run, event, event.timestamp)
-        run.update(version=event.originator_version, updated_at=event.timestamp, position=position)
+        at = event.timestamp
+        self.HANDLERS[type(event)](self.rows, run, event, at)
+        run["version"] = event.originator_version
+        run["updated_at"] = at
+        run["position"] = position
 
     def finish_batch(self, conn: Connection) -> None:
         self.rows.write(conn)
@@ -372,15 +378,25 @@ class RunsProjection(Projection):
 
 
 _COUNT: Final = (
-    "INSERT INTO run_counts (workflow_id, status, runs) VALUES (%s, %s, %s) "
+    "INSERT INTO run_counts (workflow_id, status, runs) "
+    "SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::bigint[]) "
     "ON CONFLICT (workflow_id, status) DO UPDATE SET runs = run_counts.runs + excluded.runs"
+)
+_FORGET_ZEROS: Final = (
+    "DELETE FROM run_counts WHERE runs = 0 AND (workflow_id, status) IN "
+    "(SELECT * FROM unnest(%s::uuid[], %s::varchar[]))"
 )
 
 
 def _count(conn: Connection, moves: Counter[tuple[Any, str]]) -> None:
-    """Add the batch's moves to ``run_counts`` (plain SQL: a rebuild's search path points it
-    at the fresh tables)."""
-    changes = [(w, s, n) for (w, s), n in sorted(moves.items(), key=str) if n]
-    if changes:
-        with driver(conn).cursor() as cursor:
-            cursor.executemany(_COUNT, changes)
+    """Add the batch's moves to ``run_counts``, whose rows are the (workflow, status) pairs
+    with runs (a count that reaches 0 is deleted, so the table is the same however the events
+    were batched). Plain SQL: a rebuild's search path points it at the fresh tables."""
+    changes = sorted(((w, s, n) for (w, s), n in moves.items() if n), key=str)
+    if not changes:
+        return
+    workflows, statuses, counts = (list(column) for column in zip(*changes, strict=True))
+    with driver(conn).cursor() as cursor:
+        cursor.execute(_COUNT, (workflows, statuses, counts))
+        if any(n < 0 for n in counts):
+            cursor.execute(_FORGET_ZEROS, (workflows, statuses))

@@ -32,8 +32,8 @@ def _names(raw: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ProjectionSettings:
-    hosted: tuple[str, ...] = setting("FLOWLEDGER_PROJECTIONS", PROJECTION_NAMES, _names)
-    """The projections a ``flowledger worker projections`` process keeps (all by default);
+    hosted: tuple[str, ...] | None = setting("FLOWLEDGER_PROJECTIONS", None, _names)
+    """The projections a ``flowledger worker projections`` process keeps (None: all of them);
     processes with different lists share the work, and a second process with the same list
     stands by."""
 

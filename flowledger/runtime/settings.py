@@ -59,7 +59,7 @@ class Settings:
     read_wait_timeout_s: float = setting("FLOWLEDGER_READ_WAIT_TIMEOUT", 5.0, seconds())
     """Longest a read waits for projections to reach a position the client asked for."""
     db_pool_size: int = setting("FLOWLEDGER_DB_POOL_SIZE", 10, integer(minimum=1))
-    follower_batch_size: int = setting("FLOWLEDGER_FOLLOWER_BATCH_SIZE", 500, integer(minimum=1))
+    follower_batch_size: int = setting("FLOWLEDGER_FOLLOWER_BATCH_SIZE", 5000, integer(minimum=1))
     follower_idle_wait_s: float = setting("FLOWLEDGER_FOLLOWER_IDLE_WAIT", 0.5, seconds())
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
     follower_linger_s: float = setting("FLOWLEDGER_FOLLOWER_LINGER", 0.0, seconds())

@@ -8,6 +8,7 @@ registers its kind in :data:`WORKERS`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -39,8 +40,19 @@ class WorkerKind:
     """Whether ``flowledger dev`` starts it with these settings."""
 
 
+def steady_gc() -> None:
+    """Tune the garbage collector for a follower of the log: a batch makes thousands of short-
+    lived objects (events, rows), and with the default thresholds the collector ran every few
+    hundred of them, rescanning everything the process holds (a fifth of a projector's time).
+    What exists at start is frozen out of the scans; young objects are collected every 50,000
+    allocations."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def run_projections(runtime: Runtime, stop: threading.Event) -> None:
     """The projectors, and beside them the audit log's retention (it owns that table)."""
+    steady_gc()
     retention = threading.Thread(
         target=run_audit_retention, args=(runtime, stop), name="audit-retention", daemon=True
     )
@@ -76,6 +88,7 @@ def run_relay(runtime: Runtime, stop: threading.Event) -> None:
     from flowledger.kafka.config import KafkaSettings  # noqa: PLC0415
     from flowledger.kafka.relay import Relay, relay_follower  # noqa: PLC0415
 
+    steady_gc()
     config = KafkaSettings.from_settings(runtime.settings)
     if config is None:
         raise SettingsError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
