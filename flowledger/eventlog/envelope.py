@@ -13,10 +13,11 @@ duplicates by it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Final
+from functools import lru_cache
+from typing import Annotated, Any, Final, NamedTuple, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
@@ -117,7 +118,6 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     ]
 
 
-_encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Envelope)
 
 
@@ -148,6 +148,69 @@ def envelope_of(event: Any, position: int) -> Envelope:
         correlation_id=meta.correlation_id or None,
         traceparent=meta.traceparent,
         data=redacted(event_data(event)),
+    )
+
+
+class _WireEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """:class:`Envelope` with its ``data`` already encoded: the same fields in the same order,
+    so it encodes to the same JSON."""
+
+    event_id: UUID
+    event_type: str
+    aggregate_type: str
+    aggregate_id: UUID
+    aggregate_version: int
+    position: int
+    occurred_at: datetime
+    actor: str
+    correlation_id: str | None
+    traceparent: str | None
+    data: msgspec.Raw
+
+
+class WireEvent(NamedTuple):
+    """An event ready to send: its encoded envelope, and what a transport puts beside it."""
+
+    event_id: UUID
+    event_type: str
+    aggregate_type: str
+    aggregate_id: UUID
+    position: int
+    traceparent: str | None
+    body: bytes
+    """The envelope's JSON, exactly ``encode(envelope_of(event, position))``."""
+
+
+@lru_cache(maxsize=512)
+def _names(event_class: type[Any]) -> tuple[str, str]:
+    """(event type, aggregate type) of an event class."""
+    topic = f"{event_class.__module__}:{event_class.__qualname__}"
+    return event_type(topic), aggregate_type(topic)
+
+
+def wire_event(event: Any, position: int) -> WireEvent:
+    """The envelope of a decoded (public) event, encoded once: the data is encoded as it is
+    (redacted only when it may hold a secret) and copied into the envelope's JSON."""
+    public_type, aggregate = _names(cast(Hashable, type(event)))
+    meta = metadata_of(event)
+    event_id = event_id_of(event.originator_id, event.originator_version)
+    body = _encoder.encode(
+        _WireEnvelope(
+            event_id=event_id,
+            event_type=public_type,
+            aggregate_type=aggregate,
+            aggregate_id=event.originator_id,
+            aggregate_version=event.originator_version,
+            position=position,
+            occurred_at=event.timestamp,
+            actor=meta.actor,
+            correlation_id=meta.correlation_id or None,
+            traceparent=meta.traceparent,
+            data=msgspec.Raw(data_json(event)),
+        )
+    )
+    return WireEvent(
+        event_id, public_type, aggregate, event.originator_id, position, meta.traceparent, body
     )
 
 

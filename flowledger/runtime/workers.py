@@ -27,6 +27,10 @@ from flowledger.security.settings import SecuritySettings
 log = logging.getLogger(__name__)
 
 
+STANDBY_POLL_S = 0.5
+"""How often a standby relay asks for the lead (so it takes over within this of a death)."""
+
+
 def _always(settings: Settings) -> bool:
     return True
 
@@ -85,18 +89,20 @@ def run_audit_retention(runtime: Runtime, stop: threading.Event) -> None:
 
 
 def run_relay(runtime: Runtime, stop: threading.Event) -> None:
+    """The Kafka relay: one copy leads and publishes, the others stand by."""
+    from flowledger.eventlog.leadership import Leadership  # noqa: PLC0415
     from flowledger.kafka.config import KafkaSettings  # noqa: PLC0415
-    from flowledger.kafka.relay import Relay, relay_follower  # noqa: PLC0415
+    from flowledger.kafka.relay import NAME, run_relay  # noqa: PLC0415
 
     steady_gc()
     config = KafkaSettings.from_settings(runtime.settings)
     if config is None:
         raise SettingsError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
-    relay = Relay(runtime.store, runtime.engine, config)
+    leadership = Leadership(runtime.database, NAME, poll_s=STANDBY_POLL_S)
     try:
-        run_followers([relay_follower(runtime.store, relay, runtime.settings)], stop)
+        run_relay(runtime.store, runtime.engine, config, runtime.settings, stop, leadership)
     finally:
-        relay.close()
+        leadership.release()
 
 
 def run_webhooks(runtime: Runtime, stop: threading.Event) -> None:
