@@ -27,8 +27,6 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
-from flowledger.eventlog.store import EventStore
-
 _TYPE = "_type_"
 _DATA = "_data_"
 _WRAPPED = b'"_type_":'
@@ -106,8 +104,8 @@ class EventDecoder:
     the library's mapper with :class:`MsgspecJSONTranscoder`, and, for stores that neither
     encrypt nor compress, its steps done with what each event class needs looked up once."""
 
-    def __init__(self, store: EventStore) -> None:
-        mapper = store.mapper
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        """``mapper``: the event store's (``store.mapper``)."""
         transcoder = mapper.transcoder
         if isinstance(transcoder, JSONTranscoder):
             transcoder = MsgspecJSONTranscoder(like=transcoder)

@@ -87,7 +87,7 @@ class Relay:
         self.publisher = publisher or KafkaPublisher(config)
         self.leadership = leadership
         """When given, the relay publishes only while it leads."""
-        self.decoder = EventDecoder(store)
+        self.decoder = EventDecoder(store.mapper)
         self._refusal: str | None = None
         factory = cast(PostgresFactory, store.factory)
         self.recorder = PostgresTrackingRecorder(

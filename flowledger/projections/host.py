@@ -54,7 +54,7 @@ class ProjectionHost:
         self.engine = engine
         self.projectors = sorted(projectors, key=lambda p: p.name)
         """In name order: the order their tracking rows are locked in, by every host."""
-        self.decoder = decoder or EventDecoder(store)
+        self.decoder = decoder or EventDecoder(store.mapper)
         for projector in self.projectors:
             projector.decoder = self.decoder
         self._after = 0

@@ -141,7 +141,7 @@ class Projector:
         self.store = store
         self.tracking_key = tracking_key
         self.trace_events = trace_events
-        self.decoder = decoder or EventDecoder(store)
+        self.decoder = decoder or EventDecoder(store.mapper)
         factory = cast(PostgresFactory, store.factory)
         self.recorder = PostgresTrackingRecorder(
             factory.datastore, tracking_table_name=f"{projection.name}_tracking"
