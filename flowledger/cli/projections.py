@@ -15,7 +15,6 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -25,7 +24,7 @@ from rich.text import Text
 
 from flowledger.eventlog import lag
 from flowledger.projections.projector import Projection
-from flowledger.projections.rebuild import RebuildProgress, RebuildResult, rebuild_projection
+from flowledger.projections.rebuild import RebuildProgress, RebuildResult, rebuild_projections
 from flowledger.projections.registry import all_projections
 from flowledger.runtime.process import Runtime
 
@@ -88,14 +87,14 @@ def rebuild(
     runtime: Runtime,
     projections: Sequence[Projection],
     *,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
     lock_timeout_s: float = 5.0,
     show_progress: bool | None = None,
 ) -> list[RebuildResult]:
-    """Rebuild each projection in turn (each swapped in atomically), showing progress."""
+    """Rebuild the projections with one replay of the log, then swap each in atomically,
+    showing progress (events, events/s, ETA)."""
     console = Console(stderr=True)
     show = console.is_terminal if show_progress is None else show_progress
-    results = []
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -107,27 +106,28 @@ def rebuild(
         console=console,
         disable=not show,
     ) as progress:
-        for projection in projections:
-            task = progress.add_task(projection.name, total=None)
+        label = projections[0].name if len(projections) == 1 else f"{len(projections)} projections"
+        task = progress.add_task(f"replay {label}", total=None)
 
-            def update(p: RebuildProgress, task: TaskID = task) -> None:
-                description = p.projection if p.phase == "replay" else f"{p.projection} ({p.phase})"
-                progress.update(task, completed=p.position, total=p.head, description=description)
+        def update(p: RebuildProgress) -> None:
+            """The bar goes by position (the log's positions, the rate and ETA with them)."""
+            description = f"replay {label}" if p.phase == "replay" else f"{p.phase} {p.projection}"
+            progress.update(task, completed=p.position, total=p.head, description=description)
 
-            result = rebuild_projection(
-                runtime.engine,
-                runtime.store,
-                projection,
-                batch_size=batch_size,
-                lock_timeout_s=lock_timeout_s,
-                on_progress=update,
-            )
-            results.append(result)
-            print(
-                f"rebuilt {result.projection}: {result.events:,} events replayed in "
-                f"{result.seconds:.1f}s ({result.events / max(result.seconds, 1e-9):,.0f} "
-                f"events/s), swapped in at position {result.position:,}",
-                file=sys.stdout,
-                flush=True,
-            )
+        results = rebuild_projections(
+            runtime.engine,
+            runtime.store,
+            projections,
+            batch_size=batch_size,
+            lock_timeout_s=lock_timeout_s,
+            on_progress=update,
+        )
+    for result in results:
+        print(
+            f"rebuilt {result.projection}: {result.events:,} events replayed in "
+            f"{result.seconds:.1f}s ({result.events / max(result.seconds, 1e-9):,.0f} "
+            f"events/s), swapped in at position {result.position:,}",
+            file=sys.stdout,
+            flush=True,
+        )
     return results

@@ -14,6 +14,7 @@ from flowledger.executor.settings import ExecutorSettings, LimitSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.n8n.settings import N8nSettings
+from flowledger.projections.settings import ProjectionSettings
 from flowledger.runtime.connections import ConnectionSettings
 from flowledger.runtime.settings import Settings
 from flowledger.scheduling.settings import SchedulerSettings
@@ -40,6 +41,7 @@ CAPABILITY_SETTINGS: Final[Mapping[type[DataclassInstance], Callable[[Settings],
     N8nSettings: N8nSettings.from_settings,
     SchedulerSettings: SchedulerSettings.from_settings,
     RemoteSettings: RemoteSettings.from_settings,
+    ProjectionSettings: ProjectionSettings.from_settings,
     SecuritySettings: SecuritySettings.from_settings,
     SignInSettings: SignInSettings.from_settings,
     StreamSettings: StreamSettings.from_settings,

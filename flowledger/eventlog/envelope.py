@@ -12,10 +12,12 @@ duplicates by it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Hashable, Iterable
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Final
+from functools import lru_cache
+from typing import Annotated, Any, Final, NamedTuple, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
@@ -24,6 +26,7 @@ from msgspec import Meta
 
 from flowledger.domain.redaction import SECRET_KEYS, redact
 from flowledger.eventlog.store import (
+    ENVELOPE_FIELDS,
     EventStore,
     aggregate_type,
     event_data,
@@ -32,7 +35,10 @@ from flowledger.eventlog.store import (
     metadata_of,
 )
 
-_SECRET_KEYS_JSON: Final = tuple(f'"{key}"'.encode() for key in sorted(SECRET_KEYS))
+_SECRET_KEY_JSON: Final = re.compile(
+    b'"(?:' + b"|".join(re.escape(key.encode()) for key in sorted(SECRET_KEYS)) + b')"'
+)
+"""A key that may name a secret, as JSON writes it."""
 _encoder = msgspec.json.Encoder()
 
 
@@ -44,9 +50,25 @@ def redacted(data: dict[str, Any]) -> dict[str, Any]:
         encoded = _encoder.encode(data)
     except (TypeError, msgspec.EncodeError):
         return dict(redact(data))
-    if any(key in encoded for key in _SECRET_KEYS_JSON):
+    if _may_hold_secrets(encoded):
         return dict(redact(data))
     return data
+
+
+def _may_hold_secrets(encoded: bytes) -> bool:
+    return _SECRET_KEY_JSON.search(encoded) is not None
+
+
+def data_json(event: Any, omit: Iterable[str] = ()) -> bytes:
+    """The event's own fields (:func:`~flowledger.eventlog.store.event_data`, less ``omit``) as
+    JSON with secrets masked, encoded once: the fields are encoded as they are (msgspec writes
+    ids and times as ``event_data`` makes them), and only JSON that may hold a secret is
+    redacted and encoded again."""
+    fields = {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS and k not in omit}
+    encoded = _encoder.encode(fields)
+    if _may_hold_secrets(encoded):
+        return _encoder.encode(redact(msgspec.to_builtins(fields)))
+    return encoded
 
 
 EVENT_ID_NAMESPACE: Final = uuid5(NAMESPACE_URL, "https://flowledger.dev/events")
@@ -96,7 +118,6 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     ]
 
 
-_encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Envelope)
 
 
@@ -127,6 +148,69 @@ def envelope_of(event: Any, position: int) -> Envelope:
         correlation_id=meta.correlation_id or None,
         traceparent=meta.traceparent,
         data=redacted(event_data(event)),
+    )
+
+
+class _WireEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """:class:`Envelope` with its ``data`` already encoded: the same fields in the same order,
+    so it encodes to the same JSON."""
+
+    event_id: UUID
+    event_type: str
+    aggregate_type: str
+    aggregate_id: UUID
+    aggregate_version: int
+    position: int
+    occurred_at: datetime
+    actor: str
+    correlation_id: str | None
+    traceparent: str | None
+    data: msgspec.Raw
+
+
+class WireEvent(NamedTuple):
+    """An event ready to send: its encoded envelope, and what a transport puts beside it."""
+
+    event_id: UUID
+    event_type: str
+    aggregate_type: str
+    aggregate_id: UUID
+    position: int
+    traceparent: str | None
+    body: bytes
+    """The envelope's JSON, exactly ``encode(envelope_of(event, position))``."""
+
+
+@lru_cache(maxsize=512)
+def _names(event_class: type[Any]) -> tuple[str, str]:
+    """(event type, aggregate type) of an event class."""
+    topic = f"{event_class.__module__}:{event_class.__qualname__}"
+    return event_type(topic), aggregate_type(topic)
+
+
+def wire_event(event: Any, position: int) -> WireEvent:
+    """The envelope of a decoded (public) event, encoded once: the data is encoded as it is
+    (redacted only when it may hold a secret) and copied into the envelope's JSON."""
+    public_type, aggregate = _names(cast(Hashable, type(event)))
+    meta = metadata_of(event)
+    event_id = event_id_of(event.originator_id, event.originator_version)
+    body = _encoder.encode(
+        _WireEnvelope(
+            event_id=event_id,
+            event_type=public_type,
+            aggregate_type=aggregate,
+            aggregate_id=event.originator_id,
+            aggregate_version=event.originator_version,
+            position=position,
+            occurred_at=event.timestamp,
+            actor=meta.actor,
+            correlation_id=meta.correlation_id or None,
+            traceparent=meta.traceparent,
+            data=msgspec.Raw(data_json(event)),
+        )
+    )
+    return WireEvent(
+        event_id, public_type, aggregate, event.originator_id, position, meta.traceparent, body
     )
 
 

@@ -10,6 +10,9 @@ Failure policy: an error that looks like the database being unreachable is retri
 with capped exponential backoff (the process recovers by itself when the database returns).
 Any other error is retried ``max_attempts`` times, one event at a time so that the events
 before a bad one still get applied; then the follower stops loudly with the failing position.
+An error may say how long to wait before the next attempt (``retry_after_s``, say a broker
+that refuses a feature the handler needs) and that the handler reported it already
+(``reported``: the follower does not log it again).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from eventsourcing.persistence import Notification
 
 from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.notify import Notifier
+from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import EventStore
 from flowledger.observability import metrics
 from flowledger.observability.tracing import follower_batch_span
@@ -51,9 +55,17 @@ class PositionMoved(Exception):
     """Another instance of the same follower advanced the saved position; re-read it."""
 
 
+class StopFollowing(Exception):
+    """Raised by a handler that must not go on (a relay that lost its lead): the follower
+    stops at once, without retrying or failing, and ``run`` returns."""
+
+
 class BatchHandler(Protocol):
     """What a follower drives. A handler may also have an ``idle()`` method, called when there
-    was nothing new to read; it may raise :class:`PositionMoved` after changing its position."""
+    was nothing new to read; it may raise :class:`PositionMoved` after changing its position.
+    A handler that stands for several followers (the projections of a process) lists their
+    names in ``names``: the follower's state and retries are recorded under each of them too
+    (the handler records their events and batch times itself)."""
 
     name: str
 
@@ -109,6 +121,7 @@ class Follower:
         backoff: Backoff | None = None,
     ) -> None:
         self.store = store
+        self.reader = LogReader(store)
         self.handler = handler
         self.batch_size = batch_size
         self.idle_wait_s = idle_wait_s
@@ -119,6 +132,8 @@ class Follower:
         self.max_attempts = max_attempts
         self.backoff = backoff or RETRY_BACKOFF
         self.status = FollowerStatus(name=handler.name)
+        self.labels: list[str] = [handler.name, *getattr(handler, "names", ())]
+        """The metric labels this follower records its state and retries under."""
         self._notifier: Notifier = store.notifier
         self._at_head = False
         """The last batch was shorter than asked for: the follower had reached the head."""
@@ -136,7 +151,11 @@ class Follower:
                 while not stop.is_set():
                     # Taken before the read: an event committed after it ends the wait below.
                     token = self._notifier.token()
-                    handled = self._step(position, stop)
+                    try:
+                        handled = self._step(position, stop)
+                    except StopFollowing as reason:
+                        log.warning("follower %s: stopping: %s", self.name, reason)
+                        break
                     if stop.is_set():
                         break  # (a handler may set it: the tail once it printed enough)
                     if handled is not None:
@@ -146,7 +165,12 @@ class Follower:
                     # Nothing to read, or at the head as of that read: anything newer commits
                     # later and sends a NOTIFY, so wait for it rather than read to find nothing.
                     notified = self._notifier.wait(token, self.idle_wait_s)
-                    if self._idle():
+                    try:
+                        moved = self._idle()
+                    except StopFollowing as reason:
+                        log.warning("follower %s: stopping: %s", self.name, reason)
+                        break
+                    if moved:
                         position = self._load_position(stop)
                     elif notified:
                         self._linger(stop)
@@ -180,6 +204,8 @@ class Follower:
             idle()
         except PositionMoved:
             return True
+        except StopFollowing:
+            raise
         except Exception as error:  # an idle check never stops the follower
             log.warning(
                 "follower %s: idle check failed: %s: %s", self.name, type(error).__name__, error
@@ -207,7 +233,7 @@ class Follower:
         batch: Sequence[Notification] = []
         while True:
             try:
-                batch = self.store.read(position, size)
+                batch = self.reader.read(position, size)
                 if not batch:
                     return None
                 started = time.perf_counter()
@@ -219,11 +245,15 @@ class Follower:
             except PositionMoved:
                 position = self._load_position(stop)
                 continue
+            except StopFollowing:
+                raise
             except TRANSIENT_ERRORS as error:
                 attempt += 1
                 self._retrying(error, attempt)
+                wait = getattr(error, "retry_after_s", None) or self.backoff.delay(attempt)
             except Exception as error:
                 attempt += 1
+                wait = self.backoff.delay(attempt)
                 size = 1  # isolate the failing event; the ones before it still get applied
                 if attempt >= self.max_attempts:
                     failing = batch[0].id if batch else (position or 0) + 1
@@ -240,14 +270,16 @@ class Follower:
                 metrics.FOLLOWER_EVENTS.labels(self.name).inc(len(batch))
                 self.status.updated_at = time.time()
                 return batch[-1].id
-            if stop.wait(self.backoff.delay(attempt)):
+            if stop.wait(wait):
                 return None
 
     def _retrying(self, error: BaseException, attempt: int) -> None:
         self._set_state("retrying", error)
         reason = "transient" if isinstance(error, TRANSIENT_ERRORS) else "error"
-        metrics.FOLLOWER_RETRIES.labels(self.name, reason).inc()
-        log.warning(
+        for label in self.labels:
+            metrics.FOLLOWER_RETRIES.labels(label, reason).inc()
+        log.log(
+            logging.DEBUG if getattr(error, "reported", False) else logging.WARNING,
             "follower %s: attempt %d failed (%s: %s); retrying",
             self.name,
             attempt,
@@ -259,7 +291,8 @@ class Follower:
         self, state: State, error: BaseException | None = None, failed_at: int | None = None
     ) -> None:
         self.status.state = state
-        metrics.FOLLOWER_STATE.labels(self.name).state(state)
+        for label in self.labels:
+            metrics.FOLLOWER_STATE.labels(label).state(state)
         if error is not None:
             self.status.last_error = f"{type(error).__name__}: {error}"
         if failed_at is not None:

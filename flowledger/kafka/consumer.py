@@ -44,12 +44,13 @@ FAST_GROUP_SETTINGS: Final[dict[str, Any]] = {
     "heartbeat_interval_ms": 200,
     "rebalance_timeout_ms": 2000,
     "metadata_max_age_ms": 1000,
-    "fetch_max_wait_ms": 50,
+    "fetch_max_wait_ms": 20,
 }
 """Group timings for the embedded broker, dev, tests and tails: joins in about a second, new
-topics noticed within a second, and a fetch that waits at most 50 ms: a group member of the
-embedded (Tansu) broker got new records only when its fetch wait ran out (~140 ms median with
-the default 500 ms), which delayed every run's start in the executor by as much."""
+topics noticed within a second, and a fetch that waits at most 20 ms: a group member of the
+embedded (Tansu) broker gets new records only when its fetch wait runs out (~140 ms median with
+the default 500 ms, up to 50 ms with 50), which delays every event's delivery (and every run's
+start in the executor) by as much."""
 
 
 class Deduplicator:

@@ -2,28 +2,38 @@
 
 The async clients live on a private event loop in a background thread. Topics are created
 explicitly, with the configured partitions, before anything is produced to them (a broker that
-auto-creates topics would otherwise pick its own partition count). Any failure drops the
-clients: the next attempt starts with a *new* producer and admin client, which is what a broker
-that restarted empty needs (see kafka_notes.md), and raises :class:`BrokerUnavailable`, a
-``ConnectionError`` the follower retries with backoff for as long as it takes.
+auto-creates topics would otherwise pick its own partition count). Records are put in record
+batches per partition (``create_batch``/``send_batch``: the key's partition is the one the
+producer's own partitioner picks), which costs half of sending them one by one; the batches of
+one call are queued before those of the next, so each key's records keep their order. Any
+failure drops the clients: the next attempt starts with a *new* producer and admin client, which
+is what a broker that restarted empty needs (see kafka_notes.md), and raises
+:class:`BrokerUnavailable`, a ``ConnectionError`` the follower retries with backoff for as long
+as it takes. A broker that refuses what the producer needs (an idempotent producer) raises
+:class:`BrokerRefused`, which says so and names the setting that changes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
+from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
-from flowledger.eventlog.envelope import Envelope, encode, topic_for
+from flowledger.eventlog.envelope import Envelope, WireEvent, topic_for
 from flowledger.kafka.config import KafkaSettings
+from flowledger.observability import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,6 +43,33 @@ TOPIC_ALREADY_EXISTS = 36
 
 class BrokerUnavailable(ConnectionError):
     """The broker could not be reached or did not acknowledge; try again later."""
+
+
+class BrokerRefused(ConnectionError):
+    """The broker answers but refuses something the producer needs; trying again every few
+    seconds will not help (the follower waits ``retry_after_s`` between attempts)."""
+
+    retry_after_s = 60.0
+    reported = False
+    """Set once the relay has logged it (the follower then does not log it again)."""
+
+
+IDEMPOTENCE_REFUSED: Final = (
+    "the Kafka broker refuses an idempotent producer ({error} answering InitProducerId); set "
+    "FLOWLEDGER_KAFKA_IDEMPOTENCE=false to publish without it (a retried send may then be "
+    "stored twice; consumers drop duplicates by event_id), or use a broker that supports it"
+)
+
+
+class _ReportedByUs(logging.Filter):
+    """aiokafka logs a refused InitProducerId itself, on every attempt; the relay reports it
+    once, in its own words (:data:`IDEMPOTENCE_REFUSED`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unexpected error during InitProducerIdRequest")
+
+
+logging.getLogger("aiokafka.producer.sender").addFilter(_ReportedByUs())
 
 
 @dataclass(frozen=True)
@@ -50,7 +87,11 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        return self.submit(coroutine).result()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start the coroutine on the loop; its result is awaited through the future."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -59,7 +100,7 @@ class LoopThread:
             self.loop.close()
 
 
-def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+def kafka_headers(envelope: Envelope | WireEvent) -> list[tuple[str, bytes]]:
     headers = [
         ("event_type", envelope.event_type.encode()),
         ("event_id", str(envelope.event_id).encode()),
@@ -80,6 +121,8 @@ class KafkaPublisher:
         self._admin: AIOKafkaAdminClient | None = None
         self._view: BrokerView | None = None
         self._created: set[str] = set()
+        self._partitioner = DefaultPartitioner()
+        self._enqueue: asyncio.Lock | None = None
         self.connections = 0
         """How many times a connection was made; a new one means: check the broker again."""
 
@@ -99,9 +142,15 @@ class KafkaPublisher:
     def cluster_id(self) -> str:
         return self._loop.run(self._guarded(self._cluster_id()))
 
-    def publish(self, envelopes: Sequence[Envelope]) -> set[str]:
-        """Publish and wait for every acknowledgement; the topics published to."""
-        return self._loop.run(self._guarded(self._publish(envelopes)))
+    def publish(self, events: Sequence[WireEvent]) -> Counter[str]:
+        """Publish and wait for every acknowledgement; the records published per topic."""
+        return self.submit(events).result()
+
+    def submit(self, events: Sequence[WireEvent]) -> concurrent.futures.Future[Counter[str]]:
+        """Start publishing (it returns at once); the future's result is the records published
+        per topic, once every one of them is acknowledged. Records of later calls are queued
+        after those of earlier ones."""
+        return self._loop.submit(self._guarded(self._publish(events)))
 
     def disconnect(self) -> None:
         self._loop.run(self._disconnect())
@@ -116,6 +165,9 @@ class KafkaPublisher:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await coroutine
+        except BrokerRefused:
+            await self._disconnect()
+            raise
         except (KafkaError, OSError, TimeoutError) as error:
             await self._disconnect()
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
@@ -130,7 +182,14 @@ class KafkaPublisher:
             cluster: str = (await admin.describe_cluster())["cluster_id"]
             topics = frozenset(await admin.list_topics())
             producer = AIOKafkaProducer(**self.config.producer_kwargs())
-            await producer.start()
+            try:
+                await producer.start()
+            except KafkaError as error:
+                if await self._refuses_idempotence(error):
+                    raise BrokerRefused(
+                        IDEMPOTENCE_REFUSED.format(error=type(error).__name__)
+                    ) from error
+                raise
         except BaseException:
             await _quietly(admin.close())
             if producer is not None:
@@ -142,6 +201,20 @@ class KafkaPublisher:
         self.connections += 1
         log.info("relay connected to Kafka cluster %s (%d topics)", cluster, len(topics))
         return self._view
+
+    async def _refuses_idempotence(self, error: KafkaError) -> bool:
+        """Whether a producer that failed to start with idempotence (with an error that is not
+        about reaching the broker) starts without it."""
+        if not self.config.idempotence or getattr(error, "retriable", False):
+            return False
+        plain = AIOKafkaProducer(**{**self.config.producer_kwargs(), "enable_idempotence": False})
+        try:
+            await plain.start()
+        except KafkaError:
+            return False
+        finally:
+            await _quietly(plain.stop())
+        return True
 
     async def _describe(self) -> BrokerView:
         await self._connect()
@@ -173,24 +246,52 @@ class KafkaPublisher:
         self._created.update(missing)
         log.info("created topics %s", ", ".join(missing))
 
-    async def _publish(self, envelopes: Sequence[Envelope]) -> set[str]:
+    async def _publish(self, events: Sequence[WireEvent]) -> Counter[str]:
         await self._connect()
-        assert self._producer is not None
+        producer = self._producer
+        assert producer is not None
         prefix = self.config.topic_prefix
-        topics = {topic_for(e.aggregate_type, prefix) for e in envelopes}
-        await self._ensure_topics(topics)
-        acks = []
-        for envelope in envelopes:
-            acks.append(
-                await self._producer.send(
-                    topic_for(envelope.aggregate_type, prefix),
-                    value=encode(envelope),
-                    key=str(envelope.aggregate_id).encode(),
-                    headers=kafka_headers(envelope),
-                )
-            )
+        by_topic: dict[str, list[WireEvent]] = {}
+        for event in events:
+            by_topic.setdefault(topic_for(event.aggregate_type, prefix), []).append(event)
+        await self._ensure_topics(set(by_topic))
+        if self._enqueue is None:
+            self._enqueue = asyncio.Lock()
+        acks: list[asyncio.Future[Any]] = []
+        async with self._enqueue:  # the batches of one call are queued before the next's
+            for topic, records in by_topic.items():
+                acks += await self._send(producer, topic, records)
         await asyncio.gather(*acks)
-        return topics
+        published = Counter({topic: len(records) for topic, records in by_topic.items()})
+        for topic, count in published.items():
+            metrics.RELAY_PUBLISHED.labels(topic).inc(count)
+        return published
+
+    async def _send(
+        self, producer: AIOKafkaProducer, topic: str, events: Sequence[WireEvent]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue the records in record batches per partition (a full batch is queued and the
+        next one begun); the futures of their acknowledgements."""
+        partitions = sorted(await producer.partitions_for(topic))
+        acks: list[asyncio.Future[Any]] = []
+        building: dict[int, BatchBuilder] = {}
+        for event in events:
+            key = str(event.aggregate_id).encode()
+            partition = self._partitioner(key, partitions, partitions)
+            headers = kafka_headers(event)
+            batch = building.get(partition)
+            if (
+                batch is None
+                or batch.append(timestamp=None, key=key, value=event.body, headers=headers) is None
+            ):
+                if batch is not None:
+                    acks.append(await _queue(producer, batch, topic, partition))
+                batch = building[partition] = producer.create_batch()
+                if batch.append(timestamp=None, key=key, value=event.body, headers=headers) is None:
+                    raise KafkaError(f"event {event.event_id} does not fit in a record batch")
+        for partition, batch in building.items():
+            acks.append(await _queue(producer, batch, topic, partition))
+        return acks
 
     async def _disconnect(self) -> None:
         producer, admin = self._producer, self._admin
@@ -200,6 +301,15 @@ class KafkaPublisher:
             await _quietly(producer.stop())
         if admin is not None:
             await _quietly(admin.close())
+
+
+async def _queue(
+    producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
+) -> asyncio.Future[Any]:
+    """Queue a record batch; closed first, so it goes out at once (no linger: it is whole)."""
+    batch.close()
+    future: asyncio.Future[Any] = await producer.send_batch(batch, topic, partition=partition)
+    return future
 
 
 async def _quietly(closing: Coroutine[Any, Any, Any], timeout_s: float = 2.0) -> None:

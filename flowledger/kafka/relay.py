@@ -2,9 +2,17 @@
 aggregate type's topic, keyed by aggregate id (so each aggregate's events stay in order).
 
 At least once, never lost: a batch's position is saved only after the broker acknowledged every
-record of it, so a crash in between publishes the batch again (same event ids). While the
-broker is down, publishing raises :class:`BrokerUnavailable` and the follower retries with
-backoff; commands are not affected (the event store is the queue).
+record of it, so a crash in between publishes the batch again (same event ids). A batch is
+encoded in chunks, each sent while the next is being encoded (each event decoded once and its
+envelope encoded once, :func:`~flowledger.eventlog.envelope.wire_event`). While the broker is
+down, publishing raises :class:`BrokerUnavailable` and the follower retries with backoff;
+commands are not affected (the event store is the queue). A broker that refuses what the relay
+needs (:class:`BrokerRefused`: no idempotent producer) is reported once, in the log and in the
+relay's status (``/health/ready``), naming the setting to change, and tried again every minute.
+
+One relay publishes at a time: :func:`run_relay` waits for the lead
+(:class:`~flowledger.eventlog.leadership.Leadership`) before it follows the log, and stops
+following as soon as it loses it; a standby takes over within a second of the leader's death.
 
 A broker can also come back *empty* (the embedded dev broker keeps everything in memory), and
 then the saved position is a lie. The relay remembers which cluster (by id) and topics its
@@ -15,33 +23,49 @@ the history was lost: it forgets its position and publishes everything again fro
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Final, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from flowledger.eventlog.envelope import envelopes
+from flowledger.eventlog.decoding import EventDecoder
+from flowledger.eventlog.envelope import WireEvent, wire_event
 from flowledger.eventlog.follower import (
     RETRY_BACKOFF,
     TRANSIENT_ERRORS,
     Follower,
     PositionMoved,
+    StopFollowing,
+    run_followers,
 )
-from flowledger.eventlog.store import APPLICATION_NAME, EventStore
+from flowledger.eventlog.leadership import Leadership
+from flowledger.eventlog.store import APPLICATION_NAME, EventStore, is_internal
 from flowledger.kafka.config import KafkaSettings
-from flowledger.kafka.publisher import BrokerUnavailable, BrokerView, KafkaPublisher
+from flowledger.kafka.publisher import (
+    BrokerRefused,
+    BrokerUnavailable,
+    BrokerView,
+    KafkaPublisher,
+)
+from flowledger.observability import metrics
 from flowledger.projections.tables import relay_state, relay_tracking
 from flowledger.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NAME: Final = "relay"
+CHUNK: Final = 1000
+"""Events encoded before they are handed to the producer (the next chunk is encoded while
+this one is sent)."""
 
 
 class Relay:
@@ -55,11 +79,16 @@ class Relay:
         engine: Engine,
         config: KafkaSettings,
         publisher: KafkaPublisher | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
         self.config = config
         self.publisher = publisher or KafkaPublisher(config)
+        self.leadership = leadership
+        """When given, the relay publishes only while it leads."""
+        self.decoder = EventDecoder(store.mapper)
+        self._refusal: str | None = None
         factory = cast(PostgresFactory, store.factory)
         self.recorder = PostgresTrackingRecorder(
             factory.datastore, tracking_table_name=relay_tracking.name
@@ -73,22 +102,36 @@ class Relay:
         return None if position is None else int(position)
 
     def handle(self, batch: Sequence[Notification]) -> None:
-        outgoing = envelopes(self.store, batch)
-        if not outgoing:  # only internal events: nothing to publish, no broker needed
-            self._save(batch[0].id, batch[-1].id, None, set())
-            return
+        self._must_lead()
+        sending: list[concurrent.futures.Future[Counter[str]]] = []
+        view: BrokerView | None = None
         try:
-            view = self._verify(force=False)
-            topics = self.publisher.publish(outgoing)
+            for start in range(0, len(batch), CHUNK):
+                outgoing = self._wire(batch[start : start + CHUNK])
+                if not outgoing:
+                    continue
+                if view is None:
+                    view = self._verify(force=False)
+                sending.append(self.publisher.submit(outgoing))
+            if view is None:  # only internal events: nothing to publish, no broker needed
+                self._save(batch[0].id, batch[-1].id, None, set())
+                return
+            published = _acknowledged(sending)
             if self.publisher.cluster_id() != view.cluster_id:
                 self._start_over(self.publisher.describe(), "the broker restarted mid-batch")
+        except BrokerRefused as refusal:
+            self._refused(refusal)
+            raise
         except BrokerUnavailable as error:
             self._note_error(f"broker unavailable: {error}")
             raise
-        self._save(batch[0].id, batch[-1].id, view.cluster_id, topics)
+        self._refusal = None
+        self._must_lead()
+        self._save(batch[0].id, batch[-1].id, view.cluster_id, set(published))
 
     def idle(self) -> None:
         """Every ``check_interval``: is the history we published still on the broker?"""
+        self._must_lead()
         if time.monotonic() - self._last_check < self.config.check_interval_s:
             return
         try:
@@ -97,8 +140,59 @@ class Relay:
             self._last_check = time.monotonic()
             self._note_error(f"broker unavailable: {error}")
 
+    def _wire(self, notifications: Sequence[Notification]) -> list[WireEvent]:
+        return [
+            wire_event(self.decoder.decode(n), n.id)
+            for n in notifications
+            if not is_internal(n.topic)
+        ]
+
+    def _must_lead(self) -> None:
+        if self.leadership is not None and not self.leadership.held():
+            raise StopFollowing("this relay lost its lead; another one publishes")
+
+    def _refused(self, refusal: BrokerRefused) -> None:
+        """Say it once (log and status), not at every attempt."""
+        message = str(refusal)
+        if message != self._refusal:
+            log.error("relay: %s", message)
+            self._note_error(message)
+            self._refusal = message
+        refusal.reported = True
+
     def close(self) -> None:
         self.publisher.close()
+
+    def lead(self) -> None:
+        """Show this relay as the one publishing (``relay_state.leader``)."""
+        if self.leadership is None:
+            return
+        with self.engine.begin() as conn:
+            statement = pg_insert(relay_state).values(
+                name=NAME, topics=[], leader=self.leadership.me, updated_at=func.now()
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["name"],
+                    set_={"leader": statement.excluded.leader, "updated_at": func.now()},
+                )
+            )
+        metrics.RELAY_LEADER.set(1)
+
+    def step_down(self) -> None:
+        """No longer shown as the one publishing (a clean stop)."""
+        metrics.RELAY_LEADER.set(0)
+        if self.leadership is None:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(relay_state)
+                    .where(relay_state.c.name == NAME, relay_state.c.leader == self.leadership.me)
+                    .values(leader=None, updated_at=func.now())
+                )
+        except TRANSIENT_ERRORS:
+            pass
 
     # ---------------------------------------------------------------- checks
     def _verify(self, *, force: bool) -> BrokerView:
@@ -220,6 +314,40 @@ class Relay:
                 )
         except TRANSIENT_ERRORS:
             pass
+
+
+def _acknowledged(
+    sending: Sequence[concurrent.futures.Future[Counter[str]]],
+) -> Counter[str]:
+    """Wait for every chunk's acknowledgements (all of them, even after one failed, so that
+    nothing of this batch is still in flight when it is tried again); the records per topic."""
+    concurrent.futures.wait(sending)
+    published: Counter[str] = Counter()
+    for future in sending:
+        published.update(future.result())  # raises the first chunk's failure
+    return published
+
+
+def run_relay(
+    store: EventStore,
+    engine: Engine,
+    config: KafkaSettings,
+    settings: Settings,
+    stop: threading.Event,
+    leadership: Leadership,
+) -> None:
+    """Stand by until this relay leads, then relay until ``stop`` (or until the lead is lost:
+    then stand by again). Raises :class:`FollowerFailed` when the relay must stop."""
+    while leadership.wait(stop):
+        relay = Relay(store, engine, config, leadership=leadership)
+        try:
+            relay.lead()
+            run_followers([relay_follower(store, relay, settings)], stop)
+        finally:
+            relay.close()
+            if stop.is_set():
+                relay.step_down()
+            leadership.release()
 
 
 def relay_follower(store: EventStore, relay: Relay, settings: Settings) -> Follower:

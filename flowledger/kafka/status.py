@@ -20,7 +20,10 @@ class RelayStatus(msgspec.Struct, omit_defaults=True):
     cluster_id: str | None = None
     last_published_at: datetime | None = None
     last_error: str | None = None
-    """Why the relay is retrying, or why it started over; cleared by the next publish."""
+    """Why the relay is retrying, why it started over, or what the broker refuses (naming the
+    setting that changes it); cleared by the next publish."""
+    leader: str | None = None
+    """The relay process that publishes (``host:pid``); the others stand by."""
 
 
 def relay_status(conn: Connection, head: int) -> RelayStatus | None:
@@ -40,4 +43,5 @@ def relay_status(conn: Connection, head: int) -> RelayStatus | None:
         cluster_id=state.cluster_id if state else None,
         last_published_at=state.last_published_at if state else None,
         last_error=state.last_error if state else None,
+        leader=state.leader if state else None,
     )

@@ -101,6 +101,10 @@ RELAY_PUBLISHED: Final = Counter(
     "Events the relay published to Kafka and got acknowledged, by topic.",
     ["topic"],
 )
+RELAY_LEADER: Final = Gauge(
+    "flowledger_relay_leader",
+    "1 while this relay process leads (publishes), 0 while it stands by.",
+)
 RELAY_PUBLISH_ERRORS: Final = Counter(
     "flowledger_relay_publish_errors_total",
     "Failed Kafka publish attempts by the relay, by topic.",

@@ -68,6 +68,13 @@ def configure_tracing(env: Mapping[str, str], service_name: str) -> bool:
     return True
 
 
+def recording() -> bool:
+    """Whether spans go anywhere (a tracer provider is installed): per-event spans cost more
+    than applying most events, so followers make them only then."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def traceparent_of(span: Span | None = None) -> str | None:
     """The W3C ``traceparent`` of ``span`` (default: the current span); None when invalid."""
     context = trace.set_span_in_context(span) if span is not None else None

@@ -12,15 +12,18 @@ every event, so ``flowledger audit verify`` and a rebuild can always recompute a
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final
+from functools import lru_cache
+from typing import Any, ClassVar, Final, cast
 
+import msgspec
 from sqlalchemy import Engine, delete, select
 
-from flowledger.domain.redaction import redact
+from flowledger.eventlog.envelope import data_json
 from flowledger.eventlog.store import (
     aggregate_type,
-    event_data,
     event_type,
     is_internal,
     metadata_of,
@@ -51,38 +54,79 @@ def audit_action(public_event_type: str, entity_type: str) -> str:
     return snake_case(suffix or public_event_type)
 
 
-def audit_row(event: Any, position: int) -> dict[str, Any]:
-    """The audit row an event makes; also what ``audit verify`` recomputes."""
-    topic = f"{type(event).__module__}:{type(event).__qualname__}"
-    entity = aggregate_type(topic)
-    name = event_type(topic)
+COLUMNS: Final = (
+    "position",
+    "entity_type",
+    "entity_id",
+    "entity_version",
+    "action",
+    "event_type",
+    "actor",
+    "correlation_id",
+    "changes",
+    "occurred_at",
+)
+_decoder = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What the audit log says of every event of one class."""
+
+    entity: str
+    event_type: str
+    action: str
+    omits: tuple[str, ...]
+
+
+@lru_cache(maxsize=512)
+def _kind(event_class: type[Any]) -> _Kind:
+    topic = f"{event_class.__module__}:{event_class.__qualname__}"
+    entity, name = aggregate_type(topic), event_type(topic)
+    # derived data an event class leaves out (a workflow version's plan)
+    omits = tuple(getattr(event_class, "audit_omits", ()))
+    return _Kind(entity, name, audit_action(name, entity), omits)
+
+
+def audit_record(event: Any, position: int) -> tuple[Any, ...]:
+    """The audit row an event makes, its values in :data:`COLUMNS` order, ``changes`` as JSON
+    text (what the projection copies in)."""
+    kind = _kind(cast(Hashable, type(event)))
     meta = metadata_of(event)
-    data = event_data(event)
-    for field in getattr(event, "audit_omits", ()):  # derived data an event class leaves out
-        data.pop(field, None)
-    return {
-        "position": position,
-        "entity_type": entity,
-        "entity_id": event.originator_id,
-        "entity_version": event.originator_version,
-        "action": audit_action(name, entity),
-        "event_type": name,
-        "actor": meta.actor,
-        "correlation_id": meta.correlation_id or None,
-        "changes": redact(data) or None,
-        "occurred_at": event.timestamp,
-    }
+    changes = data_json(event, kind.omits)
+    return (
+        position,
+        kind.entity,
+        event.originator_id,
+        event.originator_version,
+        kind.action,
+        kind.event_type,
+        meta.actor,
+        meta.correlation_id or None,
+        None if changes == b"{}" else changes.decode(),
+        event.timestamp,
+    )
+
+
+def audit_row(event: Any, position: int) -> dict[str, Any]:
+    """The audit row an event makes, ``changes`` as an object; also what ``audit verify``
+    recomputes."""
+    row = dict(zip(COLUMNS, audit_record(event, position), strict=True))
+    if row["changes"] is not None:
+        row["changes"] = _decoder.decode(row["changes"])
+    return row
 
 
 class AuditLogProjection(AppendOnlyProjection):
     name: ClassVar[str] = "audit_log"
     tables = (audit_log,)
+    columns = COLUMNS
 
     def wants(self, topic: str) -> bool:
         return not is_internal(topic)
 
-    def row(self, event: Any, position: int) -> dict[str, Any]:
-        return audit_row(event, position)
+    def record(self, event: Any, position: int) -> tuple[Any, ...]:
+        return audit_record(event, position)
 
 
 def retention_cutoff(now: datetime, retention_days: int | None) -> datetime | None:

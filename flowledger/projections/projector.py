@@ -1,11 +1,17 @@
 """Projections: read tables built from the event log, position kept with the rows.
 
 A :class:`Projection` says which events it wants and how each changes its tables. A
-:class:`Projector` feeds it batches from a :class:`~flowledger.eventlog.follower.Follower`: one
-transaction per batch holds the row changes and the new position, written with the
-``eventsourcing`` tracking recorder's own statement, so a crash at any point either keeps
-both or neither. The tracking row is locked first, so a second instance of the same projector
-waits, then sees the position has moved, instead of applying events twice.
+:class:`Projector` applies a batch of events to one projection in one transaction that holds
+the row changes and the new position, written with the ``eventsourcing`` tracking recorder's own
+statement, so a crash at any point either keeps both or neither. The tracking row is locked
+first, so a second instance of the same projector waits, then applies only what the first one
+did not (nothing is applied twice).
+
+Batches come from a :class:`~flowledger.projections.host.ProjectionHost`, which reads and decodes
+the log once for every projection of a process, or from a follower of the projector's own
+(:meth:`Projector.handle`). A projection's batch has three steps: :meth:`Projection.prepare`
+reads what the events will change (in one go), :meth:`Projection.apply` folds each event, and
+:meth:`Projection.finish_batch` writes the changes set-based (``COPY``, a few statements).
 
 A projector can also write a projection's tables in another schema, keeping its position under
 another key of the same tracking table: that is how a rebuild fills fresh tables next to the
@@ -14,30 +20,53 @@ live ones (``projections/rebuild.py``, ADR 0008).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
-from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, select, text
+from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, select
 
+from flowledger.eventlog.decoding import EventDecoder
 from flowledger.eventlog.follower import PositionMoved
 from flowledger.eventlog.store import APPLICATION_NAME, EventStore
-from flowledger.observability.tracing import handling_event
+from flowledger.observability.tracing import handling_event, recording
+from flowledger.projections.rowsets import copy_rows, driver
 from flowledger.projections.tables import tracking_table
+
+Applied = tuple[int, Any]
+"""An event to apply and its position in the log."""
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert rows (all with the same keys) in one ``executemany``: psycopg sends them in
-    pipeline mode, without waiting for each answer. (A multi-row ``INSERT … VALUES`` was
-    slower: SQLAlchemy compiles it anew for every number of rows.)"""
+    """Insert rows (all with the same keys) in one ``executemany`` (psycopg pipelines it), for
+    projections that insert new rows and update others event by event rather than fold a
+    batch into a :class:`~flowledger.projections.rowsets.RowSet`."""
     if rows:
         conn.execute(insert(table), list(rows))
 
 
-class Projection(ABC):
+TRANSACTION_SETTINGS: Mapping[str, str] = {"synchronous_commit": "off", "jit": "off"}
+"""Every projector transaction: its commit does not wait for the WAL to reach the disk (a
+crash of the server can only lose whole batches, rows and position together, which are applied
+again), and no JIT compilation for the batch's statements (milliseconds of compiling for
+statements that run in less)."""
+
+
+@contextmanager
+def batch_transaction(engine: Engine, schema: str | None = None) -> Iterator[Connection]:
+    """A projector's transaction (:data:`TRANSACTION_SETTINGS`); ``schema`` first in the
+    ``search_path``, so that plain-text SQL of a projection finds a rebuild's copies too."""
+    with engine.begin() as conn:
+        settings = [f"SET LOCAL {k} TO {v}" for k, v in TRANSACTION_SETTINGS.items()]
+        if schema is not None:
+            settings.append(f'SET LOCAL search_path TO "{schema}", public')
+        driver(conn).execute("; ".join(settings))
+        yield conn
+
+
+class Projection:
     """How some events change some read tables."""
 
     name: ClassVar[str]
@@ -45,25 +74,25 @@ class Projection(ABC):
     topic_prefixes: ClassVar[tuple[str, ...]] = ()
     """Stored-event topics this projection reads (``module:`` prefixes); empty means all."""
     tables: ClassVar[tuple[Table, ...]]
-    pipelined: ClassVar[bool] = False
-    """True when :meth:`apply` and :meth:`finish_batch` only write and never read a statement's
-    result (rows or row count): the batch's statements are then sent in psycopg's pipeline
-    mode, without waiting for each answer (see :meth:`Projector.apply_batch`)."""
 
     def wants(self, topic: str) -> bool:
         return not self.topic_prefixes or topic.startswith(self.topic_prefixes)
 
-    @abstractmethod
-    def apply(self, conn: Connection, event: Any, position: int) -> None:
-        """Change the read tables for one event (or note the change for :meth:`finish_batch`)."""
-
-    def start_batch(self) -> None:  # noqa: B027  (a hook: most projections need none)
+    def start_batch(self) -> None:
         """A batch begins: forget changes noted for a batch that did not finish (rolled back).
 
         A projection that notes changes keeps them on itself, so an instance serves one
         projector (as :func:`~flowledger.projections.registry.all_projections` makes them)."""
 
-    def finish_batch(self, conn: Connection) -> None:  # noqa: B027  (a hook, as above)
+    def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
+        """Read, in a few statements, what :meth:`apply` will need for these events (the rows
+        they change), before any is applied."""
+
+    def apply(self, conn: Connection, event: Any, position: int) -> None:
+        """Change the read tables for one event (or note the change for :meth:`finish_batch`)."""
+        raise NotImplementedError
+
+    def finish_batch(self, conn: Connection) -> None:
         """Write the changes :meth:`apply` noted, in the batch's transaction, before its
         position is saved. Writing a batch's rows in a few statements instead of one or more
         per event is where a projection's throughput comes from (round trips, not SQL)."""
@@ -71,33 +100,38 @@ class Projection(ABC):
 
 class AppendOnlyProjection(Projection):
     """A projection that adds one row per event to its one table (a log): the batch's rows are
-    inserted together when the batch finishes."""
+    copied in together (``COPY``) when the batch finishes."""
+
+    columns: ClassVar[tuple[str, ...]]
+    """The table's columns, in the order :meth:`record` gives their values."""
 
     def __init__(self) -> None:
-        self._rows: list[dict[str, Any]] = []
+        self._records: list[tuple[Any, ...]] = []
 
-    @abstractmethod
-    def row(self, event: Any, position: int) -> dict[str, Any]:
-        """The event's row."""
+    def record(self, event: Any, position: int) -> tuple[Any, ...]:
+        """The event's row, its values in :attr:`columns` order (JSON as text)."""
+        raise NotImplementedError
 
     def start_batch(self) -> None:
-        self._rows = []
+        self._records = []
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
-        self._rows.append(self.row(event, position))
+        self._records.append(self.record(event, position))
 
     def finish_batch(self, conn: Connection) -> None:
-        insert_rows(conn, self.tables[0], self._rows)
-        self._rows = []
+        if self._records:
+            copy_rows(conn, self.tables[0], self.columns, self._records)
+        self._records = []
 
 
 class Projector:
-    """Applies batches of events to one projection; a follower's batch handler.
+    """Applies batches of events to one projection, each in one transaction with its position.
 
     ``schema``: write the projection's tables in this schema instead of the default one
-    (SQLAlchemy's ``schema_translate_map``). ``tracking_key``: the tracking row's
-    ``application_name``. ``trace_events``: one span per applied event, in the trace of the
-    request that caused it (off for rebuilds, which replay history).
+    (SQLAlchemy's ``schema_translate_map``, and the ``search_path`` for plain SQL).
+    ``tracking_key``: the tracking row's ``application_name``. ``trace_events``: one span per
+    applied event, in the trace of the request that caused it, when spans are recorded (off for
+    rebuilds, which replay history).
     """
 
     def __init__(
@@ -109,12 +143,14 @@ class Projector:
         schema: str | None = None,
         tracking_key: str = APPLICATION_NAME,
         trace_events: bool = True,
+        decoder: EventDecoder | None = None,
     ) -> None:
         self.projection = projection
         self.name = projection.name
         self.store = store
         self.tracking_key = tracking_key
         self.trace_events = trace_events
+        self.decoder = decoder or EventDecoder(store.mapper)
         factory = cast(PostgresFactory, store.factory)
         self.recorder = PostgresTrackingRecorder(
             factory.datastore, tracking_table_name=f"{projection.name}_tracking"
@@ -130,57 +166,85 @@ class Projector:
             if schema is None
             else engine.execution_options(schema_translate_map={None: schema})
         )
+        self.known: int = 0
+        """The position this projector last read or saved (0: nothing applied yet)."""
+
+    def wants(self, topic: str) -> bool:
+        return self.projection.wants(topic)
 
     def position(self) -> int | None:
         position = self.recorder.max_tracking_id(self.tracking_key)
+        self.known = int(position or 0)
         return None if position is None else int(position)
 
+    # ------------------------------------------------------------------ a follower of its own
     def handle(self, batch: Sequence[Notification]) -> None:
-        with self.engine.begin() as conn:
-            self.apply_batch(conn, batch)
+        """Decode the batch and apply it (the batch handler of a follower of its own)."""
+        events = [(n.id, self.decoder.decode(n)) for n in batch if self.wants(n.topic)]
+        self.commit(events, after=self.known, last=batch[-1].id)
 
-    def apply_batch(self, conn: Connection, batch: Sequence[Notification]) -> None:
-        """Apply the batch and save its last position, in ``conn``'s transaction."""
-        if self.schema is not None:  # plain-text SQL in a projection finds the copies too
-            conn.execute(text(f'SET LOCAL search_path TO "{self.schema}", public'))
-        current = conn.execute(
-            select(self.tracking.c.notification_id)
-            .where(self.tracking.c.application_name == self.tracking_key)
-            .with_for_update()
-        ).scalar_one_or_none()
-        if current is not None and current >= batch[0].id:
+    def commit(self, events: Sequence[Applied], *, after: int, last: int) -> bool:
+        """:meth:`apply_events` in a transaction of its own; whether anything was written."""
+        with self.transaction() as conn:
+            reached = self.apply_events(conn, events, after=after, last=last)
+        self.known = reached
+        return reached == last
+
+    def apply_batch(self, conn: Connection, batch: Sequence[Notification]) -> int:
+        """Apply stored events after this projector's position in ``conn``'s transaction; the
+        position reached (this projector's :attr:`known` position moves once ``conn``
+        commits, which is the caller's to note)."""
+        events = [(n.id, self.decoder.decode(n)) for n in batch if self.wants(n.topic)]
+        return self.apply_events(conn, events, after=self.known, last=batch[-1].id)
+
+    # ------------------------------------------------------------------ the batch
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A transaction for one batch (committed when the block ends without an error)."""
+        return batch_transaction(self.engine, self.schema)
+
+    def apply_events(
+        self, conn: Connection, events: Sequence[Applied], *, after: int, last: int
+    ) -> int:
+        """Apply ``events`` (the ones this projection wants among the log's events after
+        position ``after`` up to ``last``) and save ``last`` as the position, in ``conn``'s
+        transaction; the position the projection is at once it commits.
+
+        The tracking row is locked first. If another instance got further meanwhile, only the
+        events after its position are applied; if the saved position is behind ``after`` (it
+        was reset), the events in between are not in this batch: :class:`PositionMoved`.
+        """
+        current = int(
+            conn.execute(
+                select(self.tracking.c.notification_id)
+                .where(self.tracking.c.application_name == self.tracking_key)
+                .with_for_update()
+            ).scalar_one_or_none()
+            or 0
+        )
+        if current < after:
             raise PositionMoved(self.name)
-        self.projection.start_batch()
-        with self._pipeline(conn):
-            for notification in batch:
-                if not self.projection.wants(notification.topic):
-                    continue
-                event = self.store.decode(notification)
-                if self.trace_events:
-                    with handling_event(f"project {self.name}", event, position=notification.id):
-                        self.projection.apply(conn, event, notification.id)
-                else:
-                    self.projection.apply(conn, event, notification.id)
-            self.projection.finish_batch(conn)
-        self._save_position(conn, batch[-1].id)
-
-    def _pipeline(self, conn: Connection) -> AbstractContextManager[object]:
-        """psycopg's pipeline mode for a projection that never reads results: statements go
-        out without waiting for each answer, so a batch costs about one round trip instead
-        of one per statement (what held the runs projection back while other projectors kept
-        the server busy). Leaving the block waits for every answer and raises the first
-        error, so the batch's transaction rolls back as before."""
-        if not self.projection.pipelined:
-            return nullcontext()
-        driver_connection = conn.connection.driver_connection
-        assert driver_connection is not None
-        return cast(AbstractContextManager[object], driver_connection.pipeline())
+        if current >= last:
+            return current
+        if current > after:
+            events = [applied for applied in events if applied[0] > current]
+        projection = self.projection
+        projection.start_batch()
+        if events:
+            projection.prepare(conn, events)
+            if self.trace_events and recording():
+                for position, event in events:
+                    with handling_event(f"project {self.name}", event, position=position):
+                        projection.apply(conn, event, position)
+            else:
+                for position, event in events:
+                    projection.apply(conn, event, position)
+            projection.finish_batch(conn)
+        self._save_position(conn, last)
+        return last
 
     def _save_position(self, conn: Connection, position: int) -> None:
-        driver_connection = conn.connection.driver_connection
-        assert driver_connection is not None
         try:
-            with driver_connection.cursor() as cursor:
+            with driver(conn).cursor() as cursor:
                 self.recorder._insert_tracking(
                     cast(Any, cursor), Tracking(self.tracking_key, position)
                 )
@@ -195,3 +259,4 @@ class Projector:
             conn.execute(
                 delete(self.tracking).where(self.tracking.c.application_name == self.tracking_key)
             )
+        self.known = 0

@@ -3,15 +3,18 @@
 How (ADR 0008):
 
 1. **Prepare** a fresh schema ``flowledger_rebuild_<name>`` holding a copy of each of the
-   projection's tables, made by ``CREATE TABLE … (LIKE public.<table> INCLUDING ALL)`` (columns,
-   defaults, constraints, indexes, comments), with the storage options and the foreign keys
-   copied and every index renamed to its live twin's name, so the tables swapped in are what
-   the migrations made.
-2. **Replay** every event from position zero into the copies with an ordinary
-   :class:`~flowledger.projections.projector.Projector` whose tables are translated to that
-   schema. Its position is a second row, ``flowledger.rebuild``, of the projection's live
-   tracking table, written with the library's statement in the same transaction as the rows:
-   a batch is all or nothing, and memory stays flat however many events there are.
+   projection's tables, made by ``CREATE TABLE … (LIKE public.<table> INCLUDING ALL EXCLUDING
+   INDEXES)`` (columns, defaults, checks, comments), with the storage options, the primary and
+   unique keys and the foreign keys of the live table under their live names.
+2. **Replay** every event from position zero into the copies, through the path the live
+   projections take (:class:`~flowledger.projections.host.ProjectionHost`: one read and one
+   decoding of each batch for every projection rebuilt together, rows written with ``COPY``),
+   with projectors whose tables are translated to that schema. Their position is a second row,
+   ``flowledger.rebuild``, of each projection's live tracking table, written with the library's
+   statement in the same transaction as the rows: a batch is all or nothing, and memory stays
+   flat however many events there are. Then the other indexes are built (a sort each, instead of
+   one index insertion per row during the replay), with their live names and definitions, and
+   the copies analysed.
 3. **Swap**, in one transaction: lock the live tracking table (the live projector pauses at
    its next batch; a batch in flight finishes first), lock the live tables (queries wait a
    moment instead of failing), apply the events that arrived since, drop the live tables,
@@ -21,6 +24,8 @@ How (ADR 0008):
    query), the transaction rolls back, nothing changed, and the swap is tried again.
 
 A rebuild that dies leaves the live tables untouched; the next rebuild starts afresh.
+:func:`rebuild_projections` rebuilds several projections with one replay, then swaps each in
+turn (each swap is atomic for that projection's tables).
 """
 
 from __future__ import annotations
@@ -36,9 +41,12 @@ import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
+from flowledger.eventlog.follower import PositionMoved
 from flowledger.eventlog.lag import REBUILD_KEY
+from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import APPLICATION_NAME, EventStore
 from flowledger.observability import metrics
+from flowledger.projections.host import ProjectionHost
 from flowledger.projections.projector import Projection, Projector
 
 log = logging.getLogger(__name__)
@@ -98,7 +106,7 @@ class Rebuild:
         store: EventStore,
         projection: Projection,
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         lock_timeout_s: float = 5.0,
         swap_attempts: int = 5,
         on_progress: ProgressCallback | None = None,
@@ -122,6 +130,7 @@ class Rebuild:
             tracking_key=REBUILD_KEY,
             trace_events=False,
         )
+        self.reader = LogReader(store)
         self.position: int | None = None
         self.events = 0
         self.schema_version: list[str] = []
@@ -133,6 +142,7 @@ class Rebuild:
             try:
                 self.prepare()
                 self.replay()
+                self.finish()
                 attempts = self.swap()
             except BaseException:
                 metrics.REBUILDS.labels(self.name, "failed").inc()
@@ -219,40 +229,54 @@ class Rebuild:
             )
 
     def _copy_table(self, conn: Connection, table: str) -> None:
+        """The table without its indexes, but with the keys the replay looks rows up by
+        (primary and unique constraints, under their live names)."""
         live, fresh = _qualified(LIVE_SCHEMA, table), _qualified(self.schema, table)
-        conn.execute(text(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)"))
+        conn.execute(text(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL EXCLUDING INDEXES)"))
         options = conn.execute(
             text("SELECT reloptions FROM pg_class WHERE oid = to_regclass(:t)"),
             {"t": f"{LIVE_SCHEMA}.{table}"},
         ).scalar()
         if options:
             conn.execute(text(f"ALTER TABLE {fresh} SET ({', '.join(options)})"))
-        live_indexes = _indexes(conn, LIVE_SCHEMA, table)
-        fresh_indexes = _indexes(conn, self.schema, table)
-        if {k: len(v) for k, v in live_indexes.items()} != {
-            k: len(v) for k, v in fresh_indexes.items()
+        keys = conn.execute(
+            text(
+                "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+                "WHERE contype IN ('p', 'u', 'x') AND conrelid = to_regclass(:t) ORDER BY conname"
+            ),
+            {"t": f"{LIVE_SCHEMA}.{table}"},
+        ).all()
+        for key in keys:
+            conn.execute(
+                text(f"ALTER TABLE {fresh} ADD CONSTRAINT {_q(key.conname)} {key.definition}")
+            )
+
+    def _copy_indexes(self, conn: Connection, table: str) -> None:
+        """The live table's other indexes, on the copy, with their live names."""
+        live = conn.execute(
+            text(
+                "SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS definition "
+                "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "WHERE x.indrelid = to_regclass(:t) AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) ORDER BY 1"
+            ),
+            {"t": f"{LIVE_SCHEMA}.{table}"},
+        ).all()
+        for index in live:
+            match = _INDEX_DEF.match(index.definition)
+            if match is None:
+                raise RebuildError(f"cannot read the definition of index {index.name}")
+            unique = "UNIQUE " if match["unique"] else ""
+            conn.execute(
+                text(
+                    f"CREATE {unique}INDEX {_q(index.name)} ON "
+                    f"{_qualified(self.schema, table)} {match['rest']}"
+                )
+            )
+        if {k: len(v) for k, v in _indexes(conn, LIVE_SCHEMA, table).items()} != {
+            k: len(v) for k, v in _indexes(conn, self.schema, table).items()
         }:
             raise RebuildError(f"the copy of {table} does not have the same indexes")
-        renames = [
-            (fresh_name, live_name)
-            for key, names in fresh_indexes.items()
-            for fresh_name, live_name in zip(names, live_indexes[key], strict=True)
-        ]
-        # Through temporary names, in case a generated name is another index's live name.
-        for number, (fresh_name, _) in enumerate(renames):
-            conn.execute(
-                text(
-                    f"ALTER INDEX {_qualified(self.schema, fresh_name)} "
-                    f"RENAME TO {_q(f'flowledger_rebuild_{number}')}"
-                )
-            )
-        for number, (_, live_name) in enumerate(renames):
-            conn.execute(
-                text(
-                    f"ALTER INDEX {_qualified(self.schema, f'flowledger_rebuild_{number}')} "
-                    f"RENAME TO {_q(live_name)}"
-                )
-            )
 
     def _copy_foreign_keys(self, conn: Connection, table: str) -> None:
         """Foreign keys (LIKE does not copy them): ones between the projection's own tables
@@ -278,25 +302,26 @@ class Rebuild:
 
     # --- 2. replay -------------------------------------------------------------------------
     def replay(self) -> None:
-        """Replay from zero into the copies, batch by batch, until a batch comes back short."""
-        self.position = self.projector.position()
-        while True:
-            batch = self.store.read(self.position, self.batch_size)
-            if not batch:
-                break
-            self.projector.handle(batch)
-            self._advanced(batch, "replay")
-            if len(batch) < self.batch_size:
-                break
+        """Replay from this copy's position to the head (zero, the first time)."""
+        replay_together([self], self.batch_size, self._progress)
+
+    def finish(self) -> None:
+        """Build the indexes the replay went without, then analyse the copies."""
+        with self.engine.begin() as conn:
+            for table in self.tables:
+                self._copy_indexes(conn, table)
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in self.tables:
                 conn.execute(text(f"ANALYZE {_qualified(self.schema, table)}"))
 
     def _advanced(self, batch: Sequence[Any], phase: str) -> None:
+        self._count(batch)
+        self._progress(phase)
+
+    def _count(self, batch: Sequence[Any]) -> None:
         self.position = batch[-1].id
         self.events += len(batch)
         metrics.REBUILD_EVENTS.labels(self.name).inc(len(batch))
-        self._progress(phase)
 
     def _progress(self, phase: str) -> None:
         if self.on_progress is not None:
@@ -316,7 +341,8 @@ class Rebuild:
         """Swap the copies in atomically; the number of attempts it took."""
         for attempt in range(1, self.swap_attempts + 1):
             try:
-                with self.projector.engine.begin() as conn:
+                with self.projector.transaction() as conn:
+                    conn.execute(text("SET LOCAL synchronous_commit TO on"))  # a one-off: durable
                     self._swap(conn)
             except sqlalchemy.exc.OperationalError as error:
                 lock_timeout = getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
@@ -328,7 +354,6 @@ class Rebuild:
                     self.name,
                     attempt,
                 )
-                self.position = self.projector.position()
                 self.replay()
             else:
                 log.info("rebuild %s: swapped in at position %s", self.name, self.position)
@@ -360,8 +385,8 @@ class Rebuild:
                 f"the schema was migrated during the rebuild of {self.name} (now at "
                 f"{_schema_version(conn)}); nothing was swapped: run the rebuild again"
             )
-        while batch := self.store.read(self.position, self.batch_size):
-            self.projector.apply_batch(conn, batch)
+        while batch := self.reader.read(self.position, self.batch_size):
+            self.projector.known = self.projector.apply_batch(conn, batch)
             self._advanced(batch, "swap")
         live_position = conn.execute(
             text(
@@ -395,6 +420,113 @@ class Rebuild:
         conn.execute(text(f"DROP SCHEMA {_q(self.schema)}"))
 
 
+def replay_together(
+    rebuilds: Sequence[Rebuild], batch_size: int, progress: Callable[[str], None]
+) -> None:
+    """Replay into the copies of several rebuilds from the lowest of their positions to the
+    head, each batch read and decoded once for all of them (the live projections' path)."""
+    first = rebuilds[0]
+    host = ProjectionHost(
+        first.store, first.engine, [r.projector for r in rebuilds], name="rebuild"
+    )
+    reader = LogReader(first.store)
+    try:
+        position = host.position()
+        while batch := reader.read(position, batch_size):
+            try:
+                host.handle(batch)
+            except PositionMoved:  # a copy was not where it said (another rebuild?): re-read
+                position = host.position()
+                continue
+            position = batch[-1].id
+            for rebuild in rebuilds:
+                rebuild._count(batch)
+            progress("replay")
+            if len(batch) < batch_size:
+                break
+    finally:
+        host.close()
+    for rebuild in rebuilds:
+        rebuild.position = rebuild.projector.position()
+
+
+def rebuild_projections(
+    engine: Engine,
+    store: EventStore,
+    projections: Sequence[Projection],
+    *,
+    batch_size: int = 5000,
+    lock_timeout_s: float = 5.0,
+    on_progress: ProgressCallback | None = None,
+) -> list[RebuildResult]:
+    """Rebuild several projections with one replay of the log, then swap each in (see the
+    module's doc); a result per projection."""
+    started = time.monotonic()
+    rebuilds = [
+        Rebuild(
+            engine,
+            store,
+            projection,
+            batch_size=batch_size,
+            lock_timeout_s=lock_timeout_s,
+            on_progress=on_progress,
+        )
+        for projection in projections
+    ]
+    label = ", ".join(r.name for r in rebuilds)
+    replayed = 0
+
+    def together(phase: str) -> None:
+        nonlocal replayed
+        replayed = rebuilds[0].events
+        if on_progress is not None:
+            position = min(r.position or 0 for r in rebuilds)
+            on_progress(
+                RebuildProgress(
+                    projection=label,
+                    position=position,
+                    head=max(store.head(), position),
+                    events=replayed,
+                    phase=phase,
+                )
+            )
+
+    results: list[RebuildResult] = []
+    with engine.connect() as guard:
+        locked: list[Rebuild] = []
+        try:
+            for rebuild in rebuilds:
+                rebuild._lock(guard)
+                locked.append(rebuild)
+            for rebuild in rebuilds:
+                rebuild.prepare()
+            replay_together(rebuilds, batch_size, together)
+            for rebuild in rebuilds:
+                rebuild.finish()
+                rebuild.replay()  # what was appended meanwhile
+                attempts = rebuild.swap()
+                metrics.REBUILDS.labels(rebuild.name, "swapped").inc()
+                rebuild._progress("done")
+                results.append(
+                    RebuildResult(
+                        projection=rebuild.name,
+                        position=rebuild.position or 0,
+                        events=rebuild.events,
+                        seconds=time.monotonic() - started,
+                        swap_attempts=attempts,
+                    )
+                )
+        except BaseException:
+            for rebuild in rebuilds[len(results) :]:
+                metrics.REBUILDS.labels(rebuild.name, "failed").inc()
+            raise
+        finally:
+            for rebuild in locked:
+                guard.execute(text("SELECT pg_advisory_unlock(:k1, hashtext(:k2))"), rebuild._key())
+            guard.commit()
+    return results
+
+
 def _schema_version(conn: Connection) -> list[str]:
     """The Alembic revision(s) the database is at."""
     if not conn.execute(text("SELECT to_regclass('alembic_version')")).scalar():
@@ -426,7 +558,7 @@ def rebuild_projection(
     store: EventStore,
     projection: Projection,
     *,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
     lock_timeout_s: float = 5.0,
     on_progress: ProgressCallback | None = None,
 ) -> RebuildResult:

@@ -126,14 +126,8 @@ class RunLogsProjection(AppendOnlyProjection):
     name: ClassVar[str] = "run_logs"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (run_logs,)
+    columns = ("position", "run_id", "level", "step_id", "message", "logged_at")
 
-    def row(self, event: Any, position: int) -> dict[str, Any]:
+    def record(self, event: Any, position: int) -> tuple[Any, ...]:
         level, step_id, message = log_line(event)
-        return {
-            "position": position,
-            "run_id": event.originator_id,
-            "level": level,
-            "step_id": step_id,
-            "message": message,
-            "logged_at": event.timestamp,
-        }
+        return (position, event.originator_id, level, step_id, message, event.timestamp)

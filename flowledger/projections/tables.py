@@ -510,9 +510,11 @@ relay_state = Table(
     Column("last_published_at", DateTime(timezone=True)),
     Column("last_error", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("leader", String(255)),
 )
 """Which cluster the relay's position refers to (a new cluster id means republish from zero),
-the topics it has created, and its last error (shown by ``/health/ready``)."""
+the topics it has created, its last error, and which relay process leads (``host:pid``; shown
+by ``/health/ready``)."""
 
 # ------------------------------------------------------------- users and sessions (ADR 0018)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Final
 from uuid import UUID, uuid5
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, MetaData, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from flowledger.domain.webhooks import Webhook
@@ -26,6 +26,11 @@ from flowledger.projections.tables import webhook_deliveries, webhooks
 
 DELIVERIES_CHANNEL: Final = "flowledger_webhook_deliveries"
 """NOTIFY channel that wakes the sender when deliveries are enqueued."""
+
+_deliveries: Final = webhook_deliveries.to_metadata(MetaData(), schema="public")
+"""The outbox, named with its schema: it is not this projection's table, so a rebuild (whose
+statements put unqualified tables in its side schema) enqueues into the live outbox, where the
+(webhook, position) key makes a replayed delivery a no-op."""
 
 
 def delivery_id(webhook_id: UUID, event_id: UUID) -> UUID:
@@ -76,10 +81,10 @@ class WebhooksProjection(Projection):
                 )
             )
             conn.execute(
-                update(webhook_deliveries)
+                update(_deliveries)
                 .where(
-                    webhook_deliveries.c.webhook_id == event.originator_id,
-                    webhook_deliveries.c.status == "pending",
+                    _deliveries.c.webhook_id == event.originator_id,
+                    _deliveries.c.status == "pending",
                 )
                 .values(status="cancelled", completed_at=func.now())
             )
@@ -123,5 +128,5 @@ class WebhooksProjection(Projection):
             }
             for hook in targets
         ]
-        conn.execute(pg_insert(webhook_deliveries).values(rows).on_conflict_do_nothing())
+        conn.execute(pg_insert(_deliveries).values(rows).on_conflict_do_nothing())
         conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": DELIVERIES_CHANNEL})

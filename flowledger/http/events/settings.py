@@ -12,7 +12,7 @@ from flowledger.runtime.settings import Settings
 
 @dataclass(frozen=True)
 class StreamSettings:
-    batch_size: int = 500
+    batch_size: int = 5000
     """The core ``FLOWLEDGER_FOLLOWER_BATCH_SIZE``."""
     poll_interval_s: float = 0.5
     """The core ``FLOWLEDGER_FOLLOWER_IDLE_WAIT``."""

@@ -1,0 +1,232 @@
+"""Set-based writes for projections: what a batch changes is written in a few statements, not
+one or more per event.
+
+- :func:`copy_rows` appends rows with a binary ``COPY`` (logs: the audit log, run logs).
+- :class:`RowSet` holds the rows of one table that a batch reads and changes, in memory: rows
+  loaded once at the start of the batch, folded by every event of the batch, then written back
+  together (several events of one run make one row write). Written back means *replaced*: the
+  rows that existed are deleted by key and every touched row is copied in again, two
+  statements per table whatever the number of rows.
+
+Statements name tables without a schema, so a rebuild's ``search_path`` (the side schema first)
+sends them to the fresh copies. JSON columns are held as JSON text both ways (read as
+``column::text``, written as text), so a row is never parsed only to be written back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg.types.json import set_json_dumps
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+
+Key = tuple[Any, ...]
+_json = msgspec.json.Encoder()
+
+
+def json_text(value: Any) -> str | None:
+    """A value for a JSON column, as JSON text (None stays SQL NULL)."""
+    if value is None:
+        return None
+    return _json.encode(value).decode()
+
+
+def driver(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a SQLAlchemy one (same transaction)."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    return raw
+
+
+# Column types as binary COPY names them (the order matters: JSONB is a JSON, BigInteger an
+# Integer).
+_COPY_TYPES: tuple[tuple[type, str], ...] = (
+    (JSONB, "jsonb"),
+    (JSON, "json"),
+    (PG_UUID, "uuid"),
+    (BigInteger, "int8"),
+    (Integer, "int4"),
+    (Boolean, "bool"),
+    (Float, "float8"),
+    (Text, "text"),
+    (String, "varchar"),
+)
+
+
+@cache
+def _copy_types(table: Table, columns: tuple[str, ...]) -> list[str]:
+    names = []
+    for name in columns:
+        column_type = table.c[name].type
+        if isinstance(column_type, DateTime):
+            names.append("timestamptz" if column_type.timezone else "timestamp")
+            continue
+        found = next((pg for kind, pg in _COPY_TYPES if isinstance(column_type, kind)), None)
+        if found is None:
+            raise TypeError(f"{table.name}.{name}: no COPY type for {column_type!r}")
+        names.append(found)
+    return names
+
+
+def _as_is(text: str | bytes) -> str | bytes:
+    """JSON columns are given as JSON text already."""
+    return text
+
+
+def copy_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Append rows (values in ``columns`` order, JSON as text) with one binary ``COPY``."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with driver(conn).cursor() as cursor:
+        set_json_dumps(_as_is, cursor)  # (this cursor's adapters only)
+        with cursor.copy(statement) as copy:
+            copy.set_types(_copy_types(table, tuple(columns)))
+            for row in rows:
+                copy.write_row(row)
+
+
+def json_columns(table: Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.columns if isinstance(c.type, JSON | JSONB))
+
+
+def _hashable(value: Any) -> Any:
+    """A key part that hashes fast (a UUID hashes in Python, its integer in C)."""
+    return value.int if type(value) is UUID else value
+
+
+class RowSet:
+    """The rows of ``table`` one batch works on, by key (see the module's doc)."""
+
+    def __init__(self, table: Table, key: Sequence[str]) -> None:
+        self.table = table
+        self._key_columns = tuple(key)
+        self.columns = tuple(c.name for c in table.columns)
+        self._json = json_columns(table)
+        self._rows: dict[Key, dict[str, Any]] = {}
+        self._loaded: set[Key] = set()
+        self._touched: set[Key] = set()
+        self._groups: dict[Any, list[Key]] = {}
+        """Keys by their first part (a run's steps)."""
+
+    def clear(self) -> None:
+        self._rows, self._loaded, self._touched, self._groups = {}, set(), set(), {}
+
+    def key(self, *values: Any) -> Key:
+        """The key of the row whose key columns have these values."""
+        return tuple(map(_hashable, values))
+
+    def key_of(self, row: Mapping[str, Any]) -> Key:
+        return tuple([_hashable(row[k]) for k in self._key_columns])
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self._key_columns
+
+    # ------------------------------------------------------------------ reading
+    def load(self, conn: Connection, where: sql.Composable, params: Mapping[str, Any]) -> None:
+        """Hold the rows ``where`` selects (rows already held are kept as they are)."""
+        selected = sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier(c)) if c in self._json else sql.Identifier(c)
+            for c in self.columns
+        )
+        statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
+            selected, sql.Identifier(self.table.name), where
+        )
+        with driver(conn).cursor(binary=True, row_factory=tuple_row) as cursor:
+            cursor.execute(statement, params)
+            for values in cursor.fetchall():
+                row = dict(zip(self.columns, values, strict=True))
+                key = self.key_of(row)
+                if key not in self._rows:
+                    self._hold(key, row)
+                    self._loaded.add(key)
+
+    def _hold(self, key: Key, row: dict[str, Any]) -> None:
+        self._rows[key] = row
+        self._groups.setdefault(key[0], []).append(key)
+
+    def get(self, *key: Any) -> dict[str, Any] | None:
+        """The row (to read only), or None when it is neither loaded nor added."""
+        return self._rows.get(self.key(*key))
+
+    def group(self, first: Any, **equal: Any) -> list[dict[str, Any]]:
+        """The rows held whose first key column is ``first`` (a run's steps) and whose columns
+        have the values ``equal`` gives, to change in place (they will be written back)."""
+        found = []
+        for key in self._groups.get(_hashable(first), ()):
+            row = self._rows[key]
+            if all(row[column] == value for column, value in equal.items()):
+                self._touched.add(key)
+                found.append(row)
+        return found
+
+    # ------------------------------------------------------------------ changing
+    def add(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A new row (every column not given is NULL); an error if the key is held."""
+        full = dict.fromkeys(self.columns) | dict(row)
+        key = self.key_of(full)
+        if key in self._rows:
+            raise ValueError(f"{self.table.name}: a row with key {key} exists already")
+        self._hold(key, full)
+        self._touched.add(key)
+        return full
+
+    def edit(self, *key: Any) -> dict[str, Any] | None:
+        """The row to change in place (it will be written back), or None when not held."""
+        hashed = tuple(map(_hashable, key))
+        row = self._rows.get(hashed)
+        if row is not None:
+            self._touched.add(hashed)
+        return row
+
+    # ------------------------------------------------------------------ writing
+    def write(self, conn: Connection) -> None:
+        """Replace the touched rows: delete those that existed, ``COPY`` them all in."""
+        if not self._touched:
+            return
+        touched = list(self._touched)
+        rows = [self._rows[key] for key in touched]
+        existing = [row for key, row in zip(touched, rows, strict=True) if key in self._loaded]
+        if existing:
+            self._delete(conn, existing)
+        columns = self.columns
+        copy_rows(conn, self.table, columns, ([row[c] for c in columns] for row in rows))
+        self._loaded |= self._touched
+        self._touched = set()
+
+    def _delete(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        columns = [self.table.c[k] for k in self.key_columns]
+        arrays = sql.SQL(", ").join(
+            sql.SQL("%s::{}[]").format(sql.SQL(c.type.compile(dialect=conn.dialect)))
+            for c in columns
+        )
+        statement = sql.SQL("DELETE FROM {} WHERE ({}) IN (SELECT * FROM unnest({}))").format(
+            sql.Identifier(self.table.name),
+            sql.SQL(", ").join(sql.Identifier(k) for k in self.key_columns),
+            arrays,
+        )
+        params = [[row[k] for row in rows] for k in self.key_columns]
+        with driver(conn).cursor() as cursor:
+            cursor.execute(statement, params)

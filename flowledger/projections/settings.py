@@ -1,0 +1,42 @@
+"""Projection settings (``FLOWLEDGER_PROJECTIONS``); the README's settings table lists them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowledger.runtime.environment import read_settings, setting
+from flowledger.runtime.settings import Settings
+
+PROJECTION_NAMES: tuple[str, ...] = (
+    "agents",
+    "api_keys",
+    "audit_log",
+    "run_logs",
+    "runs",
+    "webhooks",
+    "workflow_grants",
+    "workflows",
+)
+"""Every projection's name (``registry.all_projections`` checks it names them all)."""
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in PROJECTION_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"must name projections among {', '.join(PROJECTION_NAMES)} (comma-separated)"
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class ProjectionSettings:
+    hosted: tuple[str, ...] | None = setting("FLOWLEDGER_PROJECTIONS", None, _names)
+    """The projections a ``flowledger worker projections`` process keeps (None: all of them);
+    processes with different lists share the work, and a second process with the same list
+    stands by."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProjectionSettings:
+        return read_settings(cls, settings.extra)
