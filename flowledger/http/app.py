@@ -21,6 +21,7 @@ from flowledger.http.api_keys.controller import ApiKeyController, whoami
 from flowledger.http.audit.controller import AuditController
 from flowledger.http.auth import ApiSecurity
 from flowledger.http.context import correlation_middleware, metadata_for
+from flowledger.http.dashboard.routes import dashboard_handlers
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
 from flowledger.http.events.controller import EventStreamController, asyncapi_json
@@ -115,6 +116,7 @@ def create_app(
             asyncapi_json,
             WebhookController,
             EventStreamController,
+            *dashboard_handlers,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
