@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from mimetypes import guess_type
 from pathlib import Path, PurePosixPath
-from typing import Final
+from typing import Annotated, Final
 
 from litestar import MediaType, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import PathParameter
 from litestar.response import File, Redirect
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -63,13 +64,16 @@ NOT_BUILT: Final = (
 )
 
 
-def _file_under_static(path: str) -> Path | None:
+def static_file(path: str) -> Path | None:
     """The file ``path`` names inside the static folder, or None (never outside it)."""
-    parts = PurePosixPath(path).parts
-    if not parts or any(part in ("..", ".") or part.startswith(".") for part in parts):
+    relative = PurePosixPath(path)
+    parts = relative.parts
+    if relative.is_absolute() or not parts or any(p == ".." or p.startswith(".") for p in parts):
         return None
-    candidate = STATIC_DIR.joinpath(*parts)
-    return candidate if candidate.is_file() else None
+    candidate = STATIC_DIR.joinpath(*parts).resolve()
+    if not candidate.is_relative_to(STATIC_DIR) or not candidate.is_file():
+        return None
+    return candidate
 
 
 def _index() -> Response[bytes]:
@@ -94,9 +98,9 @@ def dashboard_index() -> Response[bytes]:
 
 
 @get(f"{UI_PATH}/{{path:path}}", include_in_schema=False, opt=PUBLIC, sync_to_thread=False)
-def dashboard_file(path: str) -> Response[bytes] | File:
+def dashboard_file(path: Annotated[str, PathParameter()]) -> Response[bytes] | File:
     relative = path.lstrip("/")
-    found = _file_under_static(relative)
+    found = static_file(relative)
     if found is not None and found.name != "index.html":
         headers = ASSET_HEADERS if relative.startswith("assets/") else PAGE_HEADERS
         media_type = MEDIA_TYPES.get(found.suffix) or guess_type(found.name)[0]

@@ -91,7 +91,8 @@ export function StepTimeline({
       <div style={{ height: Math.max(120, rows.length * 34 + 60) }} aria-hidden="true">
         <BarChart data={data as never} options={options} />
       </div>
-      <table className="sr-only">
+      <div className="sr-only">
+      <table>
         <caption>Step attempts over time</caption>
         <thead>
           <tr>
@@ -114,6 +115,7 @@ export function StepTimeline({
           ))}
         </tbody>
       </table>
+      </div>
     </div>
   );
 }

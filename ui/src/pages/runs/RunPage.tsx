@@ -97,7 +97,7 @@ export default function RunPage() {
               started <RelativeTime at={r.started_at ?? r.created_at} />
             </span>
             <span>{formatDuration(r.duration_ms)}</span>
-            {r.retry_count > 0 && <span>retried {r.retry_count}×</span>}
+            {r.retry_count > 0 && <span>retried {r.retry_count === 1 ? "once" : `${r.retry_count} times`}</span>}
             <LiveIndicator state={live.state} />
           </span>
         }
