@@ -5,10 +5,9 @@ import { api, unwrap } from "../../api/client";
 import { Card, PageHeader } from "../../components/Card";
 import { EmptyState, ErrorNotice, Loading } from "../../components/Notice";
 import { RelativeTime } from "../../components/Time";
+import { pollingInterval, useLiveRuns } from "../../live/useLiveRuns";
 import { RUN_STATUSES, TONE_CLASSES, statusLook } from "../../status/statuses";
 import { RunsTable, shortId } from "../runs/RunsTable";
-
-const REFRESH_MS = 5_000;
 
 async function runsPage(query: Record<string, string | number>) {
   return unwrap(await api.GET("/api/v1/runs", { params: { query: query as never } }));
@@ -16,6 +15,8 @@ async function runsPage(query: Record<string, string | number>) {
 
 /** Runs by status, the latest failures and the latest runs: where to look first. */
 export default function OverviewPage() {
+  const live = useLiveRuns();
+  const REFRESH_MS = pollingInterval(live);
   const counts = useQueries({
     queries: RUN_STATUSES.map((status) => ({
       queryKey: ["runs", "list", { status, page_size: 1 }],
@@ -36,7 +37,7 @@ export default function OverviewPage() {
 
   return (
     <div className="space-y-5">
-      <PageHeader title="Overview" subtitle="Runs by status, refreshed every few seconds." />
+      <PageHeader title="Overview" subtitle={live === "live" ? "Runs by status, live." : "Runs by status, refreshed every few seconds."} />
       <ul aria-label="Runs by status" className="grid grid-cols-2 gap-3 sm:grid-cols-3 lg:grid-cols-5">
         {RUN_STATUSES.map((status, index) => {
           const look = statusLook(status);

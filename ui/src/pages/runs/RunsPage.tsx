@@ -6,6 +6,7 @@ import { Field, Select, TextInput } from "../../components/Field";
 import { EmptyState, ErrorNotice, Loading } from "../../components/Notice";
 import { Pagination } from "../../components/Pagination";
 import { queryOf, useSearchState } from "../../lib/useSearchState";
+import { pollingInterval, useLiveRuns } from "../../live/useLiveRuns";
 import { RUN_STATUSES, statusLook } from "../../status/statuses";
 import { RunsTable } from "./RunsTable";
 
@@ -28,18 +29,19 @@ function toIso(local: string): string {
 
 export default function RunsPage() {
   const [state, update] = useSearchState(DEFAULTS);
+  const live = useLiveRuns();
   const workflows = useWorkflowNames();
   const query = queryOf({ ...state, created_from: toIso(state.created_from), created_to: toIso(state.created_to) });
   const runs = useQuery({
     queryKey: ["runs", "list", query],
     queryFn: async () => unwrap(await api.GET("/api/v1/runs", { params: { query: query as never } })),
     placeholderData: keepPreviousData,
-    refetchInterval: 5_000,
+    refetchInterval: pollingInterval(live),
   });
 
   return (
     <div>
-      <PageHeader title="Runs" subtitle="Every run of every workflow; refreshed every few seconds." />
+      <PageHeader title="Runs" subtitle={live === "live" ? "Every run of every workflow, live." : "Every run of every workflow; refreshed every few seconds."} />
       <Card>
         <form
           role="search"

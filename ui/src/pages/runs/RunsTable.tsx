@@ -47,7 +47,7 @@ export function RunsTable({
                 {shortId(run.id)}
               </Link>
             </Td>
-            <Td>
+            <Td className="whitespace-nowrap">
               <Link to={`/workflows/${run.workflow_id}`} className="text-slate-900 hover:underline">
                 {run.workflow_name}
               </Link>
