@@ -36,7 +36,11 @@ const session: Middleware = {
   },
 };
 
-export const api = createClient<paths>({ baseUrl: window.location.origin });
+export const api = createClient<paths>({
+  baseUrl: window.location.origin,
+  // Looked up at each call, so that tests can stand in for the server.
+  fetch: (request) => globalThis.fetch(request),
+});
 api.use(session);
 
 type Answer<T> = { data?: T; error?: unknown; response: Response };
