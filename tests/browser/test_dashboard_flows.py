@@ -196,6 +196,8 @@ def test_the_keyboard_reaches_everything_from_the_top(
 ) -> None:
     page = browser_page
     sign_in(page, dashboard, "/workflows")
+    page.reload()  # a fresh page: the keyboard starts at the top
+    expect(page.get_by_role("heading", name="Workflows")).to_be_visible()
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
