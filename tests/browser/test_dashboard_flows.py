@@ -211,3 +211,51 @@ def test_the_keyboard_reaches_everything_from_the_top(
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="demo-pipeline")).to_be_visible()
     eventually(lambda: page.url, lambda url: "/ui/workflows/" in url, what="the workflow page")
+
+
+def test_a_viewer_is_shown_no_cancel_nor_retry(browser_page: Any, dashboard: Dashboard) -> None:
+    created = dashboard.api.post(
+        "/api/v1/api-keys", json={"name": "browser-viewer", "role": "viewer"}
+    )
+    assert created.status_code == 201, created.text
+    flaky = dashboard.agents["flaky"]
+    reset_stats(flaky, fail_first=100)
+    run_id = dashboard.execute("demo-flaky", {"text": "no retry for viewers"})
+    page = browser_page
+    page.goto(dashboard.page_url(f"/runs/{run_id}"))
+    page.get_by_label("API key").fill(created.json()["key"])
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(run_status(page)).to_have_attribute("data-status", "FAILED", timeout=LIVE_S)
+    expect(page.get_by_role("button", name="Retry run")).to_have_count(0)
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    expect(page.get_by_role("link", name="API keys")).to_have_count(0)  # admin pages hidden
+    reset_stats(flaky, fail_first=0)
+
+
+def test_an_admin_creates_a_key_sees_its_secret_once_and_revokes_it(
+    browser_page: Any, dashboard: Dashboard
+) -> None:
+    page = browser_page
+    sign_in(page, dashboard, "/api-keys")
+    page.get_by_role("button", name="New key").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Name").fill("browser-made")
+    dialog.get_by_label("Role").select_option("operator")
+    dialog.get_by_role("button", name="Create key").click()
+
+    secret = page.locator("[data-secret]")
+    expect(secret).to_contain_text("flk_")
+    key = secret.inner_text()
+    who = dashboard.api.get("/api/v1/whoami", headers={"X-API-Key": key})
+    assert who.json()["role"] == "operator"
+    screenshot(page, "api-key-created")
+    page.get_by_role("button", name="Done").click()
+    expect(page.locator("[data-secret]")).to_have_count(0)  # shown once
+
+    row = page.locator('tr[data-key="browser-made"]')
+    row.get_by_role("button", name="Revoke").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Revoke").click()
+    expect(row.locator("[data-status]")).to_have_attribute("data-status", "revoked")
+    refused = dashboard.api.get("/api/v1/whoami", headers={"X-API-Key": key})
+    assert refused.status_code == 401

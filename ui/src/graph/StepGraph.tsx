@@ -11,10 +11,11 @@ import {
 } from "@xyflow/react";
 import { clsx } from "clsx";
 import { memo, useMemo } from "react";
+import { useMediaQuery } from "../lib/useMediaQuery";
 import { TONE_CLASSES, statusLook } from "../status/statuses";
 import { type GraphStep, type LaidOutNode, NODE_HEIGHT, NODE_WIDTH, edgesOf, layout } from "./stepGraph";
 
-type StepNodeData = LaidOutNode & Record<string, unknown>;
+type StepNodeData = LaidOutNode & { vertical?: boolean } & Record<string, unknown>;
 
 const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepNodeData>>) {
   const look = data.status ? statusLook(data.status) : null;
@@ -26,7 +27,7 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepNodeData>>)
       style={{ width: NODE_WIDTH, height: NODE_HEIGHT }}
       className={clsx("flex flex-col justify-center rounded-lg border-2 px-3 text-left shadow-sm", tone.node)}
     >
-      <Handle type="target" position={Position.Left} className="!bg-slate-400" isConnectable={false} />
+      <Handle type="target" position={data.vertical ? Position.Top : Position.Left} className="!bg-slate-400" isConnectable={false} />
       <div className="flex items-center justify-between gap-2">
         <span className="truncate font-mono text-sm font-semibold text-slate-900">{data.id}</span>
         {look && (
@@ -40,7 +41,7 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepNodeData>>)
         {data.missing ? "missing step" : data.agent ? `agent ${data.agent}` : "no agent"}
         {data.attempts && data.attempts > 1 ? ` · ${data.attempts} attempts` : ""}
       </div>
-      <Handle type="source" position={Position.Right} className="!bg-slate-400" isConnectable={false} />
+      <Handle type="source" position={data.vertical ? Position.Bottom : Position.Right} className="!bg-slate-400" isConnectable={false} />
     </div>
   );
 });
@@ -59,14 +60,16 @@ export function StepGraph({
   height?: number;
   onSelect?: (stepId: string) => void;
 }) {
+  // A phone's screen is tall: steps run downwards there, left to right elsewhere.
+  const narrow = useMediaQuery("(max-width: 640px)");
   const { nodes, edges } = useMemo(() => {
-    const laid = layout(steps);
+    const laid = layout(steps, narrow ? "TB" : "LR");
     const running = new Set(steps.filter((s) => s.status === "RUNNING").map((s) => s.id));
     const nodes: Node<StepNodeData>[] = laid.map((step) => ({
       id: step.id,
       type: "step",
       position: { x: step.x, y: step.y },
-      data: step as StepNodeData,
+      data: { ...step, vertical: narrow } as StepNodeData,
       ariaLabel: `Step ${step.id}${step.status ? `, ${statusLook(step.status).label}` : ""}${step.missing ? ", missing" : ""}`,
       draggable: false,
       connectable: false,
@@ -78,7 +81,7 @@ export function StepGraph({
       style: { strokeWidth: 1.5 },
     }));
     return { nodes, edges };
-  }, [steps]);
+  }, [steps, narrow]);
 
   return (
     <figure aria-label={label} style={{ height }} className="w-full overflow-hidden rounded-md bg-slate-50 ring-1 ring-slate-200">
@@ -86,6 +89,7 @@ export function StepGraph({
         <p className="p-6 text-sm text-slate-600">No steps to draw.</p>
       ) : (
         <ReactFlow
+          key={`${narrow}:${nodes.map((n) => n.id).join(",")}`}
           nodes={nodes}
           edges={edges}
           nodeTypes={NODE_TYPES}

@@ -19,7 +19,10 @@ export function useLiveRuns(): StreamState {
       void client.invalidateQueries({ queryKey: ["runs", "list"] });
     };
     const close = followStream("/api/v1/events/stream?aggregate_type=run", {
-      onState: setState,
+      onState: (next) => {
+        setState(next);
+        if (next === "live") refresh(); // what happened before the stream opened
+      },
       onEnvelope: () => {
         if (pending.current === null) pending.current = window.setTimeout(refresh, 250);
       },

@@ -19,7 +19,12 @@ export function useRunEvents(runId: string): { state: StreamState; last: Envelop
       void client.invalidateQueries({ queryKey: ["runs", runId] });
     };
     const close = followStream(`/api/v1/runs/${encodeURIComponent(runId)}/events/stream`, {
-      onState: setState,
+      onState: (next) => {
+        setState(next);
+        // What happened between the first read and the stream opening is in no message:
+        // read again once the stream is open, and nothing falls in between.
+        if (next === "live") refresh();
+      },
       onEnvelope: (envelope) => {
         setLast(envelope);
         // Events come in bursts (a step ends, the next starts): refresh once per burst.

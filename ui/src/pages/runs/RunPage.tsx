@@ -1,6 +1,6 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { RotateCcw, Square } from "lucide-react";
-import { useMemo } from "react";
+import { useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap } from "../../api/client";
 import { useRun, useRunSteps } from "../../api/queries";
@@ -69,6 +69,19 @@ export default function RunPage() {
     [steps.data],
   );
 
+  // A step picked in the graph opens in the Steps tab below.
+  const [tab, setTab] = useState("steps");
+  const showStep = (stepId: string) => {
+    setTab("steps");
+    window.requestAnimationFrame(() => {
+      const details = document.querySelector<HTMLDetailsElement>(`[data-step-row="${CSS.escape(stepId)}"] details`);
+      if (!details) return;
+      details.open = true;
+      details.scrollIntoView({ behavior: "smooth", block: "center" });
+      details.querySelector("summary")?.focus();
+    });
+  };
+
   if (run.isPending) return <Loading what="Loading the run" />;
   if (run.isError) return <ErrorNotice error={run.error} />;
   const r = run.data;
@@ -120,9 +133,11 @@ export default function RunPage() {
                 <RotateCcw aria-hidden="true" className="size-4" /> Retry run
               </Button>
             )}
-            <Button variant="ghost" onClick={() => navigate(`/workflows/${r.workflow_id}/execute`)}>
-              Run again…
-            </Button>
+            {canExecute && (
+              <Button variant="ghost" onClick={() => navigate(`/workflows/${r.workflow_id}/execute`)}>
+                Run again…
+              </Button>
+            )}
           </>
         }
       />
@@ -148,7 +163,11 @@ export default function RunPage() {
           {steps.isError ? (
             <ErrorNotice error={steps.error} />
           ) : (
-            <StepGraph steps={graphSteps} label={`Steps of run ${shortId(r.id)} by status`} />
+            <StepGraph
+              steps={graphSteps}
+              label={`Steps of run ${shortId(r.id)} by status`}
+              onSelect={showStep}
+            />
           )}
         </Card>
         <Card title="Timeline">
@@ -159,6 +178,8 @@ export default function RunPage() {
       <Card>
         <Tabs
           label="Run details"
+          value={tab}
+          onValueChange={setTab}
           tabs={[
             { id: "steps", label: "Steps", content: <StepsTable steps={steps.data ?? []} /> },
             {

@@ -165,7 +165,7 @@ export default function WorkflowEditorPage() {
           )}
         </Card>
         <Card title="Graph, as you type">
-          <StepGraph key={steps.map((s) => s.id).join(",")} steps={steps} label="Steps of the definition being edited" height={460} />
+          <StepGraph steps={steps} label="Steps of the definition being edited" height={460} />
         </Card>
       </div>
     </div>
