@@ -43,6 +43,9 @@ PUBLIC = {
     "/openapi.json",
     "/asyncapi.json",
 }
+DASHBOARD = {"/", "/ui", "/ui/{path:path}"}
+"""The dashboard's files (ADR 0013): public like the docs, they hold no data
+(``tests/e2e/test_dashboard_serving.py`` checks them)."""
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def app(settings: Settings, runtime: Runtime) -> Litestar:
 
 
 def test_every_protected_route_refuses_calls_without_valid_credentials(api: ApiClient) -> None:
-    calls = [c for c in route_calls(api.app) if c.path not in PUBLIC]
+    calls = [c for c in route_calls(api.app) if c.path not in PUBLIC | DASHBOARD]
     assert {c.path for c in calls} >= {AGENTS, API_KEYS, "/api/v1/audit"}
     with api.as_key(None):
         for call in calls:

@@ -717,38 +717,24 @@ export interface components {
     schemas: {
         /** AgentCreate */
         AgentCreate: {
-            /**
-             * @description Unique among agents that are not deleted; steps refer to agents by name.
-             * @example summarizer
-             */
+            /** @description Unique among agents that are not deleted; steps refer to agents by name. */
             name: string;
-            /**
-             * @description Base URL of the agent's A2A JSON-RPC endpoint (http or https).
-             * @example http://127.0.0.1:9101
-             */
+            /** @description Base URL of the agent's A2A JSON-RPC endpoint (http or https). */
             url: string;
-            /** @example Summarises documents into three bullet points. */
             description?: string | null;
             /**
              * @description How flowledger authenticates to the agent.
              * @default none
-             * @example bearer
              * @enum {string}
              */
             auth_type: "none" | "bearer" | "apikey";
-            /**
-             * @description Credentials for `auth_type`: bearer takes `token`; apikey takes `key` and an optional `header` (default `X-API-Key`); none takes nothing. Stored, never returned: responses show secrets as `********`.
-             * @example {
-             *       "token": "s3cr3t-token"
-             *     }
-             */
+            /** @description Credentials for `auth_type`: bearer takes `token`; apikey takes `key` and an optional `header` (default `X-API-Key`); none takes nothing. Stored, never returned: responses show secrets as `********`. */
             auth_config?: {
                 [key: string]: string;
             } | null;
             /**
              * @description Timeout of one call to the agent, in milliseconds.
              * @default 30000
-             * @example 30000
              */
             timeout_ms: number;
             retry_config?: components["schemas"]["RetryConfig"];
@@ -778,10 +764,7 @@ export interface components {
             } | null;
             timeout_ms: number;
             retry_config: components["schemas"]["RetryConfig"];
-            /**
-             * @example active
-             * @enum {string}
-             */
+            /** @enum {string} */
             status: "active" | "inactive" | "deleted";
             version: number;
             /** Format: date-time */
@@ -791,56 +774,31 @@ export interface components {
         };
         /** AgentUpdate */
         AgentUpdate: {
-            /**
-             * @description Base URL of the agent's A2A JSON-RPC endpoint (http or https).
-             * @example http://127.0.0.1:9101
-             */
+            /** @description Base URL of the agent's A2A JSON-RPC endpoint (http or https). */
             url?: string;
-            /** @example Summarises documents into three bullet points. */
             description?: string | null;
-            /**
-             * @description How flowledger authenticates to the agent.
-             * @example bearer
-             */
+            /** @description How flowledger authenticates to the agent. */
             auth_type?: "none" | "bearer" | "apikey";
-            /**
-             * @description Credentials for `auth_type`: bearer takes `token`; apikey takes `key` and an optional `header` (default `X-API-Key`); none takes nothing. Stored, never returned: responses show secrets as `********`.
-             * @example {
-             *       "token": "s3cr3t-token"
-             *     }
-             */
+            /** @description Credentials for `auth_type`: bearer takes `token`; apikey takes `key` and an optional `header` (default `X-API-Key`); none takes nothing. Stored, never returned: responses show secrets as `********`. */
             auth_config?: {
                 [key: string]: string;
             } | null;
-            /**
-             * @description Timeout of one call to the agent, in milliseconds.
-             * @example 30000
-             */
+            /** @description Timeout of one call to the agent, in milliseconds. */
             timeout_ms?: number;
             retry_config?: components["schemas"]["RetryConfigPatch"];
-            /**
-             * @description Deactivate an agent (or activate it again).
-             * @example inactive
-             */
+            /** @description Deactivate an agent (or activate it again). */
             status?: "active" | "inactive";
         };
         /** ApiKeyCreate */
         ApiKeyCreate: {
-            /**
-             * @description What the key is for, to recognise it in lists and audits.
-             * @example ci-pipeline
-             */
+            /** @description What the key is for, to recognise it in lists and audits. */
             name: string;
             /**
              * @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything (keys, webhooks, audit).
-             * @example operator
              * @enum {string}
              */
             role: "viewer" | "operator" | "editor" | "admin";
-            /**
-             * @description When the key stops working (with a time zone); none: never.
-             * @example 2030-01-01T00:00:00Z
-             */
+            /** @description When the key stops working (with a time zone); none: never. */
             expires_at?: string | null;
         };
         /** ApiKeyCreated */
@@ -850,30 +808,19 @@ export interface components {
             name: string;
             /**
              * @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything (keys, webhooks, audit).
-             * @example operator
              * @enum {string}
              */
             role: "viewer" | "operator" | "editor" | "admin";
-            /**
-             * @description The key's first characters, to recognise it.
-             * @example flk_3f9a1c2b
-             */
+            /** @description The key's first characters, to recognise it. */
             prefix: string;
-            /**
-             * @example active
-             * @enum {string}
-             */
+            /** @enum {string} */
             status: "active" | "expired" | "revoked";
             expires_at: string | null;
             /** Format: date-time */
             created_at: string;
-            /** @example admin-env */
             created_by: string;
             revoked_at: string | null;
-            /**
-             * @description The secret to send in `X-API-Key`. It is not stored and cannot be shown again.
-             * @example flk_3f9a1c2b_7GQ0m1y2b3Xk4Zp5Wq6Rs7Tt8Uu9Vv0Ww1Xx2Yy3Zz4
-             */
+            /** @description The secret to send in `X-API-Key`. It is not stored and cannot be shown again. */
             key: string;
         };
         /** ApiKeyResponse */
@@ -883,24 +830,16 @@ export interface components {
             name: string;
             /**
              * @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything (keys, webhooks, audit).
-             * @example operator
              * @enum {string}
              */
             role: "viewer" | "operator" | "editor" | "admin";
-            /**
-             * @description The key's first characters, to recognise it.
-             * @example flk_3f9a1c2b
-             */
+            /** @description The key's first characters, to recognise it. */
             prefix: string;
-            /**
-             * @example active
-             * @enum {string}
-             */
+            /** @enum {string} */
             status: "active" | "expired" | "revoked";
             expires_at: string | null;
             /** Format: date-time */
             created_at: string;
-            /** @example admin-env */
             created_by: string;
             revoked_at: string | null;
         };
@@ -919,42 +858,21 @@ export interface components {
         };
         /** AuditEntry */
         AuditEntry: {
-            /**
-             * @description The event's global position in the event store.
-             * @example 42
-             */
+            /** @description The event's global position in the event store. */
             position: number;
-            /** @example agent */
             entity_type: string;
             /** Format: uuid */
             entity_id: string;
             /** @description The entity's version after the change. */
             entity_version: number;
-            /**
-             * @description create, update, delete, activate, revoke...
-             * @example update
-             */
+            /** @description create, update, delete, activate, revoke... */
             action: string;
-            /** @example AgentUpdated */
             event_type: string;
-            /**
-             * @description Who: `key:<api key id>`, `jwt:<subject>`, `admin-env` or `system`.
-             * @example key:0b7c5d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e
-             */
+            /** @description Who: `key:<api key id>`, `jwt:<subject>`, `admin-env` or `system`. */
             actor: string;
             /** @description The request that made the change. */
             correlation_id: string | null;
-            /**
-             * @description The event's data, secrets masked.
-             * @example {
-             *       "changes": {
-             *         "timeout_ms": 5000
-             *       },
-             *       "previous": {
-             *         "timeout_ms": 30000
-             *       }
-             *     }
-             */
+            /** @description The event's data, secrets masked. */
             changes: {
                 [key: string]: unknown;
             } | null;
@@ -979,48 +897,21 @@ export interface components {
             error: string | null;
             response_excerpt: string | null;
         };
-        /**
-         * ErrorBody
-         * @example {
-         *       "detail": "fLqpHUrVGFBaiJKfHyEu",
-         *       "correlation_id": "lsYjSBdQaRrVLsGZikpQ"
-         *     }
-         */
+        /** ErrorBody */
         ErrorBody: {
-            /** @example DwEkQQHiBrmXZcSFtoJx */
             detail: string;
-            /**
-             * @example [
-             *       {
-             *         "location": "rqMFojiePWlMXjDwYTak",
-             *         "field": "SDBQNXqcJcDSuFiiFSZb",
-             *         "message": "VAsuEshTKFLZjQQrDxkw"
-             *       }
-             *     ]
-             */
             errors?: components["schemas"]["FieldError"][] | null;
-            /** @example FwrkivNyOTjTEvAUueXg */
             correlation_id?: string | null;
         };
         /** ExecuteRequest */
         ExecuteRequest: {
-            /**
-             * @description The run's input; must satisfy the workflow's input_schema, if it has one.
-             * @example {
-             *       "text": "Event sourcing keeps every change."
-             *     }
-             */
+            /** @description The run's input; must satisfy the workflow's input_schema, if it has one. */
             input_data?: {
                 [key: string]: unknown;
             };
             /** @description Workflow version to run; default: the current one. */
             version?: number | null;
-            /**
-             * @description Overrides of the workflow's variable defaults.
-             * @example {
-             *       "tone": "formal"
-             *     }
-             */
+            /** @description Overrides of the workflow's variable defaults. */
             variables?: {
                 [key: string]: unknown;
             };
@@ -1062,20 +953,10 @@ export interface components {
             version: number;
             steps?: components["schemas"]["StepExecution"][];
         };
-        /**
-         * FieldError
-         * @example {
-         *       "location": "EuTJmBVBFdzxuvECziwY",
-         *       "field": "vbaBcefxZzxwAxLUKwHV",
-         *       "message": "hmGJHERyPYwSLUcVNYZo"
-         *     }
-         */
+        /** FieldError */
         FieldError: {
-            /** @example JIgNZYFcagWptUqCwdER */
             location: string;
-            /** @example ilvbzQIBShDtFfOfiPXw */
             field: string;
-            /** @example vmoGjgxiHQOyswaLrqex */
             message: string;
         };
         /** FollowerLag */
@@ -1086,36 +967,22 @@ export interface components {
             /** @description Age of the oldest event it has not handled (0: none). */
             lag_seconds?: number | null;
         };
-        /**
-         * GrantChange
-         * @example {
-         *       "can_view": true
-         *     }
-         * @example {
-         *       "can_view": true,
-         *       "can_execute": true
-         *     }
-         */
+        /** GrantChange */
         GrantChange: {
             /**
              * @description Read the workflow, its versions and its runs.
              * @default true
-             * @example true
              */
             can_view: boolean;
             /**
              * @description Execute and test the workflow, cancel and retry its runs; needs `can_view`.
              * @default false
-             * @example true
              */
             can_execute: boolean;
         };
         /** Health */
         Health: {
-            /**
-             * @example ok
-             * @constant
-             */
+            /** @constant */
             status: "ok";
         };
         /** LogEntry */
@@ -1130,10 +997,7 @@ export interface components {
         };
         /** OwnerChange */
         OwnerChange: {
-            /**
-             * @description One caller: `key:<api key id>` or `jwt:<subject>`.
-             * @example jwt:bob@example.com
-             */
+            /** @description One caller: `key:<api key id>` or `jwt:<subject>`. */
             owner: string;
         };
         /** Page[AgentResponse] */
@@ -1250,37 +1114,21 @@ export interface components {
             /**
              * @description Retries after the first attempt.
              * @default 3
-             * @example 3
              */
             max_retries: number;
-            /**
-             * @default 1000
-             * @example 1000
-             */
+            /** @default 1000 */
             initial_delay_ms: number;
-            /**
-             * @default 30000
-             * @example 30000
-             */
+            /** @default 30000 */
             max_delay_ms: number;
-            /**
-             * @default 2
-             * @example 2
-             */
+            /** @default 2 */
             backoff_multiplier: number;
         };
         /** RetryConfigPatch */
         RetryConfigPatch: {
-            /**
-             * @description Retries after the first attempt.
-             * @example 3
-             */
+            /** @description Retries after the first attempt. */
             max_retries?: number;
-            /** @example 1000 */
             initial_delay_ms?: number;
-            /** @example 30000 */
             max_delay_ms?: number;
-            /** @example 2 */
             backoff_multiplier?: number;
         };
         /** RunAccepted */
@@ -1357,12 +1205,7 @@ export interface components {
         };
         /** TestRequest */
         TestRequest: {
-            /**
-             * @description The run's input; must satisfy the workflow's input_schema, if it has one.
-             * @example {
-             *       "text": "Event sourcing keeps every change."
-             *     }
-             */
+            /** @description The run's input; must satisfy the workflow's input_schema, if it has one. */
             input_data?: {
                 [key: string]: unknown;
             };
@@ -1370,14 +1213,7 @@ export interface components {
             variables?: {
                 [key: string]: unknown;
             };
-            /**
-             * @description Output to pretend each step's agent returned, by step id; a step without one outputs its own input (as the echo agent would).
-             * @example {
-             *       "summarize": {
-             *         "summary": "short"
-             *       }
-             *     }
-             */
+            /** @description Output to pretend each step's agent returned, by step id; a step without one outputs its own input (as the echo agent would). */
             mock_outputs?: {
                 [key: string]: unknown;
             };
@@ -1414,14 +1250,7 @@ export interface components {
             from_version: number;
             steps_added: string[];
             steps_removed: string[];
-            /**
-             * @description Step id: the step's fields that changed.
-             * @example {
-             *       "fetch": [
-             *         "input_mapping"
-             *       ]
-             *     }
-             */
+            /** @description Step id: the step's fields that changed. */
             steps_changed: {
                 [key: string]: string[];
             };
@@ -1435,25 +1264,12 @@ export interface components {
         };
         /** WebhookCreate */
         WebhookCreate: {
-            /**
-             * @description Where each event is POSTed (http or https).
-             * @example https://example.com/hooks/flowledger
-             */
+            /** @description Where each event is POSTed (http or https). */
             url: string;
-            /**
-             * @description Signs every delivery (HMAC-SHA256, see `X-Flowledger-Signature`). Write-only: stored, never returned.
-             * @example whsec-3c1b8f0e9a7d4c2b
-             */
+            /** @description Signs every delivery (HMAC-SHA256, see `X-Flowledger-Signature`). Write-only: stored, never returned. */
             secret: string;
-            /**
-             * @description Deliver only events whose type matches one of these; empty: all.
-             * @example [
-             *       "Run*",
-             *       "AgentDeleted"
-             *     ]
-             */
+            /** @description Deliver only events whose type matches one of these; empty: all. */
             event_types?: string[];
-            /** @example Notify the on-call channel */
             description?: string | null;
         };
         /** WebhookDelivery */
@@ -1469,10 +1285,7 @@ export interface components {
             /** Format: uuid */
             aggregate_id: string;
             position: number;
-            /**
-             * @example succeeded
-             * @enum {string}
-             */
+            /** @enum {string} */
             status: "pending" | "succeeded" | "failed" | "cancelled";
             attempt_count: number;
             next_attempt_at: string | null;
@@ -1490,10 +1303,7 @@ export interface components {
             url: string;
             description: string | null;
             event_types: string[];
-            /**
-             * @example active
-             * @enum {string}
-             */
+            /** @enum {string} */
             status: "active" | "deleted";
             version: number;
             /** Format: date-time */
@@ -1503,303 +1313,79 @@ export interface components {
         };
         /** WhoAmI */
         WhoAmI: {
-            /**
-             * @description What the caller's changes record as their actor in events and the audit log: `key:<api key id>`, `jwt:<subject>` or `admin-env`.
-             * @example key:0b7c5d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e
-             */
+            /** @description What the caller's changes record as their actor in events and the audit log: `key:<api key id>`, `jwt:<subject>` or `admin-env`. */
             actor: string;
             /**
              * @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything (keys, webhooks, audit).
-             * @example operator
              * @enum {string}
              */
             role: "viewer" | "operator" | "editor" | "admin";
-            /**
-             * @example api_key
-             * @enum {string}
-             */
+            /** @enum {string} */
             credential: "api_key" | "jwt" | "admin_env";
             permissions: string[];
             key_id?: string | null;
             subject?: string | null;
             expires_at?: string | null;
         };
-        /**
-         * WorkflowCreate
-         * @example {
-         *       "name": "summarise-page",
-         *       "description": "Fetches a page and summarises it.",
-         *       "start_step": "fetch",
-         *       "steps": {
-         *         "fetch": {
-         *           "agent_name": "fetcher",
-         *           "next_step": "summarise",
-         *           "input_mapping": {
-         *             "url": "$.input.url"
-         *           }
-         *         },
-         *         "summarise": {
-         *           "agent_name": "summarizer",
-         *           "timeout_ms": 60000,
-         *           "retry_config": {
-         *             "max_retries": 1
-         *           },
-         *           "input_mapping": {
-         *             "text": "$.steps.fetch.output.text",
-         *             "style": "$.vars.style"
-         *           }
-         *         }
-         *       },
-         *       "variables": {
-         *         "style": "bullets"
-         *       },
-         *       "input_schema": {
-         *         "type": "object",
-         *         "required": [
-         *           "url"
-         *         ],
-         *         "properties": {
-         *           "url": {
-         *             "type": "string"
-         *           }
-         *         }
-         *       }
-         *     }
-         * @example {
-         *       "name": "compare-sources",
-         *       "definition": {
-         *         "steps": {
-         *           "plan": {
-         *             "agent_name": "planner",
-         *             "input_mapping": {
-         *               "topic": "$.input.topic"
-         *             }
-         *           },
-         *           "web": {
-         *             "agent_name": "searcher",
-         *             "depends_on": [
-         *               "plan"
-         *             ],
-         *             "input_mapping": {
-         *               "q": "$.steps.plan.output.query"
-         *             }
-         *           },
-         *           "papers": {
-         *             "agent_name": "searcher",
-         *             "depends_on": [
-         *               "plan"
-         *             ],
-         *             "input_mapping": {
-         *               "q": "$.steps.plan.output.query",
-         *               "source": "arxiv"
-         *             }
-         *           },
-         *           "merge": {
-         *             "agent_name": "summarizer",
-         *             "depends_on": [
-         *               "web",
-         *               "papers"
-         *             ],
-         *             "input_mapping": {
-         *               "a": "$.steps.web.output",
-         *               "b": "$.steps.papers.output"
-         *             }
-         *           }
-         *         },
-         *         "max_parallel_steps": 2,
-         *         "timeout_ms": 600000
-         *       },
-         *       "triggers": [
-         *         {
-         *           "type": "schedule",
-         *           "cron": "0 6 * * mon-fri",
-         *           "input": {
-         *             "topic": "agents"
-         *           }
-         *         }
-         *       ]
-         *     }
-         */
+        /** WorkflowCreate */
         WorkflowCreate: {
-            /**
-             * @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run.
-             * @example fetch
-             */
+            /** @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run. */
             start_step?: string | null;
-            /**
-             * @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200.
-             * @example {
-             *       "fetch": {
-             *         "agent_name": "fetcher",
-             *         "next_step": "summarise",
-             *         "input_mapping": {
-             *           "url": "$.input.url"
-             *         }
-             *       },
-             *       "summarise": {
-             *         "agent_name": "summarizer",
-             *         "timeout_ms": 60000,
-             *         "retry_config": {
-             *           "max_retries": 1
-             *         },
-             *         "input_mapping": {
-             *           "text": "$.steps.fetch.output.text",
-             *           "style": "$.vars.style"
-             *         }
-             *       }
-             *     }
-             */
+            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200. */
             steps?: {
                 [key: string]: unknown;
             };
-            /**
-             * @description Variables and their default values; mappings read them as `$.vars.<name>`.
-             * @example {
-             *       "style": "bullets"
-             *     }
-             */
+            /** @description Variables and their default values; mappings read them as `$.vars.<name>`. */
             variables?: {
                 [key: string]: unknown;
             } | null;
-            /**
-             * @description A JSON Schema the input of every run must satisfy.
-             * @example {
-             *       "type": "object",
-             *       "required": [
-             *         "url"
-             *       ],
-             *       "properties": {
-             *         "url": {
-             *           "type": "string"
-             *         }
-             *       }
-             *     }
-             */
+            /** @description A JSON Schema the input of every run must satisfy. */
             input_schema?: {
                 [key: string]: unknown;
             } | null;
-            /**
-             * @description Longest a whole run may take, in milliseconds.
-             * @example 600000
-             */
+            /** @description Longest a whole run may take, in milliseconds. */
             timeout_ms?: number | null;
-            /**
-             * @description Most steps of one run called at the same time.
-             * @example 4
-             */
+            /** @description Most steps of one run called at the same time. */
             max_parallel_steps?: number | null;
-            /**
-             * @description What may start runs besides the API (stored and validated; not acted on yet): `{"type": "manual"}`, `{"type": "schedule", "cron": "<5 fields, UTC>", "input": {...}}`, `{"type": "webhook", "path": "<slug>"}`; each may say `"enabled": false`.
-             * @example [
-             *       {
-             *         "type": "schedule",
-             *         "cron": "0 * * * *",
-             *         "input": {
-             *           "url": "https://a.b"
-             *         }
-             *       }
-             *     ]
-             */
+            /** @description What may start runs besides the API (stored and validated; not acted on yet): `{"type": "manual"}`, `{"type": "schedule", "cron": "<5 fields, UTC>", "input": {...}}`, `{"type": "webhook", "path": "<slug>"}`; each may say `"enabled": false`. */
             triggers?: unknown[] | null;
             /** @description The graph fields as one object, instead of at the top level. */
             definition?: components["schemas"]["WorkflowDefinition"];
-            /**
-             * @description Unique among workflows that are not deleted. Cannot change.
-             * @example summarise-page
-             */
+            /** @description Unique among workflows that are not deleted. Cannot change. */
             name: string;
-            /**
-             * @description Not versioned: changing it makes no new version.
-             * @example Fetches a page and summarises it.
-             */
+            /** @description Not versioned: changing it makes no new version. */
             description?: string | null;
         };
         /** WorkflowDefinition */
         WorkflowDefinition: {
-            /**
-             * @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200.
-             * @example {
-             *       "fetch": {
-             *         "agent_name": "fetcher",
-             *         "next_step": "summarise",
-             *         "input_mapping": {
-             *           "url": "$.input.url"
-             *         }
-             *       },
-             *       "summarise": {
-             *         "agent_name": "summarizer",
-             *         "timeout_ms": 60000,
-             *         "retry_config": {
-             *           "max_retries": 1
-             *         },
-             *         "input_mapping": {
-             *           "text": "$.steps.fetch.output.text",
-             *           "style": "$.vars.style"
-             *         }
-             *       }
-             *     }
-             */
+            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200. */
             steps: {
                 [key: string]: unknown;
             };
-            /**
-             * @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run.
-             * @example fetch
-             */
+            /** @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run. */
             start_step?: string | null;
-            /**
-             * @description A JSON Schema the input of every run must satisfy.
-             * @example {
-             *       "type": "object",
-             *       "required": [
-             *         "url"
-             *       ],
-             *       "properties": {
-             *         "url": {
-             *           "type": "string"
-             *         }
-             *       }
-             *     }
-             */
+            /** @description A JSON Schema the input of every run must satisfy. */
             input_schema?: {
                 [key: string]: unknown;
             } | null;
-            /**
-             * @description Longest a whole run may take, in milliseconds.
-             * @example 600000
-             */
+            /** @description Longest a whole run may take, in milliseconds. */
             timeout_ms?: number | null;
-            /**
-             * @description Most steps of one run called at the same time.
-             * @example 4
-             */
+            /** @description Most steps of one run called at the same time. */
             max_parallel_steps?: number | null;
         };
         /** WorkflowGrant */
         WorkflowGrant: {
             /** Format: uuid */
             workflow_id: string;
-            /**
-             * @description Who the grant is for: key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named.
-             * @example role:operator
-             */
+            /** @description Who the grant is for: key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
             principal: string;
-            /**
-             * @description Read the workflow, its versions and its runs.
-             * @example true
-             */
+            /** @description Read the workflow, its versions and its runs. */
             can_view: boolean;
-            /**
-             * @description Execute and test the workflow, cancel and retry its runs.
-             * @example false
-             */
+            /** @description Execute and test the workflow, cancel and retry its runs. */
             can_execute: boolean;
             /** Format: date-time */
             granted_at: string;
-            /**
-             * @description Who set this grant.
-             * @example key:0e9d…
-             */
+            /** @description Who set this grant. */
             granted_by: string | null;
         };
         /** WorkflowResponse */
@@ -1808,15 +1394,9 @@ export interface components {
             id: string;
             name: string;
             description: string | null;
-            /**
-             * @example active
-             * @enum {string}
-             */
+            /** @enum {string} */
             status: "active" | "inactive" | "deleted";
-            /**
-             * @description The current version.
-             * @example 2
-             */
+            /** @description The current version. */
             version: number;
             start_step: string | null;
             steps: {
@@ -1835,133 +1415,36 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
-            /**
-             * @description Who has every permission on the workflow (its creator, until ownership is transferred): `key:<api key id>` or `jwt:<subject>`.
-             * @example key:6f1c2a9e-3b7d-4e2f-9a51-0c8d7e6b5a43
-             */
+            /** @description Who has every permission on the workflow (its creator, until ownership is transferred): `key:<api key id>` or `jwt:<subject>`. */
             owner?: string | null;
         };
-        /**
-         * WorkflowUpdate
-         * @example {
-         *       "start_step": "fetch",
-         *       "steps": {
-         *         "fetch": {
-         *           "agent_name": "fetcher",
-         *           "next_step": "summarise",
-         *           "input_mapping": {
-         *             "url": "$.input.url"
-         *           }
-         *         },
-         *         "summarise": {
-         *           "agent_name": "summarizer",
-         *           "timeout_ms": 60000,
-         *           "retry_config": {
-         *             "max_retries": 1
-         *           },
-         *           "input_mapping": {
-         *             "text": "$.steps.fetch.output.text",
-         *             "style": "$.vars.style"
-         *           }
-         *         }
-         *       }
-         *     }
-         * @example {
-         *       "status": "inactive"
-         *     }
-         */
+        /** WorkflowUpdate */
         WorkflowUpdate: {
-            /**
-             * @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run.
-             * @example fetch
-             */
+            /** @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run. */
             start_step?: string | null;
-            /**
-             * @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200.
-             * @example {
-             *       "fetch": {
-             *         "agent_name": "fetcher",
-             *         "next_step": "summarise",
-             *         "input_mapping": {
-             *           "url": "$.input.url"
-             *         }
-             *       },
-             *       "summarise": {
-             *         "agent_name": "summarizer",
-             *         "timeout_ms": 60000,
-             *         "retry_config": {
-             *           "max_retries": 1
-             *         },
-             *         "input_mapping": {
-             *           "text": "$.steps.fetch.output.text",
-             *           "style": "$.vars.style"
-             *         }
-             *       }
-             *     }
-             */
+            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200. */
             steps?: {
                 [key: string]: unknown;
             };
-            /**
-             * @description Variables and their default values; mappings read them as `$.vars.<name>`.
-             * @example {
-             *       "style": "bullets"
-             *     }
-             */
+            /** @description Variables and their default values; mappings read them as `$.vars.<name>`. */
             variables?: {
                 [key: string]: unknown;
             } | null;
-            /**
-             * @description A JSON Schema the input of every run must satisfy.
-             * @example {
-             *       "type": "object",
-             *       "required": [
-             *         "url"
-             *       ],
-             *       "properties": {
-             *         "url": {
-             *           "type": "string"
-             *         }
-             *       }
-             *     }
-             */
+            /** @description A JSON Schema the input of every run must satisfy. */
             input_schema?: {
                 [key: string]: unknown;
             } | null;
-            /**
-             * @description Longest a whole run may take, in milliseconds.
-             * @example 600000
-             */
+            /** @description Longest a whole run may take, in milliseconds. */
             timeout_ms?: number | null;
-            /**
-             * @description Most steps of one run called at the same time.
-             * @example 4
-             */
+            /** @description Most steps of one run called at the same time. */
             max_parallel_steps?: number | null;
-            /**
-             * @description What may start runs besides the API (stored and validated; not acted on yet): `{"type": "manual"}`, `{"type": "schedule", "cron": "<5 fields, UTC>", "input": {...}}`, `{"type": "webhook", "path": "<slug>"}`; each may say `"enabled": false`.
-             * @example [
-             *       {
-             *         "type": "schedule",
-             *         "cron": "0 * * * *",
-             *         "input": {
-             *           "url": "https://a.b"
-             *         }
-             *       }
-             *     ]
-             */
+            /** @description What may start runs besides the API (stored and validated; not acted on yet): `{"type": "manual"}`, `{"type": "schedule", "cron": "<5 fields, UTC>", "input": {...}}`, `{"type": "webhook", "path": "<slug>"}`; each may say `"enabled": false`. */
             triggers?: unknown[] | null;
             /** @description The graph fields as one object, instead of at the top level. */
             definition?: components["schemas"]["WorkflowDefinition"];
-            /**
-             * @description Not versioned: changing it makes no new version.
-             * @example Fetches a page and summarises it.
-             */
+            /** @description Not versioned: changing it makes no new version. */
             description?: string | null;
-            /**
-             * @description Deactivate a workflow (or activate it again).
-             * @example inactive
-             */
+            /** @description Deactivate a workflow (or activate it again). */
             status?: "active" | "inactive";
         };
         /** WorkflowVersionResponse */
