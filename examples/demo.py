@@ -179,7 +179,8 @@ def main() -> int:
         print("Registering the sample agents and workflows:")
         register_agents(api, args.agents_base_port)
         ids = register_workflows(api)
-        print("\nRunning demo-pipeline …")
+        print(f"\nWatch it live in the dashboard: {args.api}/ui/dashboard (sign in with the key)")
+        print("Running demo-pipeline …")
         response = api.post(
             f"/api/v1/workflows/{ids['demo-pipeline']}/execute",
             json={"input_data": {"text": "event sourcing keeps every change"}},
@@ -210,7 +211,8 @@ def ids_by_key(ids: dict[str, str]) -> dict[str, str]:
 
 
 HINTS = """
-Try more (the key is an admin key; see the README for roles):
+This run in the dashboard: {api}/ui/runs/{run}
+Try more there (sign in with the key below), or with curl (an admin key; the README has roles):
   export K={key}
   # watch a run step by step, and its log
   curl -s -H "X-API-Key: $K" {api}/api/v1/runs/{run}/steps

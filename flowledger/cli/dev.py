@@ -273,6 +273,7 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
         kafka = "none (pip install -e '.[dev]' for the embedded broker)"
     print(
         f"\n  flowledger is starting on http://{host}:{port}\n"
+        f"    dashboard http://{host}:{port}/ui/ (sign in with the admin key below)\n"
         f"    API docs  http://{host}:{port}/docs\n"
         f"    events    http://{host}:{port}/api/v1/events/stream, "
         f"`flowledger events tail`, /asyncapi.json\n"

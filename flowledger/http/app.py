@@ -27,6 +27,7 @@ from flowledger.http.audit.controller import AuditController
 from flowledger.http.auth import ApiSecurity
 from flowledger.http.bulk.controller import BulkOperationController
 from flowledger.http.context import correlation_middleware, metadata_for
+from flowledger.http.dashboard.routes import dashboard_handlers
 from flowledger.http.docs import RENDER_PLUGINS, docs_handlers
 from flowledger.http.errors import exception_handlers
 from flowledger.http.events.controller import EventStreamController, asyncapi_json
@@ -145,6 +146,7 @@ def create_app(
             UserController,
             AuthController,
             AnalyticsController,
+            *dashboard_handlers,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),

@@ -108,8 +108,11 @@ CHECKS: Final = {
         with_a_body(content_type_conformance),
     ],
 }
-UNDOCUMENTED: Final = re.compile(r"^/(schema(/.*)?|openapi\.json|docs|redoc|asyncapi\.json)$")
-"""The documentation pages: Litestar's own under ``/schema``, ours at the spec's paths."""
+UNDOCUMENTED: Final = re.compile(
+    r"^/(schema(/.*)?|openapi\.json|docs|redoc|asyncapi\.json|ui(/.*)?)?$"
+)
+"""The documentation pages (Litestar's own under ``/schema``, ours at the spec's paths), and the
+dashboard's files under ``/ui`` with ``/`` redirecting there."""
 PATH_PARAMETER_TYPE: Final = re.compile(r":\w+(?=})")
 """The type of a path parameter in a Litestar route (``{agent_id:uuid}``)."""
 

@@ -48,6 +48,9 @@ PUBLIC = {
 SELF_AUTHENTICATED = {"/hooks/{path:str}"}
 """Inbound webhooks check their trigger's own credentials, never API keys (ADR 0017; their
 refusals are tested in tests/e2e/test_inbound_webhooks.py)."""
+DASHBOARD = {"/", "/ui", "/ui/{path:path}"}
+"""The dashboard's files (ADR 0022): public like the docs, they hold no data
+(``tests/e2e/test_dashboard_serving.py`` checks them)."""
 
 
 @pytest.fixture
@@ -56,7 +59,11 @@ def app(settings: Settings, runtime: Runtime) -> Litestar:
 
 
 def test_every_protected_route_refuses_calls_without_valid_credentials(api: ApiClient) -> None:
-    calls = [c for c in route_calls(api.app) if c.path not in PUBLIC | SELF_AUTHENTICATED | {TOKEN}]
+    calls = [
+        c
+        for c in route_calls(api.app)
+        if c.path not in PUBLIC | SELF_AUTHENTICATED | {TOKEN} | DASHBOARD
+    ]
     assert {c.path for c in calls} >= {AGENTS, API_KEYS, "/api/v1/audit"}
     with api.as_key(None):
         for call in calls:
