@@ -30,7 +30,7 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description 503 when the database does not answer. Reports the broker (when `KAFKA_BOOTSTRAP_SERVERS` is set) and each follower's position and lag.
+         * @description 503 when the database does not answer. Reports the broker (when `KAFKA_BOOTSTRAP_SERVERS` is set), each follower's position and lag, and the database server's connections in use against its limit.
          */
         get: operations["readiness"];
         put?: never;
@@ -50,7 +50,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description This process's metrics, plus what the database says now: every follower's position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and the runs in each status (`flowledger_runs`).
+         * @description This process's metrics, plus what the database says now: every follower's position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and the runs in each status (`flowledger_runs`), the trigger firings recorded (`flowledger_trigger_firings_total`, by type and outcome), the server's client connections by the role holding them against its limit (`flowledger_database_connections`, `flowledger_database_connections_limit`) and this process's connection budget.
          */
         get: operations["metrics"];
         put?: never;
@@ -70,7 +70,7 @@ export interface paths {
         };
         /**
          * Check an agent's health
-         * @description Fetches the agent's A2A card (`/.well-known/agent-card.json`) within the agent's timeout, with its credentials, and reports whether it answered, how fast, and the card's name and version, or the error.
+         * @description Fetches the agent's A2A card (`/.well-known/agent-card.json`) within the agent's timeout, with its credentials, and reports whether it answered, how fast, and the card's name and version, or the error. For an `n8n` agent: whether its n8n instance answers `/healthz`.
          */
         get: operations["checkAgentHealth"];
         put?: never;
@@ -148,7 +148,7 @@ export interface paths {
         put?: never;
         /**
          * Create a workflow
-         * @description Creates version 1 of a workflow under a unique name (409 when a workflow that is not deleted has it). The definition is validated before it is saved; a 422 lists every problem with its location: unknown or unreachable steps, cycles (named in order), agents that do not exist or are not active, malformed mappings or mappings that read steps not upstream of their step, an invalid input schema or trigger.
+         * @description Creates version 1 of a workflow under a unique name (409 when a workflow that is not deleted has it). The definition is validated before it is saved; a 422 lists every problem with its location (bodies of maps and loops included): unknown or unreachable steps, cycles (named in order), agents or workflows that do not exist or are not active, malformed mappings, expressions or conditions, or ones that read steps not upstream of their step, maps and loops nested deeper than `MAX_LOOP_DEPTH`, an invalid input schema or trigger. With `?check=contracts`, `warnings` says where it does not fit its agents' cards.
          */
         post: operations["createWorkflow"];
         delete?: never;
@@ -171,7 +171,7 @@ export interface paths {
         get: operations["getWorkflow"];
         /**
          * Update a workflow
-         * @description Definition fields given replace the current ones whole (`steps` are not merged step by step; null removes an optional field) and, if the definition changes, make the next version; earlier versions stay readable. `description` and `status` change without a new version. A deleted workflow cannot change (409). The definition is validated before it is saved; a 422 lists every problem with its location: unknown or unreachable steps, cycles (named in order), agents that do not exist or are not active, malformed mappings or mappings that read steps not upstream of their step, an invalid input schema or trigger.
+         * @description Definition fields given replace the current ones whole (`steps` are not merged step by step; null removes an optional field) and, if the definition changes, make the next version; earlier versions stay readable. `description` and `status` change without a new version. A deleted workflow cannot change (409). The definition is validated before it is saved; a 422 lists every problem with its location (bodies of maps and loops included): unknown or unreachable steps, cycles (named in order), agents or workflows that do not exist or are not active, malformed mappings, expressions or conditions, or ones that read steps not upstream of their step, maps and loops nested deeper than `MAX_LOOP_DEPTH`, an invalid input schema or trigger. With `?check=contracts`, `warnings` says where it does not fit its agents' cards.
          */
         put: operations["updateWorkflow"];
         post?: never;
@@ -288,7 +288,7 @@ export interface paths {
         };
         /**
          * List a workflow's runs
-         * @description Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` (ISO 8601; from inclusive, to exclusive). Newest first by default. With per-workflow grants enforced, only runs of workflows the caller owns or may view.
+         * @description Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` (ISO 8601; from inclusive, to exclusive), `parent_run_id` (the child runs of a run's workflow steps), `agent_name` (runs with a step calling that agent). Newest first by default. With per-workflow grants enforced, only runs of workflows the caller owns or may view.
          */
         get: operations["listWorkflowExecutions"];
         put?: never;
@@ -310,7 +310,7 @@ export interface paths {
         put?: never;
         /**
          * Dry-run a workflow
-         * @description Walks the workflow as a run would — order, resolved inputs, outputs, timings — with `mock_outputs` standing in for agents. Records nothing, calls no agent.
+         * @description Walks the workflow as a run would — order, resolved inputs, outputs, branches chosen, map items, loop iterations, timings — with `mock_outputs` standing in for agents, child runs and signals (by step id, or by instance such as `each[2].price`); waits end at once. Records nothing, calls no agent. Unless `check_contracts` is false, it reads each agent's A2A card and, where a card declares skill schemas, lists in `contract_problems` each resolved input and mocked output that does not fit them and each mapping that reads an output field the upstream agent does not declare, per step and field.
          */
         post: operations["testWorkflow"];
         delete?: never;
@@ -427,6 +427,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/runs/{run_id}/retry-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Preview a retry
+         * @description What `POST /runs/{run_id}/retry` would do now, decided by the same rule on the same run: the steps it would run again (each once its dependencies succeed), the outputs it would reuse, the pinned workflow version and agents (with a warning for an agent no longer active), or why it would be refused (`retryable: false`). Records nothing.
+         */
+        get: operations["getRunRetryPlan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/runs/{run_id}": {
         parameters: {
             query?: never;
@@ -476,11 +496,51 @@ export interface paths {
         };
         /**
          * List runs
-         * @description Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` (ISO 8601; from inclusive, to exclusive). Newest first by default. With per-workflow grants enforced, only runs of workflows the caller owns or may view.
+         * @description Filters: `status`, `workflow_id`, `triggered_by`, `created_from` / `created_to` (ISO 8601; from inclusive, to exclusive), `parent_run_id` (the child runs of a run's workflow steps), `agent_name` (runs with a step calling that agent). Newest first by default. With per-workflow grants enforced, only runs of workflows the caller owns or may view.
          */
         get: operations["listRuns"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/{run_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a run
+         * @description No step starts until the run is resumed; calls already in flight finish and are recorded, signals are still taken, and the time paused does not count against the workflow timeout. A PENDING, RUNNING or WAITING run can be paused; anything else answers 409.
+         */
+        post: operations["pauseRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/{run_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused run
+         * @description The run goes on where it was paused. A run that is not PAUSED answers 409.
+         */
+        post: operations["resumeRun"];
         delete?: never;
         options?: never;
         head?: never;
@@ -498,9 +558,149 @@ export interface paths {
         put?: never;
         /**
          * Retry a failed or cancelled run
-         * @description Resumes from the steps that did not succeed, reusing earlier outputs. Any state other than FAILED or CANCELLED answers 409.
+         * @description Resumes from the steps that did not succeed, reusing earlier outputs (`GET /runs/{run_id}/retry-plan` shows which beforehand). Any state other than FAILED or CANCELLED answers 409.
          */
         post: operations["retryRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/{run_id}/signals/{signal}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver a signal to a waiting run
+         * @description Completes the signal step waiting for `signal` (the one waiting longest, or `step_id`) with `data`, which later steps read as its output: an approval, a person's answer, an event from elsewhere. Needs the `signal` permission (operators and up). 404 when the run has no signal step of that name, 409 when none waits for it now (or the run is finished), 422 when the data breaks the step's `schema`.
+         */
+        post: operations["signalRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/bulk/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel many runs
+         * @description Runs are matched now, from the runs list, with the filters of `GET /api/v1/runs` (`status`, `workflow_id`, `agent_name`, `triggered_by`, `created_from`/`created_to`) and/or `run_ids`; at least one is needed. Only runs the caller may cancel match (per-workflow grants). The operation takes them oldest first (at most `limit`); more matches than `FLOWLEDGER_BULK_MAX_RUNS` without a `limit` is a 422. It answers 202 with the operation; each run then gets the normal cancel command (its own event, audited under the request's correlation id), at most `FLOWLEDGER_BULK_RATE` runs a second. Follow it at `GET /api/v1/runs/bulk/{id}`. With `dry_run: true` it answers 200 with what it would do (each run's reason to refuse) and changes nothing; `page` and `page_size` page its list of runs.
+         */
+        post: operations["bulkCancelRuns"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/bulk/{operation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow a bulk operation
+         * @description How far it got: `matched`, `done`, `skipped` (by the runs' status), `failed` (with the reasons) and `pending`.
+         */
+        get: operations["getBulkOperation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/bulk/{operation_id}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a bulk operation did to each run
+         * @description Every run it matched, in its order, with the outcome (`pending` until reached), the reason and the run's status after it; `outcome` filters.
+         */
+        get: operations["listBulkOperationItems"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List bulk operations
+         * @description Newest first; filters: `status`, `action`.
+         */
+        get: operations["listBulkOperations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/bulk/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry many runs
+         * @description Runs are matched now, from the runs list, with the filters of `GET /api/v1/runs` (`status`, `workflow_id`, `agent_name`, `triggered_by`, `created_from`/`created_to`) and/or `run_ids`; at least one is needed. Only runs the caller may retry match (per-workflow grants). The operation takes them oldest first (at most `limit`); more matches than `FLOWLEDGER_BULK_MAX_RUNS` without a `limit` is a 422. It answers 202 with the operation; each run then gets the normal retry command (its own event, audited under the request's correlation id), at most `FLOWLEDGER_BULK_RATE` runs a second, and only while fewer than `FLOWLEDGER_BULK_MAX_ACTIVE_RUNS` runs are PENDING or RUNNING (so new runs keep flowing). Follow it at `GET /api/v1/runs/bulk/{id}`. With `dry_run: true` it answers 200 with what it would do (each run's reason to refuse, or for the runs that would retry, their retry plan) and changes nothing; `page` and `page_size` page its list of runs.
+         */
+        post: operations["bulkRetryRuns"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/runs/bulk/{operation_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop a bulk operation
+         * @description No further run is touched (a run being acted on at that moment still gets its item); what was done stays done, and the runs not reached stay `pending`. 409 when it already ended.
+         */
+        post: operations["stopBulkOperation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -522,7 +722,7 @@ export interface paths {
         put?: never;
         /**
          * Create an API key
-         * @description Issues a key with a role and an optional expiry. The answer holds the secret (`key`) this once: only its hash is stored. It comes once the key works (or, if the api_keys projection lags past the read wait timeout, moments before).
+         * @description Issues a key with a role and an optional expiry, for a user (it then acts as the user, with at most the user's role) or of its own, with all its role's permissions or only some. The answer holds the secret (`key`) this once: only its hash is stored. It comes once the key works (or, if the api_keys projection lags past the read wait timeout, moments before).
          */
         post: operations["createApiKey"];
         delete?: never;
@@ -711,10 +911,532 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/triggers/{trigger_id}/backfill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Backfill a schedule
+         * @description Start the runs of the schedule's ticks in `(start, end]` that have not fired, oldest first (paused or disabled schedules too). Ticks that fired before are not run again. The same as `flowledger triggers backfill`.
+         */
+        post: operations["backfillTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/triggers/{trigger_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a trigger
+         * @description Its definition (secrets masked), status, next fire times (schedules) and its latest firings with their runs.
+         */
+        get: operations["getTrigger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List triggers
+         * @description The schedule and webhook triggers of every workflow's current version (removed ones with `status=removed`), each with its next fire times and latest firings.
+         */
+        get: operations["listTriggers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/triggers/{trigger_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a trigger
+         * @description A paused schedule does not fire and a paused webhook answers 409, until resumed. No new workflow version is made. Pausing twice changes nothing.
+         */
+        post: operations["pauseTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/triggers/{trigger_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a trigger
+         * @description Ticks that fell while it was paused are not caught up (backfill them if they should run).
+         */
+        post: operations["resumeTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/inbound-webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add an inbound webhook to a workflow
+         * @description Spec 003's webhook form: adds a webhook trigger to the workflow's definition (its next version) and answers with the trigger. Calls to `/hooks/<url_path>` then start runs. Paths are unique across workflows (409).
+         */
+        post: operations["createInboundWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List integrations
+         * @description Each synced n8n instance: status, `last_sync`, the agents it made and the last sync's errors. Credentials are never shown.
+         */
+        get: operations["listIntegrations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/n8n/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sync an n8n instance
+         * @description Reads the instance's workflows through its public REST API and registers each callable one (active, started by a Webhook node taking POST) as an agent of kind `n8n` named `n8n:<workflow name>`: a step calling it POSTs its input to the webhook and gets the answer as output. Syncing again updates changed workflows and deactivates the agents of workflows that are gone or no longer callable. `errors` has one entry per workflow not synced, with the reason; an instance that cannot be read is one error (and the integration's status `error`). The URL's host must be one `FLOWLEDGER_N8N_ALLOWED_HOSTS` allows (422).
+         */
+        post: operations["syncN8n"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Call an inbound webhook
+         * @description The request's JSON body (an object; empty: ``{}``) is the run input, with the headers and
+         *     query parameters the trigger maps added as input fields (and its ``event_type``). The answer is
+         *     202 with the run id. Credentials are the trigger's own (``auth``), never an API key: this path
+         *     is outside the API's authentication. Refusals: 401 (wrong or missing credentials, a replayed
+         *     signature; logged as ``AUTH``), 404 (no such hook), 405 (another method), 400 (not JSON), 422
+         *     (not an object, or input the workflow's ``input_schema`` refuses), 409 (the trigger is paused or
+         *     disabled, or the workflow is not active). An ``Idempotency-Key`` header makes a retried call
+         *     answer with the first call's run (``replayed``).
+         */
+        get: operations["callHookGet"];
+        /**
+         * Call an inbound webhook
+         * @description The request's JSON body (an object; empty: ``{}``) is the run input, with the headers and
+         *     query parameters the trigger maps added as input fields (and its ``event_type``). The answer is
+         *     202 with the run id. Credentials are the trigger's own (``auth``), never an API key: this path
+         *     is outside the API's authentication. Refusals: 401 (wrong or missing credentials, a replayed
+         *     signature; logged as ``AUTH``), 404 (no such hook), 405 (another method), 400 (not JSON), 422
+         *     (not an object, or input the workflow's ``input_schema`` refuses), 409 (the trigger is paused or
+         *     disabled, or the workflow is not active). An ``Idempotency-Key`` header makes a retried call
+         *     answer with the first call's run (``replayed``).
+         */
+        put: operations["callHookPut"];
+        /**
+         * Call an inbound webhook
+         * @description The request's JSON body (an object; empty: ``{}``) is the run input, with the headers and
+         *     query parameters the trigger maps added as input fields (and its ``event_type``). The answer is
+         *     202 with the run id. Credentials are the trigger's own (``auth``), never an API key: this path
+         *     is outside the API's authentication. Refusals: 401 (wrong or missing credentials, a replayed
+         *     signature; logged as ``AUTH``), 404 (no such hook), 405 (another method), 400 (not JSON), 422
+         *     (not an object, or input the workflow's ``input_schema`` refuses), 409 (the trigger is paused or
+         *     disabled, or the workflow is not active). An ``Idempotency-Key`` header makes a retried call
+         *     answer with the first call's run (``replayed``).
+         */
+        post: operations["callHookPost"];
+        /**
+         * Call an inbound webhook
+         * @description The request's JSON body (an object; empty: ``{}``) is the run input, with the headers and
+         *     query parameters the trigger maps added as input fields (and its ``event_type``). The answer is
+         *     202 with the run id. Credentials are the trigger's own (``auth``), never an API key: this path
+         *     is outside the API's authentication. Refusals: 401 (wrong or missing credentials, a replayed
+         *     signature; logged as ``AUTH``), 404 (no such hook), 405 (another method), 400 (not JSON), 422
+         *     (not an object, or input the workflow's ``input_schema`` refuses), 409 (the trigger is paused or
+         *     disabled, or the workflow is not active). An ``Idempotency-Key`` header makes a retried call
+         *     answer with the first call's run (``replayed``).
+         */
+        delete: operations["callHookDelete"];
+        options?: never;
+        head?: never;
+        /**
+         * Call an inbound webhook
+         * @description The request's JSON body (an object; empty: ``{}``) is the run input, with the headers and
+         *     query parameters the trigger maps added as input fields (and its ``event_type``). The answer is
+         *     202 with the run id. Credentials are the trigger's own (``auth``), never an API key: this path
+         *     is outside the API's authentication. Refusals: 401 (wrong or missing credentials, a replayed
+         *     signature; logged as ``AUTH``), 404 (no such hook), 405 (another method), 400 (not JSON), 422
+         *     (not an object, or input the workflow's ``input_schema`` refuses), 409 (the trigger is paused or
+         *     disabled, or the workflow is not active). An ``Idempotency-Key`` header makes a retried call
+         *     answer with the first call's run (``replayed``).
+         */
+        patch: operations["callHookPatch"];
+        trace?: never;
+    };
+    "/api/v1/users/me/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change the caller's password
+         * @description Needs the current password. Every session of the user ends, this one included: sign in again with the new password (the user's API keys keep working).
+         */
+        put: operations["changeMyPassword"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List users
+         * @description Users that are not deleted (or those of `status`), filtered and sorted.
+         */
+        get: operations["listUsers"];
+        put?: never;
+        /**
+         * Create a user
+         * @description A user who signs in with this email and password (`POST /api/v1/auth/token`) and acts in this role. 409 when a user that is not deleted has the email (without regard to case). The answer comes once the user can sign in.
+         */
+        post: operations["createUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the caller's API keys
+         * @description The API keys of the caller's user (never a secret).
+         */
+        get: operations["listMyApiKeys"];
+        put?: never;
+        /**
+         * Create an API key of the caller's
+         * @description A key that acts as the caller's user, for scripts: with at most the user's role, and only permissions the caller has. The secret (`key`) is in this answer only.
+         */
+        post: operations["createMyApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a user */
+        get: operations["getUser"];
+        /**
+         * Update a user
+         * @description Change the name, the role, the status (`disabled` refuses the user from the next request on) or set a new password (every session of the user ends). The answer comes once the change holds on every API process.
+         */
+        put: operations["updateUser"];
+        post?: never;
+        /**
+         * Delete a user
+         * @description The user is refused from the next request on; their sessions end and their API keys are revoked. The email may be used again. Deleting a deleted user changes nothing.
+         */
+        delete: operations["deleteUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the caller's user
+         * @description The user the caller is: signed in, or with one of the user's API keys.
+         */
+        get: operations["getMyUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke one of the caller's API keys
+         * @description Refused from its next request on, by every API process.
+         */
+        delete: operations["revokeMyApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Sign a user out everywhere
+         * @description Every session of the user ends (their access and refresh tokens are refused from the next request on); their API keys keep working.
+         */
+        delete: operations["signUserOutEverywhere"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out
+         * @description Ends the session of the access token sent: its refresh token and every access token of it are refused from the next request on, by every API process.
+         */
+        post: operations["signOut"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/logout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out everywhere
+         * @description Ends every session of the caller's user (every browser and device): their tokens are refused from the next request on. The user's API keys keep working.
+         */
+        post: operations["signOutEverywhere"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in, or refresh (OAuth2 token endpoint)
+         * @description Form-encoded, as OAuth2 clients send it. `grant_type=password` with `username` (the email) and `password` signs in: a new session. `grant_type=refresh_token` with `refresh_token` gives new tokens for the same session; the refresh token sent is used up (sent again, it ends the session). Refusals are OAuth2 errors (`invalid_grant`, ...); after too many failed sign-ins for an account or from an address, 429 with Retry-After.
+         */
+        post: operations["issueToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Agents' retries and failures
+         * @description For each agent the steps of the range's runs called: how many, how many failed, the attempts, retries and failed attempts, and step duration percentiles; the most called first. The range is of the runs' creation, widened to whole hours; every figure counts the runs created in it by their status now.
+         */
+        get: operations["getAgentAnalytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Runs over time
+         * @description Runs per status in each bucket, the success rate and duration percentiles (p50, p95, p99) of them all, and the busiest workflows with theirs. The range is of the runs' creation, widened to whole hours; every figure counts the runs created in it by their status now.
+         */
+        get: operations["getRunAnalytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/workflows/{workflow_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One workflow's runs and steps
+         * @description The workflow's runs per status over time, their success rate and durations, and for each step its count per status, attempts, retries, failed attempts and duration percentiles. The range is of the runs' creation, widened to whole hours; every figure counts the runs created in it by their status now.
+         */
+        get: operations["getWorkflowAnalytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AgentAnalytics */
+        AgentAnalytics: {
+            /** Format: date-time */
+            created_from: string;
+            /** Format: date-time */
+            created_to: string;
+            agents: components["schemas"]["AgentFigures"][];
+        };
+        /** AgentContractStatus */
+        AgentContractStatus: {
+            agent_name: string;
+            /** @description Its card declares skill schemas. */
+            declared: boolean;
+            /** @description The skills whose schemas it declares. */
+            skills: string[];
+            /** @description Why its card could not be read (nothing was checked). */
+            error?: string | null;
+        };
         /** AgentCreate */
         AgentCreate: {
             /** @description Unique among agents that are not deleted; steps refer to agents by name. */
@@ -738,6 +1460,20 @@ export interface components {
              */
             timeout_ms: number;
             retry_config?: components["schemas"]["RetryConfig"];
+        };
+        /** AgentFigures */
+        AgentFigures: {
+            agent_name: string;
+            /** @description Steps calling the agent in the range's runs. */
+            steps: number;
+            /** @description Steps that failed for good. */
+            failed_steps: number;
+            attempts: number;
+            /** @description Attempts after a step's first. */
+            retries: number;
+            /** @description Calls that failed (retried or not). */
+            failed_attempts: number;
+            duration: components["schemas"]["Durations"];
         };
         /** AgentHealth */
         AgentHealth: {
@@ -771,6 +1507,12 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+            /**
+             * @description How steps call it: `a2a` (registered here), or `n8n` (made by an n8n sync: the step's input is POSTed to the n8n workflow's webhook, `url`).
+             * @default a2a
+             * @enum {string}
+             */
+            kind: "a2a" | "n8n";
         };
         /** AgentUpdate */
         AgentUpdate: {
@@ -800,6 +1542,10 @@ export interface components {
             role: "viewer" | "operator" | "editor" | "admin";
             /** @description When the key stops working (with a time zone); none: never. */
             expires_at?: string | null;
+            /** @description The user the key belongs to and acts as: its role may not be above the user's (and is lowered with it), and it is refused once the user is disabled or deleted; deleting the user revokes it. */
+            user_id?: string | null;
+            /** @description The only permissions the key may use, some of its role's (spec 003's per-key permissions); left out: all of its role's. */
+            permissions?: ("read" | "execute" | "signal" | "manage" | "admin")[] | null;
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -820,6 +1566,8 @@ export interface components {
             created_at: string;
             created_by: string;
             revoked_at: string | null;
+            user_id?: string | null;
+            permissions?: ("read" | "execute" | "signal" | "manage" | "admin")[] | null;
             /** @description The secret to send in `X-API-Key`. It is not stored and cannot be shown again. */
             key: string;
         };
@@ -842,6 +1590,8 @@ export interface components {
             created_at: string;
             created_by: string;
             revoked_at: string | null;
+            user_id?: string | null;
+            permissions?: ("read" | "execute" | "signal" | "manage" | "admin")[] | null;
         };
         /** Attempt */
         Attempt: {
@@ -855,6 +1605,8 @@ export interface components {
             /** Format: date-time */
             started_at: string;
             completed_at: string | null;
+            /** @description The child run a workflow step's attempt followed. */
+            child_run_id?: string | null;
         };
         /** AuditEntry */
         AuditEntry: {
@@ -879,12 +1631,214 @@ export interface components {
             /** Format: date-time */
             occurred_at: string;
         };
+        /** BackfillRequest */
+        BackfillRequest: {
+            /**
+             * Format: date-time
+             * @description Ticks after this (exclusive)...
+             */
+            start: string;
+            /**
+             * Format: date-time
+             * @description ...up to this (inclusive).
+             */
+            end: string;
+            /**
+             * @description At most this many ticks.
+             * @default 1000
+             */
+            limit: number;
+        };
+        /** BackfillResponse */
+        BackfillResponse: {
+            /** Format: uuid */
+            trigger_id: string;
+            /** @description Ticks in the range. */
+            ticks: number;
+            /** @description Runs started now. */
+            started: number;
+            /** @description Ticks that had fired before. */
+            already_fired: number;
+            /** @description Ticks whose run could not start (see `firings`). */
+            failed: number;
+            firings: components["schemas"]["TriggerFiringResponse"][];
+        };
+        /** BulkItemResponse */
+        BulkItemResponse: {
+            /** Format: uuid */
+            run_id: string;
+            /** @description The run's place in the operation's order, from 1. */
+            seq: number;
+            /** @enum {string} */
+            outcome: "pending" | "done" | "skipped" | "failed";
+            reason: string | null;
+            /** @description The run's status after the operation reached it. */
+            run_status: string | null;
+            recorded_at: string | null;
+        };
+        /** BulkOperationResponse */
+        BulkOperationResponse: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            action: "cancel" | "retry";
+            /** @enum {string} */
+            status: "RUNNING" | "COMPLETED" | "STOPPED";
+            filters: {
+                [key: string]: unknown;
+            };
+            reason: string | null;
+            matched: number;
+            /** @description Runs cancelled or retried by this operation. */
+            done: number;
+            /** @description Runs that refused (already finished, not FAILED or CANCELLED). */
+            skipped: number;
+            /** @description Runs it could not act on (see `failures`). */
+            failed: number;
+            pending: number;
+            requested_by: string;
+            /** @description Every event of the operation carries it: `GET /audit?correlation_id=`. */
+            correlation_id: string | null;
+            stop_reason: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            finished_at: string | null;
+            /** @description Skipped runs by their status. */
+            skipped_by_status: {
+                [key: string]: number;
+            };
+            /** @description The first 100 failed runs, with the reasons. */
+            failures: components["schemas"]["BulkItemResponse"][];
+        };
+        /** BulkOperationStopped */
+        BulkOperationStopped: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            status: "RUNNING" | "COMPLETED" | "STOPPED";
+            stop_reason: string | null;
+        };
+        /** BulkOperationSummary */
+        BulkOperationSummary: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            action: "cancel" | "retry";
+            /** @enum {string} */
+            status: "RUNNING" | "COMPLETED" | "STOPPED";
+            filters: {
+                [key: string]: unknown;
+            };
+            reason: string | null;
+            matched: number;
+            /** @description Runs cancelled or retried by this operation. */
+            done: number;
+            /** @description Runs that refused (already finished, not FAILED or CANCELLED). */
+            skipped: number;
+            /** @description Runs it could not act on (see `failures`). */
+            failed: number;
+            pending: number;
+            requested_by: string;
+            /** @description Every event of the operation carries it: `GET /audit?correlation_id=`. */
+            correlation_id: string | null;
+            stop_reason: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            finished_at: string | null;
+        };
+        /** BulkPreview */
+        BulkPreview: {
+            /** @enum {string} */
+            action: "cancel" | "retry";
+            matched: number;
+            would_apply: number;
+            would_skip: number;
+            /** @description Matched runs by status. */
+            by_status: {
+                [key: string]: number;
+            };
+            /** @description The most runs one operation may match. */
+            max_runs: number;
+            /** @description False: the real request would be a 422. */
+            within_limit: boolean;
+            /** @description Run ids given that match nothing (or that you may not act on). */
+            unmatched_run_ids: string[];
+            /** @description The matched runs in the operation's order, a page at a time. */
+            runs: components["schemas"]["Page_flowledger.http.bulk.schemas.BulkRunPreview_"];
+        };
+        /** BulkRequest */
+        BulkRequest: {
+            /** @enum {null|string} */
+            status?: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED" | null;
+            workflow_id?: string | null;
+            /** @description Runs with a step calling it. */
+            agent_name?: string | null;
+            triggered_by?: string | null;
+            /** @description Created at or after (ISO 8601). */
+            created_from?: string | null;
+            /** @description Created before (ISO 8601). */
+            created_to?: string | null;
+            /** @description These runs (with filters too: those of them that match). */
+            run_ids?: string[] | null;
+            /** @description At most this many of the matching runs, oldest first. Without it, more matches than the server's maximum per operation is a 422. */
+            limit?: number | null;
+            /** @description Why: kept with the operation (and, for a cancel, in each run's cancellation reason). */
+            reason?: string | null;
+            /**
+             * @description Only answer which runs would be touched (200); change nothing.
+             * @default false
+             */
+            dry_run: boolean;
+        };
+        /** BulkRunPreview */
+        BulkRunPreview: {
+            /** Format: uuid */
+            run_id: string;
+            /** Format: uuid */
+            workflow_id: string;
+            workflow_name: string;
+            workflow_version: number;
+            /** @enum {string} */
+            status: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+            /** Format: date-time */
+            created_at: string;
+            /** @enum {string} */
+            would: "apply" | "skip";
+            /** @description Why the run would refuse. */
+            reason: string | null;
+            /** @description For a retry: what it would redo in this run. */
+            retry_plan?: components["schemas"]["RetryPlanResponse"] | null;
+        };
         /** Check */
         Check: {
             /** @enum {string} */
             status: "ok" | "failed" | "not_configured";
             latency_ms?: number | null;
             error?: string | null;
+        };
+        /** Connections */
+        Connections: {
+            /** @description Client connections on the database server now (anyone's). */
+            in_use: number;
+            /** @description How many the server allows flowledger's database user: `max_connections`, less the reserved slots the user may not take. */
+            limit: number;
+            /** @description flowledger's by the role holding them (`api`, `worker projections`, an operator's command such as `projections rebuild`); `other`: not flowledger's. */
+            by_role: {
+                [key: string]: number;
+            };
+            /** @description The most connections this API process opens (its connection budget). */
+            process_budget?: number | null;
+        };
+        /** ContractProblemBody */
+        ContractProblemBody: {
+            step_id: string;
+            /** @description `input.<path>` (the resolved input), `output.<path>` (a mocked output), `input_mapping.<key>` (the definition); `agents.<name>` when its card could not be read. */
+            field: string;
+            message: string;
         };
         /** DeliveryAttempt */
         DeliveryAttempt: {
@@ -896,6 +1850,13 @@ export interface components {
             status_code: number | null;
             error: string | null;
             response_excerpt: string | null;
+        };
+        /** Durations */
+        Durations: {
+            count: number;
+            p50_ms: number | null;
+            p95_ms: number | null;
+            p99_ms: number | null;
         };
         /** ErrorBody */
         ErrorBody: {
@@ -927,7 +1888,7 @@ export interface components {
             workflow_name: string;
             workflow_version: number;
             /** @enum {string} */
-            status: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+            status: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED";
             input_data: {
                 [key: string]: unknown;
             };
@@ -951,6 +1912,10 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
             version: number;
+            /** @description The run whose workflow step started this run. */
+            parent_run_id?: string | null;
+            /** @description That run's step instance. */
+            parent_step_id?: string | null;
             steps?: components["schemas"]["StepExecution"][];
         };
         /** FieldError */
@@ -985,6 +1950,68 @@ export interface components {
             /** @constant */
             status: "ok";
         };
+        /** HookAccepted */
+        HookAccepted: {
+            run_id: string | null;
+            /** Format: uuid */
+            trigger_id: string;
+            /** Format: uuid */
+            workflow_id: string;
+            /**
+             * @description True when this `Idempotency-Key` had started a run before.
+             * @default false
+             */
+            replayed: boolean;
+        };
+        /** InboundWebhookCreate */
+        InboundWebhookCreate: {
+            /** Format: uuid */
+            workflow_id: string;
+            /** @description A label for what the calls announce; runs get it as input field `event_type` (unless the body has one). */
+            event_type: string;
+            /** @description The hook's path under `/hooks/` (unique across workflows); default: made from the event type. */
+            url_path?: string | null;
+            /**
+             * @default POST
+             * @enum {string}
+             */
+            method: "POST" | "PUT" | "PATCH" | "GET" | "DELETE";
+            /** @description `{"type": "none"}`, `{"type": "token", "token": ..., "header": ...}`, `{"type": "hmac", "secret": ..., "header": ..., "tolerance_s": ...}` or `{"type": "basic", "username": ..., "password": ...}`; secrets are never shown again. */
+            authentication?: {
+                [key: string]: unknown;
+            } | null;
+            headers?: {
+                [key: string]: string;
+            } | null;
+            query?: {
+                [key: string]: string;
+            } | null;
+        };
+        /** IntegrationResponse */
+        IntegrationResponse: {
+            /** Format: uuid */
+            id: string;
+            /** @constant */
+            service: "n8n";
+            url: string;
+            /**
+             * @description `error` when the last sync could not read the instance.
+             * @enum {string}
+             */
+            status: "active" | "inactive" | "error";
+            last_sync: string | null;
+            last_error: string | null;
+            synced_count: number;
+            /** @description n8n workflow id → agent id. */
+            agents: {
+                [key: string]: string;
+            };
+            errors: components["schemas"]["SyncError"][];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
         /** LogEntry */
         LogEntry: {
             id: number;
@@ -994,6 +2021,49 @@ export interface components {
             message: string;
             /** Format: date-time */
             timestamp: string;
+        };
+        /** N8nSync */
+        N8nSync: {
+            /** @description The instance's base URL. */
+            n8n_url: string;
+            /** @description An n8n API key (sent as `X-N8N-API-KEY`). Stored, never shown. */
+            api_key: string;
+            /** @description Only these workflows; absent: all of them. */
+            workflow_ids?: string[] | null;
+        };
+        /** N8nSyncResult */
+        N8nSyncResult: {
+            /** Format: uuid */
+            integration_id: string;
+            /** @description Workflows registered or updated as agents. */
+            synced_count: number;
+            /** @description One per workflow not synced. */
+            errors: components["schemas"]["SyncError"][];
+            /** @description n8n workflow id → agent id, for those synced now. */
+            agents: {
+                [key: string]: string;
+            };
+        };
+        /** OAuthError */
+        OAuthError: {
+            detail: string;
+            /** @enum {string} */
+            error: "invalid_request" | "invalid_grant" | "unsupported_grant_type" | "temporarily_unavailable";
+            error_description: string;
+        };
+        /** OwnApiKeyCreate */
+        OwnApiKeyCreate: {
+            /** @description What the key is for. */
+            name: string;
+            /**
+             * @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything (keys, webhooks, audit).
+             * @enum {null|string}
+             */
+            role?: "viewer" | "operator" | "editor" | "admin" | null;
+            /** @description When the key stops working (with a time zone); none: never. */
+            expires_at?: string | null;
+            /** @description The only permissions the key may use, some of its role's (spec 003's per-key permissions); left out: all of its role's. */
+            permissions?: ("read" | "execute" | "signal" | "manage" | "admin")[] | null;
         };
         /** OwnerChange */
         OwnerChange: {
@@ -1024,9 +2094,44 @@ export interface components {
             page_size: number;
             total_pages: number;
         };
+        /** Page[BulkItemResponse] */
+        "Page_flowledger.http.bulk.schemas.BulkItemResponse_": {
+            items: components["schemas"]["BulkItemResponse"][];
+            total: number;
+            page: number;
+            page_size: number;
+            total_pages: number;
+        };
+        /** Page[BulkOperationSummary] */
+        "Page_flowledger.http.bulk.schemas.BulkOperationSummary_": {
+            items: components["schemas"]["BulkOperationSummary"][];
+            total: number;
+            page: number;
+            page_size: number;
+            total_pages: number;
+        };
+        /**
+         * Page[BulkRunPreview]
+         * @description The matched runs in the operation's order, a page at a time.
+         */
+        "Page_flowledger.http.bulk.schemas.BulkRunPreview_": {
+            items: components["schemas"]["BulkRunPreview"][];
+            total: number;
+            page: number;
+            page_size: number;
+            total_pages: number;
+        };
         /** Page[WorkflowGrant] */
         "Page_flowledger.http.grants.schemas.WorkflowGrant_": {
             items: components["schemas"]["WorkflowGrant"][];
+            total: number;
+            page: number;
+            page_size: number;
+            total_pages: number;
+        };
+        /** Page[IntegrationResponse] */
+        "Page_flowledger.http.integrations.schemas.IntegrationResponse_": {
+            items: components["schemas"]["IntegrationResponse"][];
             total: number;
             page: number;
             page_size: number;
@@ -1043,6 +2148,22 @@ export interface components {
         /** Page[RunResponse] */
         "Page_flowledger.http.runs.schemas.RunResponse_": {
             items: components["schemas"]["RunResponse"][];
+            total: number;
+            page: number;
+            page_size: number;
+            total_pages: number;
+        };
+        /** Page[TriggerResponse] */
+        "Page_flowledger.http.triggers.schemas.TriggerResponse_": {
+            items: components["schemas"]["TriggerResponse"][];
+            total: number;
+            page: number;
+            page_size: number;
+            total_pages: number;
+        };
+        /** Page[UserResponse] */
+        "Page_flowledger.http.users.schemas.UserResponse_": {
+            items: components["schemas"]["UserResponse"][];
             total: number;
             page: number;
             page_size: number;
@@ -1080,6 +2201,33 @@ export interface components {
             page_size: number;
             total_pages: number;
         };
+        /** PasswordChange */
+        PasswordChange: {
+            current_password: string;
+            /** @description 8 to 256 characters, not the email. Kept only as an argon2id hash; never returned, logged or recorded. */
+            new_password: string;
+        };
+        /** PauseRequest */
+        PauseRequest: {
+            /** @default paused by request */
+            reason: string;
+        };
+        /** PinnedAgent */
+        PinnedAgent: {
+            agent_name: string;
+            /** Format: uuid */
+            agent_id: string;
+            url: string;
+            timeout_ms: number;
+            retry_config: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description The agent's status now (null: it no longer exists).
+             * @enum {null|string}
+             */
+            current_status: "active" | "inactive" | "deleted" | null;
+        };
         /** Readiness */
         Readiness: {
             /**
@@ -1100,6 +2248,8 @@ export interface components {
             /** @description The Kafka relay's position, cluster and last error (absent: never ran). */
             relay?: components["schemas"]["RelayStatus"] | null;
             webhooks?: components["schemas"]["WebhookBacklog"] | null;
+            /** @description Connections in use on the database server against its limit. */
+            connections?: components["schemas"]["Connections"] | null;
         };
         /** RelayStatus */
         RelayStatus: {
@@ -1108,6 +2258,18 @@ export interface components {
             cluster_id?: string | null;
             last_published_at?: string | null;
             last_error?: string | null;
+            leader?: string | null;
+        };
+        /** RerunStep */
+        RerunStep: {
+            step_id: string;
+            /** @description Null for a step that calls no agent. */
+            agent_name: string | null;
+            /**
+             * @description The step's status now.
+             * @enum {string}
+             */
+            status: "PENDING" | "RUNNING" | "WAITING" | "SUCCEEDED" | "FAILED" | "SKIPPED" | "CANCELLED";
         };
         /** RetryConfig */
         RetryConfig: {
@@ -1131,6 +2293,35 @@ export interface components {
             max_delay_ms?: number;
             backoff_multiplier?: number;
         };
+        /** RetryPlanResponse */
+        RetryPlanResponse: {
+            /** Format: uuid */
+            run_id: string;
+            /** @enum {string} */
+            status: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+            retryable: boolean;
+            /** @description Why a retry would be refused now (409); null if not. */
+            refusal: string | null;
+            /** @description The round the retry would start. */
+            retry_number: number;
+            /** Format: uuid */
+            workflow_id: string;
+            workflow_name: string;
+            /** @description The pinned version a retry keeps. */
+            workflow_version: number;
+            rerun_steps: components["schemas"]["RerunStep"][];
+            reused_steps: components["schemas"]["ReusedStep"][];
+            agents: components["schemas"]["PinnedAgent"][];
+            warnings: string[];
+        };
+        /** ReusedStep */
+        ReusedStep: {
+            step_id: string;
+            /** @description Null for a step that calls no agent. */
+            agent_name: string | null;
+            /** @description The output the retry keeps and feeds on. */
+            output_data: unknown;
+        };
         /** RunAccepted */
         RunAccepted: {
             /** Format: uuid */
@@ -1138,7 +2329,7 @@ export interface components {
             /** Format: uuid */
             execution_id: string;
             /** @enum {string} */
-            status: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+            status: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED";
             /** Format: uuid */
             workflow_id: string;
             workflow_name: string;
@@ -1147,6 +2338,35 @@ export interface components {
             created_at: string;
             /** @default false */
             replayed: boolean;
+        };
+        /** RunAnalytics */
+        RunAnalytics: {
+            /**
+             * Format: date-time
+             * @description Runs created from here (inclusive; down to the hour).
+             */
+            created_from: string;
+            /**
+             * Format: date-time
+             * @description Runs created before here (up to the hour).
+             */
+            created_to: string;
+            /** @enum {string} */
+            bucket: "hour" | "day" | "week";
+            totals: components["schemas"]["RunFigures"];
+            series: components["schemas"]["SeriesPoint"][];
+            busiest_workflows: components["schemas"]["WorkflowFigures"][];
+        };
+        /** RunFigures */
+        RunFigures: {
+            runs: number;
+            /** @description Runs in each status (every status, zeros included). */
+            by_status: {
+                [key: string]: number;
+            };
+            /** @description SUCCEEDED / (SUCCEEDED + FAILED + CANCELLED): of the runs that finished, the share that succeeded (null when none finished). */
+            success_rate: number | null;
+            duration: components["schemas"]["Durations"];
         };
         /** RunResponse */
         RunResponse: {
@@ -1159,7 +2379,7 @@ export interface components {
             workflow_name: string;
             workflow_version: number;
             /** @enum {string} */
-            status: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+            status: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED";
             input_data: {
                 [key: string]: unknown;
             };
@@ -1183,15 +2403,49 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
             version: number;
+            /** @description The run whose workflow step started this run. */
+            parent_run_id?: string | null;
+            /** @description That run's step instance. */
+            parent_step_id?: string | null;
+        };
+        /** SeriesPoint */
+        SeriesPoint: {
+            /**
+             * Format: date-time
+             * @description The bucket's start (UTC).
+             */
+            start: string;
+            runs: number;
+            /** @description Runs in each status (every status, zeros included). */
+            by_status: {
+                [key: string]: number;
+            };
+        };
+        /** SignalAccepted */
+        SignalAccepted: {
+            /** Format: uuid */
+            run_id: string;
+            signal: string;
+            step_id: string;
+            /** @enum {string} */
+            status: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+        };
+        /** SignalRequest */
+        SignalRequest: {
+            /** @description What the waiting step outputs (later steps read it as `$.steps.<step>.output`); must satisfy the step's `schema`, if it has one. */
+            data?: unknown;
+            /** @description The waiting step instance to deliver to, when several wait for the same signal (default: the one waiting longest). */
+            step_id?: string | null;
         };
         /** StepExecution */
         StepExecution: {
             id: string;
+            /** @description The step instance: the step's id, or inside a map or loop `<map or loop>[<item or iteration, from 0>].<step>`. */
             step_id: string;
-            agent_name: string;
+            agent_name: string | null;
             depends_on: string[];
             /** @enum {string} */
-            status: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "SKIPPED" | "CANCELLED";
+            status: "PENDING" | "RUNNING" | "WAITING" | "SUCCEEDED" | "FAILED" | "SKIPPED" | "CANCELLED";
             attempts: number;
             input_data: unknown;
             output_data: unknown;
@@ -1202,6 +2456,53 @@ export interface components {
             duration_ms: number | null;
             next_retry_at: string | null;
             attempt_history: components["schemas"]["Attempt"][];
+            /**
+             * @default agent
+             * @enum {string}
+             */
+            kind: "agent" | "if" | "switch" | "foreach" | "do_while" | "wait" | "signal" | "workflow";
+            /** @description The step of the definition this instance runs. */
+            definition_step_id?: string | null;
+            /** @description The map or loop instance this step ran in. */
+            parent_step_id?: string | null;
+            /** @description Its item (map) or iteration (loop) there, from 0. */
+            index?: number | null;
+            /** @description A map's items; a loop's iterations begun. */
+            items?: number | null;
+            /** @description The child run of a workflow step. */
+            child_run_id?: string | null;
+            /** @description The signal a signal step waits for. */
+            signal?: string | null;
+            /** @description When a wait ends, or a signal step times out. */
+            waiting_until?: string | null;
+        };
+        /** StepFigures */
+        StepFigures: {
+            step_id: string;
+            agent_name: string;
+            /** @description Steps of the runs in the range. */
+            steps: number;
+            /** @description Steps in each status. */
+            by_status: {
+                [key: string]: number;
+            };
+            /** @description Calls of the agent for these steps. */
+            attempts: number;
+            /** @description Attempts after a step's first. */
+            retries: number;
+            failed_attempts: number;
+            duration: components["schemas"]["Durations"];
+        };
+        /** StopRequest */
+        StopRequest: {
+            /** @default stopped by request */
+            reason: string;
+        };
+        /** SyncError */
+        SyncError: {
+            workflow_id: string;
+            name: string;
+            reason: string;
         };
         /** TestRequest */
         TestRequest: {
@@ -1217,6 +2518,11 @@ export interface components {
             mock_outputs?: {
                 [key: string]: unknown;
             };
+            /**
+             * @description Read the agents' A2A cards and check each step's resolved input, each mocked output and each mapping that reads an output against the schemas they declare (`contract_problems`).
+             * @default true
+             */
+            check_contracts: boolean;
         };
         /** TestResult */
         TestResult: {
@@ -1228,22 +2534,153 @@ export interface components {
             output_data: unknown;
             steps: components["schemas"]["TracedStep"][];
             duration_ms: number;
+            error_message?: string | null;
+            /** @description Where a step's input, a mocked output or a mapping does not fit what an agent's card declares (a warning: the status does not change). */
+            contract_problems?: components["schemas"]["ContractProblemBody"][];
+            /** @description What was checked against each agent. */
+            contracts?: components["schemas"]["AgentContractStatus"][];
+        };
+        /** TokenRequest */
+        TokenRequest: {
+            /** @description `password` (sign in) or `refresh_token` (refresh). */
+            grant_type?: string | null;
+            /** @description The user's email. */
+            username?: string | null;
+            /** @description The user's password. */
+            password?: string | null;
+            /** @description The refresh token of the last answer (for `refresh_token`). */
+            refresh_token?: string | null;
+            /** @description Not used: the user's role decides. */
+            scope?: string | null;
+            /** @description Not used. */
+            client_id?: string | null;
+            /** @description Not used. */
+            client_secret?: string | null;
         };
         /** TracedStep */
         TracedStep: {
             order: number;
             wave: number;
             step_id: string;
-            agent_name: string;
+            agent_name: string | null;
             depends_on: string[];
             /** @enum {string} */
-            status: "SUCCEEDED" | "FAILED" | "SKIPPED";
+            status: "SUCCEEDED" | "FAILED" | "SKIPPED" | "CANCELLED";
             input_data: unknown;
             output_data: unknown;
-            /** @enum {null|string} */
-            output_source: "mock" | "echo" | null;
+            /**
+             * @description `mock`: from mock_outputs; `echo`: the step's input (no mock); `default`: a signal step's default.
+             * @enum {null|string}
+             */
+            output_source: "mock" | "echo" | "default" | null;
             error_message: string | null;
             duration_ms: number;
+            /**
+             * @default agent
+             * @enum {string}
+             */
+            kind: "agent" | "if" | "switch" | "foreach" | "do_while" | "wait" | "signal" | "workflow";
+            parent_step_id?: string | null;
+            index?: number | null;
+            /** @description What a control step decided or would have done: the case chosen, the items, the time a wait would end. */
+            note?: string | null;
+        };
+        /** TriggerFiringResponse */
+        TriggerFiringResponse: {
+            /** Format: uuid */
+            id: string;
+            /** @description The tick (schedules). */
+            scheduled_for: string | null;
+            run_id: string | null;
+            error: string | null;
+            /** Format: date-time */
+            fired_at: string;
+            actor: string;
+        };
+        /** TriggerResponse */
+        TriggerResponse: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            workflow_id: string;
+            /** @description What names it within its workflow across versions: its `id` in the definition, else a webhook's path, else `schedule-<n>`. */
+            key: string;
+            /** @enum {string} */
+            type: "schedule" | "webhook";
+            /**
+             * @description `paused` by the API, `disabled` by its definition (`enabled: false`), `removed` when its workflow's current version no longer has it.
+             * @enum {string}
+             */
+            status: "active" | "paused" | "disabled" | "removed";
+            /** @description The trigger as defined, secrets shown as `********`. */
+            config: {
+                [key: string]: unknown;
+            };
+            /** @description Webhooks: where to call it. */
+            url_path?: string | null;
+            method?: string | null;
+            workflow_version: number;
+            /** @description Schedules: the next ticks (UTC), none while paused or disabled. */
+            next_fire_times?: string[];
+            last_tick?: string | null;
+            last_fired_at?: string | null;
+            /** @default 0 */
+            fired_count: number;
+            /** @default 0 */
+            failed_count: number;
+            /** @description The latest firings, newest first. */
+            last_runs?: components["schemas"]["TriggerFiringResponse"][];
+            version: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** UserCreate */
+        UserCreate: {
+            /** @description Where the user signs in with; unique among users that are not deleted, without regard to case. */
+            email: string;
+            /** @description How the user is shown. */
+            name: string;
+            /** @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything. Spec 003's roles are ours under other names (a 422 says which): its developer is editor, its user is operator. */
+            role: string;
+            /** @description 8 to 256 characters, not the email. Kept only as an argon2id hash; never returned, logged or recorded. */
+            password: string;
+        };
+        /** UserResponse */
+        UserResponse: {
+            /** Format: uuid */
+            id: string;
+            email: string;
+            name: string;
+            /**
+             * @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything (keys, webhooks, audit).
+             * @enum {string}
+             */
+            role: "viewer" | "operator" | "editor" | "admin";
+            /** @enum {string} */
+            status: "active" | "disabled" | "deleted";
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            created_by: string | null;
+            updated_by: string | null;
+            version: number;
+        };
+        /** UserUpdate */
+        UserUpdate: {
+            /** @description How the user is shown. */
+            name?: string | null;
+            /** @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything. Spec 003's roles are ours under other names (a 422 says which): its developer is editor, its user is operator. */
+            role?: string | null;
+            /**
+             * @description `disabled`: the user is refused from the next request on (sessions and API keys alike) until set `active` again.
+             * @enum {null|string}
+             */
+            status?: "active" | "disabled" | null;
+            /** @description 8 to 256 characters, not the email. Kept only as an argon2id hash; never returned, logged or recorded. */
+            password?: string | null;
         };
         /** VersionChanges */
         VersionChanges: {
@@ -1313,7 +2750,7 @@ export interface components {
         };
         /** WhoAmI */
         WhoAmI: {
-            /** @description What the caller's changes record as their actor in events and the audit log: `key:<api key id>`, `jwt:<subject>` or `admin-env`. */
+            /** @description What the caller's changes record as their actor in events and the audit log: `user:<user id>` (a signed-in user, or a key of theirs), `key:<api key id>`, `jwt:<subject>` or `admin-env`. */
             actor: string;
             /**
              * @description viewer reads; operator also executes, cancels, retries and tests; editor also manages agents and workflows; admin may do everything (keys, webhooks, audit).
@@ -1321,17 +2758,41 @@ export interface components {
              */
             role: "viewer" | "operator" | "editor" | "admin";
             /** @enum {string} */
-            credential: "api_key" | "jwt" | "admin_env";
+            credential: "api_key" | "jwt" | "admin_env" | "session";
+            /** @description What the caller may do: its role's, or fewer for a key. */
             permissions: string[];
             key_id?: string | null;
             subject?: string | null;
             expires_at?: string | null;
+            user_id?: string | null;
+            session_id?: string | null;
+        };
+        /** WorkflowAnalytics */
+        WorkflowAnalytics: {
+            /**
+             * Format: date-time
+             * @description Runs created from here (inclusive; down to the hour).
+             */
+            created_from: string;
+            /**
+             * Format: date-time
+             * @description Runs created before here (up to the hour).
+             */
+            created_to: string;
+            /** @enum {string} */
+            bucket: "hour" | "day" | "week";
+            /** Format: uuid */
+            workflow_id: string;
+            workflow_name: string | null;
+            totals: components["schemas"]["RunFigures"];
+            series: components["schemas"]["SeriesPoint"][];
+            steps: components["schemas"]["StepFigures"][];
         };
         /** WorkflowCreate */
         WorkflowCreate: {
             /** @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run. */
             start_step?: string | null;
-            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200. */
+            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step may say `next_step` (the step after this one) and/or `depends_on` (steps that must finish first; fan-out and fan-in), and `type`: `agent` (the default: `agent_name`, an active agent; `input_mapping`, an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, `{"$expr": "<JMESPath>"}` objects expressions, anything else a literal; `timeout_ms` and `retry_config`, overriding the agent's), `if` (`condition`, `then`, `else`), `switch` (`expression`, `cases`, `default`), `foreach` (`items`, `steps` run per item, `max_parallel`, `continue_on_error`), `do_while` (`steps`, `while` or `until`), `wait` (`duration_ms` or `until`), `signal` (`signal`, `timeout_ms`, `default`, `schema`) or `workflow` (`workflow_name`, `version`, `input_mapping`). At most 200 in all. See the README and ADR 0016. */
             steps?: {
                 [key: string]: unknown;
             };
@@ -1358,7 +2819,7 @@ export interface components {
         };
         /** WorkflowDefinition */
         WorkflowDefinition: {
-            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200. */
+            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step may say `next_step` (the step after this one) and/or `depends_on` (steps that must finish first; fan-out and fan-in), and `type`: `agent` (the default: `agent_name`, an active agent; `input_mapping`, an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, `{"$expr": "<JMESPath>"}` objects expressions, anything else a literal; `timeout_ms` and `retry_config`, overriding the agent's), `if` (`condition`, `then`, `else`), `switch` (`expression`, `cases`, `default`), `foreach` (`items`, `steps` run per item, `max_parallel`, `continue_on_error`), `do_while` (`steps`, `while` or `until`), `wait` (`duration_ms` or `until`), `signal` (`signal`, `timeout_ms`, `default`, `schema`) or `workflow` (`workflow_name`, `version`, `input_mapping`). At most 200 in all. See the README and ADR 0016. */
             steps: {
                 [key: string]: unknown;
             };
@@ -1373,11 +2834,26 @@ export interface components {
             /** @description Most steps of one run called at the same time. */
             max_parallel_steps?: number | null;
         };
+        /** WorkflowFigures */
+        WorkflowFigures: {
+            runs: number;
+            /** @description Runs in each status (every status, zeros included). */
+            by_status: {
+                [key: string]: number;
+            };
+            /** @description SUCCEEDED / (SUCCEEDED + FAILED + CANCELLED): of the runs that finished, the share that succeeded (null when none finished). */
+            success_rate: number | null;
+            duration: components["schemas"]["Durations"];
+            /** Format: uuid */
+            workflow_id: string;
+            /** @description Its name now (null if unknown). */
+            workflow_name: string | null;
+        };
         /** WorkflowGrant */
         WorkflowGrant: {
             /** Format: uuid */
             workflow_id: string;
-            /** @description Who the grant is for: key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
+            /** @description Who the grant is for: user:<user id>, key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
             principal: string;
             /** @description Read the workflow, its versions and its runs. */
             can_view: boolean;
@@ -1417,12 +2893,14 @@ export interface components {
             updated_at: string;
             /** @description Who has every permission on the workflow (its creator, until ownership is transferred): `key:<api key id>` or `jwt:<subject>`. */
             owner?: string | null;
+            /** @description Only on create and update with `?check=contracts`: where the saved definition does not fit what its agents' cards declare (it was saved anyway). */
+            warnings?: components["schemas"]["ContractProblemBody"][] | null;
         };
         /** WorkflowUpdate */
         WorkflowUpdate: {
             /** @description The first step; when given, every step must be reachable from it. Without it, the steps that depend on nothing start the run. */
             start_step?: string | null;
-            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step has `agent_name` (an active agent), and optionally `next_step` (the step after this one) and/or `depends_on` (steps that must succeed first; fan-out and fan-in), `input_mapping` (an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, anything else a literal), `timeout_ms` and `retry_config` (override the agent's). At most 200. */
+            /** @description The steps, keyed by step id (letters, digits, `_`, `-`). Each step may say `next_step` (the step after this one) and/or `depends_on` (steps that must finish first; fan-out and fan-in), and `type`: `agent` (the default: `agent_name`, an active agent; `input_mapping`, an object whose strings `$.input.<path>`, `$.vars.<name>` and `$.steps.<upstream step>.output.<path>` are references, `{"$expr": "<JMESPath>"}` objects expressions, anything else a literal; `timeout_ms` and `retry_config`, overriding the agent's), `if` (`condition`, `then`, `else`), `switch` (`expression`, `cases`, `default`), `foreach` (`items`, `steps` run per item, `max_parallel`, `continue_on_error`), `do_while` (`steps`, `while` or `until`), `wait` (`duration_ms` or `until`), `signal` (`signal`, `timeout_ms`, `default`, `schema`) or `workflow` (`workflow_name`, `version`, `input_mapping`). At most 200 in all. See the README and ADR 0016. */
             steps?: {
                 [key: string]: unknown;
             };
@@ -2043,7 +3521,10 @@ export interface operations {
     };
     createWorkflow: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `contracts`: also read the agents' A2A cards and answer, in `warnings`, where the definition does not fit the skill schemas they declare (required fields the mappings do not give, literals or referenced fields of the wrong type, reads of output fields an agent does not declare). Warnings never stop the save. */
+                check?: "contracts" | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2179,7 +3660,10 @@ export interface operations {
     };
     updateWorkflow: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `contracts`: also read the agents' A2A cards and answer, in `warnings`, where the definition does not fit the skill schemas they declare (required fields the mappings do not give, literals or referenced fields of the wrong type, reads of output fields an agent does not declare). Warnings never stop the save. */
+                check?: "contracts" | null;
+            };
             header?: never;
             path: {
                 /** @description The workflow's id. */
@@ -2672,7 +4156,7 @@ export interface operations {
     listWorkflowExecutions: {
         parameters: {
             query?: {
-                status?: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | null;
+                status?: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED" | null;
                 sort?: "created_at" | "started_at" | "finished_at" | "status" | "duration_ms" | "workflow_name";
                 /** @description Sort direction. */
                 order?: "asc" | "desc";
@@ -2825,7 +4309,7 @@ export interface operations {
             path: {
                 /** @description The workflow's id. */
                 workflow_id: string;
-                /** @description Who the grant is for: key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
+                /** @description Who the grant is for: user:<user id>, key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
                 principal: string;
             };
             cookie?: never;
@@ -2901,7 +4385,7 @@ export interface operations {
             path: {
                 /** @description The workflow's id. */
                 workflow_id: string;
-                /** @description Who the grant is for: key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
+                /** @description Who the grant is for: user:<user id>, key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
                 principal: string;
             };
             cookie?: never;
@@ -2983,7 +4467,7 @@ export interface operations {
             path: {
                 /** @description The workflow's id. */
                 workflow_id: string;
-                /** @description Who the grant is for: key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
+                /** @description Who the grant is for: user:<user id>, key:<api key id>, jwt:<subject> or role:<viewer|operator|editor>. `key:` and `jwt:` name one caller (the `actor` of `GET /api/v1/whoami`); `role:operator` is every caller whose role is operator or higher. A JWT subject containing `/` cannot be named. */
                 principal: string;
             };
             cookie?: never;
@@ -3357,6 +4841,74 @@ export interface operations {
             };
         };
     };
+    getRunRetryPlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The run's id (also called execution id). */
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetryPlanResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     getRun: {
         parameters: {
             query?: never;
@@ -3496,11 +5048,13 @@ export interface operations {
     listRuns: {
         parameters: {
             query?: {
-                status?: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | null;
+                status?: "PENDING" | "RUNNING" | "WAITING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "CANCELLED" | null;
                 workflow_id?: string | null;
                 triggered_by?: string | null;
                 created_from?: string | null;
                 created_to?: string | null;
+                parent_run_id?: string | null;
+                agent_name?: string | null;
                 sort?: "created_at" | "started_at" | "finished_at" | "status" | "duration_ms" | "workflow_name";
                 /** @description Sort direction. */
                 order?: "asc" | "desc";
@@ -3525,6 +5079,144 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_flowledger.http.runs.schemas.RunResponse_"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pauseRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id (also called execution id). */
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PauseRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resumeRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id (also called execution id). */
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunResponse"];
                 };
             };
             /** @description Bad request syntax or unsupported method */
@@ -3638,6 +5330,534 @@ export interface operations {
             };
         };
     };
+    signalRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id (also called execution id). */
+                run_id: string;
+                /** @description The signal's name: a signal step's `signal` (its step id by default). */
+                signal: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignalRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignalAccepted"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    bulkCancelRuns: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description `dry_run`: what would be done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkPreview"];
+                };
+            };
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperationSummary"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getBulkOperation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The bulk operation's id. */
+                operation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperationResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listBulkOperationItems: {
+        parameters: {
+            query?: {
+                outcome?: "pending" | "done" | "skipped" | "failed" | null;
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The bulk operation's id. */
+                operation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_flowledger.http.bulk.schemas.BulkItemResponse_"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listBulkOperations: {
+        parameters: {
+            query?: {
+                status?: "RUNNING" | "COMPLETED" | "STOPPED" | null;
+                action?: "cancel" | "retry" | null;
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_flowledger.http.bulk.schemas.BulkOperationSummary_"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    bulkRetryRuns: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description `dry_run`: what would be done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkPreview"];
+                };
+            };
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperationSummary"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stopBulkOperation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bulk operation's id. */
+                operation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StopRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperationStopped"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     listApiKeys: {
         parameters: {
             query?: {
@@ -3645,6 +5865,8 @@ export interface operations {
                 status?: "active" | "expired" | "revoked" | "all" | null;
                 /** @description Only keys with this role. */
                 role?: "viewer" | "operator" | "editor" | "admin" | null;
+                /** @description Only the keys of this user. */
+                user_id?: string | null;
                 /** @description Field to sort by. */
                 sort?: "created_at" | "name" | "expires_at";
                 /** @description Sort direction. */
@@ -4566,6 +6788,2258 @@ export interface operations {
             };
             /** @description The role does not allow this. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    backfillTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The trigger's id. */
+                trigger_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BackfillRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackfillResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The trigger's id. */
+                trigger_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listTriggers: {
+        parameters: {
+            query?: {
+                /** @description Of this workflow. */
+                workflow_id?: string | null;
+                /** @description Of this type. */
+                type?: "schedule" | "webhook" | null;
+                /** @description In this status. */
+                status?: "active" | "paused" | "disabled" | "removed" | null;
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_flowledger.http.triggers.schemas.TriggerResponse_"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pauseTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The trigger's id. */
+                trigger_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resumeTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The trigger's id. */
+                trigger_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createInboundWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InboundWebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listIntegrations: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_flowledger.http.integrations.schemas.IntegrationResponse_"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    syncN8n: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["N8nSync"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["N8nSyncResult"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    callHookGet: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The webhook trigger's `path`. */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAccepted"];
+                };
+            };
+            /** @description The body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Wrong or missing credentials, or a replay. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No webhook trigger has this path. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The trigger takes another method. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Paused, disabled, or the workflow is inactive. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The input is not what the workflow takes. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    callHookPut: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The webhook trigger's `path`. */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAccepted"];
+                };
+            };
+            /** @description The body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Wrong or missing credentials, or a replay. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No webhook trigger has this path. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The trigger takes another method. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Paused, disabled, or the workflow is inactive. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The input is not what the workflow takes. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    callHookPost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The webhook trigger's `path`. */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAccepted"];
+                };
+            };
+            /** @description The body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Wrong or missing credentials, or a replay. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No webhook trigger has this path. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The trigger takes another method. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Paused, disabled, or the workflow is inactive. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The input is not what the workflow takes. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    callHookDelete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The webhook trigger's `path`. */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAccepted"];
+                };
+            };
+            /** @description The body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Wrong or missing credentials, or a replay. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No webhook trigger has this path. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The trigger takes another method. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Paused, disabled, or the workflow is inactive. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The input is not what the workflow takes. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    callHookPatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The webhook trigger's `path`. */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAccepted"];
+                };
+            };
+            /** @description The body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Wrong or missing credentials, or a replay. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No webhook trigger has this path. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The trigger takes another method. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Paused, disabled, or the workflow is inactive. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The input is not what the workflow takes. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    changeMyPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential is not a user's (an API key of its own, an identity provider's JWT, the admin key). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Recorded, not yet effective; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /** @description Only users with this status (`all`: deleted ones too). */
+                status?: "active" | "disabled" | "deleted" | "all" | null;
+                /** @description Only users with this role. */
+                role?: string | null;
+                /** @description Only users whose email holds this text. */
+                email?: string | null;
+                /** @description Field to sort by. */
+                sort?: "created_at" | "email" | "name" | "role";
+                /** @description Sort direction. */
+                order?: "asc" | "desc";
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_flowledger.http.users.schemas.UserResponse_"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listMyApiKeys: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 to 1000000. */
+                page?: number;
+                /** @description Items per page, 1 to 100. */
+                page_size?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_flowledger.http.api_keys.schemas.ApiKeyResponse_"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential is not a user's (an API key of its own, an identity provider's JWT, the admin key). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createMyApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OwnApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential is not a user's (an API key of its own, an identity provider's JWT, the admin key). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The user's id. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Recorded, not yet effective; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Recorded, not yet effective; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getMyUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential is not a user's (an API key of its own, an identity provider's JWT, the admin key). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revokeMyApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The API key's id. */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential is not a user's (an API key of its own, an identity provider's JWT, the admin key). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Recorded, not yet effective; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signUserOutEverywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user has this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Recorded, not yet effective; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request came with no session's access token. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Recorded, not yet effective; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signOutEverywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    /** @description Global position of the command's last event. Pass it back in `X-Flowledger-Min-Position` to read your own write. */
+                    "X-Flowledger-Position"?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request came with no session's access token. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Recorded, not yet effective; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    issueToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["TokenRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Refused: the OAuth2 error says why. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description Too many failed sign-ins; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+        };
+    };
+    getAgentAnalytics: {
+        parameters: {
+            query?: {
+                /** @description Runs created from this moment (ISO 8601, inclusive; down to the hour). Default: seven days before `created_to`. */
+                created_from?: string | null;
+                /** @description Runs created before this moment (exclusive; up to the hour). Default: now. */
+                created_to?: string | null;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentAnalytics"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getRunAnalytics: {
+        parameters: {
+            query?: {
+                /** @description Runs created from this moment (ISO 8601, inclusive; down to the hour). Default: seven days before `created_to`. */
+                created_from?: string | null;
+                /** @description Runs created before this moment (exclusive; up to the hour). Default: now. */
+                created_to?: string | null;
+                /** @description The size of the series' buckets (UTC). Default: `hour` for ranges up to two days, else `day`. At most 1,000 buckets. */
+                bucket?: "hour" | "day" | "week" | null;
+                /** @description How many of the busiest workflows. */
+                top?: number;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunAnalytics"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests from this credential; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getWorkflowAnalytics: {
+        parameters: {
+            query?: {
+                /** @description Runs created from this moment (ISO 8601, inclusive; down to the hour). Default: seven days before `created_to`. */
+                created_from?: string | null;
+                /** @description Runs created before this moment (exclusive; up to the hour). Default: now. */
+                created_to?: string | null;
+                /** @description The size of the series' buckets (UTC). Default: `hour` for ranges up to two days, else `day`. At most 1,000 buckets. */
+                bucket?: "hour" | "day" | "week" | null;
+            };
+            header?: {
+                /** @description Read your writes: wait (up to the server's read wait timeout) until this read's projection has reached the position a write returned in `X-Flowledger-Position`. */
+                "X-Flowledger-Min-Position"?: number | null;
+            };
+            path: {
+                /** @description The workflow's id. */
+                workflow_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowAnalytics"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description No credentials, or refused ones. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The role does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No workflow has this id. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,6 +6,7 @@ function step(id: string, over: Partial<StepExecution>): StepExecution {
     id,
     step_id: id,
     agent_name: "echo",
+    kind: "agent",
     depends_on: [],
     status: "PENDING",
     attempts: 0,
