@@ -386,7 +386,9 @@ class Run(Aggregate):
         return Progress(self, now or self.event_time)
 
     def binding(self, step_id: str) -> AgentBinding:
-        name = self.steps[step_id].agent_name
+        """The pinned agent a step instance calls (known from its plan step, also before the
+        instance begins)."""
+        name = self.plan_step(step_id).agent_name
         assert name is not None, f"{step_id} calls no agent"
         return AgentBinding.from_dict(self.agent_bindings[name])
 

@@ -267,7 +267,9 @@ class RunDriver:
         attempts: list[int] = []
         # The agent is read from the store's cache; the version read is checked when the
         # step's start commits, so the call goes with the credentials current at that moment.
-        agent = await self._agent(step_id)
+        # (A workflow step calls no agent: its attempt starts a child run.)
+        calls_agent = run.plan_step(step_id).agent_name is not None
+        agent = await self._agent(step_id) if calls_agent else None
         started = await self._change(
             lambda r: attempts.append(r.start_step(step_id, step_input)),
             reads={agent.id: agent.version} if agent is not None else None,
