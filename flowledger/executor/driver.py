@@ -287,7 +287,10 @@ class RunDriver:
         self._calls[step_id] = InFlight(step_id, attempt, task, url, auth)
 
     async def _agent(self, step_id: str) -> Agent | None:
-        """The step's agent as this process last knew it (loaded when it is not cached)."""
+        """The step's agent as this process last knew it (loaded when it is not cached); None
+        for a step that calls no agent (a sub-workflow)."""
+        if self.run.plan_step(step_id).agent_name is None:
+            return None
         agent_id = self.run.binding(step_id).agent_id
         cached = self.store.cached(Agent, agent_id)
         if cached is not None:
