@@ -386,8 +386,8 @@ class Run(Aggregate):
         return Progress(self, now or self.event_time)
 
     def binding(self, step_id: str) -> AgentBinding:
-        """The pinned agent a step instance calls (known from its plan step, also before the
-        instance begins)."""
+        """The agent a step instance calls (from its plan step: an instance of a map or loop
+        body has no state until it begins, and the executor reads its agent before that)."""
         name = self.plan_step(step_id).agent_name
         assert name is not None, f"{step_id} calls no agent"
         return AgentBinding.from_dict(self.agent_bindings[name])

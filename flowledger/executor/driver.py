@@ -267,9 +267,7 @@ class RunDriver:
         attempts: list[int] = []
         # The agent is read from the store's cache; the version read is checked when the
         # step's start commits, so the call goes with the credentials current at that moment.
-        # (A workflow step calls no agent: its attempt starts a child run.)
-        calls_agent = run.plan_step(step_id).agent_name is not None
-        agent = await self._agent(step_id) if calls_agent else None
+        agent = await self._agent(step_id)
         started = await self._change(
             lambda r: attempts.append(r.start_step(step_id, step_input)),
             reads={agent.id: agent.version} if agent is not None else None,
@@ -289,7 +287,10 @@ class RunDriver:
         self._calls[step_id] = InFlight(step_id, attempt, task, url, auth)
 
     async def _agent(self, step_id: str) -> Agent | None:
-        """The step's agent as this process last knew it (loaded when it is not cached)."""
+        """The step's agent as this process last knew it (loaded when it is not cached); None
+        for a step that calls no agent (a sub-workflow)."""
+        if self.run.plan_step(step_id).agent_name is None:
+            return None
         agent_id = self.run.binding(step_id).agent_id
         cached = self.store.cached(Agent, agent_id)
         if cached is not None:

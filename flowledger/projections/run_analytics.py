@@ -7,9 +7,10 @@ duration (once it finished after starting) in a logarithmic histogram bucket; an
 each of its steps (with their attempts, and failed attempts, per agent). A contribution is a
 function of the run's rows in ``runs``, ``run_steps`` and ``run_step_attempts`` alone, written
 once, in :func:`contribution_sql`. So the runs projection keeps the tables exact with two moves
-per batch: before a batch first changes a run that existed before it, it subtracts the run's
-contribution; when the batch ends, it adds the contribution of every run the batch touched,
-in one statement, then deletes the rows that fell to zero. Whatever the batches, the tables
+per batch, each one statement: before it writes the rows the batch folded, it subtracts the
+contribution of every run the batch changes that existed before it (:func:`take_out`); once
+they are written, it adds the contribution of every run the batch touched (:func:`put_back`),
+then deletes the rows that fell to zero. Whatever the batches, the tables
 are the same (a rebuild gives them again), and the migration that made them filled them with
 the same statement over every run.
 
@@ -22,6 +23,7 @@ durations of 1 ms or less share bucket 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any, Final
 from uuid import UUID
 
@@ -142,6 +144,7 @@ DO UPDATE SET steps = t.steps + excluded.steps
 """  # noqa: S608
 
 
+# Plain-text SQL: a rebuild's search path points it at the fresh tables.
 _CHANGE: Final = text(contribution_sql("id = ANY(:ids)", "CAST(:sign AS bigint)"))
 DROP_EMPTY: Final[tuple[TextClause, ...]] = (
     text("DELETE FROM analytics_runs WHERE runs = 0"),
@@ -155,36 +158,20 @@ RECOUNT_ALL: Final = contribution_sql("true", "1")
 """Every run's contribution, added to empty tables (the migration's and the benchmark's fill)."""
 
 
-class RunAnalytics:
-    """The analytics part of the runs projection: what it calls around its own changes.
+def take_out(conn: Connection, run_ids: Collection[UUID]) -> None:
+    """Before a batch's rows are written: subtract what the runs it changes (those that existed
+    before it) contributed so far."""
+    if run_ids:
+        conn.execute(_CHANGE, {"ids": list(run_ids), "sign": -1})
 
-    Plain-text SQL, which a rebuild's search path points at the fresh tables; writes only, so
-    it keeps the projection's pipeline."""
 
-    def __init__(self) -> None:
-        self._seen: set[UUID] = set()
-        """Runs the batch has changed: their contribution is added when it finishes."""
-
-    def start_batch(self) -> None:
-        self._seen = set()
-
-    def requested(self, run_id: UUID) -> None:
-        """A run new in this batch: it contributed nothing before."""
-        self._seen.add(run_id)
-
-    def changing(self, conn: Connection, run_id: UUID) -> None:
-        """Before the batch's first change to a run it did not create: take out what the run
-        contributed so far."""
-        if run_id not in self._seen:
-            self._seen.add(run_id)
-            conn.execute(_CHANGE, {"ids": [run_id], "sign": -1})
-
-    def finish_batch(self, conn: Connection) -> None:
-        if self._seen:
-            conn.execute(_CHANGE, {"ids": list(self._seen), "sign": 1})
-            for statement in DROP_EMPTY:
-                conn.execute(statement)
-        self._seen = set()
+def put_back(conn: Connection, run_ids: Collection[UUID]) -> None:
+    """After a batch's rows are written: add what every run it changed or requested
+    contributes now, then drop the rows that fell to zero."""
+    if run_ids:
+        conn.execute(_CHANGE, {"ids": list(run_ids), "sign": 1})
+        for statement in DROP_EMPTY:
+            conn.execute(statement)
 
 
 def recount_all(conn: Any) -> None:

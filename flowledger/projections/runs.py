@@ -1,26 +1,42 @@
-"""Runs as users watch them: one row per run, per step, and per attempt of a step."""
+"""Runs as users watch them: one row per run, per step (and step instance), and per attempt of a
+step, with the counts and analytics kept beside them.
+
+A batch is folded in memory: the rows its events change are read once (:meth:`prepare`: the
+runs, the steps and attempts the events name, every step and attempt in flight of a run that a
+run-wide event changes, and the body steps instances are made from), each event changes its
+rows in place (one function per event type, in :data:`RunsProjection.HANDLERS`, the
+control-flow ones from ``run_control.py``; a new event type is one more function there), and
+the rows are written back together (:class:`~flowledger.projections.rowsets.RowSet`): however
+many events a run had in the batch, its row is written once. ``run_counts`` (runs per workflow
+and status) gets each run's move from the status it had before the batch to the one it has
+after; the analytics rollups (``run_analytics.py``) lose the contribution of the runs the batch
+changes before the rows are written and get it back after.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
-from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, text, update
-from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy import Connection
 
 from flowledger.domain.plans import WorkflowPlan
+from flowledger.domain.run_state import split_key
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import metadata_of
-from flowledger.projections.projector import Projection, insert_rows
-from flowledger.projections.run_analytics import RunAnalytics
-from flowledger.projections.run_control import (
-    CLOSED_STATUS,
-    ControlFlowHandlers,
+from flowledger.projections import run_analytics, run_control
+from flowledger.projections.projector import Applied, Projection
+from flowledger.projections.rowsets import driver, json_text
+from flowledger.projections.run_rows import (
+    Handler,
+    Row,
+    RunRows,
     body_step_rows,
-    new_instance,
-    retried,
+    json_value,
+    ms_since,
+    step_done,
 )
 from flowledger.projections.tables import (
     ANALYTICS_TABLES,
@@ -31,181 +47,225 @@ from flowledger.projections.tables import (
     runs,
 )
 
-Handler = Callable[[Connection, Any, int], None]
+# ---------------------------------------------------------------------- one per event type
+# Each changes the rows of one run (held in ``rows``) for one event; ``run`` is the run's row
+# and ``at`` the event's time. Version, time and position of the run are set for every event.
 
-# Statements of the frequent events, built once (building one per event cost more than
-# running it); values are bound per execution.
-_TOUCH = (
-    update(runs)
-    .where(runs.c.id == bindparam("rid"))
-    .values(version=bindparam("v"), updated_at=bindparam("at"), position=bindparam("p"))
-)
-_STARTED = (
-    update(runs)
-    .where(runs.c.id == bindparam("rid"))
-    .values(
-        status="RUNNING",
-        started_at=func.coalesce(runs.c.started_at, bindparam("at", type_=runs.c.started_at.type)),
+
+def _started(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    run["status"] = "RUNNING"
+    run["started_at"] = run["started_at"] or at
+
+
+def _succeeded(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    _finish(run, at, status="SUCCEEDED", output=json_value(event.output), error=None)
+
+
+def _failed(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    run_control.close_steps(rows, run["id"], at)
+    _finish(run, at, status="FAILED", error=event.error, failed_step=event.step_id)
+
+
+def _cancelled(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    run_control.close_steps(rows, run["id"], at)
+    _finish(
+        run,
+        at,
+        status="CANCELLED",
+        error=event.reason,
+        cancelled_at=at,
+        cancelled_by=metadata_of(event).actor,
     )
-)
-_STEP = (run_steps.c.run_id == bindparam("rid")) & (run_steps.c.step_id == bindparam("sid"))
-_ATTEMPT = (
-    (run_step_attempts.c.run_id == bindparam("rid"))
-    & (run_step_attempts.c.step_id == bindparam("sid"))
-    & (run_step_attempts.c.attempt == bindparam("n"))
-)
-_INSERT_ATTEMPT = insert(run_step_attempts).values(
-    run_id=bindparam("rid"),
-    step_id=bindparam("sid"),
-    attempt=bindparam("n"),
-    outcome="running",
-    input=bindparam("b_input", type_=run_step_attempts.c.input.type),
-    started_at=bindparam("at"),
-)
-_STEP_STARTED = (
-    update(run_steps)
-    .where(_STEP)
-    .values(
-        status="RUNNING",
-        attempts=run_steps.c.attempts + 1,
-        input=bindparam("b_input", type_=run_steps.c.input.type),
-        task_id=None,
-        retry_at=None,
-        started_at=func.coalesce(
-            run_steps.c.started_at, bindparam("at", type_=run_steps.c.started_at.type)
-        ),
-    )
-)
-_ATTEMPT_TASK = update(run_step_attempts).where(_ATTEMPT).values(task_id=bindparam("task"))
-_STEP_TASK = update(run_steps).where(_STEP).values(task_id=bindparam("task"))
-_MS = bindparam("ms", type_=BigInteger)
-"""The event's time in epoch milliseconds, for durations."""
 
 
-def _ms_since(started_at: Any) -> Any:
-    """Milliseconds from ``started_at`` (a column) to the event's time (0 if never started)."""
-    return _MS - func.coalesce(func.floor(func.extract("epoch", started_at) * 1000), _MS)
-
-
-_STEP_SUCCEEDED = (
-    update(run_steps)
-    .where(_STEP)
-    .values(
-        finished_at=bindparam("at"),
-        retry_at=None,
-        duration_ms=_ms_since(run_steps.c.started_at),
-        status="SUCCEEDED",
-        output=bindparam("b_output", type_=run_steps.c.output.type),
+def _retried(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    run.update(
+        status="PENDING",
+        retry_count=event.retry_number,
         error=None,
+        failed_step=None,
+        finished_at=None,
+        duration_ms=None,
+        cancelled_at=None,
+        cancelled_by=None,
     )
-)
-_RUN_SUCCEEDED = (
-    update(runs)
-    .where(runs.c.id == bindparam("rid"))
-    .values(
-        finished_at=bindparam("at"),
-        duration_ms=_ms_since(runs.c.started_at),
-        status="SUCCEEDED",
-        output=bindparam("b_output", type_=runs.c.output.type),
-        error=None,
+    run_control.retried(rows, run["id"], event)
+
+
+def _step_started(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    step = rows.instance(run["id"], event.step_id)
+    step_input = json_value(event.input)
+    rows.attempts.add(
+        {
+            "run_id": run["id"],
+            "step_id": event.step_id,
+            "attempt": event.attempt,
+            "outcome": "running",
+            "input": step_input,
+            "started_at": at,
+        }
     )
-)
-_ATTEMPT_SUCCEEDED = (
-    update(run_step_attempts)
-    .where(_ATTEMPT)
-    .values(
-        outcome="succeeded",
-        output=bindparam("b_output", type_=run_step_attempts.c.output.type),
-        finished_at=bindparam("at"),
-    )
-)
+    if step is not None:
+        step.update(
+            status="RUNNING",
+            attempts=step["attempts"] + 1,
+            input=step_input,
+            task_id=None,
+            retry_at=None,
+            started_at=step["started_at"] or at,
+        )
+
+
+def _task_assigned(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    for row in _step_and_attempt(rows, run, event):
+        row["task_id"] = event.task_id
+
+
+def _attempt_failed(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    attempt = rows.attempt(run["id"], event.step_id, event.attempt)
+    if attempt is not None:
+        attempt.update(outcome="failed", error=event.error, finished_at=at)
+    step = rows.step(run["id"], event.step_id)
+    if step is not None:
+        retry_in = event.retry_in_ms
+        step.update(
+            error=event.error,
+            retry_at=None if retry_in is None else at + timedelta(milliseconds=retry_in),
+        )
+
+
+def _attempt_interrupted(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    attempt = rows.attempt(run["id"], event.step_id, event.attempt)
+    if attempt is not None:
+        attempt.update(outcome="interrupted", finished_at=at)
+
+
+def _step_succeeded(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    output = json_value(event.output)
+    attempt = rows.attempt(run["id"], event.step_id, event.attempt)
+    if attempt is not None:
+        attempt.update(outcome="succeeded", output=output, finished_at=at)
+    step = rows.step(run["id"], event.step_id)
+    if step is not None:
+        step_done(step, at, status="SUCCEEDED", output=output, error=None)
+
+
+def _step_failed(rows: RunRows, run: Row, event: Any, at: datetime) -> None:
+    step = rows.instance(run["id"], event.step_id)
+    if step is not None:
+        step_done(step, at, status="FAILED", error=event.error)
+
+
+def _finish(run: Row, at: datetime, **values: Any) -> None:
+    run.update(finished_at=at, duration_ms=ms_since(run["started_at"], at), **values)
+
+
+def _step_and_attempt(rows: RunRows, run: Row, event: Any) -> list[Row]:
+    found = [
+        rows.attempt(run["id"], event.step_id, event.attempt),
+        rows.step(run["id"], event.step_id),
+    ]
+    return [row for row in found if row is not None]
 
 
 class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (runs, run_steps, run_step_attempts, run_counts, run_body_steps, *ANALYTICS_TABLES)
-    pipelined = True  # its handlers only write
+
+    HANDLERS: ClassVar[Mapping[type, Handler]] = {
+        Run.Started: _started,
+        Run.StepStarted: _step_started,
+        Run.StepTaskAssigned: _task_assigned,
+        Run.StepAttemptFailed: _attempt_failed,
+        Run.StepAttemptInterrupted: _attempt_interrupted,
+        Run.StepSucceeded: _step_succeeded,
+        Run.StepFailed: _step_failed,
+        Run.Succeeded: _succeeded,
+        Run.Failed: _failed,
+        Run.Cancelled: _cancelled,
+        Run.Retried: _retried,
+        **run_control.HANDLERS,
+    }
+    """How each event (but ``Run.Requested``, which makes the rows) changes a run's rows."""
+    RUN_WIDE: ClassVar[frozenset[type]] = frozenset({Run.Failed, Run.Cancelled, Run.Retried})
+    """Events whose handler changes steps (or attempts) the event does not name: a batch with
+    one of them reads every step of its run, and every attempt in flight."""
 
     def __init__(self) -> None:
-        self.handlers: dict[type, Handler] = {
-            Run.Started: self._started,
-            Run.StepStarted: self._step_started,
-            Run.StepTaskAssigned: self._task_assigned,
-            Run.StepAttemptFailed: self._attempt_failed,
-            Run.StepAttemptInterrupted: self._attempt_interrupted,
-            Run.StepSucceeded: self._step_succeeded,
-            Run.StepFailed: self._step_failed,
-            Run.Succeeded: self._succeeded,
-            Run.Failed: self._failed,
-            Run.Cancelled: self._cancelled,
-            Run.Retried: self._retried,
-            **ControlFlowHandlers(_move).handlers(),
-        }
-
-        self._new_runs: list[dict[str, Any]] = []
-        self._new_steps: list[dict[str, Any]] = []
-        self._new_body_steps: list[dict[str, Any]] = []
-        """Rows of runs requested in this batch, not written yet."""
-        self._touched: dict[Any, dict[str, Any]] = {}
-        """Each run's version, time and position after its last event in the batch."""
-        self.analytics = RunAnalytics()
+        self.rows = RunRows()
+        self._changed: set[Any] = set()
+        """Runs requested before the batch that it changes: their analytics are taken out
+        before the rows are written."""
 
     def start_batch(self) -> None:
-        self._new_runs, self._new_steps, self._touched = [], [], {}
-        self._new_body_steps = []
-        self.analytics.start_batch()
+        self.rows.clear()
+        self._changed = set()
+
+    def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
+        """Read the rows of runs requested before the batch that its events change."""
+        requested: set[Any] = set()
+        earlier: set[Any] = set()
+        whole: set[Any] = set()
+        steps: set[tuple[Any, str]] = set()
+        attempts: set[tuple[Any, str, int]] = set()
+        bodies: set[tuple[Any, str]] = set()
+        run_wide = self.RUN_WIDE
+        for _, event in events:
+            run_id = event.originator_id
+            if type(event) is Run.Requested:
+                requested.add(run_id)
+                continue
+            if run_id in requested:
+                continue
+            earlier.add(run_id)
+            if type(event) in run_wide:
+                whole.add(run_id)
+            keys = _step_keys(event)
+            for key in keys:
+                steps.add((run_id, key))
+                scope, plan_id = split_key(key)
+                if scope:
+                    bodies.add((run_id, plan_id))
+            attempt = getattr(event, "attempt", None)
+            if type(attempt) is int and keys:
+                attempts.add((run_id, keys[0], attempt))
+        self.rows.load(conn, earlier, whole, steps, attempts, bodies)
+        self._changed = set(self.rows.status_before)
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
         if isinstance(event, Run.Requested):
             self._requested(event, position)
-            self.analytics.requested(event.originator_id)
             return
-        # Any other event may change rows of a run requested earlier in this batch.
-        self._insert_new_runs(conn)
-        self.analytics.changing(conn, event.originator_id)
-        self.handlers[type(event)](conn, event, position)
-        # No handler reads these columns: one UPDATE per run at the end of the batch
-        # leaves the row as one UPDATE per event would.
-        self._touched[event.originator_id] = {
-            "rid": event.originator_id,
-            "v": event.originator_version,
-            "at": event.timestamp,
-            "p": position,
-        }
+        run = self.rows.run(event.originator_id)
+        if run is None:  # a run this projection never saw requested: nothing to change
+            return
+        at = event.timestamp
+        self.HANDLERS[type(event)](self.rows, run, event, at)
+        run["version"] = event.originator_version
+        run["updated_at"] = at
+        run["position"] = position
 
     def finish_batch(self, conn: Connection) -> None:
-        self._insert_new_runs(conn)
-        touched = list(self._touched.values())
-        if len(touched) == 1:
-            conn.execute(_TOUCH, touched[0])
-        elif touched:
-            conn.execute(_TOUCH, touched)
-        self._touched = {}
-        self.analytics.finish_batch(conn)
-
-    def _insert_new_runs(self, conn: Connection) -> None:
-        """The runs requested since the last write: one INSERT for them, one for their steps."""
-        if self._new_runs:
-            insert_rows(conn, runs, self._new_runs)
-            insert_rows(conn, run_steps, self._new_steps)
-            insert_rows(conn, run_body_steps, self._new_body_steps)
-            _count_new(conn, Counter(row["workflow_id"] for row in self._new_runs))
-        self._new_runs, self._new_steps, self._new_body_steps = [], [], []
-
-    # ------------------------------------------------------------------ run
+        run_analytics.take_out(conn, self._changed)
+        self.rows.write(conn)
+        _count(conn, self.rows.count_moves())
+        run_analytics.put_back(conn, self.rows.status_before.keys())
+        self.rows.clear()
+        self._changed = set()
 
     def _requested(self, event: Any, position: int) -> None:
         plan = WorkflowPlan.from_dict(event.plan)
-        self._new_runs.append(
+        run_id = event.originator_id
+        self.rows.runs.add(
             {
-                "id": event.originator_id,
+                "id": run_id,
                 "workflow_id": event.workflow_id,
                 "workflow_name": event.workflow_name,
                 "workflow_version": event.workflow_version,
                 "status": "PENDING",
-                "input_data": event.input_data,
-                "variables": event.variables,
+                "input_data": json_value(event.input_data),
+                "variables": json_value(event.variables),
                 "triggered_by": event.triggered_by,
                 "idempotency_key": event.idempotency_key,
                 "retry_count": 0,
@@ -218,212 +278,52 @@ class RunsProjection(Projection):
                 "parent_step_id": event.parent_step_id,
             }
         )
-        self._new_steps += [
-            {
-                "run_id": event.originator_id,
-                "step_id": step.step_id,
-                "step_order": order,
-                "agent_name": step.agent_name,
-                "depends_on": list(step.depends_on),
-                "status": "PENDING",
-                "attempts": 0,
-                "kind": step.kind,
-            }
-            for order, step in enumerate(plan.steps)
-        ]
-        self._new_body_steps += body_step_rows(event.originator_id, plan)
-
-    def _started(self, conn: Connection, event: Any, position: int) -> None:
-        _move(conn, event.originator_id, "RUNNING")
-        conn.execute(_STARTED, {"rid": event.originator_id, "at": event.timestamp})
-
-    def _finished(self, conn: Connection, event: Any, **values: Any) -> None:
-        _move(conn, event.originator_id, values["status"])
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == event.originator_id)
-            .values(
-                finished_at=event.timestamp, duration_ms=_ms_since(runs.c.started_at), **values
-            ),
-            {"ms": _epoch_ms(event.timestamp)},
-        )
-
-    def _succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        _move(conn, event.originator_id, "SUCCEEDED")
-        conn.execute(
-            _RUN_SUCCEEDED,
-            {
-                "rid": event.originator_id,
-                "at": event.timestamp,
-                "ms": _epoch_ms(event.timestamp),
-                "b_output": event.output,
-            },
-        )
-
-    def _failed(self, conn: Connection, event: Any, position: int) -> None:
-        self._close_steps(conn, event)
-        self._finished(conn, event, status="FAILED", error=event.error, failed_step=event.step_id)
-
-    def _cancelled(self, conn: Connection, event: Any, position: int) -> None:
-        self._close_steps(conn, event)
-        self._finished(
-            conn,
-            event,
-            status="CANCELLED",
-            error=event.reason,
-            cancelled_at=event.timestamp,
-            cancelled_by=metadata_of(event).actor,
-        )
-
-    def _retried(self, conn: Connection, event: Any, position: int) -> None:
-        _move(conn, event.originator_id, "PENDING")
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == event.originator_id)
-            .values(
-                status="PENDING",
-                retry_count=event.retry_number,
-                error=None,
-                failed_step=None,
-                finished_at=None,
-                duration_ms=None,
-                cancelled_at=None,
-                cancelled_by=None,
+        self.rows.status_before[run_id] = (event.workflow_id, None)
+        for order, step in enumerate(plan.steps):
+            self.rows.steps.add(
+                {
+                    "run_id": run_id,
+                    "step_id": step.step_id,
+                    "step_order": order,
+                    "agent_name": step.agent_name,
+                    "depends_on": json_text(list(step.depends_on)),
+                    "status": "PENDING",
+                    "attempts": 0,
+                    "kind": step.kind,
+                }
             )
-        )
-        retried(conn, event)
-
-    def _close_steps(self, conn: Connection, event: Any) -> None:
-        run_id = event.originator_id
-        conn.execute(
-            update(run_step_attempts)
-            .where(run_step_attempts.c.run_id == run_id, run_step_attempts.c.outcome == "running")
-            .values(outcome="cancelled", finished_at=event.timestamp)
-        )
-        conn.execute(
-            update(run_steps)
-            .where(
-                run_steps.c.run_id == run_id,
-                run_steps.c.status.in_(["RUNNING", "WAITING", "PENDING"]),
-            )
-            .values(
-                status=CLOSED_STATUS,
-                retry_at=None,
-                wake_at=None,
-                finished_at=case(
-                    (run_steps.c.status.in_(["RUNNING", "WAITING"]), event.timestamp),
-                    else_=run_steps.c.finished_at,
-                ),
-            )
-        )
-
-    # ------------------------------------------------------------------ steps
-
-    def _step_started(self, conn: Connection, event: Any, position: int) -> None:
-        new_instance(conn, event.originator_id, event.step_id)
-        values = {
-            **_attempt_keys(event),
-            "b_input": event.input,
-            "at": event.timestamp,
-        }
-        conn.execute(_INSERT_ATTEMPT, values)
-        conn.execute(_STEP_STARTED, values)
-
-    def _task_assigned(self, conn: Connection, event: Any, position: int) -> None:
-        values = {
-            **_attempt_keys(event),
-            "task": event.task_id,
-        }
-        conn.execute(_ATTEMPT_TASK, values)
-        conn.execute(_STEP_TASK, values)
-
-    def _attempt_failed(self, conn: Connection, event: Any, position: int) -> None:
-        keys = _attempt_keys(event)
-        conn.execute(
-            update(run_step_attempts)
-            .where(_ATTEMPT)
-            .values(outcome="failed", error=event.error, finished_at=event.timestamp),
-            keys,
-        )
-        retry_at = (
-            event.timestamp + timedelta(milliseconds=event.retry_in_ms)
-            if event.retry_in_ms is not None
-            else None
-        )
-        conn.execute(
-            update(run_steps).where(_STEP).values(error=event.error, retry_at=retry_at), keys
-        )
-
-    def _attempt_interrupted(self, conn: Connection, event: Any, position: int) -> None:
-        conn.execute(
-            update(run_step_attempts)
-            .where(_ATTEMPT)
-            .values(outcome="interrupted", finished_at=event.timestamp),
-            _attempt_keys(event),
-        )
-
-    def _step_succeeded(self, conn: Connection, event: Any, position: int) -> None:
-        values = {
-            **_attempt_keys(event),
-            "b_output": event.output,
-            "at": event.timestamp,
-            "ms": _epoch_ms(event.timestamp),
-        }
-        conn.execute(_ATTEMPT_SUCCEEDED, values)
-        conn.execute(_STEP_SUCCEEDED, values)
-
-    def _step_failed(self, conn: Connection, event: Any, position: int) -> None:
-        new_instance(conn, event.originator_id, event.step_id)
-        self._step_done(conn, event, status="FAILED", error=event.error)
-
-    def _step_done(self, conn: Connection, event: Any, **values: Any) -> None:
-        conn.execute(
-            update(run_steps)
-            .where(_STEP)
-            .values(
-                finished_at=event.timestamp,
-                retry_at=None,
-                duration_ms=_ms_since(run_steps.c.started_at),
-                **values,
-            ),
-            {"rid": event.originator_id, "sid": event.step_id, "ms": _epoch_ms(event.timestamp)},
-        )
+        for row in body_step_rows(run_id, plan):
+            self.rows.body_steps.add(row)
 
 
-_MOVE = text(
+def _step_keys(event: Any) -> list[str]:
+    """The step instances an event names (the first one is its attempts' step)."""
+    step_id = getattr(event, "step_id", None)
+    if type(step_id) is str:
+        return [step_id]
+    return list(getattr(event, "step_ids", None) or [])
+
+
+_COUNT: Final = (
     "INSERT INTO run_counts (workflow_id, status, runs) "
-    "SELECT r.workflow_id, d.status, d.delta FROM runs AS r "
-    "CROSS JOIN LATERAL (VALUES (r.status, -1), (CAST(:status AS varchar), 1)) AS d(status, delta) "
-    "WHERE r.id = :rid AND r.status <> :status "
+    "SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::bigint[]) "
     "ON CONFLICT (workflow_id, status) DO UPDATE SET runs = run_counts.runs + excluded.runs"
+)
+_FORGET_ZEROS: Final = (
+    "DELETE FROM run_counts WHERE runs = 0 AND (workflow_id, status) IN "
+    "(SELECT * FROM unnest(%s::uuid[], %s::varchar[]))"
 )
 
 
-def _move(conn: Connection, run_id: Any, status: str) -> None:
-    """Count a run out of its current status and into ``status`` (in ``run_counts``), before
-    the update that changes it. One statement that reads the old status on the server, so the
-    projection's pipeline never waits for a result; plain SQL, which a rebuild's search path
-    points at the fresh tables."""
-    conn.execute(_MOVE, {"rid": run_id, "status": status})
-
-
-def _count_new(conn: Connection, by_workflow: Counter[Any]) -> None:
-    """Count newly requested runs in as PENDING, one row per workflow."""
-    statement = upsert(run_counts).values(
-        [{"workflow_id": w, "status": "PENDING", "runs": n} for w, n in by_workflow.items()]
-    )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[run_counts.c.workflow_id, run_counts.c.status],
-            set_={"runs": run_counts.c.runs + statement.excluded.runs},
-        )
-    )
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _attempt_keys(event: Any) -> dict[str, Any]:
-    """The values of ``_STEP`` and ``_ATTEMPT`` for a step event."""
-    return {"rid": event.originator_id, "sid": event.step_id, "n": event.attempt}
+def _count(conn: Connection, moves: Counter[tuple[Any, str]]) -> None:
+    """Add the batch's moves to ``run_counts``, whose rows are the (workflow, status) pairs
+    with runs (a count that reaches 0 is deleted, so the table is the same however the events
+    were batched). Plain SQL: a rebuild's search path points it at the fresh tables."""
+    changes = sorted(((w, s, n) for (w, s), n in moves.items() if n), key=str)
+    if not changes:
+        return
+    workflows, statuses, counts = (list(column) for column in zip(*changes, strict=True))
+    with driver(conn).cursor() as cursor:
+        cursor.execute(_COUNT, (workflows, statuses, counts))
+        if any(n < 0 for n in counts):
+            cursor.execute(_FORGET_ZEROS, (workflows, statuses))

@@ -1,6 +1,8 @@
 """Read once, apply everywhere: every projection fed by one reader of the log, in batches of any
 size, gives exactly the tables of applying one event at a time to each projection alone, and a
-rebuild of all of them from zero gives them again."""
+rebuild of all of them from zero gives them again. The histories include control-flow runs
+(a branch, a map over items, a loop, a wait, a signal, a child run, a retry of a failed map), and
+the tables compared include the analytics the runs projection keeps."""
 
 from __future__ import annotations
 
@@ -19,11 +21,13 @@ from flowledger.eventlog.store import EventMetadata
 from flowledger.projections.projector import Projector
 from flowledger.projections.rebuild import rebuild_projections
 from flowledger.projections.registry import all_projections, projection_host
-from flowledger.projections.tables import webhook_deliveries
+from flowledger.projections.tables import ANALYTICS_TABLES, webhook_deliveries
 from flowledger.runtime.process import Runtime
 from tests.integration.test_projections import agent_commands
 from tests.integration.test_projections import run_commands as agent_history
 from tests.integration.test_run_projection_batches import ACTIONS, record_histories
+from tests.support import control_histories
+from tests.support.control_histories import record_control_histories
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="host")
@@ -61,6 +65,35 @@ def tables(runtime: Runtime) -> dict[str, list[Any]]:
     return found
 
 
+CONTROL_EVENTS = {
+    f"Run.{name}"
+    for name in [
+        "BranchChosen",
+        "StepsSkipped",
+        "MapStarted",
+        "IterationStarted",
+        "StepCompleted",
+        "WaitStarted",
+        "SignalAwaited",
+        "SignalReceived",
+        "ChildRunStarted",
+        "Paused",
+        "Resumed",
+        "Suspended",
+        "Woken",
+        "Retried",
+    ]
+}
+"""The control-flow events the scripted run records (each has its own handler)."""
+control_history = st.one_of(
+    st.integers(len(control_histories.SCRIPT) // 2, len(control_histories.SCRIPT)).map(
+        lambda n: control_histories.SCRIPT[:n]
+    ),
+    st.lists(st.sampled_from(control_histories.ACTIONS), max_size=20),
+)
+"""A control-flow run's actions: the script (how far it goes), or any."""
+
+
 def one_at_a_time(runtime: Runtime) -> dict[str, list[Any]]:
     for projection in all_projections():
         Follower(
@@ -75,6 +108,7 @@ def one_at_a_time(runtime: Runtime) -> dict[str, list[Any]]:
 @given(
     agents=agent_commands,
     runs=st.lists(st.lists(st.sampled_from(ACTIONS), max_size=10), min_size=1, max_size=3),
+    control=st.lists(control_history, min_size=1, max_size=2),
     hooks=st.lists(st.sampled_from(["Run*", "Agent*", "*Failed"]), max_size=2),
     batch_size=st.integers(2, 60),
 )
@@ -82,6 +116,7 @@ def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuil
     runtime: Runtime,
     agents: list[tuple[Any, ...]],
     runs: list[list[str]],
+    control: list[list[str]],
     hooks: list[str],
     batch_size: int,
 ) -> None:
@@ -92,10 +127,17 @@ def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuil
             register_webhook(runtime.store, hook, META)
     agent_history(runtime.store, agents)
     record_histories(runtime.store, runs)
-    head = runtime.store.head()
+    record_control_histories(runtime.store, control)
+    assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(runtime, batch_size)
 
+
+def assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(
+    runtime: Runtime, batch_size: int
+) -> None:
+    head = runtime.store.head()
     expected = one_at_a_time(runtime)
     assert expected["runs"], "every history requests its run"
+    assert expected["analytics_runs"], "the runs are counted in the analytics"
 
     forget(runtime)
     host = projection_host(runtime.store, runtime.engine)
@@ -103,8 +145,27 @@ def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuil
         assert Follower(runtime.store, host, batch_size=batch_size).catch_up() == head
     finally:
         host.close()
+    assert analytics(tables(runtime)) == analytics(expected)
     assert tables(runtime) == expected
 
     results = rebuild_projections(runtime.engine, runtime.store, all_projections(), batch_size=7)
     assert {r.position for r in results} == {head}
+    assert analytics(tables(runtime)) == analytics(expected)
     assert tables(runtime) == expected
+
+
+def test_a_control_flow_run_through_every_kind_of_step_and_a_retry_of_its_map(
+    runtime: Runtime,
+) -> None:
+    reset(runtime)
+    (run,) = record_control_histories(runtime.store, [control_histories.SCRIPT])
+    assert run.status == "SUCCEEDED"
+    recorded = {type(e).__qualname__ for e in runtime.store.repository.event_store.get(run.id)}
+    assert recorded >= CONTROL_EVENTS, CONTROL_EVENTS - recorded
+    for batch_size in (2, 5, 40):
+        forget(runtime)
+        assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(runtime, batch_size)
+
+
+def analytics(found: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    return {table.name: found[table.name] for table in ANALYTICS_TABLES}

@@ -1,6 +1,6 @@
-"""The run projections write a batch's rows in a few statements (runs requested in the batch
-inserted together, each run's version and position updated once, log lines inserted at once,
-statements pipelined): whatever the batch size, the read tables are those of applying one
+"""The run projections write a batch's rows in a few statements (the runs projection folds a
+batch's events into rows read once and copies them back, each run's row written once; log
+lines inserted at once): whatever the batch size, the read tables are those of applying one
 event at a time."""
 
 from __future__ import annotations

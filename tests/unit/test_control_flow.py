@@ -610,3 +610,10 @@ def test_runs_requested_before_control_flow_load_with_no_limits_and_no_parent() 
     retried: dict[str, Any] = {"retry_number": 1}
     Run.Retried.upcast_v1_v2(retried)
     assert retried == {"retry_number": 1, "reset": None, "resumed": None}
+
+
+def test_a_map_instance_names_its_agent_before_it_begins() -> None:
+    run = started_run(MAP, orders(2))
+    run.advance(NOW)
+    assert "each[1].price" not in run.steps, "not begun yet"
+    assert run.binding("each[1].price") == run.binding("report")
