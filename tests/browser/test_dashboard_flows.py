@@ -4,12 +4,14 @@ a cycle and see the error at its field. Each flow leaves a screenshot."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Dashboard, screenshot, sign_in
+from tests.browser.conftest import Dashboard, choose_api_key, screenshot, sign_in
 from tests.support.agents import reset_stats
 from tests.support.polling import eventually
 
@@ -45,6 +47,7 @@ def test_only_the_sign_in_page_is_shown_until_a_key_is_accepted(
     assert "/ui/sign-in" in page.url
     expect(page.get_by_role("navigation")).to_have_count(0)
 
+    choose_api_key(page)
     page.get_by_label("API key").fill("flk_not_a_key")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("The server refused this key")).to_be_visible()
@@ -58,6 +61,46 @@ def test_only_the_sign_in_page_is_shown_until_a_key_is_accepted(
 
     page.get_by_role("button", name="Sign out").first.click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_user_signs_in_with_a_password_and_signing_out_ends_the_session(
+    browser_page: Any, dashboard: Dashboard
+) -> None:
+    user = {
+        "email": "grace@example.com",
+        "name": "Grace",
+        "role": "operator",
+        "password": "a long browser password",
+    }
+    created = dashboard.api.post("/api/v1/users", json=user)
+    assert created.status_code == 201, created.text
+    page = browser_page
+    page.goto(dashboard.page_url("/runs?status=SUCCEEDED"))
+    expect(page.get_by_role("button", name="Password")).to_have_attribute("aria-pressed", "true")
+
+    page.get_by_label("Email").fill(user["email"])
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("The email or the password is not right.")).to_be_visible()
+
+    page.get_by_label("Password").fill(user["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ui/runs?status=SUCCEEDED")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    expect(page.get_by_text(f"user:{created.json()['id']}")).to_be_visible()
+    screenshot(page, "signed-in-with-password")
+    kept = json.loads(page.evaluate("sessionStorage.getItem('flowledger.credential')"))
+    assert kept["kind"] == "bearer"
+    bearer = {"Authorization": f"Bearer {kept['token']}"}
+    assert httpx.get(f"{dashboard.url}/api/v1/users/me", headers=bearer).status_code == 200
+
+    page.get_by_role("button", name="Sign out").first.click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    refused = httpx.get(f"{dashboard.url}/api/v1/users/me", headers=bearer)
+    assert refused.status_code == 401, "the session should be over on the server"
+    refresh = {"grant_type": "refresh_token", "refresh_token": kept["refreshToken"]}
+    again = httpx.post(f"{dashboard.url}/api/v1/auth/token", data=refresh)
+    assert again.status_code == 400, again.text
 
 
 def test_a_run_started_from_the_form_turns_green_step_by_step_without_reloading(
@@ -223,6 +266,7 @@ def test_a_viewer_is_shown_no_cancel_nor_retry(browser_page: Any, dashboard: Das
     run_id = dashboard.execute("demo-flaky", {"text": "no retry for viewers"})
     page = browser_page
     page.goto(dashboard.page_url(f"/runs/{run_id}"))
+    choose_api_key(page)
     page.get_by_label("API key").fill(created.json()["key"])
     page.get_by_role("button", name="Sign in").click()
 
