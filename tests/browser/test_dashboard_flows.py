@@ -124,6 +124,40 @@ def test_a_run_started_from_the_form_turns_green_step_by_step_without_reloading(
     screenshot(page, "run-succeeded")
 
 
+def test_a_run_waiting_for_approval_is_paused_resumed_and_signalled_from_its_page(
+    browser_page: Any, dashboard: Dashboard
+) -> None:
+    page = browser_page
+    run_id = dashboard.execute("demo-approval", {"text": "ship it"})
+    sign_in(page, dashboard, f"/runs/{run_id}")
+    stays_on_this_page(page)
+    approve = node(page, "approve")
+    expect(approve).to_have_attribute("data-status", "WAITING", timeout=LIVE_S)
+    expect(approve).to_have_attribute("data-kind", "signal")
+    expect(approve).to_contain_text("signal “approval”")
+    expect(node(page, "decide")).to_have_attribute("data-kind", "if")
+    expect(run_status(page)).to_have_attribute("data-status", "WAITING")
+
+    page.get_by_role("button", name="Pause run").click()
+    expect(run_status(page)).to_have_attribute("data-status", "PAUSED", timeout=LIVE_S)
+    screenshot(page, "run-paused")
+    page.get_by_role("button", name="Resume run").click()
+    expect(run_status(page)).to_have_attribute("data-status", "WAITING", timeout=LIVE_S)
+    screenshot(page, "run-waiting-for-a-signal")
+
+    form = page.get_by_role("form", name="Send signal approval")
+    form.get_by_label("Data for the signal").fill('{"approved": true, "by": "a browser"}')
+    form.get_by_role("button", name="Send approval").click()
+    expect(run_status(page)).to_have_attribute("data-status", "SUCCEEDED", timeout=LIVE_S)
+    expect(approve).to_have_attribute("data-status", "SUCCEEDED")
+    expect(node(page, "publish")).to_have_attribute("data-status", "SUCCEEDED")
+    expect(node(page, "discard")).to_have_attribute("data-status", "SKIPPED")
+    assert stayed(page)
+    steps = dashboard.api.get(f"/api/v1/runs/{run_id}/steps").json()
+    approved = next(s for s in steps if s["step_id"] == "approve")
+    assert approved["output_data"] == {"approved": True, "by": "a browser"}
+
+
 def test_a_slow_run_is_cancelled_from_its_page(browser_page: Any, dashboard: Dashboard) -> None:
     page = browser_page
     run_id = dashboard.execute("demo-slow", {"delay_s": 120})
