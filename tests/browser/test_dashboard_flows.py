@@ -337,3 +337,42 @@ def test_an_admin_creates_a_key_sees_its_secret_once_and_revokes_it(
     expect(row.locator("[data-status]")).to_have_attribute("data-status", "revoked")
     refused = dashboard.api.get("/api/v1/whoami", headers={"X-API-Key": key})
     assert refused.status_code == 401
+
+
+def test_analytics_show_the_runs_and_a_workflow_lists_its_schedule_with_next_fire_times(
+    browser_page: Any, dashboard: Dashboard
+) -> None:
+    run_id = dashboard.execute("demo-pipeline", {"text": "counted"})
+    eventually(
+        lambda: dashboard.api.get(f"/api/v1/runs/{run_id}").json().get("status"),
+        lambda status: status == "SUCCEEDED",
+        what="the run to succeed",
+    )
+    created = dashboard.api.post(
+        "/api/v1/workflows",
+        json={
+            "name": "browser-scheduled",
+            "steps": {"only": {"agent_name": "echo"}},
+            "triggers": [{"type": "schedule", "id": "nightly", "cron": "0 3 * * *"}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    page = browser_page
+    sign_in(page, dashboard, "/dashboard")
+    page.get_by_role("navigation").first.get_by_role("link", name="Analytics").click()
+    expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
+    busiest = page.locator('tr[data-workflow="demo-pipeline"]')
+    expect(busiest).to_be_visible()
+    assert int(page.locator('[data-figure="Runs"] dd').inner_text()) >= 1
+    expect(page.locator('tr[data-agent="echo"]')).to_be_visible()
+    expect(page.locator("canvas")).to_be_visible()
+    screenshot(page, "analytics")
+
+    page.goto(dashboard.page_url(f"/workflows/{created.json()['id']}"))
+    page.get_by_role("tab", name="Triggers").click()
+    nightly = page.locator('li[data-trigger="nightly"]')
+    expect(nightly).to_contain_text("cron 0 3 * * *")
+    expect(nightly.locator("[data-next-fire]")).to_have_count(3)
+    next_fire = nightly.locator("[data-next-fire]").first.get_attribute("data-next-fire")
+    assert next_fire is not None and "T03:00:00" in next_fire, next_fire
+    screenshot(page, "workflow-triggers")

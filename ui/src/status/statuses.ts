@@ -33,6 +33,9 @@ const LOOKS: Record<string, StatusLook> = {
   // agents, workflows, webhooks, keys, deliveries
   active: { tone: "success", label: "Active" },
   inactive: { tone: "muted", label: "Inactive" },
+  paused: { tone: "paused", label: "Paused" },
+  disabled: { tone: "muted", label: "Disabled" },
+  removed: { tone: "muted", label: "Removed" },
   deleted: { tone: "muted", label: "Deleted" },
   revoked: { tone: "muted", label: "Revoked" },
   expired: { tone: "muted", label: "Expired" },
