@@ -278,7 +278,9 @@ def test_the_keyboard_reaches_everything_from_the_top(
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
-    for _ in range(12):
+    # The page's controls, then the workflows by name: the examples (one per kind of step)
+    # and the other tests' put several before demo-pipeline.
+    for _ in range(24):
         page.keyboard.press("Tab")
         focused = page.evaluate("document.activeElement?.textContent ?? ''")
         if "demo-pipeline" in focused:
