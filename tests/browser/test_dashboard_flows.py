@@ -4,12 +4,14 @@ a cycle and see the error at its field. Each flow leaves a screenshot."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Dashboard, screenshot, sign_in
+from tests.browser.conftest import Dashboard, choose_api_key, screenshot, sign_in
 from tests.support.agents import reset_stats
 from tests.support.polling import eventually
 
@@ -45,6 +47,7 @@ def test_only_the_sign_in_page_is_shown_until_a_key_is_accepted(
     assert "/ui/sign-in" in page.url
     expect(page.get_by_role("navigation")).to_have_count(0)
 
+    choose_api_key(page)
     page.get_by_label("API key").fill("flk_not_a_key")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("The server refused this key")).to_be_visible()
@@ -58,6 +61,46 @@ def test_only_the_sign_in_page_is_shown_until_a_key_is_accepted(
 
     page.get_by_role("button", name="Sign out").first.click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_user_signs_in_with_a_password_and_signing_out_ends_the_session(
+    browser_page: Any, dashboard: Dashboard
+) -> None:
+    user = {
+        "email": "grace@example.com",
+        "name": "Grace",
+        "role": "operator",
+        "password": "a long browser password",
+    }
+    created = dashboard.api.post("/api/v1/users", json=user)
+    assert created.status_code == 201, created.text
+    page = browser_page
+    page.goto(dashboard.page_url("/runs?status=SUCCEEDED"))
+    expect(page.get_by_role("button", name="Password")).to_have_attribute("aria-pressed", "true")
+
+    page.get_by_label("Email").fill(user["email"])
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("The email or the password is not right.")).to_be_visible()
+
+    page.get_by_label("Password").fill(user["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ui/runs?status=SUCCEEDED")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    expect(page.get_by_text(f"user:{created.json()['id']}")).to_be_visible()
+    screenshot(page, "signed-in-with-password")
+    kept = json.loads(page.evaluate("sessionStorage.getItem('flowledger.credential')"))
+    assert kept["kind"] == "bearer"
+    bearer = {"Authorization": f"Bearer {kept['token']}"}
+    assert httpx.get(f"{dashboard.url}/api/v1/users/me", headers=bearer).status_code == 200
+
+    page.get_by_role("button", name="Sign out").first.click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    refused = httpx.get(f"{dashboard.url}/api/v1/users/me", headers=bearer)
+    assert refused.status_code == 401, "the session should be over on the server"
+    refresh = {"grant_type": "refresh_token", "refresh_token": kept["refreshToken"]}
+    again = httpx.post(f"{dashboard.url}/api/v1/auth/token", data=refresh)
+    assert again.status_code == 400, again.text
 
 
 def test_a_run_started_from_the_form_turns_green_step_by_step_without_reloading(
@@ -79,6 +122,40 @@ def test_a_run_started_from_the_form_turns_green_step_by_step_without_reloading(
     assert stayed(page), "the page reloaded: it should follow the run's event stream"
     expect(page.get_by_text("Live", exact=True)).to_be_visible()
     screenshot(page, "run-succeeded")
+
+
+def test_a_run_waiting_for_approval_is_paused_resumed_and_signalled_from_its_page(
+    browser_page: Any, dashboard: Dashboard
+) -> None:
+    page = browser_page
+    run_id = dashboard.execute("demo-approval", {"text": "ship it"})
+    sign_in(page, dashboard, f"/runs/{run_id}")
+    stays_on_this_page(page)
+    approve = node(page, "approve")
+    expect(approve).to_have_attribute("data-status", "WAITING", timeout=LIVE_S)
+    expect(approve).to_have_attribute("data-kind", "signal")
+    expect(approve).to_contain_text("signal “approval”")
+    expect(node(page, "decide")).to_have_attribute("data-kind", "if")
+    expect(run_status(page)).to_have_attribute("data-status", "WAITING")
+
+    page.get_by_role("button", name="Pause run").click()
+    expect(run_status(page)).to_have_attribute("data-status", "PAUSED", timeout=LIVE_S)
+    screenshot(page, "run-paused")
+    page.get_by_role("button", name="Resume run").click()
+    expect(run_status(page)).to_have_attribute("data-status", "WAITING", timeout=LIVE_S)
+    screenshot(page, "run-waiting-for-a-signal")
+
+    form = page.get_by_role("form", name="Send signal approval")
+    form.get_by_label("Data for the signal").fill('{"approved": true, "by": "a browser"}')
+    form.get_by_role("button", name="Send approval").click()
+    expect(run_status(page)).to_have_attribute("data-status", "SUCCEEDED", timeout=LIVE_S)
+    expect(approve).to_have_attribute("data-status", "SUCCEEDED")
+    expect(node(page, "publish")).to_have_attribute("data-status", "SUCCEEDED")
+    expect(node(page, "discard")).to_have_attribute("data-status", "SKIPPED")
+    assert stayed(page)
+    steps = dashboard.api.get(f"/api/v1/runs/{run_id}/steps").json()
+    approved = next(s for s in steps if s["step_id"] == "approve")
+    assert approved["output_data"] == {"approved": True, "by": "a browser"}
 
 
 def test_a_slow_run_is_cancelled_from_its_page(browser_page: Any, dashboard: Dashboard) -> None:
@@ -201,7 +278,9 @@ def test_the_keyboard_reaches_everything_from_the_top(
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
-    for _ in range(12):
+    # The page's controls, then the workflows by name: the examples (one per kind of step)
+    # and the other tests' put several before demo-pipeline.
+    for _ in range(24):
         page.keyboard.press("Tab")
         focused = page.evaluate("document.activeElement?.textContent ?? ''")
         if "demo-pipeline" in focused:
@@ -223,6 +302,7 @@ def test_a_viewer_is_shown_no_cancel_nor_retry(browser_page: Any, dashboard: Das
     run_id = dashboard.execute("demo-flaky", {"text": "no retry for viewers"})
     page = browser_page
     page.goto(dashboard.page_url(f"/runs/{run_id}"))
+    choose_api_key(page)
     page.get_by_label("API key").fill(created.json()["key"])
     page.get_by_role("button", name="Sign in").click()
 
@@ -259,3 +339,42 @@ def test_an_admin_creates_a_key_sees_its_secret_once_and_revokes_it(
     expect(row.locator("[data-status]")).to_have_attribute("data-status", "revoked")
     refused = dashboard.api.get("/api/v1/whoami", headers={"X-API-Key": key})
     assert refused.status_code == 401
+
+
+def test_analytics_show_the_runs_and_a_workflow_lists_its_schedule_with_next_fire_times(
+    browser_page: Any, dashboard: Dashboard
+) -> None:
+    run_id = dashboard.execute("demo-pipeline", {"text": "counted"})
+    eventually(
+        lambda: dashboard.api.get(f"/api/v1/runs/{run_id}").json().get("status"),
+        lambda status: status == "SUCCEEDED",
+        what="the run to succeed",
+    )
+    created = dashboard.api.post(
+        "/api/v1/workflows",
+        json={
+            "name": "browser-scheduled",
+            "steps": {"only": {"agent_name": "echo"}},
+            "triggers": [{"type": "schedule", "id": "nightly", "cron": "0 3 * * *"}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    page = browser_page
+    sign_in(page, dashboard, "/dashboard")
+    page.get_by_role("navigation").first.get_by_role("link", name="Analytics").click()
+    expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
+    busiest = page.locator('tr[data-workflow="demo-pipeline"]')
+    expect(busiest).to_be_visible()
+    assert int(page.locator('[data-figure="Runs"] dd').inner_text()) >= 1
+    expect(page.locator('tr[data-agent="echo"]')).to_be_visible()
+    expect(page.locator("canvas")).to_be_visible()
+    screenshot(page, "analytics")
+
+    page.goto(dashboard.page_url(f"/workflows/{created.json()['id']}"))
+    page.get_by_role("tab", name="Triggers").click()
+    nightly = page.locator('li[data-trigger="nightly"]')
+    expect(nightly).to_contain_text("cron 0 3 * * *")
+    expect(nightly.locator("[data-next-fire]")).to_have_count(3)
+    next_fire = nightly.locator("[data-next-fire]").first.get_attribute("data-next-fire")
+    assert next_fire is not None and "T03:00:00" in next_fire, next_fire
+    screenshot(page, "workflow-triggers")

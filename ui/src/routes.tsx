@@ -1,7 +1,7 @@
 /**
  * The dashboard's routes (under ``/ui``). Spec 003 names ``/dashboard``, ``/workflows``,
- * ``/workflows/:id/execute``, ``/api-keys``, ``/logs`` and ``/settings``; ``/integrations`` and
- * ``/analytics`` come with the API that serves them. Each page is its own chunk.
+ * ``/workflows/:id/execute``, ``/api-keys``, ``/logs``, ``/analytics`` and ``/settings``;
+ * ``/integrations`` comes with the API that serves it. Each page is its own chunk.
  */
 import { lazy } from "react";
 import { Navigate, type RouteObject } from "react-router";
@@ -22,6 +22,7 @@ const AgentsPage = lazy(() => import("./pages/agents/AgentsPage"));
 const ApiKeysPage = lazy(() => import("./pages/api-keys/ApiKeysPage"));
 const WebhooksPage = lazy(() => import("./pages/webhooks/WebhooksPage"));
 const WebhookPage = lazy(() => import("./pages/webhooks/WebhookPage"));
+const AnalyticsPage = lazy(() => import("./pages/analytics/AnalyticsPage"));
 const AuditPage = lazy(() => import("./pages/audit/AuditPage"));
 const SettingsPage = lazy(() => import("./pages/settings/SettingsPage"));
 
@@ -48,6 +49,7 @@ export const routes: RouteObject[] = [
       { path: "api-keys", element: <ApiKeysPage /> },
       { path: "webhooks", element: <WebhooksPage /> },
       { path: "webhooks/:webhookId", element: <WebhookPage /> },
+      { path: "analytics", element: <AnalyticsPage /> },
       { path: "audit", element: <AuditPage /> },
       { path: "logs", element: <Navigate to="/audit" replace /> },
       { path: "settings", element: <SettingsPage /> },

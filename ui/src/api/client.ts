@@ -3,21 +3,34 @@
  * the server's own OpenAPI document (``ui/openapi.json`` → ``schema.d.ts``; ``npm run api``).
  *
  * A middleware adds the signed-in credential and the read-your-writes position to every
- * request, remembers the position of every write, and signs out when the server refuses the
- * credential (a revoked or expired key).
+ * request, remembers the position of every write, and handles a refused credential: a
+ * signed-in user's access token is refreshed (before it expires, and once more on a 401, when
+ * the request is sent again); any other refusal of the credential it added (a revoked or
+ * expired key, a session that is over) signs out. A request that carries its own credential
+ * (a sign-in attempt) is never retried and never signs anyone out.
  */
 import createClient, { type Middleware } from "openapi-fetch";
 import { currentCredential, headersFor, signOut } from "../auth/credential";
+import { freshCredential, renewBearer } from "../auth/tokens";
 import { ApiError } from "./errors";
 import { MIN_POSITION_HEADER, POSITION_HEADER, highestPosition, sawPosition } from "./positions";
 import type { paths } from "./schema";
 
+/** Copies of the requests sent with the signed-in credential, to send again after a refresh. */
+const ours = new Map<string, Request>();
+
+function withCredential(request: Request, headers: Record<string, string>): Request {
+  for (const [name, value] of Object.entries(headers)) request.headers.set(name, value);
+  return request;
+}
+
 const session: Middleware = {
-  onRequest({ request }) {
-    const credential = currentCredential();
+  async onRequest({ request, id }) {
     if (!request.headers.has("X-API-Key") && !request.headers.has("Authorization")) {
-      for (const [name, value] of Object.entries(headersFor(credential))) {
-        request.headers.set(name, value);
+      const credential = await freshCredential();
+      if (credential !== null) {
+        withCredential(request, headersFor(credential));
+        ours.set(id, request.clone());
       }
     }
     const position = highestPosition();
@@ -26,13 +39,29 @@ const session: Middleware = {
     }
     return request;
   },
-  onResponse({ request, response }) {
+  async onResponse({ request, response, id }) {
+    const copy = ours.get(id);
+    ours.delete(id);
     sawPosition(response.headers.get(POSITION_HEADER));
     const credential = currentCredential();
-    const sent = headersFor(credential);
-    const usedCurrent = Object.entries(sent).some(([k, v]) => request.headers.get(k) === v);
-    if (response.status === 401 && credential !== null && usedCurrent) signOut();
+    if (response.status !== 401 || copy === undefined || credential === null) return response;
+    if (credential.kind === "bearer") {
+      const sent = request.headers.get("Authorization")?.replace(/^Bearer /, "") ?? "";
+      const renewed = await renewBearer(sent);
+      if (renewed === null) return response; // refused: signed out; unreachable: as it is
+      const again = await globalThis.fetch(withCredential(copy, headersFor(renewed)));
+      sawPosition(again.headers.get(POSITION_HEADER));
+      if (again.status === 401 && currentCredential()?.kind === "bearer") signOut();
+      return again;
+    }
+    const usedCurrent = Object.entries(headersFor(credential)).every(
+      ([k, v]) => request.headers.get(k) === v,
+    );
+    if (usedCurrent) signOut();
     return response;
+  },
+  onError({ id }) {
+    ours.delete(id);
   },
 };
 

@@ -19,7 +19,7 @@ export function useWhoAmI() {
   });
 }
 
-export type Permission = "read" | "execute" | "manage" | "admin";
+export type Permission = "read" | "execute" | "signal" | "manage" | "admin";
 
 /** Whether the signed-in role allows ``permission`` (buttons are shown only to those who may). */
 export function useCan(permission: Permission): boolean {

@@ -1,14 +1,16 @@
 /**
- * The ways to sign in, each a form that produces a ``Credential``. A new way (a user's password,
- * once the API issues tokens) is one more entry here with its form.
+ * The ways to sign in, each a form that produces a ``Credential``: a user's email and password
+ * (the first, shown unless the person picks another) and an API key. A new way is one more
+ * entry here with its form.
  */
-import { KeyRound } from "lucide-react";
+import { KeyRound, LogIn } from "lucide-react";
 import { type ComponentType, type FormEvent, useState } from "react";
 import { api } from "../api/client";
 import { ApiError, describeError } from "../api/errors";
 import { Button } from "../components/Button";
 import { Field, TextInput } from "../components/Field";
 import { type Credential, headersFor } from "./credential";
+import { passwordGrant } from "./tokens";
 
 export interface SignInFormProps {
   /** Called with a credential the server accepted. */
@@ -28,6 +30,89 @@ export async function verify(credential: Credential): Promise<void> {
     if (response.status === 401) throw new Error("The server refused this key: check it, or ask an admin for a new one.");
     throw new ApiError(response.status, error);
   }
+}
+
+function Remember({ checked, onChange }: { checked: boolean; onChange: (value: boolean) => void }) {
+  return (
+    <label className="flex items-center gap-2 text-sm text-slate-800">
+      <input
+        type="checkbox"
+        className="size-4 rounded border-slate-400 text-indigo-700"
+        checked={checked}
+        onChange={(e) => onChange(e.target.checked)}
+      />
+      Remember on this device
+    </label>
+  );
+}
+
+function PasswordForm({ onSignedIn }: SignInFormProps) {
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [remember, setRemember] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    if (!email.trim() || !password) {
+      setError("Enter your email and your password.");
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      onSignedIn(await passwordGrant(email.trim(), password), remember);
+    } catch (refused) {
+      setError(describeError(refused));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form onSubmit={submit} className="space-y-4" noValidate>
+      <Field label="Email">
+        {(props) => (
+          <TextInput
+            {...props}
+            name="email"
+            type="email"
+            autoComplete="username"
+            value={email}
+            onChange={(e) => setEmail(e.target.value)}
+            autoFocus
+          />
+        )}
+      </Field>
+      <Field
+        label="Password"
+        hint={
+          <>
+            <code>flowledger dev</code> prints the password of <code>admin@localhost</code> and keeps it in{" "}
+            <code>.flowledger/admin-password</code>.
+          </>
+        }
+        error={error}
+      >
+        {(props) => (
+          <TextInput
+            {...props}
+            name="password"
+            type="password"
+            autoComplete="current-password"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+        )}
+      </Field>
+      <Remember checked={remember} onChange={setRemember} />
+      <Button type="submit" variant="primary" busy={busy} className="w-full">
+        <LogIn aria-hidden="true" className="size-4" />
+        {busy ? "Signing in…" : "Sign in"}
+      </Button>
+    </form>
+  );
 }
 
 function ApiKeyForm({ onSignedIn }: SignInFormProps) {
@@ -80,15 +165,7 @@ function ApiKeyForm({ onSignedIn }: SignInFormProps) {
           />
         )}
       </Field>
-      <label className="flex items-center gap-2 text-sm text-slate-800">
-        <input
-          type="checkbox"
-          className="size-4 rounded border-slate-400 text-indigo-700"
-          checked={remember}
-          onChange={(e) => setRemember(e.target.checked)}
-        />
-        Remember on this device
-      </label>
+      <Remember checked={remember} onChange={setRemember} />
       <Button type="submit" variant="primary" busy={busy} className="w-full">
         <KeyRound aria-hidden="true" className="size-4" />
         {busy ? "Signing in…" : "Sign in"}
@@ -97,4 +174,7 @@ function ApiKeyForm({ onSignedIn }: SignInFormProps) {
   );
 }
 
-export const signInMethods: SignInMethod[] = [{ id: "api-key", label: "API key", Form: ApiKeyForm }];
+export const signInMethods: SignInMethod[] = [
+  { id: "password", label: "Password", Form: PasswordForm },
+  { id: "api-key", label: "API key", Form: ApiKeyForm },
+];

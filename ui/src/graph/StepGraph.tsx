@@ -13,6 +13,7 @@ import { clsx } from "clsx";
 import { memo, useMemo } from "react";
 import { useMediaQuery } from "../lib/useMediaQuery";
 import { TONE_CLASSES, statusLook } from "../status/statuses";
+import { kindLook, stepSummary } from "./stepKinds";
 import { type GraphStep, type LaidOutNode, NODE_HEIGHT, NODE_WIDTH, edgesOf, layout } from "./stepGraph";
 
 type StepNodeData = LaidOutNode & { vertical?: boolean } & Record<string, unknown>;
@@ -20,9 +21,11 @@ type StepNodeData = LaidOutNode & { vertical?: boolean } & Record<string, unknow
 const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepNodeData>>) {
   const look = data.status ? statusLook(data.status) : null;
   const tone = data.missing ? TONE_CLASSES.danger : look ? TONE_CLASSES[look.tone] : TONE_CLASSES.neutral;
+  const kind = kindLook(data.kind);
   return (
     <div
       data-step={data.id}
+      data-kind={data.kind ?? "agent"}
       data-status={data.status ?? (data.missing ? "missing" : "")}
       style={{ width: NODE_WIDTH, height: NODE_HEIGHT }}
       className={clsx("flex flex-col justify-center rounded-lg border-2 px-3 text-left shadow-sm", tone.node)}
@@ -37,8 +40,9 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepNodeData>>)
           </span>
         )}
       </div>
-      <div className="truncate text-xs text-slate-700">
-        {data.missing ? "missing step" : data.agent ? `agent ${data.agent}` : "no agent"}
+      <div className="flex items-center gap-1 truncate text-xs text-slate-700">
+        {!data.missing && <kind.Icon aria-label={kind.label} role="img" className="size-3.5 shrink-0" />}
+        {data.missing ? "missing step" : stepSummary(data)}
         {data.attempts && data.attempts > 1 ? ` · ${data.attempts} attempts` : ""}
       </div>
       <Handle type="source" position={data.vertical ? Position.Bottom : Position.Right} className="!bg-slate-400" isConnectable={false} />
@@ -70,7 +74,7 @@ export function StepGraph({
       type: "step",
       position: { x: step.x, y: step.y },
       data: { ...step, vertical: narrow } as StepNodeData,
-      ariaLabel: `Step ${step.id}${step.status ? `, ${statusLook(step.status).label}` : ""}${step.missing ? ", missing" : ""}`,
+      ariaLabel: `${kindLook(step.kind).label} step ${step.id}${step.status ? `, ${statusLook(step.status).label}` : ""}${step.missing ? ", missing" : ""}`,
       draggable: false,
       connectable: false,
     }));

@@ -29,7 +29,21 @@ describe("stepsOfDefinition", () => {
   it("skips what is not a step map while the text is being typed", () => {
     expect(stepsOfDefinition(null)).toEqual([]);
     expect(stepsOfDefinition(["a"])).toEqual([]);
-    expect(stepsOfDefinition({ a: 3 })).toEqual([{ id: "a", agent: null, dependsOn: [] }]);
+    expect(stepsOfDefinition({ a: 3 })).toEqual([{ id: "a", agent: null, kind: "agent", signal: null, dependsOn: [] }]);
+  });
+
+  it("knows control-flow steps by their type and follows an if's and a switch's branches", () => {
+    const steps = stepsOfDefinition({
+      ask: { type: "signal", signal: "approval", next_step: "decide" },
+      decide: { type: "if", condition: "steps.ask.output.ok", then: "yes", else: "no" },
+      route: { type: "switch", on: "input.kind", cases: { a: "yes" }, default: "no", depends_on: ["decide"] },
+      yes: { agent_name: "echo" },
+      no: { agent_name: "echo" },
+    });
+    expect(steps.find((s) => s.id === "ask")).toMatchObject({ kind: "signal", signal: "approval" });
+    expect(edgesOf(steps).map((e) => e.id).sort()).toEqual(
+      ["ask->decide", "decide->no", "decide->route", "decide->yes", "route->no", "route->yes"].sort(),
+    );
   });
 });
 

@@ -10,6 +10,10 @@ import dagre from "@dagrejs/dagre";
 export interface GraphStep {
   id: string;
   agent: string | null;
+  /** The step's kind (ADR 0016): ``agent`` unless the definition's ``type`` says otherwise. */
+  kind?: string;
+  /** The signal a signal step waits for. */
+  signal?: string | null;
   dependsOn: string[];
   status?: string;
   attempts?: number;
@@ -45,13 +49,15 @@ export function stepsOfDefinition(steps: unknown): GraphStep[] {
     found.set(id, {
       id,
       agent: typeof step.agent_name === "string" ? step.agent_name : null,
+      kind: typeof step.type === "string" ? step.type : "agent",
+      signal: typeof step.signal === "string" ? step.signal : null,
       dependsOn: strings(step.depends_on),
     });
   }
-  // ``next_step: b`` on ``a`` means ``b`` depends on ``a`` (ADR 0005).
+  // ``next_step: b`` on ``a`` means ``b`` depends on ``a`` (ADR 0005); so do an ``if``'s
+  // ``then`` and ``else`` and a ``switch``'s cases and ``default`` (ADR 0016).
   for (const [id, raw] of entries) {
-    const next = typeof raw === "object" && raw !== null ? (raw as { next_step?: unknown }).next_step : null;
-    for (const target of strings(next)) {
+    for (const target of successors(raw)) {
       const step = found.get(target) ?? missingStep(found, target);
       if (!step.dependsOn.includes(id)) step.dependsOn.push(id);
     }
@@ -60,6 +66,20 @@ export function stepsOfDefinition(steps: unknown): GraphStep[] {
     for (const dependency of step.dependsOn) if (!found.has(dependency)) missingStep(found, dependency);
   }
   return [...found.values()];
+}
+
+function successors(raw: unknown): string[] {
+  if (typeof raw !== "object" || raw === null) return [];
+  const step = raw as Record<string, unknown>;
+  const targets = [...strings(step.next_step), ...strings(step.then), ...strings(step.else)];
+  if (step.type === "switch") {
+    const cases = step.cases;
+    if (typeof cases === "object" && cases !== null) {
+      targets.push(...Object.values(cases as Record<string, unknown>).flatMap(strings));
+    }
+    targets.push(...strings(step.default));
+  }
+  return [...new Set(targets)];
 }
 
 function missingStep(found: Map<string, GraphStep>, id: string): GraphStep {

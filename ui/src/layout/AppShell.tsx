@@ -3,7 +3,7 @@ import { LogOut, Menu, X } from "lucide-react";
 import { Dialog as RadixDialog } from "radix-ui";
 import { Suspense, useState } from "react";
 import { NavLink, Outlet, useLocation } from "react-router";
-import { signOut } from "../auth/credential";
+import { endSession } from "../auth/tokens";
 import { allows, useWhoAmI } from "../auth/session";
 import { Loading } from "../components/Notice";
 import { navigation } from "./navigation";
@@ -56,7 +56,7 @@ function Who() {
       )}
       <button
         type="button"
-        onClick={signOut}
+        onClick={() => void endSession()}
         className="flex items-center gap-2 rounded-md px-2 py-1.5 text-sm font-medium text-indigo-100 hover:bg-indigo-800 hover:text-white"
       >
         <LogOut aria-hidden="true" className="size-4" /> Sign out

@@ -5,7 +5,8 @@
  * It reconnects by itself and resumes with ``Last-Event-ID``, so nothing is missed.
  */
 import { EventSource } from "eventsource";
-import { currentCredential, headersFor } from "../auth/credential";
+import { headersFor } from "../auth/credential";
+import { freshCredential } from "../auth/tokens";
 import { sawPosition } from "../api/positions";
 
 /** The envelope every event leaves the system in (DESIGN.md, "Contracts"). */
@@ -41,8 +42,9 @@ export function parseEnvelope(data: string): Envelope | null {
 /** Open ``path`` (an ``/api/v1/.../events/stream``); returns the function that closes it. */
 export function followStream(path: string, handlers: StreamHandlers): () => void {
   const source = new EventSource(new URL(path, window.location.origin), {
-    fetch: (url, init) =>
-      fetch(url, { ...init, headers: { ...init.headers, ...headersFor(currentCredential()) } }),
+    // Each (re)connection sends the credential of the moment: a refreshed token after a refresh.
+    fetch: async (url, init) =>
+      fetch(url, { ...init, headers: { ...init.headers, ...headersFor(await freshCredential()) } }),
   });
   handlers.onState?.("connecting");
   source.addEventListener("open", () => handlers.onState?.("live"));

@@ -8,6 +8,12 @@ describe("statusLook", () => {
     expect(statusLook("CANCELLED").active).toBeUndefined();
   });
 
+  it("gives the control-flow statuses their own colours, still live", () => {
+    expect(statusLook("WAITING")).toMatchObject({ tone: "waiting", label: "Waiting", active: true });
+    expect(statusLook("PAUSED")).toMatchObject({ tone: "paused", label: "Paused", active: true });
+    expect(TONE_CLASSES.paused.badge).not.toBe(TONE_CLASSES.waiting.badge);
+  });
+
   it("shows a status it does not know as it is, in a neutral tone", () => {
     expect(statusLook("WAITING_FOR_APPROVAL")).toEqual({
       tone: "neutral",

@@ -3,7 +3,7 @@
  * and deliveries; a status not listed here (a newer server's) is shown as it is, in a neutral
  * tone. Adding one is a line: ``WAITING: { tone: "waiting", label: "Waiting" }``.
  */
-export type Tone = "neutral" | "pending" | "running" | "success" | "danger" | "muted" | "waiting";
+export type Tone = "neutral" | "pending" | "running" | "success" | "danger" | "muted" | "waiting" | "paused";
 
 export interface StatusLook {
   tone: Tone;
@@ -16,6 +16,9 @@ const LOOKS: Record<string, StatusLook> = {
   // runs and steps
   PENDING: { tone: "pending", label: "Pending", active: true },
   RUNNING: { tone: "running", label: "Running", active: true },
+  // control flow (ADR 0016): a wait or signal step, a run waiting on one; a run paused by request
+  WAITING: { tone: "waiting", label: "Waiting", active: true },
+  PAUSED: { tone: "paused", label: "Paused", active: true },
   SUCCEEDED: { tone: "success", label: "Succeeded" },
   FAILED: { tone: "danger", label: "Failed" },
   CANCELLED: { tone: "muted", label: "Cancelled" },
@@ -30,6 +33,9 @@ const LOOKS: Record<string, StatusLook> = {
   // agents, workflows, webhooks, keys, deliveries
   active: { tone: "success", label: "Active" },
   inactive: { tone: "muted", label: "Inactive" },
+  paused: { tone: "paused", label: "Paused" },
+  disabled: { tone: "muted", label: "Disabled" },
+  removed: { tone: "muted", label: "Removed" },
   deleted: { tone: "muted", label: "Deleted" },
   revoked: { tone: "muted", label: "Revoked" },
   expired: { tone: "muted", label: "Expired" },
@@ -39,7 +45,7 @@ const LOOKS: Record<string, StatusLook> = {
   unreachable: { tone: "danger", label: "Unreachable" },
 };
 
-export const RUN_STATUSES = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
+export const RUN_STATUSES = ["PENDING", "RUNNING", "WAITING", "PAUSED", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
 export const TERMINAL_RUN_STATUSES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
 export function statusLook(status: string | null | undefined): StatusLook {
@@ -89,6 +95,11 @@ export const TONE_CLASSES: Record<Tone, { badge: string; node: string; dot: stri
     node: "border-amber-500 bg-amber-50",
     dot: "bg-amber-500",
   },
+  paused: {
+    badge: "bg-violet-100 text-violet-900 ring-violet-300",
+    node: "border-violet-500 border-dashed bg-violet-50",
+    dot: "bg-violet-500",
+  },
 };
 
 /** Chart colours per tone (the timeline's bars), as plain CSS colours. */
@@ -100,4 +111,5 @@ export const TONE_COLOURS: Record<Tone, string> = {
   danger: "#dc2626",
   muted: "#a1a1aa",
   waiting: "#d97706",
+  paused: "#7c3aed",
 };

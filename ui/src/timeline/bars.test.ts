@@ -57,4 +57,10 @@ describe("timelineBars", () => {
       { step: "b", attempt: 1, outcome: "running", start: 5000, end: 7000, open: true },
     ]);
   });
+
+  it("draws a waiting signal step as waiting, up to now", () => {
+    const steps = [step("approve", { kind: "signal", status: "WAITING", started_at: "2026-01-01T00:00:02Z" })];
+    const bars = timelineBars(steps, "2026-01-01T00:00:00Z", Date.parse("2026-01-01T00:00:09Z"));
+    expect(bars).toEqual([{ step: "approve", attempt: 1, outcome: "WAITING", start: 2000, end: 9000, open: true }]);
+  });
 });

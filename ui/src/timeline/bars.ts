@@ -34,7 +34,8 @@ export function timelineBars(steps: StepExecution[], runStart: string | null, no
             {
               step: step.step_id,
               attempt: Math.max(step.attempts, 1),
-              outcome: step.completed_at ? step.status : "running",
+              // A wait or signal step that has not ended is waiting, not running (ADR 0016).
+              outcome: step.completed_at ? step.status : step.status === "WAITING" ? "WAITING" : "running",
               start: ms(step.started_at),
               end: ms(step.completed_at),
             },

@@ -1,5 +1,5 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { RotateCcw, Square } from "lucide-react";
+import { Pause, Play, RotateCcw, Square } from "lucide-react";
 import { useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap } from "../../api/client";
@@ -42,6 +42,7 @@ export default function RunPage() {
   const steps = useRunSteps(runId);
   const live = useRunEvents(runId);
   const canExecute = useCan("execute");
+  const canSignal = useCan("signal");
   const queries = useQueryClient();
   const navigate = useNavigate();
 
@@ -49,6 +50,16 @@ export default function RunPage() {
   const cancel = useMutation({
     mutationFn: async () =>
       unwrap(await api.POST("/api/v1/runs/{run_id}/cancel", { params: { path: { run_id: runId } } })),
+    onSuccess: refresh,
+  });
+  const pause = useMutation({
+    mutationFn: async () =>
+      unwrap(await api.POST("/api/v1/runs/{run_id}/pause", { params: { path: { run_id: runId } }, body: null })),
+    onSuccess: refresh,
+  });
+  const resume = useMutation({
+    mutationFn: async () =>
+      unwrap(await api.POST("/api/v1/runs/{run_id}/resume", { params: { path: { run_id: runId } } })),
     onSuccess: refresh,
   });
   const retry = useMutation({
@@ -62,6 +73,8 @@ export default function RunPage() {
       (steps.data ?? []).map((s) => ({
         id: s.step_id,
         agent: s.agent_name,
+        kind: s.kind,
+        signal: s.signal,
         dependsOn: s.depends_on,
         status: s.status,
         attempts: s.attempts,
@@ -87,6 +100,8 @@ export default function RunPage() {
   const r = run.data;
   const finished = TERMINAL_RUN_STATUSES.has(r.status);
   const cancellable = canExecute && statusLook(r.status).active === true;
+  const pausable = canExecute && ["PENDING", "RUNNING", "WAITING"].includes(r.status);
+  const resumable = canExecute && r.status === "PAUSED";
   const retryable = canExecute && (r.status === "FAILED" || r.status === "CANCELLED");
 
   return (
@@ -128,6 +143,16 @@ export default function RunPage() {
                 <Square aria-hidden="true" className="size-4" /> Cancel run
               </ConfirmButton>
             )}
+            {pausable && (
+              <Button onClick={() => pause.mutate()} busy={pause.isPending}>
+                <Pause aria-hidden="true" className="size-4" /> Pause run
+              </Button>
+            )}
+            {resumable && (
+              <Button variant="primary" onClick={() => resume.mutate()} busy={resume.isPending}>
+                <Play aria-hidden="true" className="size-4" /> Resume run
+              </Button>
+            )}
             {retryable && (
               <Button variant="primary" onClick={() => retry.mutate()} busy={retry.isPending}>
                 <RotateCcw aria-hidden="true" className="size-4" /> Retry run
@@ -143,6 +168,8 @@ export default function RunPage() {
       />
       {cancel.isError && <ErrorNotice error={cancel.error} title="The run could not be cancelled." />}
       {retry.isError && <ErrorNotice error={retry.error} title="The run could not be retried." />}
+      {pause.isError && <ErrorNotice error={pause.error} title="The run could not be paused." />}
+      {resume.isError && <ErrorNotice error={resume.error} title="The run could not be resumed." />}
       {r.error_message && (
         <div role="alert" className="rounded-md border border-red-300 bg-red-50 p-3 text-sm text-red-900">
           <p className="font-semibold">
@@ -181,7 +208,7 @@ export default function RunPage() {
           value={tab}
           onValueChange={setTab}
           tabs={[
-            { id: "steps", label: "Steps", content: <StepsTable steps={steps.data ?? []} /> },
+            { id: "steps", label: "Steps", content: <StepsTable steps={steps.data ?? []} runId={r.id} canSignal={canSignal} /> },
             {
               id: "data",
               label: "Input and output",

@@ -1,5 +1,5 @@
 import { LogOut } from "lucide-react";
-import { signOut } from "../../auth/credential";
+import { endSession } from "../../auth/tokens";
 import { isRemembered } from "../../auth/credential";
 import { useWhoAmI } from "../../auth/session";
 import { Button } from "../../components/Button";
@@ -37,7 +37,7 @@ export default function SettingsPage() {
             <dd>{isRemembered() ? "on this device, until you sign out" : "in this tab, until it closes"}</dd>
           </dl>
         )}
-        <Button className="mt-4" onClick={signOut}>
+        <Button className="mt-4" onClick={() => void endSession()}>
           <LogOut aria-hidden="true" className="size-4" /> Sign out
         </Button>
       </Card>

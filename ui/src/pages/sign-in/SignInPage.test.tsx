@@ -41,6 +41,8 @@ describe("signing in", () => {
     expect(screen.queryByText("Runs page")).toBeNull();
 
     const user = userEvent.setup();
+    expect(screen.getByRole("button", { name: "Password" })).toHaveAttribute("aria-pressed", "true");
+    await user.click(screen.getByRole("button", { name: "API key" }));
     await user.type(screen.getByLabelText("API key"), "flk_wrong");
     await user.click(screen.getByRole("button", { name: "Sign in" }));
     expect(await screen.findByText(/The server refused this key/)).toBeInTheDocument();
@@ -66,9 +68,37 @@ describe("signing in", () => {
     );
     const router = app("/sign-in?next=//evil.example/phish");
     const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "API key" }));
     await user.type(await screen.findByLabelText("API key"), "flk_any");
     await user.click(screen.getByRole("button", { name: "Sign in" }));
     expect(await screen.findByText("Overview page")).toBeInTheDocument();
     expect(router.state.location.pathname).toBe("/dashboard");
+  });
+
+  it("signs in with an email and a password by default, and goes where the person was going", async () => {
+    const forms: string[] = [];
+    vi.stubGlobal("fetch", async (request: Request) => {
+      forms.push(await request.text());
+      const right = new URLSearchParams(forms.at(-1)).get("password") === "right password";
+      const body = right
+        ? { access_token: "at", token_type: "bearer", expires_in: 900, refresh_token: "rt", refresh_token_expires_in: 3600 }
+        : { error: "invalid_grant", error_description: "no", detail: "no" };
+      return new Response(JSON.stringify(body), { status: right ? 200 : 400, headers: { "content-type": "application/json" } });
+    });
+    const router = app("/runs?status=FAILED");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Email"), "ada@example.com");
+    await user.type(screen.getByLabelText("Password"), "wrong password");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    expect(await screen.findByText("The email or the password is not right.")).toBeInTheDocument();
+    expect(currentCredential()).toBeNull();
+
+    await user.clear(screen.getByLabelText("Password"));
+    await user.type(screen.getByLabelText("Password"), "right password");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    expect(await screen.findByText("Runs page")).toBeInTheDocument();
+    expect(router.state.location.search).toBe("?status=FAILED");
+    expect(currentCredential()).toMatchObject({ kind: "bearer", token: "at", refreshToken: "rt" });
+    expect(new URLSearchParams(forms[1]).get("username")).toBe("ada@example.com");
   });
 });

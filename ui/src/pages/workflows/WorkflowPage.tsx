@@ -17,6 +17,7 @@ import { RelativeTime } from "../../components/Time";
 import { StepGraph } from "../../graph/StepGraph";
 import { stepsOfDefinition } from "../../graph/stepGraph";
 import { RunsTable } from "../runs/RunsTable";
+import { Triggers } from "./Triggers";
 import { VersionDiff } from "./VersionDiff";
 
 function changeSummary(version: WorkflowVersion): string {
@@ -180,6 +181,7 @@ export default function WorkflowPage() {
           label="Workflow details"
           tabs={[
             { id: "runs", label: "Runs", content: <RecentRuns workflowId={w.id} /> },
+            { id: "triggers", label: "Triggers", content: <Triggers workflowId={w.id} canManage={canManage} /> },
             { id: "versions", label: "Versions", content: <Versions workflowId={w.id} current={w.version} /> },
             {
               id: "definition",

@@ -1,0 +1,1 @@
+import{R as e,yt as t}from"./index-B6Mg601r.js";var n=t();function r({value:t,label:r,className:i}){let a=t===void 0?`—`:JSON.stringify(t,null,2);return(0,n.jsx)(`pre`,{"aria-label":r,tabIndex:0,className:e(`max-h-80 overflow-auto rounded-md bg-slate-900 p-3 font-mono text-xs leading-relaxed text-slate-100`,i),children:a})}export{r as t};
