@@ -20,7 +20,16 @@ from pathlib import Path
 from bench.results import RESULTS, Figure, machine, write
 from bench.system import World
 
-BENCHMARKS = ("commands", "catchup", "lag", "relay", "queries", "orchestration", "maps")
+BENCHMARKS = (
+    "commands",
+    "catchup",
+    "lag",
+    "relay",
+    "takeover",
+    "queries",
+    "orchestration",
+    "maps",
+)
 """Each is a module ``bench.<name>`` with ``measure(world, quick) -> (figures, peaks)``."""
 
 MEMORY_LIMIT_MB = 250.0

@@ -7,6 +7,10 @@ The backlog is seeded in bulk: a few hundred real ``request_run`` commands, then
 their stored rows under fresh aggregate ids. eventsourcing keeps ``originator_id`` and
 ``originator_version`` in their own columns, not in the serialised ``state``, so a copied row
 with a new id is a valid, distinct event (``Run.Requested``, version 1, of a new run).
+
+Targets (issue 15): the relay publishes ≥ 60% of the bare producer's rate, and p99 append →
+consumed < 50 ms. The full run relays 50,000 events and measures latency for 8 s (about a
+minute in all); takeover after a kill -9 is ``bench/takeover.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from flowledger.runtime.process import Runtime
 
 TEMPLATES = 200
 """Real ``request_run`` commands whose stored rows are copied to make the backlog."""
+TARGET_SHARE = 0.6
+TARGET_P99_MS = 50.0
 PREFIX_ENV = "FLOWLEDGER_KAFKA_TOPIC_PREFIX"
 
 
@@ -84,7 +90,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         ),
         baseline=(bare_before + bare_after) / 2,
         baseline_unit="events/s",
-        target="≥ 50% of baseline",
+        target=f"≥ {TARGET_SHARE:.0%} of baseline",
         details={
             "backlog_events": backlog,
             "baseline_before_relay": round(bare_before, 1),
@@ -97,18 +103,7 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
             "relay_peak_rss_mb": round(relay_peak, 1),
         },
     )
-    throughput.met = (throughput.ratio or 0) >= 0.5
-    if not throughput.met:
-        throughput.notes = (
-            "the baseline only sends pre-encoded bytes (~35 µs an event on a quiet machine). "
-            "Per event the relay also reads the stored row (~10-25 µs), decodes it with "
-            "eventsourcing's JSON transcoder and builds and redacts its envelope (~35 µs), "
-            "all under the same GIL as its aiokafka loop; and each batch of 500 waits for "
-            "every ack (linger 5 ms), the "
-            "broker's cluster id and the position commit before the next is read (~40 µs an "
-            "event). With the envelope alone costing about one send, 50% is the ceiling even "
-            "with batches pipelined; more needs a cheaper decode or several processes"
-        )
+    throughput.met = (throughput.ratio or 0) >= TARGET_SHARE
     p99 = percentile(latencies, 99)
     latency = Figure(
         name="relay: p99 append → consumed",
@@ -118,10 +113,8 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
             f"request_run at {rate:.0f}/s for {duration:.0f} s while the relay runs; an "
             "EnvelopeConsumer (the executor's settings) reads the runs topic"
         ),
-        notes=(
-            "the relay itself saves its position ~20-30 ms after an append (NOTIFY wake, read, "
-            "publish with linger 5 ms, acks, commit); the rest is the consumer's fetch"
-        ),
+        target=f"< {TARGET_P99_MS:.0f} ms",
+        met=p99 < TARGET_P99_MS,
         details={
             "samples": len(latencies),
             "p50_ms": round(percentile(latencies, 50), 2),
