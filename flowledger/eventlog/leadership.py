@@ -24,6 +24,7 @@ from typing import Final
 
 import psycopg
 
+from flowledger.runtime.connections import application_name
 from flowledger.runtime.database import Database
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,13 @@ class Leadership:
 
     def _try(self) -> bool:
         if self._conn is None or self._conn.closed:
+            # Named like every connection of this process (its role and pid), so the
+            # connection budget counts it: it takes the place of the second LISTEN
+            # connection, which a relay does not use (ADR 0013).
             self._conn = psycopg.connect(
-                self.database.libpq_url,
+                self.database.conninfo(application_name=application_name(f"lead {self.name}")),
                 autocommit=True,
                 connect_timeout=5,
-                application_name=f"flowledger {self.name} lead",
                 **KEEPALIVES,  # type: ignore[arg-type]
             )
         row = self._conn.execute(

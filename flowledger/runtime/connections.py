@@ -73,7 +73,8 @@ class PoolBudget:
     async_: int
     """The async engine (HTTP queries, the executor's and the webhook sender's lookups)."""
     listen: int
-    """LISTEN connections (one per NOTIFY channel the process waits on)."""
+    """LISTEN connections (one per NOTIFY channel the process waits on; a relay, which waits
+    on one, holds its lead lock's session in the other)."""
 
     @property
     def total(self) -> int:
