@@ -48,7 +48,8 @@ TARGET_S = 10.0
 WAIT_S = 60.0
 """The longest any step waits (a relay to lead, the standby to take over, the consumer to
 receive everything)."""
-_LEAD_SESSION = "flowledger relay lead"
+_LEAD_SESSION = "flowledger worker relay pid=% lead relay"
+"""How a relay's lead lock session is named (its process's name, ADR 0013, then its use)."""
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _lead_sessions(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE :name"),
                 {"name": _LEAD_SESSION},
             ).scalar_one()
         )
