@@ -39,6 +39,8 @@ finished, which changes nothing in the live tables)."""
 FLAT_GROWTH_MB = 10.0
 """Memory is flat when it grows less than this over the second half of the catch-up."""
 SAMPLE_S = 0.25
+LOG_TAIL_LINES = 20
+"""How much of a failed rebuild's log the figure keeps (the work directory is removed)."""
 
 
 @dataclass
@@ -132,6 +134,8 @@ class Rebuild:
     exit_code: int | None
     replayed: dict[str, tuple[int, float]]
     peak_mb: float
+    timed_out: bool = False
+    log_tail: str = ""
 
 
 _REBUILT = re.compile(r"^rebuilt (\S+): ([\d,]+) events replayed in ([\d.]+)s", re.MULTILINE)
@@ -151,7 +155,8 @@ def _rebuild(system: System, time_limit_s: float) -> Rebuild:
             break
         time.sleep(SAMPLE_S)
     seconds = time.perf_counter() - started
-    if process.popen.poll() is None:
+    timed_out = process.popen.poll() is None
+    if timed_out:
         process.popen.send_signal(signal.SIGTERM)
         try:
             process.popen.wait(timeout=30)
@@ -164,7 +169,10 @@ def _rebuild(system: System, time_limit_s: float) -> Rebuild:
         name: (int(events.replace(",", "")), float(secs))
         for name, events, secs in _REBUILT.findall(output)
     }
-    return Rebuild(seconds, finished, process.popen.returncode, replayed, peak)
+    tail = "\n".join(output.strip().splitlines()[-LOG_TAIL_LINES:]) if not finished else ""
+    if tail:
+        print(f"   the rebuild's log ends with:\n{tail}", flush=True)
+    return Rebuild(seconds, finished, process.popen.returncode, replayed, peak, timed_out, tail)
 
 
 def _rebuild_figure(rebuild: Rebuild, head: int, baseline_s: float, time_limit_s: float) -> Figure:
@@ -203,11 +211,18 @@ def _rebuild_figure(rebuild: Rebuild, head: int, baseline_s: float, time_limit_s
             if replay_s
             else f"{head / rebuild.seconds:,.0f} events/s over the whole command"
         )
-    else:
+    elif rebuild.timed_out:
         figure.notes = (
             f"did not finish in the {time_limit_s:.0f} s the benchmark allows (stopped with "
-            f"SIGTERM, exit code {rebuild.exit_code}); see the rebuild's log"
+            f"SIGTERM, exit code {rebuild.exit_code}); the end of its log is in the details"
         )
+    else:
+        figure.notes = (
+            f"failed after {rebuild.seconds:.0f} s with exit code {rebuild.exit_code}; the end "
+            "of its log is in the details"
+        )
+    if rebuild.log_tail:
+        figure.details["log_tail"] = rebuild.log_tail
     return figure
 
 

@@ -148,8 +148,7 @@ class Rebuild:
                 metrics.REBUILDS.labels(self.name, "failed").inc()
                 raise
             finally:
-                guard.execute(text("SELECT pg_advisory_unlock(:k1, hashtext(:k2))"), self._key())
-                guard.commit()
+                self._unlock(guard)
         metrics.REBUILDS.labels(self.name, "swapped").inc()
         self._progress("done")
         return RebuildResult(
@@ -164,12 +163,22 @@ class Rebuild:
         return {"k1": 0x466C6F77, "k2": f"rebuild:{self.name}"}
 
     def _lock(self, guard: Connection) -> None:
+        """Take the rebuild's session lock on ``guard``. The guard sits idle while the replay
+        works on other connections, for longer than the server's ``idle_session_timeout`` our
+        sessions get (the connection budget, ADR 0013): it is switched off for this session
+        until :meth:`_unlock`, or the server would close it (and drop the lock) mid-rebuild."""
+        guard.execute(text("SET idle_session_timeout = 0"))
         got = guard.execute(
             text("SELECT pg_try_advisory_lock(:k1, hashtext(:k2))"), self._key()
         ).scalar_one()
         guard.commit()
         if not got:
             raise RebuildError(f"a rebuild of {self.name} is already running")
+
+    def _unlock(self, guard: Connection) -> None:
+        guard.execute(text("SELECT pg_advisory_unlock(:k1, hashtext(:k2))"), self._key())
+        guard.execute(text("RESET idle_session_timeout"))
+        guard.commit()
 
     # --- 1. prepare ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -522,8 +531,7 @@ def rebuild_projections(
             raise
         finally:
             for rebuild in locked:
-                guard.execute(text("SELECT pg_advisory_unlock(:k1, hashtext(:k2))"), rebuild._key())
-            guard.commit()
+                rebuild._unlock(guard)
     return results
 
 

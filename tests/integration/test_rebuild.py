@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -151,6 +152,38 @@ def test_only_one_rebuild_of_a_projection_runs_at_a_time(runtime: Runtime) -> No
         other.execute(text("SELECT pg_advisory_lock(x'466C6F77'::int, hashtext('rebuild:agents'))"))
         with pytest.raises(RebuildError, match="already running"):
             rebuild_projection(runtime.engine, runtime.store, AgentsProjection())
+
+
+def test_a_rebuild_longer_than_the_idle_session_timeout_keeps_its_lock_and_finishes(
+    runtime: Runtime,
+) -> None:
+    """Our sessions are closed by the server after ``FLOWLEDGER_DB_IDLE_TIMEOUT`` idle; the
+    rebuild's lock session idles for the whole replay (a million events took two minutes), so
+    it must not be closed: the lock would be gone and the rebuild would fail at its end."""
+    run_commands(runtime.store, some_history(10))
+    engine = runtime.database.create_engine(2, idle_timeout_s=0.3)
+    held_during_replay: list[bool] = []
+
+    lock = "x'466C6F77'::int, hashtext('rebuild:agents')"
+
+    def slow_progress(progress: RebuildProgress) -> None:
+        if progress.phase == "replay" and not held_during_replay:
+            time.sleep(1.0)  # the lock session idles three times its timeout
+            with runtime.engine.connect() as other:
+                got = other.execute(text(f"SELECT pg_try_advisory_lock({lock})")).scalar_one()
+                held_during_replay.append(not got)
+                if got:
+                    other.execute(text(f"SELECT pg_advisory_unlock({lock})"))
+
+    try:
+        result = rebuild_projection(
+            engine, runtime.store, AgentsProjection(), batch_size=5, on_progress=slow_progress
+        )
+    finally:
+        engine.dispose()
+    assert held_during_replay == [True]
+    assert result.position == runtime.store.head()
+    assert table_agents(runtime) == folded_agents(runtime.store)
 
 
 class _Signal(logging.Handler):
