@@ -42,6 +42,7 @@ from flowledger.eventlog.writer import StaleRead, Submission, Writer
 from flowledger.observability import metrics
 from flowledger.observability.tracing import traceparent_of
 from flowledger.runtime.database import Database
+from flowledger.runtime.liveness import IdleCheck
 
 APPLICATION_NAME = "flowledger"
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
@@ -178,6 +179,10 @@ class EventStore(Application[UUID]):
             pool = factory.datastore.pool
             assert isinstance(pool.kwargs, dict)
             pool.kwargs.update(self.database.session_parameters())
+            # POSTGRES_PRE_PING makes the library give the pool its check, run at every
+            # checkout; it now runs only on a connection idle for a while (liveness.py).
+            if pool._check is not None:  # (the pool takes its check only when made)
+                pool._check = IdleCheck(pool._check)
             if self._idle_timeout_s > 0:
                 pool.max_idle = self._idle_timeout_s
         return factory

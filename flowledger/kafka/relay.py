@@ -63,6 +63,8 @@ from flowledger.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 NAME: Final = "relay"
+STATE_REFRESH_S: Final = 1.0
+"""How stale ``relay_state.last_published_at`` may be while the relay publishes."""
 CHUNK: Final = 1000
 """Events encoded before they are handed to the producer (the next chunk is encoded while
 this one is sent)."""
@@ -95,6 +97,8 @@ class Relay:
         )
         self._verified_connection = -1
         self._last_check = 0.0
+        self._state: tuple[str, frozenset[str], float] | None = None
+        """What this relay last wrote to ``relay_state`` after a batch: cluster, topics, when."""
 
     # ---------------------------------------------------------------- BatchHandler
     def position(self) -> int | None:
@@ -219,6 +223,7 @@ class Relay:
     def _start_over(self, view: BrokerView, reason: str) -> None:
         """Forget the position: everything is published again (consumers drop duplicates)."""
         log.warning("relay: %s; publishing every event again from the start", reason)
+        self._state = None
         with self.engine.begin() as conn:
             conn.execute(
                 delete(relay_tracking).where(relay_tracking.c.application_name == APPLICATION_NAME)
@@ -244,7 +249,7 @@ class Relay:
             ).scalar_one_or_none()
             if current is not None and current >= first:
                 raise PositionMoved(NAME)
-            if cluster_id is None:
+            if cluster_id is None or self._state_current(cluster_id, topics):
                 self._save_position(conn, last)
                 return
             known = conn.execute(
@@ -254,13 +259,28 @@ class Relay:
             ).first()
             previous = set(known.topics) if known and known.cluster_id == cluster_id else set()
             self._save_position(conn, last)
+            saved = previous | topics
             self._upsert_state(
                 conn,
                 cluster_id=cluster_id,
-                topics=sorted(previous | topics),
+                topics=sorted(saved),
                 last_error=None,
                 last_published_at=func.now(),
             )
+        self._state = (cluster_id, frozenset(saved), time.monotonic())
+
+    def _state_current(self, cluster_id: str, topics: set[str]) -> bool:
+        """Whether ``relay_state`` already says what a batch just published to ``cluster_id``
+        and ``topics`` would write, and was written less than :data:`STATE_REFRESH_S` ago: then
+        the batch saves its position alone (one statement less per batch, and no read)."""
+        if self._state is None:
+            return False
+        saved_cluster, saved_topics, saved_at = self._state
+        return (
+            saved_cluster == cluster_id
+            and topics <= saved_topics
+            and time.monotonic() - saved_at < STATE_REFRESH_S
+        )
 
     def _save_position(self, conn: Connection, position: int) -> None:
         driver_connection = conn.connection.driver_connection
@@ -298,6 +318,7 @@ class Relay:
         )
 
     def _note_error(self, message: str) -> None:
+        self._state = None  # the next batch clears the error
         try:
             with self.engine.begin() as conn:
                 statement = pg_insert(relay_state).values(

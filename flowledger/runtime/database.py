@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from flowledger.runtime import connections, embedded
+from flowledger.runtime.liveness import ping_when_idle
 from flowledger.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,30 +109,33 @@ class Database:
         return make_conninfo(self.libpq_url, **{**self.session_parameters(), **parameters})
 
     def create_engine(self, max_size: int = 5, *, idle_timeout_s: float = 0.0) -> Engine:
-        """At most ``max_size`` connections. A connection is pinged before use, so the pool
-        recovers by itself after a database restart (or the server closing an idle one), and
+        """At most ``max_size`` connections. A connection idle for a while is pinged before
+        use (:mod:`~flowledger.runtime.liveness`), so the pool recovers by itself after a
+        database restart (or the server closing an idle one), and
         connecting gives up after 5 s instead of hanging. The pool hands out the connection
         used last, so under light load the others stay idle and the server closes them after
         ``idle_timeout_s`` (0: never)."""
-        return create_engine(
+        engine = create_engine(
             self.sqlalchemy_url,
             pool_size=max_size,
             max_overflow=0,
             pool_use_lifo=True,
-            pool_pre_ping=True,
             connect_args=self._connect_args(idle_timeout_s),
         )
+        ping_when_idle(engine, idle_timeout_s)
+        return engine
 
     def create_async_engine(self, max_size: int = 5, *, idle_timeout_s: float = 0.0) -> AsyncEngine:
         """:meth:`create_engine` for asyncio."""
-        return create_async_engine(
+        engine = create_async_engine(
             self.sqlalchemy_url,
             pool_size=max_size,
             max_overflow=0,
             pool_use_lifo=True,
-            pool_pre_ping=True,
             connect_args=self._connect_args(idle_timeout_s),
         )
+        ping_when_idle(engine, idle_timeout_s)
+        return engine
 
     def _connect_args(self, idle_timeout_s: float) -> dict[str, object]:
         return {"connect_timeout": 5, **self.session_parameters(idle_timeout_s=idle_timeout_s)}
