@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import msgspec
@@ -105,6 +105,38 @@ def copy_rows(
             copy.set_types(_copy_types(table, tuple(columns)))
             for row in rows:
                 copy.write_row(row)
+
+
+UPSERT_ROWS: Final = 64
+"""Up to this many rows of a table, a batch upserts them (one statement per row, sent together:
+one round trip for every table of a batch, where deleting and copying takes two per table);
+more are copied in, which costs less per row."""
+
+
+@cache
+def _upsert(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> sql.Composed:
+    """``INSERT`` of every column (cast to its type: JSON comes as text) that replaces the row
+    with the same key."""
+    values = sql.SQL(", ").join(
+        sql.SQL("%s::{}").format(sql.SQL(name)) for name in _copy_types(table, columns)
+    )
+    others = [c for c in columns if c not in keys]
+    action = (
+        sql.SQL("DO UPDATE SET {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others
+            )
+        )
+        if others
+        else sql.SQL("DO NOTHING")
+    )
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
+        sql.Identifier(table.name),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values,
+        sql.SQL(", ").join(map(sql.Identifier, keys)),
+        action,
+    )
 
 
 def json_columns(table: Table) -> frozenset[str]:
@@ -202,12 +234,29 @@ class RowSet:
         return row
 
     # ------------------------------------------------------------------ writing
+    @property
+    def upserts(self) -> bool:
+        """Whether :meth:`write` upserts (a few rows) rather than copies (many)."""
+        return len(self._touched) <= UPSERT_ROWS
+
     def write(self, conn: Connection) -> None:
-        """Replace the touched rows: delete those that existed, ``COPY`` them all in."""
+        """Replace the touched rows: a few are upserted (``INSERT ... ON CONFLICT`` of every
+        column, in one ``executemany``, which also goes in a caller's pipeline); more are
+        deleted where they existed and copied in (``COPY``)."""
         if not self._touched:
             return
         touched = list(self._touched)
         rows = [self._rows[key] for key in touched]
+        if self.upserts:
+            columns = self.columns
+            with driver(conn).cursor() as cursor:
+                cursor.executemany(
+                    _upsert(self.table, columns, self._key_columns),
+                    [[row[c] for c in columns] for row in rows],
+                )
+            self._loaded |= self._touched
+            self._touched = set()
+            return
         existing = [row for key, row in zip(touched, rows, strict=True) if key in self._loaded]
         if existing:
             self._delete(conn, existing)

@@ -21,7 +21,7 @@ from psycopg import sql
 from sqlalchemy import Connection
 
 from flowledger.domain.run_state import split_key, split_scope
-from flowledger.projections.rowsets import RowSet, json_text
+from flowledger.projections.rowsets import RowSet, driver, json_text
 from flowledger.projections.tables import run_body_steps, run_step_attempts, run_steps, runs
 
 Row = dict[str, Any]
@@ -169,7 +169,14 @@ class RunRows:
         return moves
 
     def write(self, conn: Connection) -> None:
-        for rows in (self.runs, self.steps, self.attempts, self.body_steps):
+        """Write every table's touched rows; when each has few, all in one round trip."""
+        tables = (self.runs, self.steps, self.attempts, self.body_steps)
+        if all(rows.upserts for rows in tables):
+            with driver(conn).pipeline():
+                for rows in tables:
+                    rows.write(conn)
+            return
+        for rows in tables:
             rows.write(conn)
 
 

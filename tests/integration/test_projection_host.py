@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from flowledger.commands.webhooks import RegisterWebhook, register_webhook
 from flowledger.domain.errors import DomainError
 from flowledger.eventlog.follower import Follower
 from flowledger.eventlog.store import EventMetadata
+from flowledger.projections import rowsets
 from flowledger.projections.projector import Projector
 from flowledger.projections.rebuild import rebuild_projections
 from flowledger.projections.registry import all_projections, projection_host
@@ -111,6 +113,7 @@ def one_at_a_time(runtime: Runtime) -> dict[str, list[Any]]:
     control=st.lists(control_history, min_size=1, max_size=2),
     hooks=st.lists(st.sampled_from(["Run*", "Agent*", "*Failed"]), max_size=2),
     batch_size=st.integers(2, 60),
+    upsert_rows=st.sampled_from([0, 2, rowsets.UPSERT_ROWS]),
 )
 def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuild(
     runtime: Runtime,
@@ -119,7 +122,10 @@ def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuil
     control: list[list[str]],
     hooks: list[str],
     batch_size: int,
+    upsert_rows: int,
 ) -> None:
+    """``upsert_rows``: how many rows of a table a batch upserts before it copies them instead
+    (one event at a time always upserts; 0 makes the batches copy everything)."""
     reset(runtime)
     for pattern in hooks:
         with contextlib.suppress(DomainError):
@@ -128,11 +134,13 @@ def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuil
     agent_history(runtime.store, agents)
     record_histories(runtime.store, runs)
     record_control_histories(runtime.store, control)
-    assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(runtime, batch_size)
+    assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(
+        runtime, batch_size, upsert_rows
+    )
 
 
 def assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(
-    runtime: Runtime, batch_size: int
+    runtime: Runtime, batch_size: int, upsert_rows: int = rowsets.UPSERT_ROWS
 ) -> None:
     head = runtime.store.head()
     expected = one_at_a_time(runtime)
@@ -142,13 +150,17 @@ def assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(
     forget(runtime)
     host = projection_host(runtime.store, runtime.engine)
     try:
-        assert Follower(runtime.store, host, batch_size=batch_size).catch_up() == head
+        with patch.object(rowsets, "UPSERT_ROWS", upsert_rows):
+            assert Follower(runtime.store, host, batch_size=batch_size).catch_up() == head
     finally:
         host.close()
     assert analytics(tables(runtime)) == analytics(expected)
     assert tables(runtime) == expected
 
-    results = rebuild_projections(runtime.engine, runtime.store, all_projections(), batch_size=7)
+    with patch.object(rowsets, "UPSERT_ROWS", 0):  # a rebuild's batches copy their rows
+        results = rebuild_projections(
+            runtime.engine, runtime.store, all_projections(), batch_size=7
+        )
     assert {r.position for r in results} == {head}
     assert analytics(tables(runtime)) == analytics(expected)
     assert tables(runtime) == expected
