@@ -30,7 +30,12 @@ from flowledger.eventlog.follower import PositionMoved
 from flowledger.eventlog.store import EventStore
 from flowledger.observability import metrics
 from flowledger.observability.tracing import follower_batch_span, recording
-from flowledger.projections.projector import Applied, Projector, batch_transaction
+from flowledger.projections.projector import (
+    Applied,
+    Projector,
+    advance_positions,
+    batch_transaction,
+)
 
 NAME = "projections"
 
@@ -146,7 +151,7 @@ class ProjectionHost:
         started = time.perf_counter()
         try:
             with batch_transaction(self.engine) as conn:
-                reached = [p.apply_events(conn, [], after=after, last=last) for p in projectors]
+                reached = advance_positions(conn, projectors, after=after, last=last)
         except PositionMoved:
             moved = False
             for projector in projectors:

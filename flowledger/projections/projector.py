@@ -24,8 +24,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, cast
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
+from psycopg import sql
 from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, select
 
 from flowledger.eventlog.decoding import EventDecoder
@@ -124,6 +126,35 @@ class AppendOnlyProjection(Projection):
         self._records = []
 
 
+def advance_positions(
+    conn: Connection, projectors: Sequence[Projector], *, after: int, last: int
+) -> list[int]:
+    """Move the positions of projections with nothing to apply in a batch (the log's events
+    after ``after`` up to ``last``) to ``last``, in ``conn``'s transaction: what
+    :meth:`Projector.apply_events` does for each with no events, its statements sent together
+    for all of them (two round trips in all, not two per projection). The positions reached;
+    :class:`PositionMoved` when one was reset behind ``after`` or moved by another instance."""
+    raw = driver(conn)
+    with raw.pipeline():
+        locks = [projector.lock_position(raw) for projector in projectors]
+    currents = [_position_of(cursor) for cursor in locks]
+    for projector, current in zip(projectors, currents, strict=True):
+        if current < after:
+            raise PositionMoved(projector.name)
+    behind = [p for p, current in zip(projectors, currents, strict=True) if current < last]
+    with raw.pipeline():
+        saves = [projector.send_position(raw, last) for projector in behind]
+    for projector, cursor in zip(behind, saves, strict=True):
+        if cursor.fetchone() is None:  # a higher position was saved meanwhile
+            raise PositionMoved(projector.name)
+    return [max(current, last) for current in currents]
+
+
+def _position_of(cursor: psycopg.Cursor[Any]) -> int:
+    row = cursor.fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
 class Projector:
     """Applies batches of events to one projection, each in one transaction with its position.
 
@@ -168,6 +199,9 @@ class Projector:
         )
         self.known: int = 0
         """The position this projector last read or saved (0: nothing applied yet)."""
+        self._lock_statement = sql.SQL(
+            "SELECT notification_id FROM {}.{} WHERE application_name = %s FOR UPDATE"
+        ).format(sql.Identifier(factory.datastore.schema), sql.Identifier(self.tracking.name))
 
     def wants(self, topic: str) -> bool:
         return self.projection.wants(topic)
@@ -250,6 +284,25 @@ class Projector:
                 )
         except IntegrityError as error:  # another instance inserted the first position
             raise PositionMoved(self.name) from error
+
+    # ------------------------------------------------------------------ positions only
+    def lock_position(self, raw: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+        """Send the statement that locks this projection's tracking row and reads its position
+        (:meth:`apply_events`' first), on a cursor of its own, for :func:`advance_positions`."""
+        cursor = raw.cursor()
+        cursor.execute(self._lock_statement, (self.tracking_key,), prepare=True)
+        return cursor
+
+    def send_position(self, raw: psycopg.Connection[Any], position: int) -> psycopg.Cursor[Any]:
+        """Send the library's statement that saves ``position`` (:meth:`_save_position`'s), on
+        a cursor of its own; it returns no row when a higher position is saved already."""
+        cursor = raw.cursor()
+        cursor.execute(
+            self.recorder.insert_tracking_statement,
+            {"application_name": self.tracking_key, "notification_id": position},
+            prepare=True,
+        )
+        return cursor
 
     def reset(self) -> None:
         """Empty the tables and forget the position, so the next run replays from zero."""

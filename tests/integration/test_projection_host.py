@@ -17,10 +17,10 @@ from sqlalchemy import select, text
 
 from flowledger.commands.webhooks import RegisterWebhook, register_webhook
 from flowledger.domain.errors import DomainError
-from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.follower import Follower, PositionMoved
 from flowledger.eventlog.store import EventMetadata
 from flowledger.projections import rowsets
-from flowledger.projections.projector import Projector
+from flowledger.projections.projector import Projector, advance_positions, batch_transaction
 from flowledger.projections.rebuild import rebuild_projections
 from flowledger.projections.registry import all_projections, projection_host
 from flowledger.projections.tables import ANALYTICS_TABLES, webhook_deliveries
@@ -181,3 +181,26 @@ def test_a_control_flow_run_through_every_kind_of_step_and_a_retry_of_its_map(
 
 def analytics(found: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {table.name: found[table.name] for table in ANALYTICS_TABLES}
+
+
+def test_positions_of_projections_with_nothing_to_apply_move_together_and_never_back(
+    runtime: Runtime,
+) -> None:
+    reset(runtime)
+    idle = [Projector(p, runtime.store, runtime.engine) for p in all_projections()[:3]]
+
+    def advance(after: int, last: int) -> list[int]:
+        with batch_transaction(runtime.engine) as conn:
+            return advance_positions(conn, idle, after=after, last=last)
+
+    def saved() -> list[int | None]:
+        return [projector.position() for projector in idle]
+
+    assert advance(0, 10) == [10, 10, 10]
+    assert saved() == [10, 10, 10]
+    assert advance(0, 5) == [10, 10, 10]  # another instance got further: nothing goes back
+    assert saved() == [10, 10, 10]
+    idle[1].reset()  # reset behind the batch's start: the events in between are not in it
+    with pytest.raises(PositionMoved):
+        advance(10, 20)
+    assert saved() == [10, None, 10]  # nothing of the failed batch was saved
