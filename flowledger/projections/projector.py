@@ -64,7 +64,10 @@ def batch_transaction(engine: Engine, schema: str | None = None) -> Iterator[Con
         settings = [f"SET LOCAL {k} TO {v}" for k, v in TRANSACTION_SETTINGS.items()]
         if schema is not None:
             settings.append(f'SET LOCAL search_path TO "{schema}", public')
-        driver(conn).execute("; ".join(settings))
+        raw = driver(conn)
+        with raw.pipeline():  # sent with the BEGIN: one round trip, not two
+            for setting in settings:
+                raw.execute(setting)
         yield conn
 
 
