@@ -58,7 +58,7 @@ LIST_MISSED: Final = (
 )
 BY_ID_MISSED: Final = (
     " Missed in the tail only: the primary-key read takes about 0.1 ms in PostgreSQL; the API "
-    "spends about 3 ms of CPU a request (middleware, pool checkout with pre-ping, SQLAlchemy, "
+    "spends about 3 ms of CPU a request (middleware, pool checkout, SQLAlchemy, "
     "serialisation; py-spy), and the p99 follows the load of this shared 2-core machine (see "
     "load_average_1m): on a quiet machine the same load gave p99 6-7 ms."
 )
