@@ -102,6 +102,14 @@ class Projection:
         position is saved. Writing a batch's rows in a few statements instead of one or more
         per event is where a projection's throughput comes from (round trips, not SQL)."""
 
+    bulk: bool = False
+    """Set while a rebuild replays the whole log into empty tables: the projection may leave
+    work that is cheaper done once over all rows to :meth:`replayed`."""
+
+    def replayed(self, conn: Connection) -> None:
+        """A bulk replay into empty tables has ended: do, in ``conn``'s transaction (the fresh
+        tables first in its search path), what :attr:`bulk` left for the end."""
+
 
 class AppendOnlyProjection(Projection):
     """A projection that adds one row per event to its one table (a log): the batch's rows are

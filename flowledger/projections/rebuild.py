@@ -441,6 +441,11 @@ def replay_together(
     reader = LogReader(first.store)
     try:
         position = host.position()
+        # From zero into empty tables: in bulk, what a projection leaves for the end is done
+        # once the log is replayed (a later pass, for what was appended meanwhile, is not).
+        bulk = [r for r in rebuilds if not r.projector.known]
+        for rebuild in bulk:
+            rebuild.projection.bulk = True
         while batch := reader.read(position, batch_size):
             try:
                 host.handle(batch)
@@ -453,7 +458,12 @@ def replay_together(
             progress("replay")
             if len(batch) < batch_size:
                 break
+        for rebuild in bulk:
+            with rebuild.projector.transaction() as conn:
+                rebuild.projection.replayed(conn)
     finally:
+        for rebuild in bulk:
+            rebuild.projection.bulk = False
         host.close()
     for rebuild in rebuilds:
         rebuild.position = rebuild.projector.position()

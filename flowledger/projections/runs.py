@@ -247,12 +247,20 @@ class RunsProjection(Projection):
         run["position"] = position
 
     def finish_batch(self, conn: Connection) -> None:
-        run_analytics.take_out(conn, self._changed)
+        if not self.bulk:
+            run_analytics.take_out(conn, self._changed)
         self.rows.write(conn)
         _count(conn, self.rows.count_moves())
-        run_analytics.put_back(conn, self.rows.status_before.keys())
+        if not self.bulk:
+            run_analytics.put_back(conn, self.rows.status_before.keys())
         self.rows.clear()
         self._changed = set()
+
+    def replayed(self, conn: Connection) -> None:
+        """The analytics of a bulk replay are counted once, from every run, at its end (each
+        batch taking out and putting back its runs' contributions costs more in all)."""
+        if self.bulk:
+            run_analytics.recount_all(conn)
 
     def _requested(self, event: Any, position: int) -> None:
         plan = WorkflowPlan.from_dict(event.plan)
