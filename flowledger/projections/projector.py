@@ -25,10 +25,10 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, cast
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
 from psycopg import sql
-from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert
 
 from flowledger.eventlog.decoding import EventDecoder
 from flowledger.eventlog.follower import PositionMoved
@@ -156,14 +156,22 @@ def advance_positions(
     with raw.pipeline():
         saves = [projector.send_position(raw, last) for projector in behind]
     for projector, cursor in zip(behind, saves, strict=True):
-        if cursor.fetchone() is None:  # a higher position was saved meanwhile
+        if not _saved(cursor):  # a higher position was saved meanwhile
             raise PositionMoved(projector.name)
     return [max(current, last) for current in currents]
 
 
 def _position_of(cursor: psycopg.Cursor[Any]) -> int:
-    row = cursor.fetchone()
+    """The position :meth:`Projector.lock_position` read (0: none saved yet)."""
+    with cursor:
+        row = cursor.fetchone()
     return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def _saved(cursor: psycopg.Cursor[Any]) -> bool:
+    """Whether :meth:`Projector.send_position` saved its position."""
+    with cursor:
+        return cursor.fetchone() is not None
 
 
 class Projector:
@@ -258,14 +266,7 @@ class Projector:
         events after its position are applied; if the saved position is behind ``after`` (it
         was reset), the events in between are not in this batch: :class:`PositionMoved`.
         """
-        current = int(
-            conn.execute(
-                select(self.tracking.c.notification_id)
-                .where(self.tracking.c.application_name == self.tracking_key)
-                .with_for_update()
-            ).scalar_one_or_none()
-            or 0
-        )
+        current = _position_of(self.lock_position(driver(conn)))
         if current < after:
             raise PositionMoved(self.name)
         if current >= last:
@@ -288,25 +289,21 @@ class Projector:
         return last
 
     def _save_position(self, conn: Connection, position: int) -> None:
-        try:
-            with driver(conn).cursor() as cursor:
-                self.recorder._insert_tracking(
-                    cast(Any, cursor), Tracking(self.tracking_key, position)
-                )
-        except IntegrityError as error:  # another instance inserted the first position
-            raise PositionMoved(self.name) from error
+        if not _saved(self.send_position(driver(conn), position)):
+            raise PositionMoved(self.name)  # another instance saved a higher one
 
     # ------------------------------------------------------------------ positions only
     def lock_position(self, raw: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
-        """Send the statement that locks this projection's tracking row and reads its position
-        (:meth:`apply_events`' first), on a cursor of its own, for :func:`advance_positions`."""
+        """Send the statement that locks this projection's tracking row and reads its position,
+        on a cursor of its own (its result is read with the statements sent after it in a
+        pipeline: :func:`advance_positions`)."""
         cursor = raw.cursor()
         cursor.execute(self._lock_statement, (self.tracking_key,), prepare=True)
         return cursor
 
     def send_position(self, raw: psycopg.Connection[Any], position: int) -> psycopg.Cursor[Any]:
-        """Send the library's statement that saves ``position`` (:meth:`_save_position`'s), on
-        a cursor of its own; it returns no row when a higher position is saved already."""
+        """Send the library's statement that saves ``position`` (the tracking recorder's
+        upsert), on a cursor of its own; it returns no row when a higher position is saved."""
         cursor = raw.cursor()
         cursor.execute(
             self.recorder.insert_tracking_statement,

@@ -171,6 +171,8 @@ class Rebuild:
         got = guard.execute(
             text("SELECT pg_try_advisory_lock(:k1, hashtext(:k2))"), self._key()
         ).scalar_one()
+        if not got:
+            guard.execute(text("RESET idle_session_timeout"))
         guard.commit()
         if not got:
             raise RebuildError(f"a rebuild of {self.name} is already running")
@@ -439,6 +441,7 @@ def replay_together(
         first.store, first.engine, [r.projector for r in rebuilds], name="rebuild"
     )
     reader = LogReader(first.store)
+    bulk: list[Rebuild] = []
     try:
         position = host.position()
         # From zero into empty tables: in bulk, what a projection leaves for the end is done

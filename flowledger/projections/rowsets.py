@@ -247,21 +247,16 @@ class RowSet:
             return
         touched = list(self._touched)
         rows = [self._rows[key] for key in touched]
-        if self.upserts:
-            columns = self.columns
-            with driver(conn).cursor() as cursor:
-                cursor.executemany(
-                    _upsert(self.table, columns, self._key_columns),
-                    [[row[c] for c in columns] for row in rows],
-                )
-            self._loaded |= self._touched
-            self._touched = set()
-            return
-        existing = [row for key, row in zip(touched, rows, strict=True) if key in self._loaded]
-        if existing:
-            self._delete(conn, existing)
         columns = self.columns
-        copy_rows(conn, self.table, columns, ([row[c] for c in columns] for row in rows))
+        values = ([row[c] for c in columns] for row in rows)
+        if self.upserts:
+            with driver(conn).cursor() as cursor:
+                cursor.executemany(_upsert(self.table, columns, self._key_columns), values)
+        else:
+            existing = [row for key, row in zip(touched, rows, strict=True) if key in self._loaded]
+            if existing:
+                self._delete(conn, existing)
+            copy_rows(conn, self.table, columns, values)
         self._loaded |= self._touched
         self._touched = set()
 

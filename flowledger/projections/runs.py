@@ -259,8 +259,7 @@ class RunsProjection(Projection):
     def replayed(self, conn: Connection) -> None:
         """The analytics of a bulk replay are counted once, from every run, at its end (each
         batch taking out and putting back its runs' contributions costs more in all)."""
-        if self.bulk:
-            run_analytics.recount_all(conn)
+        run_analytics.recount_all(conn)
 
     def _requested(self, event: Any, position: int) -> None:
         plan = WorkflowPlan.from_dict(event.plan)
