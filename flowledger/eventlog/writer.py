@@ -40,7 +40,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg import Cursor
+from psycopg import Connection, Cursor, Rollback
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
@@ -187,30 +187,47 @@ class Writer:
     def _transaction(self, batch: list[Submission]) -> tuple[list[Submission], list[int]]:
         """The library's insert (``PostgresApplicationRecorder.insert_events``: lock the
         table, NOTIFY, one INSERT, commit, in pipeline mode), with the batch's reads checked
-        under the lock before the INSERT. The submissions recorded, and their positions."""
+        under the lock. The submissions recorded, and their positions.
+
+        The reads are checked in the same round trip as the INSERT: the versions are selected
+        before it (so they do not see the batch's own events) and looked at once the pipeline
+        has synced. Nothing can change them while the lock is held, so when they are all
+        current the transaction commits as it is; when some are not, it is rolled back and
+        the batch recorded again without their submissions (rare: a second round trip)."""
+        while True:
+            current, positions = self._attempt(batch)
+            if len(current) == len(batch) or not current:
+                return current, positions
+            batch = current
+
+    def _attempt(self, batch: list[Submission]) -> tuple[list[Submission], list[int]]:
         recorder = self.recorder
         failure: Exception | None = None
         positions: list[int] = []
+        current = batch
+        events = [event for submission in batch for event in submission.events]
         with recorder.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cursor:
                 recorder._lock_table(cursor)  # held until the commit
-                current = self._current(batch, cursor)
-                events = [event for submission in current for event in submission.events]
-                if events:
-                    try:
-                        # What PostgresApplicationRecorder._insert_stored_events does after
-                        # taking the lock: NOTIFY, then the library's one INSERT.
-                        recorder._notify_channel(cursor)
-                        PostgresAggregateRecorder._insert_stored_events(recorder, cursor, events)
-                        pipeline.sync()  # a unique violation raises here, not at commit
+                versions = self._send_versions(conn, batch)
+                try:
+                    # What PostgresApplicationRecorder._insert_stored_events does after
+                    # taking the lock: NOTIFY, then the library's one INSERT.
+                    recorder._notify_channel(cursor)
+                    PostgresAggregateRecorder._insert_stored_events(recorder, cursor, events)
+                    pipeline.sync()  # a unique violation raises here, not at commit
+                    current = self._current(batch, versions)
+                    if len(current) == len(batch):
                         positions = list(
                             recorder._fetch_ids_after_insert_events(cursor, events) or []
                         )
-                    except Exception as error:
-                        failure = error  # raised once the pipeline is closed, as the library does
+                except Exception as error:
+                    failure = error  # raised once the pipeline is closed, as the library does
+                if failure is None and len(current) < len(batch):
+                    raise Rollback()  # recorded again without the stale ones
             if failure is not None:
                 raise failure
-        if len(positions) != len(events):
+        if len(current) == len(batch) and len(positions) != len(events):
             raise RuntimeError(f"{len(positions)} positions for {len(events)} events")
         return current, positions
 
@@ -230,13 +247,27 @@ class Writer:
         cursor.execute(self._versions, (aggregate_ids,), prepare=True)
         return {row["id"]: row["max"] for row in cursor.fetchall() if row["max"] is not None}
 
-    def _current(self, batch: list[Submission], cursor: Cursor[DictRow]) -> list[Submission]:
-        """The submissions whose reads are still current, read under the table lock (so
-        nothing can change them before this transaction commits); the others get ``stale``."""
+    def _send_versions(
+        self, conn: Connection[DictRow], batch: list[Submission]
+    ) -> Cursor[DictRow] | None:
+        """Send the query of the stored versions of what the batch read (None: it read
+        nothing), on a cursor of its own; its rows are read once the pipeline syncs."""
         read = {aggregate_id for s in batch if s.reads for aggregate_id in s.reads}
         if not read:
+            return None
+        cursor = conn.cursor()
+        cursor.execute(self._versions, (list(read),), prepare=True)
+        return cursor
+
+    def _current(
+        self, batch: list[Submission], versions: Cursor[DictRow] | None
+    ) -> list[Submission]:
+        """The submissions whose reads are still current (read under the table lock, so
+        nothing can change them before this transaction commits); the others get ``stale``."""
+        if versions is None:
             return batch
-        stored = self._stored_versions(cursor, list(read))
+        stored = {row["id"]: row["max"] for row in versions.fetchall() if row["max"] is not None}
+        versions.close()
         current: list[Submission] = []
         written: set[UUID] = set()
         for submission in batch:

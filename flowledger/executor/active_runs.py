@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
 from sqlalchemy import ColumnElement, Connection, delete, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -28,12 +29,20 @@ __all__ = ["ActiveRunsProjection", "active_runs_table"]
 NEVER: ColumnElement[datetime] = literal_column("'infinity'::timestamptz")
 _DUE = (Run.Woken, Run.Resumed, Run.SignalReceived)
 _ENDED = (Run.Succeeded, Run.Failed, Run.Cancelled)
+_TOPICS = frozenset(
+    get_topic(cls)
+    for cls in (Run.Requested, Run.Retried, Run.Suspended, Run.Paused, *_DUE, *_ENDED)
+)
+"""The run events that change the table: the steps' events (most of a run's) are not even
+decoded."""
 
 
 class ActiveRunsProjection(Projection):
     name: ClassVar[str] = "executor"
-    topic_prefixes = ("flowledger.domain.runs:",)
     tables = (active_runs_table,)
+
+    def wants(self, topic: str) -> bool:
+        return topic in _TOPICS
 
     def __init__(self, on_due: Callable[[UUID], None] | None = None) -> None:
         self.on_due = on_due

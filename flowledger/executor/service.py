@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 from uuid import UUID
@@ -53,6 +54,12 @@ SIGNAL_EVENTS: Final = frozenset(
 """Events a run's driver must hear about at once."""
 END_EVENTS: Final = frozenset({"RunSucceeded", "RunFailed", "RunCancelled"})
 """Events a parent run's driver, following that run as its child, must hear about."""
+SAVE_EVERY_S: Final = 1.0
+"""How long the executor's feed may keep a position in memory (see :class:`RunFeed`)."""
+COMMIT_EVERY_S: Final = 1.0
+"""How often the executor's Kafka consumer commits its offsets. The group is only a way to hear
+of runs (the event store is the truth, and events seen are dropped), so what a rebalance or a
+restart delivers again costs nothing: one commit a second instead of one per fetch."""
 RECONNECT: Final = Backoff(initial=0.5, maximum=10.0)
 """The wait before the executor's Kafka consumer connects again, after each failure in a row."""
 
@@ -62,25 +69,59 @@ def lock_key(run_id: UUID) -> int:
     return int.from_bytes(run_id.bytes[:8], "big", signed=True)
 
 
-class RunWatch:
-    """An unsaved follower of run events from now on, handing them to the event loop."""
+class RunFeed:
+    """The executor's one reader of the log (ADR 0014): each batch is read once, and
 
-    name = "executor-watch"
+    * what a run's driver must hear (a new or retried run, a signal, a child's end) is handed
+      to the event loop, for events committed after the executor started (``watch_from``);
+    * the executor's own projection (the active runs) is applied, decoding only the few run
+      events it needs. A batch with none of them moves the position in memory only: it is
+      saved with the next batch that changes the table, or by :meth:`idle` once
+      ``SAVE_EVERY_S`` has passed. A restart reads those events again and finds nothing in
+      them, so a step's events cost the executor no transaction of their own.
+    """
 
-    def __init__(self, executor: Executor, start: int) -> None:
+    name = "executor"
+
+    def __init__(self, executor: Executor, projector: Projector, watch_from: int) -> None:
         self.executor = executor
-        self._position = start
+        self.projector = projector
+        self.watch_from = watch_from
+        self._unsaved: int | None = None
+        self._saved_at = time.monotonic()
 
     def position(self) -> int | None:
-        return self._position
+        self._unsaved = None
+        return self.projector.position()
 
     def handle(self, batch: Sequence[Notification]) -> None:
         for notification in batch:
+            if notification.id <= self.watch_from:
+                continue
             name = event_type(notification.topic)
             if name in WAKE_EVENTS or name in SIGNAL_EVENTS or name in END_EVENTS:
                 run_id = UUID(str(notification.originator_id))
                 self.executor.notify_threadsafe(run_id, name)
-        self._position = batch[-1].id
+        projector = self.projector
+        if any(projector.wants(n.topic) for n in batch) or self._save_due():
+            projector.handle(batch)
+            self._saved()
+        else:
+            self._unsaved = batch[-1].id
+
+    def idle(self) -> None:
+        """Nothing new to read: save a position kept in memory for a while."""
+        if self._unsaved is not None and self._save_due():
+            projector = self.projector
+            projector.commit([], after=projector.known, last=self._unsaved)
+            self._saved()
+
+    def _save_due(self) -> bool:
+        return time.monotonic() - self._saved_at >= SAVE_EVERY_S
+
+    def _saved(self) -> None:
+        self._unsaved = None
+        self._saved_at = time.monotonic()
 
 
 class Executor:
@@ -103,22 +144,23 @@ class Executor:
         self._loop = asyncio.get_running_loop()
         follower_stop = threading.Event()
         runtime = self.runtime
-        feed = Follower(
-            self.store,
-            Projector(
-                ActiveRunsProjection(lambda run_id: self.notify_threadsafe(run_id, "RunWoken")),
-                self.store,
-                runtime.engine,
-            ),
-            batch_size=runtime.settings.follower_batch_size,
-            idle_wait_s=runtime.settings.follower_idle_wait_s,
-        )
         # New runs are heard of from the event store itself (woken by its NOTIFY): that takes
         # a millisecond, the relay and a Kafka fetch tens of them. With Kafka, the executors'
         # consumer group is a second way in (the advisory lock makes one driver of each run).
-        watch = RunWatch(self, start=await asyncio.to_thread(self.store.head))
-        idle = runtime.settings.follower_idle_wait_s
-        watched = [feed, Follower(self.store, watch, idle_wait_s=idle)]
+        projector = Projector(
+            ActiveRunsProjection(lambda run_id: self.notify_threadsafe(run_id, "RunWoken")),
+            self.store,
+            runtime.engine,
+        )
+        feed = RunFeed(self, projector, watch_from=await asyncio.to_thread(self.store.head))
+        watched = [
+            Follower(
+                self.store,
+                feed,
+                batch_size=runtime.settings.follower_batch_size,
+                idle_wait_s=runtime.settings.follower_idle_wait_s,
+            )
+        ]
         kafka = KafkaSettings.from_settings(runtime.settings)
         consuming: asyncio.Task[None] | None = None
         if kafka is not None:
@@ -176,13 +218,17 @@ class Executor:
                 from_beginning=False,
                 group_settings=FAST_GROUP_SETTINGS if config.fast_groups else None,
             )
+            loop = asyncio.get_running_loop()
             try:
                 await consumer.start()
                 failures = 0
+                committed_at = loop.time()
                 while not stop.is_set():
                     for envelope in await consumer.getmany(timeout_ms=500):
                         self._notify(envelope.aggregate_id, envelope.event_type)
-                    await consumer.commit()
+                    if loop.time() - committed_at >= COMMIT_EVERY_S:
+                        await consumer.commit()
+                        committed_at = loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception as error:

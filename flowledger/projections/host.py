@@ -33,8 +33,8 @@ from flowledger.observability.tracing import follower_batch_span, recording
 from flowledger.projections.projector import (
     Applied,
     Projector,
-    advance_positions,
-    batch_transaction,
+    advance_locked,
+    locked_batch,
 )
 
 NAME = "projections"
@@ -150,8 +150,8 @@ class ProjectionHost:
         when one of them had been moved by someone else (then each is tried on its own)."""
         started = time.perf_counter()
         try:
-            with batch_transaction(self.engine) as conn:
-                reached = advance_positions(conn, projectors, after=after, last=last)
+            with locked_batch(self.engine, None, projectors) as (conn, currents):
+                reached = advance_locked(conn, projectors, currents, after=after, last=last)
         except PositionMoved:
             moved = False
             for projector in projectors:

@@ -60,6 +60,16 @@ statements that run in less)."""
 def batch_transaction(engine: Engine, schema: str | None = None) -> Iterator[Connection]:
     """A projector's transaction (:data:`TRANSACTION_SETTINGS`); ``schema`` first in the
     ``search_path``, so that plain-text SQL of a projection finds a rebuild's copies too."""
+    with locked_batch(engine, schema, ()) as (conn, _):
+        yield conn
+
+
+@contextmanager
+def locked_batch(
+    engine: Engine, schema: str | None, projectors: Sequence[Projector]
+) -> Iterator[tuple[Connection, list[int]]]:
+    """:func:`batch_transaction` with the tracking rows of ``projectors`` locked in it, and
+    their positions: the settings and the locks go with the BEGIN, in one round trip."""
     with engine.begin() as conn:
         settings = [f"SET LOCAL {k} TO {v}" for k, v in TRANSACTION_SETTINGS.items()]
         if schema is not None:
@@ -68,7 +78,8 @@ def batch_transaction(engine: Engine, schema: str | None = None) -> Iterator[Con
         with raw.pipeline():  # sent with the BEGIN: one round trip, not two
             for setting in settings:
                 raw.execute(setting)
-        yield conn
+            locks = [projector.lock_position(raw) for projector in projectors]
+        yield conn, [_position_of(cursor) for cursor in locks]
 
 
 class Projection:
@@ -137,18 +148,21 @@ class AppendOnlyProjection(Projection):
         self._records = []
 
 
-def advance_positions(
-    conn: Connection, projectors: Sequence[Projector], *, after: int, last: int
+def advance_locked(
+    conn: Connection,
+    projectors: Sequence[Projector],
+    currents: Sequence[int],
+    *,
+    after: int,
+    last: int,
 ) -> list[int]:
     """Move the positions of projections with nothing to apply in a batch (the log's events
-    after ``after`` up to ``last``) to ``last``, in ``conn``'s transaction: what
-    :meth:`Projector.apply_events` does for each with no events, its statements sent together
-    for all of them (two round trips in all, not two per projection). The positions reached;
+    after ``after`` up to ``last``) to ``last``, in ``conn``'s transaction, where their
+    tracking rows are locked at ``currents`` (:func:`locked_batch`): what
+    :meth:`Projector.apply_events` does for each with no events, the saves sent together for
+    all of them (one round trip, not two per projection). The positions reached;
     :class:`PositionMoved` when one was reset behind ``after`` or moved by another instance."""
     raw = driver(conn)
-    with raw.pipeline():
-        locks = [projector.lock_position(raw) for projector in projectors]
-    currents = [_position_of(cursor) for cursor in locks]
     for projector, current in zip(projectors, currents, strict=True):
         if current < after:
             raise PositionMoved(projector.name)
@@ -238,8 +252,8 @@ class Projector:
 
     def commit(self, events: Sequence[Applied], *, after: int, last: int) -> bool:
         """:meth:`apply_events` in a transaction of its own; whether anything was written."""
-        with self.transaction() as conn:
-            reached = self.apply_events(conn, events, after=after, last=last)
+        with locked_batch(self.engine, self.schema, [self]) as (conn, [current]):
+            reached = self._apply_locked(conn, events, current, after=after, last=last)
         self.known = reached
         return reached == last
 
@@ -267,6 +281,12 @@ class Projector:
         was reset), the events in between are not in this batch: :class:`PositionMoved`.
         """
         current = _position_of(self.lock_position(driver(conn)))
+        return self._apply_locked(conn, events, current, after=after, last=last)
+
+    def _apply_locked(
+        self, conn: Connection, events: Sequence[Applied], current: int, *, after: int, last: int
+    ) -> int:
+        """:meth:`apply_events` once the tracking row is locked, at ``current``."""
         if current < after:
             raise PositionMoved(self.name)
         if current >= last:
@@ -296,7 +316,7 @@ class Projector:
     def lock_position(self, raw: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
         """Send the statement that locks this projection's tracking row and reads its position,
         on a cursor of its own (its result is read with the statements sent after it in a
-        pipeline: :func:`advance_positions`)."""
+        pipeline: :func:`locked_batch`)."""
         cursor = raw.cursor()
         cursor.execute(self._lock_statement, (self.tracking_key,), prepare=True)
         return cursor

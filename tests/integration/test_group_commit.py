@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, StoredEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -33,6 +33,7 @@ from flowledger.domain.names import NameClaim
 from flowledger.eventlog.follower import Follower
 from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.eventlog.writer import StaleRead, Submission
 from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
 from tests.support.polling import eventually
@@ -330,6 +331,47 @@ def test_a_run_requested_on_a_cached_workflow_that_another_process_deactivated_i
     )
     accepted = request_run(runtime.store, command, META)
     assert accepted.position is not None and not accepted.replayed
+
+
+def test_a_batch_records_the_commands_whose_reads_are_current_and_refuses_the_others(
+    runtime: Runtime,
+) -> None:
+    """The reads are checked in the INSERT's round trip: a batch with stale reads is rolled
+    back and recorded again without them, so they alone get StaleRead and store nothing."""
+    wipe(runtime)
+    read_id, unknown_id = uuid4(), uuid4()
+    runtime.store.writer.submit([_stored(read_id, 1)]).result(timeout=10)
+    first, stale, written, reads_written, last = (uuid4() for _ in range(5))
+    answers = runtime.store.writer.submit_many(
+        [
+            Submission([_stored(first, 1)], reads={read_id: 1, unknown_id: 0}),
+            Submission([_stored(stale, 1)], reads={read_id: 0}),  # it exists since
+            Submission([_stored(written, 1)]),
+            Submission([_stored(reads_written, 1)], reads={written: 0}),  # written just before
+            Submission([_stored(last, 1)], reads={read_id: 1}),
+        ]
+    )
+
+    outcomes = [answer.exception(timeout=10) or answer.result() for answer in answers]
+    assert [type(o).__name__ for o in outcomes] == [
+        "list",
+        "StaleRead",
+        "list",
+        "StaleRead",
+        "list",
+    ]
+    assert isinstance(outcomes[1], StaleRead) and outcomes[1].aggregate_ids == [read_id]
+    assert isinstance(outcomes[3], StaleRead) and outcomes[3].aggregate_ids == [written]
+    stored = {row[1]: row[0] for row in stored_rows(runtime)}
+    assert set(stored) == {read_id, first, written, last}
+    assert [stored[first], stored[written], stored[last]] == [o[0] for o in outcomes[::2]]
+    assert stored[first] < stored[written] < stored[last]
+
+
+def _stored(aggregate_id: UUID, version: int) -> StoredEvent:
+    return StoredEvent(
+        originator_id=aggregate_id, originator_version=version, topic="tests:Thing", state=b"{}"
+    )
 
 
 # ------------------------------------------------------------------ crash

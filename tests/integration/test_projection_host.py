@@ -20,7 +20,11 @@ from flowledger.domain.errors import DomainError
 from flowledger.eventlog.follower import Follower, PositionMoved
 from flowledger.eventlog.store import EventMetadata
 from flowledger.projections import rowsets
-from flowledger.projections.projector import Projector, advance_positions, batch_transaction
+from flowledger.projections.projector import (
+    Projector,
+    advance_locked,
+    locked_batch,
+)
 from flowledger.projections.rebuild import rebuild_projections
 from flowledger.projections.registry import all_projections, projection_host
 from flowledger.projections.tables import ANALYTICS_TABLES, webhook_deliveries
@@ -190,8 +194,8 @@ def test_positions_of_projections_with_nothing_to_apply_move_together_and_never_
     idle = [Projector(p, runtime.store, runtime.engine) for p in all_projections()[:3]]
 
     def advance(after: int, last: int) -> list[int]:
-        with batch_transaction(runtime.engine) as conn:
-            return advance_positions(conn, idle, after=after, last=last)
+        with locked_batch(runtime.engine, None, idle) as (conn, currents):
+            return advance_locked(conn, idle, currents, after=after, last=last)
 
     def saved() -> list[int | None]:
         return [projector.position() for projector in idle]

@@ -1,0 +1,96 @@
+"""The executor's one reader of the log (``RunFeed``): it hands the event loop what a driver
+must hear, keeps the active runs table, and saves its position only when the table changes or
+a while has passed (a step's events cost the executor no transaction)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from sqlalchemy import select
+
+from bench.catalogue import echo_chain
+from flowledger.commands.runs import RequestRun, request_run
+from flowledger.domain.runs import Run
+from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.reader import LogReader
+from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.executor import service
+from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table
+from flowledger.executor.service import RunFeed
+from flowledger.projections.projector import Projector
+from flowledger.runtime.process import Runtime
+
+pytestmark = pytest.mark.integration
+META = EventMetadata.system("tester")
+
+
+class Heard:
+    """Stands in for the executor's event loop: what the feed would hand it."""
+
+    def __init__(self) -> None:
+        self.news: list[tuple[UUID, str]] = []
+
+    def notify_threadsafe(self, run_id: UUID, name: str) -> None:
+        self.news.append((run_id, name))
+
+
+def active_runs(runtime: Runtime) -> set[UUID]:
+    with runtime.engine.connect() as conn:
+        return set(conn.execute(select(active_runs_table.c.run_id)).scalars())
+
+
+def saved(projector: Projector) -> int:
+    return projector.position() or 0
+
+
+def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_lazily(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = runtime.store
+    workflow_id = echo_chain(store, "feed", 2)
+    command = RequestRun(workflow_id=workflow_id, input_data={"text": "x"})
+    earlier = request_run(store, command, META).aggregate.id
+    heard = Heard()
+    projector = Projector(ActiveRunsProjection(), store, runtime.engine)
+    feed = RunFeed(heard, projector, watch_from=store.head())  # type: ignore[arg-type]
+    follower = Follower(store, feed)
+    later = request_run(store, command, META).aggregate.id
+
+    follower.catch_up()
+    assert active_runs(runtime) == {earlier, later}
+    assert heard.news == [(later, "RunRequested")], "only what came after the executor started"
+    assert saved(projector) == store.head()
+
+    # A run's start and its first step's start change nothing in the table: not even decoded,
+    # and the position stays in memory.
+    run = store.get(Run, later)
+    run.start()
+    run.advance(run.created_on)
+    [step_id] = run.ready_calls()
+    run.start_step(step_id, {"text": "x"})
+    store.record(run, metadata=META)
+    assert not any(projector.wants(topic) for topic in _topics_after(store, saved(projector)))
+    before = saved(projector)
+    follower.catch_up()
+    feed.idle()
+    assert saved(projector) == before < store.head()
+
+    monkeypatch.setattr(service, "SAVE_EVERY_S", 0.0)  # a while has passed
+    feed.idle()
+    assert saved(projector) == store.head()
+
+    # A run's end changes the table: applied and saved at once.
+    monkeypatch.setattr(service, "SAVE_EVERY_S", 3600.0)
+    ended = store.get(Run, earlier)
+    ended.start()
+    ended.fail("test over")
+    store.record(ended, metadata=META)
+    follower.catch_up()
+    assert active_runs(runtime) == {later}
+    assert saved(projector) == store.head()
+    assert (earlier, "RunFailed") in heard.news
+
+
+def _topics_after(store: EventStore, position: int) -> list[str]:
+    return [n.topic for n in LogReader(store).read(position, 100)]
