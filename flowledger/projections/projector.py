@@ -253,7 +253,7 @@ class Projector:
     def commit(self, events: Sequence[Applied], *, after: int, last: int) -> bool:
         """:meth:`apply_events` in a transaction of its own; whether anything was written."""
         with locked_batch(self.engine, self.schema, [self]) as (conn, [current]):
-            reached = self._apply_locked(conn, events, current, after=after, last=last)
+            reached = self.apply_locked(conn, events, current, after=after, last=last)
         self.known = reached
         return reached == last
 
@@ -281,9 +281,9 @@ class Projector:
         was reset), the events in between are not in this batch: :class:`PositionMoved`.
         """
         current = _position_of(self.lock_position(driver(conn)))
-        return self._apply_locked(conn, events, current, after=after, last=last)
+        return self.apply_locked(conn, events, current, after=after, last=last)
 
-    def _apply_locked(
+    def apply_locked(
         self, conn: Connection, events: Sequence[Applied], current: int, *, after: int, last: int
     ) -> int:
         """:meth:`apply_events` once the tracking row is locked, at ``current``."""

@@ -179,6 +179,13 @@ class RowSet:
     # ------------------------------------------------------------------ reading
     def load(self, conn: Connection, where: sql.Composable, params: Mapping[str, Any]) -> None:
         """Hold the rows ``where`` selects (rows already held are kept as they are)."""
+        self.take(self.send_load(conn, where, params))
+
+    def send_load(
+        self, conn: Connection, where: sql.Composable, params: Mapping[str, Any]
+    ) -> psycopg.Cursor[tuple[Any, ...]]:
+        """:meth:`load`'s query, sent on a cursor of its own (in a pipeline, with others): its
+        rows are held by :meth:`take`."""
         selected = sql.SQL(", ").join(
             sql.SQL("{}::text").format(sql.Identifier(c)) if c in self._json else sql.Identifier(c)
             for c in self.columns
@@ -186,8 +193,13 @@ class RowSet:
         statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
             selected, sql.Identifier(self.table.name), where
         )
-        with driver(conn).cursor(binary=True, row_factory=tuple_row) as cursor:
-            cursor.execute(statement, params)
+        cursor = driver(conn).cursor(binary=True, row_factory=tuple_row)
+        cursor.execute(statement, params)
+        return cursor
+
+    def take(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        """Hold the rows :meth:`send_load`'s query selected."""
+        with cursor:
             for values in cursor.fetchall():
                 row = dict(zip(self.columns, values, strict=True))
                 key = self.key_of(row)

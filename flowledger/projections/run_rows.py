@@ -45,6 +45,13 @@ def ms_since(started_at: datetime | None, now: datetime) -> int:
     return 0 if started_at is None else epoch_ms(now) - epoch_ms(started_at)
 
 
+_BY_ID: Final = sql.SQL("id = ANY(%(ids)s)")
+_ATTEMPTS: Final = sql.SQL(
+    "(run_id = ANY(%(whole)s) AND outcome = 'running') OR (run_id, step_id, attempt) "
+    "IN (SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::text[], %(numbers)s::int[]))"
+)
+
+
 class RunRows:
     """The rows one batch of run events reads and changes."""
 
@@ -76,36 +83,47 @@ class RunRows:
         instances may be made from."""
         if not run_ids:
             return
-        self.runs.load(conn, sql.SQL("id = ANY(%(ids)s)"), {"ids": list(run_ids)})
+        pairs = sql.SQL("(run_id, step_id) IN (SELECT * FROM unnest(%(runs)s::uuid[], {}[]))")
+        with driver(conn).pipeline():  # the tables' queries in one round trip
+            sent = [
+                (self.runs, self.runs.send_load(conn, _BY_ID, {"ids": list(run_ids)})),
+                (
+                    self.steps,
+                    self.steps.send_load(
+                        conn,
+                        sql.SQL("run_id = ANY(%(whole)s) OR ")
+                        + pairs.format(sql.SQL("%(steps)s::text")),
+                        {
+                            "whole": list(whole),
+                            "runs": [r for r, _ in steps],
+                            "steps": [s for _, s in steps],
+                        },
+                    ),
+                ),
+                (
+                    self.attempts,
+                    self.attempts.send_load(
+                        conn,
+                        _ATTEMPTS,
+                        {
+                            "whole": list(whole),
+                            "runs": [r for r, _, _ in attempts],
+                            "steps": [s for _, s, _ in attempts],
+                            "numbers": [n for _, _, n in attempts],
+                        },
+                    ),
+                ),
+            ]
+            if bodies:
+                where = pairs.format(sql.SQL("%(steps)s::varchar"))
+                params = {"runs": [r for r, _ in bodies], "steps": [s for _, s in bodies]}
+                sent.append((self.body_steps, self.body_steps.send_load(conn, where, params)))
+        for rows, cursor in sent:
+            rows.take(cursor)
         for run_id in run_ids:
             row = self.runs.get(run_id)
             if row is not None:
                 self.status_before[run_id] = (row["workflow_id"], row["status"])
-        pairs = sql.SQL("(run_id, step_id) IN (SELECT * FROM unnest(%(runs)s::uuid[], {}[]))")
-        self.steps.load(
-            conn,
-            sql.SQL("run_id = ANY(%(whole)s) OR ") + pairs.format(sql.SQL("%(steps)s::text")),
-            {"whole": list(whole), "runs": [r for r, _ in steps], "steps": [s for _, s in steps]},
-        )
-        self.attempts.load(
-            conn,
-            sql.SQL(
-                "(run_id = ANY(%(whole)s) AND outcome = 'running') OR (run_id, step_id, attempt) "
-                "IN (SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::text[], %(numbers)s::int[]))"
-            ),
-            {
-                "whole": list(whole),
-                "runs": [r for r, _, _ in attempts],
-                "steps": [s for _, s, _ in attempts],
-                "numbers": [n for _, _, n in attempts],
-            },
-        )
-        if bodies:
-            self.body_steps.load(
-                conn,
-                pairs.format(sql.SQL("%(steps)s::varchar")),
-                {"runs": [r for r, _ in bodies], "steps": [s for _, s in bodies]},
-            )
 
     # ------------------------------------------------------------------ the rows
     def run(self, run_id: Any) -> Row | None:
@@ -168,16 +186,20 @@ class RunRows:
                 moves[(workflow_id, after)] += 1
         return moves
 
+    @property
+    def few(self) -> bool:
+        """Whether every table has few rows to write (upserted: their statements can go in
+        one pipeline with the batch's others, see ``RunsProjection.finish_batch``)."""
+        return all(rows.upserts for rows in self._tables)
+
     def write(self, conn: Connection) -> None:
-        """Write every table's touched rows; when each has few, all in one round trip."""
-        tables = (self.runs, self.steps, self.attempts, self.body_steps)
-        if all(rows.upserts for rows in tables):
-            with driver(conn).pipeline():
-                for rows in tables:
-                    rows.write(conn)
-            return
-        for rows in tables:
+        """Write every table's touched rows."""
+        for rows in self._tables:
             rows.write(conn)
+
+    @property
+    def _tables(self) -> tuple[RowSet, ...]:
+        return (self.runs, self.steps, self.attempts, self.body_steps)
 
 
 Handler = Callable[[RunRows, Row, Any, datetime], None]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 
@@ -247,13 +248,18 @@ class RunsProjection(Projection):
         run["position"] = position
 
     def finish_batch(self, conn: Connection) -> None:
-        if not self.bulk:
-            run_analytics.take_out(conn, self._changed)
-        self.rows.write(conn)
-        _count(conn, self.rows.count_moves())
-        if not self.bulk:
-            run_analytics.put_back(conn, self.rows.status_before.keys())
-        self.rows.clear()
+        """Write the rows, with the analytics taken out before and put back after; when the
+        rows are few (a live batch), every statement goes in one round trip: none of them
+        returns what another needs."""
+        rows = self.rows
+        with driver(conn).pipeline() if rows.few else nullcontext():
+            if not self.bulk:
+                run_analytics.take_out(conn, self._changed)
+            rows.write(conn)
+            _count(conn, rows.count_moves())
+            if not self.bulk:
+                run_analytics.put_back(conn, rows.status_before.keys())
+        rows.clear()
         self._changed = set()
 
     def replayed(self, conn: Connection) -> None:

@@ -20,6 +20,7 @@ from flowledger.domain.errors import DomainError
 from flowledger.eventlog.follower import Follower, PositionMoved
 from flowledger.eventlog.store import EventMetadata
 from flowledger.projections import rowsets
+from flowledger.projections.host import TOGETHER_UP_TO, ProjectionHost
 from flowledger.projections.projector import (
     Projector,
     advance_locked,
@@ -29,7 +30,7 @@ from flowledger.projections.rebuild import rebuild_projections
 from flowledger.projections.registry import all_projections, projection_host
 from flowledger.projections.tables import ANALYTICS_TABLES, webhook_deliveries
 from flowledger.runtime.process import Runtime
-from tests.integration.test_projections import agent_commands
+from tests.integration.test_projections import NAMES, PoisonedAgents, agent_commands
 from tests.integration.test_projections import run_commands as agent_history
 from tests.integration.test_run_projection_batches import ACTIONS, record_histories
 from tests.support import control_histories
@@ -118,6 +119,7 @@ def one_at_a_time(runtime: Runtime) -> dict[str, list[Any]]:
     hooks=st.lists(st.sampled_from(["Run*", "Agent*", "*Failed"]), max_size=2),
     batch_size=st.integers(2, 60),
     upsert_rows=st.sampled_from([0, 2, rowsets.UPSERT_ROWS]),
+    together=st.booleans(),
 )
 def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuild(
     runtime: Runtime,
@@ -127,9 +129,11 @@ def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuil
     hooks: list[str],
     batch_size: int,
     upsert_rows: int,
+    together: bool,
 ) -> None:
     """``upsert_rows``: how many rows of a table a batch upserts before it copies them instead
-    (one event at a time always upserts; 0 makes the batches copy everything)."""
+    (one event at a time always upserts; 0 makes the batches copy everything). ``together``:
+    batches are applied by all projections in one transaction, or one per projection."""
     reset(runtime)
     for pattern in hooks:
         with contextlib.suppress(DomainError):
@@ -139,12 +143,15 @@ def test_one_reader_for_every_projection_equals_one_event_at_a_time_and_a_rebuil
     record_histories(runtime.store, runs)
     record_control_histories(runtime.store, control)
     assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(
-        runtime, batch_size, upsert_rows
+        runtime, batch_size, upsert_rows, together_up_to=TOGETHER_UP_TO if together else 0
     )
 
 
 def assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(
-    runtime: Runtime, batch_size: int, upsert_rows: int = rowsets.UPSERT_ROWS
+    runtime: Runtime,
+    batch_size: int,
+    upsert_rows: int = rowsets.UPSERT_ROWS,
+    together_up_to: int = TOGETHER_UP_TO,
 ) -> None:
     head = runtime.store.head()
     expected = one_at_a_time(runtime)
@@ -153,6 +160,7 @@ def assert_fanned_out_batches_and_a_rebuild_equal_one_event_at_a_time(
 
     forget(runtime)
     host = projection_host(runtime.store, runtime.engine)
+    host.together_up_to = together_up_to
     try:
         with patch.object(rowsets, "UPSERT_ROWS", upsert_rows):
             assert Follower(runtime.store, host, batch_size=batch_size).catch_up() == head
@@ -208,3 +216,34 @@ def test_positions_of_projections_with_nothing_to_apply_move_together_and_never_
     with pytest.raises(PositionMoved):
         advance(10, 20)
     assert saved() == [10, None, 10]  # nothing of the failed batch was saved
+
+
+def test_a_small_batch_that_fails_in_one_transaction_is_applied_per_projection(
+    runtime: Runtime,
+) -> None:
+    """A small batch is applied by all projections in one transaction; when one of them fails,
+    the batch is applied again one transaction per projection, so the failing one stops only
+    itself."""
+    reset(runtime)
+    agent_history(runtime.store, [("register", name) for name in NAMES])
+    batch = runtime.store.read(None, 100)
+    poison = [n.id for n in batch if n.topic.startswith("flowledger.domain.agents:")][1]
+    others = [p for p in all_projections() if p.name in ("audit_log", "runs")]
+    poisoned = Projector(PoisonedAgents(poison), runtime.store, runtime.engine)
+    host = ProjectionHost(
+        runtime.store,
+        runtime.engine,
+        [poisoned, *(Projector(p, runtime.store, runtime.engine) for p in others)],
+    )
+    try:
+        assert len(batch) <= host.together_up_to
+        host.position()
+        with pytest.raises(ValueError, match="cannot project"):
+            host.handle(batch)
+    finally:
+        host.close()
+
+    assert poisoned.position() is None, "the failing projection applied nothing"
+    by_name = {p.name: p for p in host.projectors}
+    assert by_name["audit_log"].position() == batch[-1].id, "the others are applied"
+    assert by_name["runs"].position() == batch[-1].id, "an idle one moved on too"
