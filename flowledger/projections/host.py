@@ -69,7 +69,11 @@ class ProjectionHost:
         self.decoder = decoder or EventDecoder(store.mapper)
         for projector in self.projectors:
             projector.decoder = self.decoder
-        self.together_up_to = together_up_to
+        self.together_up_to = (
+            together_up_to if all(p.schema is None for p in self.projectors) else 0
+        )
+        """Batches up to this size go in one transaction (0: never; a rebuild's copies are
+        each in a schema of their own, written through their projector's engine)."""
         self._after = 0
         self._wanted: dict[str, tuple[int, ...]] = {}
         self._pool = (
