@@ -41,7 +41,7 @@ from flowledger.projections.projector import (
 log = logging.getLogger(__name__)
 
 NAME = "projections"
-TOGETHER_UP_TO: Final = 100
+TOGETHER_UP_TO: Final = 16
 """A batch of at most this many events is applied by every projection in one transaction
 (see :meth:`ProjectionHost.handle`)."""
 
