@@ -63,7 +63,8 @@ def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_laz
     assert saved(projector) == store.head()
 
     # A run's start and its first step's start change nothing in the table: not even decoded,
-    # and the position stays in memory.
+    # and the position stays in memory (however slow this machine is).
+    monkeypatch.setattr(service, "SAVE_EVERY_S", 3600.0)
     run = store.get(Run, later)
     run.start()
     run.advance(run.created_on)
