@@ -40,7 +40,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg import Connection, Cursor
+from psycopg import Connection, Cursor, Rollback
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
@@ -48,9 +48,6 @@ from flowledger.observability import metrics
 
 log = logging.getLogger(__name__)
 
-_BEGIN: Final = SQL("BEGIN")
-_COMMIT: Final = SQL("COMMIT")
-_ROLLBACK: Final = SQL("ROLLBACK")
 ISOLATED_ERRORS: Final = (IntegrityError, DataError)
 """Failures that one command's events can cause: split the batch to find it."""
 
@@ -210,12 +207,7 @@ class Writer:
         current = batch
         events = [event for submission in batch for event in submission.events]
         with recorder.datastore.get_connection() as conn:
-            # The library's connections are in autocommit mode, and psycopg's transaction()
-            # in a pipeline syncs where it begins and where its block ends (two more round
-            # trips): the transaction is begun and ended by statements in the pipeline, so
-            # BEGIN goes with the LOCK and the INSERT, and COMMIT on its own.
-            with conn.pipeline() as pipeline, conn.cursor() as cursor:
-                cursor.execute(_BEGIN)
+            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cursor:
                 recorder._lock_table(cursor)  # held until the commit
                 versions = self._send_versions(conn, batch)
                 try:
@@ -231,9 +223,8 @@ class Writer:
                         )
                 except Exception as error:
                     failure = error  # raised once the pipeline is closed, as the library does
-                # Stale reads: rolled back, and recorded again without them.
-                commit = failure is None and len(current) == len(batch)
-                cursor.execute(_COMMIT if commit else _ROLLBACK)
+                if failure is None and len(current) < len(batch):
+                    raise Rollback()  # recorded again without the stale ones
             if failure is not None:
                 raise failure
         if len(current) == len(batch) and len(positions) != len(events):
