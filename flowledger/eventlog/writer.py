@@ -13,10 +13,11 @@ fails, the others commit. Any other failure (the database is unreachable) fails 
 nothing of it was recorded.
 
 A command may say which aggregate versions its decision read (``reads``, see
-:meth:`EventStore.decide`): before the batch's transaction the writer checks them, with one
-query for the whole batch, against the versions stored (and against what earlier commands of
-the same batch write). A command that read something older is answered :class:`StaleRead`
-and records nothing; its caller decides again on fresh state.
+:meth:`EventStore.decide`): the writer checks them under the table lock, with one query for
+the whole batch sent in the INSERT's round trip, against the versions stored (and against what
+earlier commands of the same batch write). A command that read something older is answered
+:class:`StaleRead` and records nothing (the transaction is rolled back and the batch recorded
+again without it); its caller decides again on fresh state.
 """
 
 from __future__ import annotations

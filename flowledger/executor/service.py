@@ -2,8 +2,9 @@
 
 * **Active runs** — a projection kept by the executor itself (``executor_active_runs``, with
   its position in ``executor_tracking``): every run requested or retried and not yet finished.
-* **Watch** — each executor tails the run events from the moment it starts (no saved
-  position), woken by the store's NOTIFY; with Kafka (``KAFKA_BOOTSTRAP_SERVERS``), the
+* **Watch** — each executor hears of the run events committed after it started, from the
+  same reader of the log as its active runs (:class:`RunFeed`), woken by the store's NOTIFY;
+  with Kafka (``KAFKA_BOOTSTRAP_SERVERS``), the
   executors also consume ``flowledger.runs.v1`` in one consumer group
   (``FLOWLEDGER_EXECUTOR_GROUP``), sharing its partitions and dropping events already seen.
   A new or retried run is picked up at once, and a cancelled one is signalled to its driver so
@@ -196,7 +197,7 @@ class Executor:
             self._loop.call_soon_threadsafe(self._notify, run_id, name)
 
     def _notify(self, run_id: UUID, name: str) -> None:
-        """A run event (by public event type) from the watch or the Kafka group; ``RunWoken``
+        """A run event (by public event type) from the feed or the Kafka group; ``RunWoken``
         is a parent run whose child ended."""
         if name in END_EVENTS:
             for parent in self.drivers.values():

@@ -6,7 +6,8 @@ events it wants, and each applies them in one transaction with its own position
 (:meth:`~flowledger.projections.projector.Projector.commit`). Projections that want nothing
 in the batch only move their position forward, all of them in one shared transaction, so every
 projection reaches every position (reads that wait for a position need it) at the cost of one
-commit, not one each.
+commit, not one each. A small batch (a live one, of a few events) is applied by every
+projection in one transaction (:meth:`ProjectionHost._together`).
 
 Each projection keeps its own position, so they need not be level: after a rebuild, or when a
 projection is added, the follower reads from the lowest position and each projection skips
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 NAME = "projections"
 TOGETHER_UP_TO: Final = 16
 """A batch of at most this many events is applied by every projection in one transaction
-(see :meth:`ProjectionHost.handle`)."""
+(see :meth:`ProjectionHost._together`)."""
 
 
 class ProjectionHost:
@@ -199,8 +200,13 @@ class ProjectionHost:
                     reached.update((p.name, r) for (p, _), r in zip(resting, moved, strict=True))
         except PositionMoved:
             return True
-        except Exception:
-            log.info("a batch failed in one transaction; applying it per projection")
+        except Exception as error:
+            log.warning(
+                "projections: a batch failed in one transaction (%s: %s); applying it one "
+                "transaction per projection",
+                type(error).__name__,
+                error,
+            )
             jobs = [partial(self._commit, p, wanted, after, last, size) for p, wanted in busy]
             if idle:
                 jobs.append(partial(self._advance, idle, after, last, size))

@@ -177,15 +177,11 @@ class RowSet:
         return self._key_columns
 
     # ------------------------------------------------------------------ reading
-    def load(self, conn: Connection, where: sql.Composable, params: Mapping[str, Any]) -> None:
-        """Hold the rows ``where`` selects (rows already held are kept as they are)."""
-        self.take(self.send_load(conn, where, params))
-
     def send_load(
         self, conn: Connection, where: sql.Composable, params: Mapping[str, Any]
     ) -> psycopg.Cursor[tuple[Any, ...]]:
-        """:meth:`load`'s query, sent on a cursor of its own (in a pipeline, with others): its
-        rows are held by :meth:`take`."""
+        """The query of the rows ``where`` selects, sent on a cursor of its own (in a pipeline,
+        with others): :meth:`take` holds its rows (rows already held are kept as they are)."""
         selected = sql.SQL(", ").join(
             sql.SQL("{}::text").format(sql.Identifier(c)) if c in self._json else sql.Identifier(c)
             for c in self.columns
