@@ -32,6 +32,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import Notification
 from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.follower import Follower, run_followers
@@ -138,6 +139,8 @@ class Executor:
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._lock_guard = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._engine: AsyncEngine | None = None
+        """The sweep's async engine, made on this executor's own event loop (:meth:`run`)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,6 +148,12 @@ class Executor:
         self._loop = asyncio.get_running_loop()
         follower_stop = threading.Event()
         runtime = self.runtime
+        # An async engine belongs to the event loop it is used on (its pool and psycopg wake
+        # waiters with calls that are not thread-safe). This loop is the executor's own, so
+        # it does not use the runtime's engine, which an app in the same process (tests, a
+        # small deployment's in-process workers) uses on its loop: shared, a request could
+        # wait for ever for a wake-up its loop never saw.
+        engine = self._engine = runtime.new_async_engine()
         # New runs are heard of from the event store itself (woken by its NOTIFY): that takes
         # a millisecond, the relay and a Kafka fetch tens of them. With Kafka, the executors'
         # consumer group is a second way in (the advisory lock makes one driver of each run).
@@ -191,6 +200,7 @@ class Executor:
             if self._lock_conn is not None:
                 await self._lock_conn.close()
             await asyncio.to_thread(followers.join, 10)
+            await engine.dispose()
 
     def notify_threadsafe(self, run_id: UUID, name: str) -> None:
         if self._loop is not None:
@@ -248,7 +258,8 @@ class Executor:
         table = active_runs_table
         now = func.now()
         try:
-            async with self.runtime.async_engine.connect() as conn:
+            assert self._engine is not None, "the sweep runs inside run()"
+            async with self._engine.connect() as conn:
                 due = or_(table.c.wake_at.is_(None), table.c.wake_at <= now)
                 rows = await conn.execute(select(table.c.run_id).where(due))
                 active = [row.run_id for row in rows]
