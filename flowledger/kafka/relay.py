@@ -2,7 +2,10 @@
 aggregate type's topic, keyed by aggregate id (so each aggregate's events stay in order).
 
 At least once, never lost: a batch's position is saved only after the broker acknowledged every
-record of it, so a crash in between publishes the batch again (same event ids). A batch is
+record of it, so a crash in between publishes the batch again (same event ids). The worker's
+relay keeps an acknowledged position in memory for up to ``SAVE_EVERY_S`` and saves it with a
+later batch or when idle: saving costs more CPU than reading and encoding a live batch, and a
+crash then publishes those events again, which consumers drop as repeats. A batch is
 encoded in chunks, each sent while the next is being encoded (each event decoded once and its
 envelope encoded once, :func:`~flowledger.eventlog.envelope.wire_event`). While the broker is
 down, publishing raises :class:`BrokerUnavailable` and the follower retries with backoff;
@@ -29,7 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final, cast
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
@@ -65,6 +68,9 @@ log = logging.getLogger(__name__)
 NAME: Final = "relay"
 STATE_REFRESH_S: Final = 1.0
 """How stale ``relay_state.last_published_at`` may be while the relay publishes."""
+SAVE_EVERY_S: Final = 0.5
+"""How long the worker's relay may keep an acknowledged position in memory (see
+:class:`Relay`); a crash publishes at most this much again."""
 CHUNK: Final = 1000
 """Events encoded before they are handed to the producer (the next chunk is encoded while
 this one is sent)."""
@@ -82,6 +88,7 @@ class Relay:
         config: KafkaSettings,
         publisher: KafkaPublisher | None = None,
         leadership: Leadership | None = None,
+        save_every_s: float = 0.0,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -99,9 +106,14 @@ class Relay:
         self._last_check = 0.0
         self._state: tuple[str, frozenset[str], float] | None = None
         """What this relay last wrote to ``relay_state`` after a batch: cluster, topics, when."""
+        self.save_every_s = save_every_s
+        """How long an acknowledged position may stay unsaved (0: saved with every batch)."""
+        self._unsaved: _Unsaved | None = None
+        self._saved_at = time.monotonic()
 
     # ---------------------------------------------------------------- BatchHandler
     def position(self) -> int | None:
+        self._unsaved = None  # the follower reads on from the saved position
         position = self.recorder.max_tracking_id(APPLICATION_NAME)
         return None if position is None else int(position)
 
@@ -118,7 +130,7 @@ class Relay:
                     view = self._verify(force=False)
                 sending.append(self.publisher.submit(outgoing))
             if view is None:  # only internal events: nothing to publish, no broker needed
-                self._save(batch[0].id, batch[-1].id, None, set())
+                self._published(batch[0].id, batch[-1].id, None, set())
                 return
             published = _acknowledged(sending)
             if self.publisher.cluster_id() != view.cluster_id:
@@ -131,11 +143,33 @@ class Relay:
             raise
         self._refusal = None
         self._must_lead()
-        self._save(batch[0].id, batch[-1].id, view.cluster_id, set(published))
+        self._published(batch[0].id, batch[-1].id, view.cluster_id, set(published))
+
+    def _published(self, first: int, last: int, cluster_id: str | None, topics: set[str]) -> None:
+        """Events ``first`` to ``last`` are on the broker: save that now, or keep it with what
+        is unsaved until ``save_every_s`` has passed."""
+        unsaved = self._unsaved
+        if unsaved is not None:
+            first = unsaved.first
+            topics = topics | unsaved.topics
+            cluster_id = cluster_id or unsaved.cluster_id
+        self._unsaved = _Unsaved(first, last, cluster_id, topics)
+        if time.monotonic() - self._saved_at >= self.save_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Save the acknowledged position kept in memory, if any."""
+        unsaved, self._unsaved = self._unsaved, None
+        if unsaved is not None:
+            self._save(unsaved.first, unsaved.last, unsaved.cluster_id, set(unsaved.topics))
+        self._saved_at = time.monotonic()
 
     def idle(self) -> None:
-        """Every ``check_interval``: is the history we published still on the broker?"""
+        """Save a position kept in memory once it is due; every ``check_interval``: is the
+        history we published still on the broker?"""
         self._must_lead()
+        if self._unsaved is not None and time.monotonic() - self._saved_at >= self.save_every_s:
+            self.flush()
         if time.monotonic() - self._last_check < self.config.check_interval_s:
             return
         try:
@@ -165,6 +199,14 @@ class Relay:
         refusal.reported = True
 
     def close(self) -> None:
+        """Save what is acknowledged but unsaved (while this relay may), then disconnect."""
+        if self._unsaved is not None and (self.leadership is None or self.leadership.held()):
+            try:
+                self.flush()
+            except PositionMoved:
+                pass  # another relay went on from there
+            except TRANSIENT_ERRORS as error:
+                log.info("relay: position not saved at close (%s); it is published again", error)
         self.publisher.close()
 
     def lead(self) -> None:
@@ -224,6 +266,7 @@ class Relay:
         """Forget the position: everything is published again (consumers drop duplicates)."""
         log.warning("relay: %s; publishing every event again from the start", reason)
         self._state = None
+        self._unsaved = None
         with self.engine.begin() as conn:
             conn.execute(
                 delete(relay_tracking).where(relay_tracking.c.application_name == APPLICATION_NAME)
@@ -337,6 +380,16 @@ class Relay:
             pass
 
 
+@dataclass(frozen=True)
+class _Unsaved:
+    """Acknowledged events whose position is not saved yet, and where they went."""
+
+    first: int
+    last: int
+    cluster_id: str | None
+    topics: set[str]
+
+
 def _acknowledged(
     sending: Sequence[concurrent.futures.Future[Counter[str]]],
 ) -> Counter[str]:
@@ -360,7 +413,7 @@ def run_relay(
     """Stand by until this relay leads, then relay until ``stop`` (or until the lead is lost:
     then stand by again). Raises :class:`FollowerFailed` when the relay must stop."""
     while leadership.wait(stop):
-        relay = Relay(store, engine, config, leadership=leadership)
+        relay = Relay(store, engine, config, leadership=leadership, save_every_s=SAVE_EVERY_S)
         try:
             relay.lead()
             run_followers([relay_follower(store, relay, settings)], stop)

@@ -124,9 +124,17 @@ def relay_at_head(relay: Relay, store: EventStore) -> tuple[int | None, int]:
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(commands=commands_strategy, batch_size=st.integers(1, 7))
+@given(
+    commands=commands_strategy,
+    batch_size=st.integers(1, 7),
+    save_every_s=st.sampled_from([0.0, 60.0]),
+)
 def test_every_event_is_on_its_topic_keyed_in_aggregate_order_and_none_missing(
-    runtime: Runtime, kafka_broker: EmbeddedBroker, commands: list[Any], batch_size: int
+    runtime: Runtime,
+    kafka_broker: EmbeddedBroker,
+    commands: list[Any],
+    batch_size: int,
+    save_every_s: float,
 ) -> None:
     reset(runtime)
     run_commands(runtime.store, commands)
@@ -135,9 +143,11 @@ def test_every_event_is_on_its_topic_keyed_in_aggregate_order_and_none_missing(
         runtime.store,
         runtime.engine,
         kafka_settings(kafka_broker.bootstrap_servers, prefix, partitions=2),
+        save_every_s=save_every_s,
     )
     try:
         Follower(runtime.store, relay, batch_size=batch_size).catch_up()
+        relay.flush()
         assert relay.position() == (runtime.store.head() or None)
     finally:
         relay.close()
@@ -201,6 +211,41 @@ def test_a_relay_killed_between_publishing_and_saving_repeats_but_never_loses(
         read_published(kafka_broker.bootstrap_servers, prefix, [e.event_id for e in expected])
     )
     assert len(published) > len(expected)  # the first batch went out twice
+    assert {p.envelope.event_id for p in published} == {e.event_id for e in expected}
+    for versions in by_aggregate(published).values():
+        assert without_repeats(versions) == list(range(1, max(versions) + 1))
+
+
+def test_a_position_kept_in_memory_is_saved_when_due_and_a_crash_before_repeats_but_never_loses(
+    runtime: Runtime, kafka_broker: EmbeddedBroker
+) -> None:
+    store = runtime.store
+    run_commands(store, [("register", "echo"), ("update", 0, 5000), ("register", "flaky")])
+    prefix = unique_prefix()
+    config = kafka_settings(kafka_broker.bootstrap_servers, prefix)
+    lazy = Relay(store, runtime.engine, config, save_every_s=60.0)
+    Follower(store, lazy, batch_size=1).catch_up()
+    lazy.idle()  # not due for a minute: nothing saved
+    lazy.publisher.close()  # and killed: no close(), which would save
+    assert lazy.position() is None  # (what a relay starting now would read)
+
+    run_commands(store, [("register", "summarizer"), ("deactivate", 0)])
+    prompt = Relay(store, runtime.engine, config, save_every_s=0.05)
+    try:
+        Follower(store, prompt, batch_size=1).catch_up()
+        eventually(
+            lambda: (prompt.idle(), prompt.position())[1],
+            lambda position: position == store.head(),
+            what="the position kept in memory to be saved once due",
+        )
+    finally:
+        prompt.close()
+
+    expected = expected_envelopes(store)
+    published = asyncio.run(
+        read_published(kafka_broker.bootstrap_servers, prefix, [e.event_id for e in expected])
+    )
+    assert len(published) > len(expected)  # the unsaved events went out again
     assert {p.envelope.event_id for p in published} == {e.event_id for e in expected}
     for versions in by_aggregate(published).values():
         assert without_repeats(versions) == list(range(1, max(versions) + 1))
