@@ -33,6 +33,7 @@ from a2a.utils.errors import TaskNotCancelableError
 
 from flowledger.a2a.auth import NO_AUTH, AgentAuth
 from flowledger.a2a.card import AgentCardInfo, resolve_card
+from flowledger.a2a.draining import keeping_connections
 from flowledger.a2a.errors import AgentCallError, call_error
 from flowledger.a2a.reply import AgentReply, final_reply
 from flowledger.a2a.tracker import Tracker, state_name
@@ -142,7 +143,7 @@ class AgentClient:
 
     def _remember(self, url: str, card: AgentCard) -> _Agent:
         try:
-            client = self._factory.create(card)
+            client = keeping_connections(self._factory.create(card))
         except ValueError as exc:
             raise AgentCallError(
                 f"agent at {url} offers no transport flowledger speaks (JSON-RPC): {exc}",

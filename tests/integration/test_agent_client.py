@@ -153,6 +153,30 @@ async def test_concurrent_calls_share_one_client(
     assert len({reply.task_id for reply in replies}) == 8
 
 
+@pytest.mark.parametrize("agent", ["echo", "transform"])
+async def test_calls_one_after_another_reuse_one_connection(
+    agents: dict[str, str], agent: str
+) -> None:
+    """a2a-sdk stops reading a stream at its final event; unread, the response closed its
+    connection and every call opened a new one (``flowledger/a2a/draining.py``)."""
+    connections: set[int] = set()
+
+    async def note_connection(response: httpx.Response) -> None:
+        if response.request.method == "POST":
+            connections.add(id(response.extensions["network_stream"]))
+
+    async with (
+        httpx.AsyncClient(event_hooks={"response": [note_connection]}) as http,
+        AgentClient(http_client=http) as client,
+    ):
+        for n in range(5):
+            reply = await client.send(
+                agents[agent], {"text": f"call {n}"}, auth=NO_AUTH, timeout_s=10
+            )
+            assert reply.output
+    assert len(connections) == 1, f"{len(connections)} connections for 5 calls"
+
+
 async def test_flaky_fails_n_times_then_succeeds(
     agents: dict[str, str], client: AgentClient
 ) -> None:
