@@ -97,7 +97,6 @@ class ProjectionHost:
     def handle(self, batch: Sequence[Notification]) -> None:
         after, last = self._after, batch[-1].id
         events = self._decode(batch)
-        moved = False
         idle: list[Projector] = []
         busy: list[tuple[Projector, list[Applied]]] = []
         for projector, wanted in zip(self.projectors, events, strict=True):
@@ -110,11 +109,7 @@ class ProjectionHost:
         if len(batch) <= self.together_up_to and busy:
             moved = self._together(busy, idle, after, last, len(batch))
         else:
-            jobs = [partial(self._commit, p, wanted, after, last, len(batch)) for p, wanted in busy]
-            if idle:
-                jobs.append(partial(self._advance, idle, after, last, len(batch)))
-            for outcome in self._run(jobs):
-                moved = outcome or moved
+            moved = self._separately(busy, idle, after, last, len(batch))
         self._after = last
         if moved:  # some projection is not where this batch started: read from the lowest
             raise PositionMoved(self.name)
@@ -147,6 +142,21 @@ class ProjectionHost:
         futures = [self._pool.submit(job) for job in jobs]
         wait(futures)
         return [future.result() for future in futures]
+
+    def _separately(
+        self,
+        busy: list[tuple[Projector, list[Applied]]],
+        idle: list[Projector],
+        after: int,
+        last: int,
+        size: int,
+    ) -> bool:
+        """One transaction per busy projection, and one moving the idle ones' positions; True
+        when a position had moved."""
+        jobs = [partial(self._commit, p, wanted, after, last, size) for p, wanted in busy]
+        if idle:
+            jobs.append(partial(self._advance, idle, after, last, size))
+        return any(self._run(jobs))
 
     def _commit(
         self, projector: Projector, events: list[Applied], after: int, last: int, size: int
@@ -207,10 +217,7 @@ class ProjectionHost:
                 type(error).__name__,
                 error,
             )
-            jobs = [partial(self._commit, p, wanted, after, last, size) for p, wanted in busy]
-            if idle:
-                jobs.append(partial(self._advance, idle, after, last, size))
-            return any(self._run(jobs))
+            return self._separately(busy, idle, after, last, size)
         seconds = time.perf_counter() - started
         for projector in locking:
             projector.known = reached[projector.name]
