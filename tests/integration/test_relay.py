@@ -206,14 +206,8 @@ def test_a_relay_killed_between_publishing_and_saving_repeats_but_never_loses(
     finally:
         relay.close()
 
-    expected = expected_envelopes(runtime.store)
-    published = asyncio.run(
-        read_published(kafka_broker.bootstrap_servers, prefix, [e.event_id for e in expected])
-    )
-    assert len(published) > len(expected)  # the first batch went out twice
-    assert {p.envelope.event_id for p in published} == {e.event_id for e in expected}
-    for versions in by_aggregate(published).values():
-        assert without_repeats(versions) == list(range(1, max(versions) + 1))
+    # the first batch went out twice
+    assert_repeated_but_none_lost(runtime.store, kafka_broker, prefix)
 
 
 def test_a_position_kept_in_memory_is_saved_when_due_and_a_crash_before_repeats_but_never_loses(
@@ -243,11 +237,17 @@ def test_a_position_kept_in_memory_is_saved_when_due_and_a_crash_before_repeats_
     finally:
         prompt.close()
 
+    # the unsaved events went out again
+    assert_repeated_but_none_lost(store, kafka_broker, prefix)
+
+
+def assert_repeated_but_none_lost(store: EventStore, broker: EmbeddedBroker, prefix: str) -> None:
+    """Every event is on the broker, some more than once, each aggregate's in order."""
     expected = expected_envelopes(store)
     published = asyncio.run(
-        read_published(kafka_broker.bootstrap_servers, prefix, [e.event_id for e in expected])
+        read_published(broker.bootstrap_servers, prefix, [e.event_id for e in expected])
     )
-    assert len(published) > len(expected)  # the unsaved events went out again
+    assert len(published) > len(expected)
     assert {p.envelope.event_id for p in published} == {e.event_id for e in expected}
     for versions in by_aggregate(published).values():
         assert without_repeats(versions) == list(range(1, max(versions) + 1))
