@@ -18,7 +18,7 @@ from flowledger.projections.integrations import IntegrationsProjection
 from flowledger.projections.projector import Projection, Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
-from flowledger.projections.settings import ProjectionSettings
+from flowledger.projections.settings import PROJECTION_NAMES, ProjectionSettings
 from flowledger.projections.triggers import TriggersProjection
 from flowledger.projections.users import UsersProjection
 from flowledger.projections.webhooks import WebhooksProjection
@@ -27,7 +27,9 @@ from flowledger.runtime.settings import Settings
 
 
 def all_projections() -> list[Projection]:
-    return [
+    """Every projection, once each; their names are ``PROJECTION_NAMES`` (the setting
+    ``FLOWLEDGER_PROJECTIONS`` is checked against that list before the database is reached)."""
+    projections: list[Projection] = [
         AgentsProjection(),
         WorkflowsProjection(),
         WorkflowGrantsProjection(),
@@ -41,6 +43,10 @@ def all_projections() -> list[Projection]:
         UsersProjection(),
         BulkOperationsProjection(),
     ]
+    names = sorted(p.name for p in projections)
+    if names != sorted(PROJECTION_NAMES):
+        raise RuntimeError(f"PROJECTION_NAMES must list {names}, not {sorted(PROJECTION_NAMES)}")
+    return projections
 
 
 def projection_host(

@@ -11,13 +11,18 @@ PROJECTION_NAMES: tuple[str, ...] = (
     "agents",
     "api_keys",
     "audit_log",
+    "bulk_operations",
+    "integrations",
     "run_logs",
     "runs",
+    "triggers",
+    "users",
     "webhooks",
     "workflow_grants",
     "workflows",
 )
-"""Every projection's name (``registry.all_projections`` checks it names them all)."""
+"""Every projection's name (``registry.all_projections`` checks that it names them all, and
+nothing else)."""
 
 
 def _names(raw: str) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ the tables compared include the analytics the runs projection keeps."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Any
 from unittest.mock import patch
 
@@ -27,7 +28,7 @@ from flowledger.projections.projector import (
     locked_batch,
 )
 from flowledger.projections.rebuild import rebuild_projections
-from flowledger.projections.registry import all_projections, projection_host
+from flowledger.projections.registry import all_projections, projection_follower, projection_host
 from flowledger.projections.tables import ANALYTICS_TABLES, webhook_deliveries
 from flowledger.runtime.process import Runtime
 from tests.integration.test_projections import NAMES, PoisonedAgents, agent_commands
@@ -247,3 +248,34 @@ def test_a_small_batch_that_fails_in_one_transaction_is_applied_per_projection(
     by_name = {p.name: p for p in host.projectors}
     assert by_name["audit_log"].position() == batch[-1].id, "the others are applied"
     assert by_name["runs"].position() == batch[-1].id, "an idle one moved on too"
+
+
+SPLIT_IN_TWO = (
+    "runs,run_logs",
+    "agents,api_keys,audit_log,bulk_operations,integrations,triggers,users,webhooks,"
+    "workflow_grants,workflows",
+)
+"""The README's split of the projections over two processes (Scaling)."""
+
+
+def test_two_processes_split_as_the_readme_says_keep_every_projection(runtime: Runtime) -> None:
+    reset(runtime)
+    register_webhook(
+        runtime.store, RegisterWebhook(url="http://h", secret="s" * 16, event_types=["*"]), META
+    )
+    record_control_histories(runtime.store, [control_histories.SCRIPT])
+    head = runtime.store.head()
+    expected = one_at_a_time(runtime)
+
+    forget(runtime)
+    for group in SPLIT_IN_TWO:
+        settings = replace(runtime.settings, extra={"FLOWLEDGER_PROJECTIONS": group})
+        follower = projection_follower(runtime.store, runtime.engine, settings)
+        try:
+            assert follower.catch_up() == head
+        finally:
+            follower.handler.close()  # type: ignore[attr-defined]
+    assert tables(runtime) == expected
+    assert {Projector(p, runtime.store, runtime.engine).position() for p in all_projections()} == {
+        head
+    }
