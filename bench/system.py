@@ -55,6 +55,15 @@ def _status_mb(pid: int, key: str) -> float | None:
     return None
 
 
+def _children(pid: int) -> list[int]:
+    """The process's child processes now (none once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
 def peak_rss_mb(pid: int) -> float | None:
     """The process's peak resident set (VmHWM), in MiB; None once it is gone."""
     return _status_mb(pid, "VmHWM")
@@ -85,9 +94,12 @@ class Process:
         return cpu_seconds(self.popen.pid)
 
     def sample(self) -> float | None:
-        now = peak_rss_mb(self.popen.pid)
-        if now is not None:
-            self.peak_mb = max(self.peak_mb or 0.0, now)
+        """The peak RSS of the process, or of the heaviest of its children (``projections
+        rebuild --jobs`` works in child processes)."""
+        for pid in (self.popen.pid, *_children(self.popen.pid)):
+            now = peak_rss_mb(pid)
+            if now is not None:
+                self.peak_mb = max(self.peak_mb or 0.0, now)
         return self.peak_mb
 
     def stop(self, grace_s: float = 15.0) -> None:

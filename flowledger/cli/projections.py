@@ -4,9 +4,13 @@ type, and what they see (a table, a progress bar with events, events/s and ETA).
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
-from typing import Any
+from types import FrameType
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import (
@@ -77,6 +81,106 @@ def status(runtime: Runtime, as_json: bool = False) -> int:
     return 0
 
 
+REPLAY_SHARE: Final = {"runs": 13.0, "audit_log": 6.5, "run_logs": 4.0, "webhooks": 3.0}
+"""A projection's share of a replay's work (seconds per 300,000 run events on the benchmark's
+machine); the others' is about nothing but their position. ``--jobs`` balances groups by it."""
+POLL_S: Final = 0.5
+"""How often ``--jobs`` reads the copies' positions for its progress bar."""
+
+
+def groups_for(projections: Sequence[Projection], jobs: int) -> list[list[Projection]]:
+    """``projections`` in at most ``jobs`` groups of about equal work, heaviest first, each
+    to be replayed by a process of its own."""
+    groups: list[list[Projection]] = [[] for _ in range(max(1, min(jobs, len(projections))))]
+    loads = [0.0] * len(groups)
+    by_share = sorted(projections, key=lambda p: -REPLAY_SHARE.get(p.name, 0.1))
+    for projection in by_share:
+        lightest = loads.index(min(loads))
+        groups[lightest].append(projection)
+        loads[lightest] += REPLAY_SHARE.get(projection.name, 0.1)
+    return groups
+
+
+def rebuild_in_processes(
+    runtime: Runtime,
+    projections: Sequence[Projection],
+    *,
+    jobs: int,
+    batch_size: int = 5000,
+    lock_timeout_s: float = 5.0,
+    show_progress: bool | None = None,
+) -> int:
+    """``projections rebuild --jobs N``: the projections in N groups (:func:`groups_for`), each
+    rebuilt by a ``projections rebuild`` process of its own, so the replay uses N cores; one
+    progress bar follows the slowest copy. The exit code is the first failing child's (0 when
+    all swapped in); SIGTERM or Ctrl-C stops them all, which changes no live table."""
+    groups = groups_for(projections, jobs)
+    children = [
+        subprocess.Popen(  # noqa: S603  (our own command, with projection names we checked)
+            [
+                sys.executable,
+                "-m",
+                "flowledger",
+                "projections",
+                "rebuild",
+                *(p.name for p in group),
+                "--batch-size",
+                str(batch_size),
+                "--lock-timeout",
+                str(lock_timeout_s),
+                "--no-progress",
+            ]
+        )
+        for group in groups
+    ]
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    console = Console(stderr=True)
+    show = console.is_terminal if show_progress is None else show_progress
+    names = {p.name for p in projections}
+    try:
+        with _progress(console, show) as progress:
+            task = progress.add_task(
+                f"replay {len(projections)} projections in {len(groups)} processes", total=None
+            )
+            while any(child.poll() is None for child in children):
+                with runtime.engine.connect() as conn:
+                    lags = lag.measure(conn, runtime.store)
+                copies = [
+                    f.rebuild_position
+                    for f in lags.followers
+                    if f.name in names and f.rebuild_position is not None
+                ]
+                progress.update(task, completed=min(copies, default=0), total=lags.head)
+                time.sleep(POLL_S)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for child in children:
+            child.wait()
+    return next((child.returncode for child in children if child.returncode), 0)
+
+
+def _progress(console: Console, show: bool) -> Progress:
+    """The bar of a rebuild: events (by position), events/s, ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        EventRateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+    )
+
+
 class EventRateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
@@ -95,17 +199,7 @@ def rebuild(
     showing progress (events, events/s, ETA)."""
     console = Console(stderr=True)
     show = console.is_terminal if show_progress is None else show_progress
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        EventRateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not show,
-    ) as progress:
+    with _progress(console, show) as progress:
         label = projections[0].name if len(projections) == 1 else f"{len(projections)} projections"
         task = progress.add_task(f"replay {label}", total=None)
 

@@ -17,6 +17,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from flowledger.cli.projections import REPLAY_SHARE, groups_for
+from flowledger.eventlog.follower import Follower
 from flowledger.eventlog.lag import REBUILD_KEY
 from flowledger.eventlog.store import APPLICATION_NAME
 from flowledger.projections.agents import AgentsProjection
@@ -28,8 +30,10 @@ from flowledger.projections.rebuild import (
     RebuildProgress,
     rebuild_projection,
 )
+from flowledger.projections.registry import all_projections, projection_host
 from flowledger.projections.tables import metadata
 from flowledger.runtime.process import Runtime
+from tests.integration.test_projection_host import tables
 from tests.integration.test_projections import (
     audit_positions,
     folded_agents,
@@ -37,6 +41,8 @@ from tests.integration.test_projections import (
     run_commands,
     table_agents,
 )
+from tests.support import control_histories
+from tests.support.control_histories import record_control_histories
 from tests.support.http import ApiClient
 from tests.support.polling import eventually
 
@@ -349,6 +355,61 @@ def test_the_cli_reports_lag_and_rebuilds_every_projection(runtime: Runtime) -> 
     )
     assert unknown.returncode == 2
     assert b"unknown projection" in unknown.stderr
+
+    no_jobs = subprocess.run(
+        [*flowledger, "rebuild", "--all", "--jobs", "0"], env=env, capture_output=True, check=False
+    )
+    assert no_jobs.returncode == 2
+    assert b"--jobs: must be a whole number of at least 1" in no_jobs.stderr
+
+
+def test_the_cli_rebuilds_every_projection_in_several_processes(runtime: Runtime) -> None:
+    run_commands(runtime.store, some_history(10))
+    record_control_histories(runtime.store, [control_histories.SCRIPT])
+    host = projection_host(runtime.store, runtime.engine)
+    try:
+        Follower(runtime.store, host).catch_up()
+    finally:
+        host.close()
+    before = tables(runtime)
+    assert before["runs"], "the history has a run"
+    env = {
+        **os.environ,
+        "DATABASE_URL": runtime.database.libpq_url,
+        "FLOWLEDGER_LOG_LEVEL": "WARNING",
+    }
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "flowledger", "projections", "rebuild", "--all", "--jobs", "3"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    swapped = {line.split(":")[0] for line in rebuilt.stdout.decode().splitlines()}
+    assert swapped == {f"rebuilt {p.name}" for p in all_projections()}
+    assert tables(runtime) == before
+    with runtime.engine.connect() as conn:
+        left = conn.execute(
+            text(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'rebuild%'"
+            )
+        ).scalar_one()
+    assert left == 0, "every copy was swapped in and its schema dropped"
+
+
+def test_jobs_share_the_projections_by_their_work() -> None:
+    projections = all_projections()
+    for jobs in (1, 2, 3, len(projections), len(projections) + 5):
+        groups = groups_for(projections, jobs)
+        assert len(groups) == min(jobs, len(projections))
+        names = [p.name for group in groups for p in group]
+        assert sorted(names) == sorted(p.name for p in projections)  # each once
+        assert all(groups)
+    with_runs, without = groups_for(projections, 2)
+    assert "runs" in {p.name for p in with_runs}  # the two heaviest go apart
+    assert "audit_log" in {p.name for p in without}
+    loads = [sum(REPLAY_SHARE.get(p.name, 0.1) for p in group) for group in (with_runs, without)]
+    assert abs(loads[0] - loads[1]) <= max(REPLAY_SHARE.values())
 
 
 def test_a_migration_during_the_rebuild_stops_the_swap_and_leaves_the_live_tables_alone(
