@@ -3,7 +3,7 @@ transaction of the event store (ADR 0014).
 
 Callers decide concurrently (load, call a domain method) and hand their stored events to the
 writer; the writer takes what has queued — up to ``batch_size`` commands, waiting at most
-``window_s`` for more — and records it with the library's own insert (``LOCK TABLE ... IN
+``window_s`` for more — and records it as the library's own insert does (``LOCK TABLE ... IN
 EXCLUSIVE MODE``, ``NOTIFY``, one ``INSERT``, one commit), so positions still follow commit
 order. Each caller is answered once its batch committed, with its own events' positions.
 
@@ -39,7 +39,7 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor, Rollback
 from psycopg.rows import DictRow
@@ -91,6 +91,18 @@ class Writer:
             schema=Identifier(recorder.datastore.schema),
             table=Identifier(recorder.events_table_name),
         )
+        self._insert = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+            id_type=Identifier(recorder.datastore.originator_id_type),
+        )
+        """The library's INSERT (same columns, same order, positions returned), with a binary
+        array per column instead of one array of its composite type: psycopg dumps a composite
+        as text in Python, which cost a quarter of a busy writer's CPU."""
         self.batch_size = batch_size
         self.window_s = window_s
         self._queue: deque[Submission] = deque()
@@ -213,9 +225,17 @@ class Writer:
                 versions = self._send_versions(conn, batch)
                 try:
                     # What PostgresApplicationRecorder._insert_stored_events does after
-                    # taking the lock: NOTIFY, then the library's one INSERT.
+                    # taking the lock: NOTIFY, then one INSERT (see ``_insert``).
                     recorder._notify_channel(cursor)
-                    PostgresAggregateRecorder._insert_stored_events(recorder, cursor, events)
+                    cursor.execute(
+                        self._insert,
+                        (
+                            [e.originator_id for e in events],
+                            [e.originator_version for e in events],
+                            [e.topic for e in events],
+                            [e.state for e in events],
+                        ),
+                    )
                     pipeline.sync()  # a unique violation raises here, not at commit
                     current = self._current(batch, versions)
                     if len(current) == len(batch):
