@@ -163,7 +163,8 @@ def rebuild_in_processes(
             signal.signal(sig, handler)
         for child in children:
             child.wait()
-    return next((child.returncode for child in children if child.returncode), 0)
+    failed = next((child.returncode for child in children if child.returncode), 0)
+    return failed if failed >= 0 else 128 - failed  # killed by a signal: 128 + its number
 
 
 def _progress(console: Console, show: bool) -> Progress:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -395,6 +396,35 @@ def test_the_cli_rebuilds_every_projection_in_several_processes(runtime: Runtime
             )
         ).scalar_one()
     assert left == 0, "every copy was swapped in and its schema dropped"
+
+
+def test_stopping_a_rebuild_in_several_processes_stops_them_all(runtime: Runtime) -> None:
+    run_commands(runtime.store, some_history(10))
+    project(runtime)
+    before = (table_agents(runtime), audit_positions(runtime))
+    env = {**os.environ, "DATABASE_URL": runtime.database.libpq_url}
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "flowledger", "projections", "rebuild", "--all", "--jobs", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    children_file = f"/proc/{parent.pid}/task/{parent.pid}/children"
+
+    def children() -> list[int]:
+        with open(children_file) as listed:
+            return [int(pid) for pid in listed.read().split()]
+
+    started = eventually(
+        children, lambda found: len(found) == 2, what="both rebuild processes", timeout_s=30
+    )
+    parent.send_signal(signal.SIGTERM)
+    out, _ = parent.communicate(timeout=30)
+    assert parent.returncode == 128 + signal.SIGTERM, parent.returncode
+    assert b"rebuilt" not in out
+    for pid in started:  # reaped by the parent, not left running
+        assert not os.path.exists(f"/proc/{pid}"), f"child {pid} still runs"
+    assert (table_agents(runtime), audit_positions(runtime)) == before
 
 
 def test_jobs_share_the_projections_by_their_work() -> None:
