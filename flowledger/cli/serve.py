@@ -9,6 +9,7 @@ import uvicorn
 from flowledger.http.app import create_app
 from flowledger.http.events.stream import close_streams
 from flowledger.runtime.settings import Settings
+from flowledger.runtime.workers import steady_gc
 
 
 class _Server(uvicorn.Server):
@@ -28,4 +29,5 @@ def serve(settings: Settings, host: str, port: int) -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
+    steady_gc()  # the app and its modules are built: frozen out of the collector's scans
     _Server(config).run()
