@@ -1,0 +1,33 @@
+"""``flowledger serve`` tunes the garbage collector before it serves, as the workers do: full
+collections over everything the API holds were its slowest requests (ADR 0015)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from unittest.mock import patch
+
+import pytest
+
+from flowledger.cli import serve as serving
+from flowledger.runtime.settings import Settings
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+@pytest.mark.usefixtures("collector")
+def test_serve_freezes_what_exists_at_start_and_collects_young_objects_less_often() -> None:
+    with (
+        patch.object(serving, "create_app", lambda settings: object()),
+        patch.object(serving._Server, "run", lambda self: None),
+    ):
+        serving.serve(Settings(), "127.0.0.1", 0)
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] == 50_000
