@@ -77,6 +77,9 @@ class InFlight:
     child: UUID | None = None
     """The child run a workflow step's attempt follows (no agent call)."""
     since: float = field(default_factory=time.monotonic)
+    payload: Any = None
+    agent_version: int | None = None
+    """The version of the agent whose credentials the call went with."""
 
 
 class RunDriver:
@@ -105,6 +108,8 @@ class RunDriver:
         self._loaded_at = 0.0
         self._deferred = False
         """Whether the run holds events not appended yet (see :meth:`_change`)."""
+        self._reads: dict[UUID, int] = {}
+        """Versions of other aggregates the events kept back relied on (checked with them)."""
 
     def children(self) -> set[UUID]:
         """The child runs this driver follows now."""
@@ -199,7 +204,14 @@ class RunDriver:
                     await self._interrupt(step_id)
 
     async def _start_ready(self, now: datetime) -> None:
-        """Start the attempts that are due: retries whose wait is over, then new calls."""
+        """Start the attempts that are due: retries whose wait is over, then new calls.
+
+        The calls go out while their starts commit (all in one append, with what was kept back
+        before: ADR 0014), not after: a step then costs its call, not a commit and its call. A
+        call whose start is refused (the run was cancelled or changed meanwhile) is stopped
+        again at once; one cut short by a crash before the commit is made again with the same
+        attempt number, so its message id (``run:step:attempt``) is the same."""
+        making = set(self._calls)
         for step_id in self.run.awaiting_retry():
             retry_at = self.run.steps[step_id].retry_at
             if step_id not in self._calls and (retry_at is None or retry_at <= now):
@@ -207,6 +219,9 @@ class RunDriver:
         for step_id in self.run.ready_calls():
             if self._room_for_more() and step_id not in self._calls:
                 await self._start_attempt(step_id)
+        if not await self._flush():
+            await self._drop_unrecorded_calls()
+        await self._redo_outdated_calls([s for s in self._calls if s not in making])
 
     def _parking(self, now: datetime) -> tuple[bool, datetime | None]:
         """Whether to park the run now, and when to wake it (None: on news only).
@@ -266,10 +281,11 @@ class RunDriver:
             return
         attempts: list[int] = []
         # The agent is read from the store's cache; the version read is checked when the
-        # step's start commits, so the call goes with the credentials current at that moment.
+        # step's start commits (the call is made again if it went with older credentials).
         agent = await self._agent(step_id)
         started = await self._change(
             lambda r: attempts.append(r.start_step(step_id, step_input)),
+            defer=True,
             reads={agent.id: agent.version} if agent is not None else None,
         )
         if not started or not attempts:
@@ -278,13 +294,41 @@ class RunDriver:
         if self.run.steps[step_id].kind == "workflow":
             await self._start_child(step_id, attempt, step_input)
             return
-        url, auth = await self._endpoint(step_id)
+        await self._launch(step_id, attempt, step_input)
+
+    async def _launch(self, step_id: str, attempt: int, step_input: Any) -> None:
+        """Make the call of the step's attempt with the agent's credentials as cached now."""
+        agent = await self._agent(step_id)
+        binding = self.run.binding(step_id)
+        auth = _auth(agent)
         timeout_s = self.run.call_timeout_ms(step_id) / 1000
         task = asyncio.create_task(
-            self._call(step_id, attempt, url, auth, timeout_s, step_input),
+            self._call(step_id, attempt, binding.url, auth, timeout_s, step_input),
             name=f"run-{self.run_id}-{step_id}-{attempt}",
         )
-        self._calls[step_id] = InFlight(step_id, attempt, task, url, auth)
+        self._calls[step_id] = InFlight(
+            step_id,
+            attempt,
+            task,
+            binding.url,
+            auth,
+            payload=step_input,
+            agent_version=None if agent is None else agent.version,
+        )
+
+    async def _redo_outdated_calls(self, step_ids: list[str]) -> None:
+        """Make again, in the same attempt (so with the same message id), the calls just made
+        with an agent's credentials that their start found outdated when it committed (the
+        commit brought the cache up to date)."""
+        for step_id in step_ids:
+            call = self._calls[step_id]
+            if call.agent_version is None or call.child is not None:
+                continue
+            agent = await self._agent(step_id)
+            if agent is not None and agent.version != call.agent_version:
+                del self._calls[step_id]
+                await self._stop_call(call)
+                await self._launch(step_id, call.attempt, call.payload)
 
     async def _agent(self, step_id: str) -> Agent | None:
         """The step's agent as this process last knew it (loaded when it is not cached); None
@@ -299,7 +343,8 @@ class RunDriver:
 
     async def _start_child(self, step_id: str, attempt: int, step_input: Any) -> None:
         """Request the child run of a workflow step's attempt, record it, and follow it."""
-        await self._flush()  # the attempt is recorded before its child exists
+        if not await self._flush():  # the attempt is recorded before its child exists
+            return
         try:
             child = await asyncio.to_thread(
                 start_child, self.store, self.run, step_id, step_input, self.meta
@@ -332,10 +377,7 @@ class RunDriver:
     async def _endpoint(self, step_id: str) -> tuple[str, AgentAuth]:
         """The pinned URL of the step's agent, and its credentials."""
         binding = self.run.binding(step_id)
-        agent = await self._agent(step_id)
-        if agent is None:
-            return binding.url, AgentAuth()
-        return binding.url, AgentAuth.from_config(agent.auth_type, agent.auth_config)
+        return binding.url, _auth(await self._agent(step_id))
 
     async def _call(
         self, step_id: str, attempt: int, url: str, auth: AgentAuth, timeout_s: float, payload: Any
@@ -453,6 +495,14 @@ class RunDriver:
         number = attempt.number
         await self._change(lambda r: r.interrupt_attempt(step_id, number))
 
+    async def _drop_unrecorded_calls(self) -> None:
+        """Stop the calls whose start the run (reloaded after a refused append) does not hold."""
+        for step_id, call in list(self._calls.items()):
+            attempt = self.run.steps[step_id].in_flight if step_id in self.run.steps else None
+            if attempt is None or attempt.number != call.attempt:
+                del self._calls[step_id]
+                await self._stop_call(call)
+
     async def _abandon_calls(self) -> None:
         """Stop every call in flight, and ask the agents to cancel the tasks they started (a
         child run goes on by itself: :meth:`_cancel_children` ends those of a failed run)."""
@@ -460,12 +510,14 @@ class RunDriver:
         self._calls.clear()
         self._child_news.clear()
         for call in calls:
-            call.task.cancel()
-            if call.task_id:
-                await self._cancel_remote(call.url, call.auth, call.task_id)
-        for call in calls:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await call.task
+            await self._stop_call(call)
+
+    async def _stop_call(self, call: InFlight) -> None:
+        call.task.cancel()
+        if call.task_id:
+            await self._cancel_remote(call.url, call.auth, call.task_id)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await call.task
 
     async def _cancel_children(self) -> None:
         """Cancel the child runs a failed run's steps were following."""
@@ -559,31 +611,45 @@ class RunDriver:
                     pass  # nothing was decided: nothing to append
                 elif defer:
                     self._deferred = True
+                    self._reads.update(reads or {})
                 else:
                     await self._record(reads)
             except Conflict as refused:
                 log.info("run %s: %s; reloading", self.run_id, refused)
                 self._deferred = False
+                self._reads = {}
                 self.run = await self._load()
                 return False
             return True
 
-    async def _flush(self) -> None:
-        """Append the events kept back by ``_change(..., defer=True)``."""
+    async def _flush(self) -> bool:
+        """Append the events kept back by ``_change(..., defer=True)``; False when that was
+        refused (then the driver's copy is reloaded)."""
         async with self._write_lock:
             try:
                 await self._record_deferred()
             except Conflict as refused:
                 log.info("run %s: %s; reloading", self.run_id, refused)
+                self._reads = {}
                 self.run = await self._load()
+                return False
+            return True
 
     async def _record_deferred(self) -> None:
         if self._deferred:
             await self._record()
 
     async def _record(self, reads: Mapping[UUID, int] | None = None) -> None:
+        checked = {**self._reads, **(reads or {})}
         self._deferred = False
-        await self.store.record_async(self.run, metadata=self.meta, reads=reads)
+        self._reads = {}
+        await self.store.record_async(self.run, metadata=self.meta, reads=checked or None)
+
+
+def _auth(agent: Agent | None) -> AgentAuth:
+    if agent is None:
+        return AgentAuth()
+    return AgentAuth.from_config(agent.auth_type, agent.auth_config)
 
 
 def _assign_task(step_id: str, attempt: int, task_id: str) -> Callable[[Run], None]:

@@ -224,3 +224,109 @@ def test_a_token_rotated_by_another_process_is_used_from_the_next_step_on(
         other.close()
     assert client.tokens == {"first": "old", "then": "new"}
     assert runtime.store.get(Run, run.id).status == "SUCCEEDED"
+
+
+class StartsHeldUntilCalled:
+    """The event store, where an append holding a StepStarted waits until the agent has the
+    call (at most ``patience_s``): a driver that called only after the start committed would
+    wait the whole time."""
+
+    def __init__(self, store: EventStore, called: asyncio.Event, patience_s: float) -> None:
+        self._store = store
+        self.called = called
+        self.patience_s = patience_s
+        self.called_while_committing: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def record_async(self, *aggregates: Any, **kwargs: Any) -> int | None:
+        pending = [e for a in aggregates if a is not None for e in a.pending_events]
+        if any(isinstance(e, Run.StepStarted) for e in pending):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.called.wait(), self.patience_s)
+            self.called_while_committing.append(self.called.is_set())
+        return await self._store.record_async(*aggregates, **kwargs)
+
+
+class AnswersAtOnce:
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.calls: list[str] = []
+
+    async def send(self, url: str, body: Any, *, message_id: str, **_: Any) -> AgentReply:
+        self.calls.append(message_id)
+        self.called.set()
+        return AgentReply(output={"done": True}, task_id=None, context_id=None, state=None)
+
+    async def cancel(self, url: str, task_id: str, **_: Any) -> None:
+        return None
+
+
+def test_a_step_is_called_while_its_start_commits(runtime: Runtime) -> None:
+    run = requested(WorkflowPlan(steps=(StepPlan("only", "echo"),)))
+    runtime.store.record(run, metadata=META)
+
+    async def scenario() -> StartsHeldUntilCalled:
+        client = AnswersAtOnce()
+        store = StartsHeldUntilCalled(runtime.store, client.called, patience_s=5)
+        driver = RunDriver(run.id, store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
+        await asyncio.wait_for(driver.drive(), 30)
+        return store
+
+    store = asyncio.run(scenario())
+    # The call went out while its start was being committed: a step costs its call, not a
+    # commit and then its call (ADR 0014).
+    assert store.called_while_committing == [True]
+    stored = runtime.store.get(Run, run.id)
+    assert stored.status == "SUCCEEDED", events_of(runtime.store, run.id)
+    assert [a.outcome for a in stored.steps["only"].attempts] == ["succeeded"]
+
+
+class CancelledWhileStarting:
+    """The event store, where the run is cancelled (as by another process) just before the
+    driver's first StepStarted is appended, so that append is refused."""
+
+    def __init__(self, store: EventStore, started: asyncio.Event) -> None:
+        self._store = store
+        self.started = started
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def record_async(self, *aggregates: Any, **kwargs: Any) -> int | None:
+        pending = [e for a in aggregates if a is not None for e in a.pending_events]
+        if any(isinstance(e, Run.StepStarted) for e in pending) and not self.started.is_set():
+            await self.started.wait()  # the call has gone out
+            other = self._store.get(Run, aggregates[0].id)
+            other.cancel("stopped by an operator")
+            self._store.record(other, metadata=META)
+        return await self._store.record_async(*aggregates, **kwargs)
+
+
+def test_a_call_whose_start_is_refused_is_stopped_at_the_agent(runtime: Runtime) -> None:
+    run = requested(WorkflowPlan(steps=(StepPlan("slow", "echo"),)))
+    runtime.store.record(run, metadata=META)
+
+    async def scenario() -> list[str]:
+        client = ScriptedClient()
+        client.release_cancels.set()
+        store = CancelledWhileStarting(runtime.store, client.waiting)
+        cancelled: list[str] = []
+        original = client.cancel
+
+        async def cancel(url: str, task_id: str, **kwargs: Any) -> None:
+            cancelled.append(task_id)
+            await original(url, task_id, **kwargs)
+
+        client.cancel = cancel  # type: ignore[method-assign]
+        driver = RunDriver(run.id, store, client, call_slots=asyncio.Semaphore(4))  # type: ignore[arg-type]
+        await asyncio.wait_for(driver.drive(), 30)
+        return cancelled
+
+    cancelled = asyncio.run(scenario())
+    stored = runtime.store.get(Run, run.id)
+    assert stored.status == "CANCELLED", events_of(runtime.store, run.id)
+    assert "StepStarted" not in events_of(runtime.store, run.id)
+    # The agent had the call (and gave a task id) before the start was refused: it is told.
+    assert cancelled == ["task-slow"]
