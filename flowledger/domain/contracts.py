@@ -32,6 +32,7 @@ from jsonschema.validators import validator_for
 from flowledger.domain.dry_run import DryRun
 from flowledger.domain.mappings import MappingError, is_reference, parse_reference, references
 from flowledger.domain.plans import WorkflowPlan
+from flowledger.domain.run_state import split_key
 
 _REQUIRED = re.compile(r"^'(?P<name>.+)' is a required property$")
 _NUMBERS: Final = frozenset({"integer", "number"})
@@ -72,9 +73,10 @@ class ContractProblem:
 def check_definition(
     plan: WorkflowPlan, contracts: Mapping[str, AgentContract]
 ) -> list[ContractProblem]:
-    """Problems the definition shows against the agents' declared schemas."""
+    """Problems the definition shows against the agents' declared schemas, for every step at
+    any depth (the steps a map runs per item and a loop per iteration too)."""
     problems: list[ContractProblem] = []
-    for step in plan.steps:
+    for step in plan.every_step():
         problems += _undeclared_reads(plan, step.step_id, contracts)
         contract = _contract_of(contracts, step.agent_name)
         if contract is None or not contract.inputs or not isinstance(step.input_mapping, Mapping):
@@ -93,8 +95,15 @@ def check_dry_run(
     """Problems a dry run shows: resolved inputs and mocked outputs that do not fit what their
     agents declare, and references to output fields no upstream agent declares."""
     problems: list[ContractProblem] = []
+    read: set[str] = set()
     for traced in trace.steps:
-        problems += _undeclared_reads(plan, traced.step_id, contracts)
+        plan_id = split_key(traced.step_id)[1]  # a map's item or a loop's iteration: its step
+        if plan_id not in read:  # a mapping's reads are the same in every instance
+            read.add(plan_id)
+            problems += [
+                ContractProblem(traced.step_id, p.field, p.message)
+                for p in _undeclared_reads(plan, plan_id, contracts)
+            ]
         contract = _contract_of(contracts, traced.agent_name)
         if contract is None or traced.status != "SUCCEEDED":
             continue
@@ -302,6 +311,10 @@ def _referenced_types(
     elif reference.root == "input":
         schemas = [plan.input_schema] if plan.input_schema else []
         path = reference.path
+    elif reference.root in ("index", "iteration"):
+        return {"integer"}
+    elif reference.root != "vars":
+        return set()  # a map's item, a loop's previous iteration: known only when it runs
     else:
         value: Any = plan.variables
         for segment in reference.path:

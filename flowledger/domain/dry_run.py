@@ -158,13 +158,18 @@ class _Walk:
     def _make_calls(self) -> int:
         made = 0
         for key in self.run.ready_calls():
+            if self.run.is_finished:
+                break  # a mapping that failed before in this wave ended the run
             began = time.perf_counter()
             try:
                 step_input = resolve_in(
                     self.run.plan_step(key).input_mapping, self.run.context(key)
                 )
             except MappingError as error:
-                self.run.fail_step(key, f"input mapping failed: {error}")
+                try:
+                    self.run.fail_step(key, f"input mapping failed: {error}")
+                except Conflict:
+                    continue  # no longer ready: an earlier failure in this wave ended its map
                 self.run.advance(self.clock)
                 made += 1
                 continue

@@ -578,3 +578,27 @@ def test_a_dry_run_walks_every_kind_with_mocks_and_records_nothing(
     ]
     assert trace["steps"][2]["note"] == "chose 'then'"
     assert runtime.store.head() == head
+
+
+def test_a_dry_run_of_a_map_whose_items_fail_their_mapping_answers_the_failure(
+    api: ApiClient,
+) -> None:
+    workflow = create(
+        api,
+        "dry-map-mapping",
+        {
+            "each": {
+                "type": "foreach",
+                "items": "input.orders",
+                "steps": {"price": {"agent_name": "echo", "input_mapping": {"id": "$.item.id"}}},
+            }
+        },
+    )
+    response = api.post(
+        f"/api/v1/workflows/{workflow}/test",
+        json={"input_data": {"orders": [{"sku": 1}, {"sku": 2}]}},
+    )
+    assert response.status_code == 200, response.text
+    trace = response.json()
+    assert trace["status"] == "FAILED"
+    assert {s["step_id"]: s["status"] for s in trace["steps"]}["each[0].price"] == "FAILED"

@@ -192,3 +192,59 @@ def test_the_sample_agents_declare_their_schemas_with_the_extension_flowledger_r
         "transform", TransformAgent.input_schema, TransformAgent.output_schema
     )
     assert skill_contracts(build_card(EchoAgent(AgentSettings(kind="echo")))) == ()
+
+
+def test_the_steps_of_a_map_and_of_a_loop_are_checked_like_the_others() -> None:
+    each = StepPlan(
+        "each",
+        kind="foreach",
+        options={"items": "$.input.texts"},
+        body=(
+            StepPlan("item_ok", "transform", input_mapping={"text": "$.item"}),
+            StepPlan("item_missing", "transform", input_mapping={"body": "$.item"}),
+            StepPlan("item_index", "transform", input_mapping={"text": "$.index"}),
+        ),
+    )
+    again = StepPlan(
+        "again",
+        kind="do_while",
+        depends_on=("each",),
+        options={"while": {"$expr": "iteration < 3"}},
+        body=(
+            StepPlan("turn", "transform", input_mapping={"text": "$.previous.text"}),
+            StepPlan("turn_literal", "transform", input_mapping={"text": 7}),
+        ),
+    )
+    workflow = plan(each, again, variables={"item": 1, "previous": {"text": 2}})
+    assert fields(check_definition(workflow, CONTRACTS)) == {
+        ("item_missing", "input_mapping.text"): "agent 'transform' requires 'text'; the mapping "
+        "does not give it",
+        ("item_index", "input_mapping.text"): "$.index is integer; agent 'transform' expects "
+        "string",
+        ("turn_literal", "input_mapping.text"): "7 is not of type 'string'",
+    }
+
+
+def test_a_dry_run_checks_each_item_of_a_map() -> None:
+    each = StepPlan(
+        "each",
+        kind="foreach",
+        options={"items": "$.input.texts"},
+        body=(
+            StepPlan("shout", "transform", input_mapping={"text": "$.item"}),
+            StepPlan(
+                "count",
+                "transform",
+                depends_on=("shout",),
+                input_mapping={"text": "$.steps.shout.output.txet"},
+            ),
+        ),
+    )
+    workflow = plan(each)
+    trace = dry_run(workflow, {"texts": ["a", 5]}, {}, {})
+    found = fields(check_dry_run(workflow, trace, CONTRACTS))
+    # The item that is not a string is named; the misspelt read once, not once per item.
+    assert found[("each[1].shout", "input.text")] == "5 is not of type 'string'"
+    assert ("each[0].shout", "input.text") not in found
+    misspelt = [key for key in found if key[1] == "input_mapping.text"]
+    assert misspelt == [("each[0].count", "input_mapping.text")]

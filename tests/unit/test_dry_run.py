@@ -86,3 +86,21 @@ def test_a_dry_run_keeps_the_limits() -> None:
     )
     assert result.status == "FAILED"
     assert (result.error or "").startswith("MAX_TOTAL_OPERATIONS (3) exceeded")
+
+
+def test_a_mapping_that_fails_in_several_items_of_one_wave_fails_the_run_once() -> None:
+    flow = {
+        "steps": {
+            "each": {
+                "type": "foreach",
+                "items": "input.orders",
+                "steps": {"price": echo(input_mapping={"id": "$.item.id"})},
+            }
+        }
+    }
+    result = dry_run(plan_of(flow), {"orders": [{"sku": 1}, {"sku": 2}, {"sku": 3}]}, {}, {})
+    assert result.status == "FAILED"
+    assert result.error is not None and "each[0].price" in result.error
+    statuses = {s.step_id: s.status for s in result.steps}
+    assert statuses["each[0].price"] == "FAILED"
+    assert statuses["each"] == "FAILED"
