@@ -34,7 +34,7 @@ from flowledger.eventlog.decoding import EventDecoder
 from flowledger.eventlog.follower import PositionMoved
 from flowledger.eventlog.store import APPLICATION_NAME, EventStore
 from flowledger.observability.tracing import handling_event, recording
-from flowledger.projections.rowsets import copy_rows, driver
+from flowledger.projections.rowsets import composed, copy_rows, driver
 from flowledger.projections.tables import tracking_table
 
 Applied = tuple[int, Any]
@@ -232,9 +232,12 @@ class Projector:
         )
         self.known: int = 0
         """The position this projector last read or saved (0: nothing applied yet)."""
-        self._lock_statement = sql.SQL(
-            "SELECT notification_id FROM {}.{} WHERE application_name = %s FOR UPDATE"
-        ).format(sql.Identifier(factory.datastore.schema), sql.Identifier(self.tracking.name))
+        self._lock_statement = composed(
+            sql.SQL(
+                "SELECT notification_id FROM {}.{} WHERE application_name = %s FOR UPDATE"
+            ).format(sql.Identifier(factory.datastore.schema), sql.Identifier(self.tracking.name))
+        )
+        self._save_statement = composed(self.recorder.insert_tracking_statement)
 
     def wants(self, topic: str) -> bool:
         return self.projection.wants(topic)
@@ -326,7 +329,7 @@ class Projector:
         upsert), on a cursor of its own; it returns no row when a higher position is saved."""
         cursor = raw.cursor()
         cursor.execute(
-            self.recorder.insert_tracking_statement,
+            self._save_statement,
             {"application_name": self.tracking_key, "notification_id": position},
             prepare=True,
         )
