@@ -46,6 +46,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from flowledger.observability import metrics
+from flowledger.runtime.database import composed
 
 log = logging.getLogger(__name__)
 
@@ -84,25 +85,34 @@ class Writer:
         self, recorder: PostgresApplicationRecorder, *, batch_size: int = 64, window_s: float = 0.0
     ) -> None:
         self.recorder = recorder
-        self._versions = SQL(
-            "SELECT r.id, (SELECT max(e.originator_version) FROM {schema}.{table} e "
-            "WHERE e.originator_id = r.id) FROM unnest(%s::uuid[]) AS r(id)"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
+        self._versions = composed(
+            SQL(
+                "SELECT r.id, (SELECT max(e.originator_version) FROM {schema}.{table} e "
+                "WHERE e.originator_id = r.id) FROM unnest(%s::uuid[]) AS r(id)"
+            ).format(
+                schema=Identifier(recorder.datastore.schema),
+                table=Identifier(recorder.events_table_name),
+            )
         )
-        self._insert = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
-            id_type=Identifier(recorder.datastore.originator_id_type),
+        self._insert = composed(
+            SQL(
+                "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+                "RETURNING notification_id"
+            ).format(
+                schema=Identifier(recorder.datastore.schema),
+                table=Identifier(recorder.events_table_name),
+                id_type=Identifier(recorder.datastore.originator_id_type),
+            )
         )
         """The library's INSERT (same columns, same order, positions returned), with a binary
         array per column instead of one array of its composite type: psycopg dumps a composite
         as text in Python, which cost a quarter of a busy writer's CPU."""
+        self._locks = [composed(lock) for lock in recorder.lock_table_statements]
+        self._notify = composed(SQL("NOTIFY {0}").format(Identifier(recorder.channel_name)))
+        """The library's table lock and NOTIFY (``_lock_table``, ``_notify_channel``). All four
+        statements are composed once into the bytes sent: psycopg composes a ``Composed`` again
+        on every execute."""
         self.batch_size = batch_size
         self.window_s = window_s
         self._queue: deque[Submission] = deque()
@@ -221,12 +231,13 @@ class Writer:
         events = [event for submission in batch for event in submission.events]
         with recorder.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cursor:
-                recorder._lock_table(cursor)  # held until the commit
+                for lock in self._locks:  # held until the commit
+                    cursor.execute(lock, prepare=True)
                 versions = self._send_versions(conn, batch)
                 try:
                     # What PostgresApplicationRecorder._insert_stored_events does after
                     # taking the lock: NOTIFY, then one INSERT (see ``_insert``).
-                    recorder._notify_channel(cursor)
+                    cursor.execute(self._notify)
                     cursor.execute(
                         self._insert,
                         (

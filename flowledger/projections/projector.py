@@ -34,8 +34,9 @@ from flowledger.eventlog.decoding import EventDecoder
 from flowledger.eventlog.follower import PositionMoved
 from flowledger.eventlog.store import APPLICATION_NAME, EventStore
 from flowledger.observability.tracing import handling_event, recording
-from flowledger.projections.rowsets import composed, copy_rows, driver
+from flowledger.projections.rowsets import copy_rows, driver
 from flowledger.projections.tables import tracking_table
+from flowledger.runtime.database import composed
 
 Applied = tuple[int, Any]
 """An event to apply and its position in the log."""

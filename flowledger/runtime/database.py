@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Query
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -188,3 +189,16 @@ def resolve_database(settings: Settings) -> Database:
     server = start_embedded_server(settings.data_dir / "pgdata")
     create_database_if_missing(server, EMBEDDED_DATABASE_NAME)
     return server.with_dbname(EMBEDDED_DATABASE_NAME)
+
+
+def composed(statement: Query | sql.Composable) -> bytes:
+    """A statement as the bytes psycopg sends. psycopg composes a ``Composed`` again on every
+    execute: statements sent in every batch (the writer's, the projections') are composed once
+    (that was a third of a live projection batch's CPU)."""
+    if isinstance(statement, bytes):
+        return statement
+    if isinstance(statement, str):
+        return statement.encode()
+    if isinstance(statement, sql.Composable):
+        return statement.as_bytes(None)
+    raise TypeError(f"not a statement to compose: {statement!r}")
