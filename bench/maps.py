@@ -80,13 +80,13 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         },
         notes=(
             "each item is a step instance with its own StepStarted and StepSucceeded events "
-            "and nothing more (the map's decisions are a few events for the whole map); per "
-            "item the driver makes one durable commit (StepStarted, carrying the previous "
-            "item's StepSucceeded) under the events table lock and reads the agent once for "
-            "its credentials, one item at a time since one driver records a run's changes in "
-            "order: the overhead per item is about one commit plus one agent read, the same "
-            "floor as the orchestration figure's per step. The domain's own decisions cost "
-            "about 1 ms per item (measured without I/O)"
+            "and nothing more (the map's decisions are a few events for the whole map); the "
+            "items ready in a round are started in one commit (with the successes just "
+            "collected) and their calls go out while it commits (ADR 0014), so an item waits "
+            "for no commit of its own; what is left per item is the driver's CPU (deciding, "
+            "the agent read for its credentials, the commit's share) on the cores the agent and "
+            "the followers share. The domain's own decisions cost about 1 ms per item "
+            "(measured without I/O)"
         ),
     )
     return [figure], peaks
