@@ -71,12 +71,28 @@ class Scheduler:
         so ticks skipped by a catch-up policy are not looked at again on every pass."""
 
     def run(self, stop: threading.Event) -> None:
+        """Pass after pass until ``stop``. A pass that fails (the database is down, or the
+        like) is tried again every ``interval_s``: said once as a warning (again only if the
+        cause changes), and once more when passes work again, not on every try."""
+        failing: str | None = None
         while not stop.is_set():
             try:
                 wait = self.run_once()
-            except Exception as error:  # the database is down, or the like: try again
-                log.warning("scheduler pass failed: %s", error)
+            except Exception as error:
+                cause = f"{type(error).__name__}: {error}"
+                log.log(
+                    logging.DEBUG if cause == failing else logging.WARNING,
+                    "scheduler: a pass failed (%s); trying again every %gs until it works, "
+                    "without saying so each time",
+                    cause,
+                    self.settings.interval_s,
+                )
+                failing = cause
                 wait = self.settings.interval_s
+            else:
+                if failing is not None:
+                    log.info("scheduler: passes work again (after %s)", failing)
+                    failing = None
             stop.wait(wait)
 
     def run_once(self) -> float:
