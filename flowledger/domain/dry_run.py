@@ -166,10 +166,7 @@ class _Walk:
                     self.run.plan_step(key).input_mapping, self.run.context(key)
                 )
             except MappingError as error:
-                try:
-                    self.run.fail_step(key, f"input mapping failed: {error}")
-                except Conflict:
-                    continue  # no longer ready: an earlier failure in this wave ended its map
+                self.run.fail_step(key, f"input mapping failed: {error}")
                 self.run.advance(self.clock)
                 made += 1
                 continue

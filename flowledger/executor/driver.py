@@ -219,8 +219,10 @@ class RunDriver:
         for step_id in self.run.ready_calls():
             if self._room_for_more() and step_id not in self._calls:
                 await self._start_attempt(step_id)
-        if not await self._flush():
-            await self._drop_unrecorded_calls()
+        await self._flush()
+        # Any append refused in this round (this one, a step failed for good, a child's start)
+        # reloaded the run: the calls it does not hold are stopped.
+        await self._drop_unrecorded_calls()
         await self._redo_outdated_calls([s for s in self._calls if s not in making])
 
     def _parking(self, now: datetime) -> tuple[bool, datetime | None]:

@@ -104,3 +104,31 @@ def test_a_mapping_that_fails_in_several_items_of_one_wave_fails_the_run_once() 
     statuses = {s.step_id: s.status for s in result.steps}
     assert statuses["each[0].price"] == "FAILED"
     assert statuses["each"] == "FAILED"
+
+
+def test_items_of_an_inner_map_that_failed_in_the_same_wave_are_passed_over() -> None:
+    # The outer map goes on past a failed item, so the run is not over when the inner map
+    # fails: its other items, ready in the same wave, are no longer ready.
+    flow = {
+        "steps": {
+            "outer": {
+                "type": "foreach",
+                "items": "input.groups",
+                "continue_on_error": True,
+                "steps": {
+                    "inner": {
+                        "type": "foreach",
+                        "items": "item",
+                        "steps": {"price": echo(input_mapping={"id": "$.item.id"})},
+                    }
+                },
+            }
+        }
+    }
+    result = dry_run(plan_of(flow), {"groups": [[{"sku": 1}, {"sku": 2}]]}, {}, {})
+    assert result.status == "SUCCEEDED"
+    assert [(s.step_id, s.status) for s in result.steps] == [
+        ("outer", "SUCCEEDED"),
+        ("outer[0].inner", "FAILED"),
+        ("outer[0].inner[0].price", "FAILED"),  # its sibling was never started
+    ]
