@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -40,17 +40,25 @@ from tests.support.ports import HOST, free_port, free_port_block
 
 CARD_PATH = "/.well-known/agent-card.json"
 DEFAULT_STARTUP_TIMEOUT_S = 20.0
+PORT_TAKEN = "address already in use"
+PORT_ATTEMPTS = 3
 
 
 @dataclass
 class AgentProcess:
-    """A running ``python -m examples.agents`` subprocess."""
+    """A running ``python -m examples.agents`` subprocess.
+
+    A port chosen for it was free a moment before the agent bound it; another socket can take
+    it in between. ``restart`` (set when the port was chosen here) starts the agent again on
+    newly chosen ports, and :meth:`wait_ready` uses it when the agent exits for that reason.
+    """
 
     args: list[str]
     urls: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes] = field(repr=False)
+    restart: Callable[[], AgentProcess] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -64,15 +72,33 @@ class AgentProcess:
             return ""
 
     def wait_ready(self, timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S) -> None:
-        """Block until every agent card answers; raise (with the log) if it does not."""
+        """Block until every agent card answers; raise (with the log) if it does not.
+
+        An agent whose chosen port was taken before it bound it is started again on new ports
+        (``args``, ``urls`` and ``process`` then describe the new one).
+        """
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._wait_ready(timeout_s)
+                return
+            except _PortTaken:
+                if self.restart is None or attempt == PORT_ATTEMPTS:
+                    raise
+                self.stop()
+                again = self.restart()
+                self.args, self.urls, self.process = again.args, again.urls, again.process
+                self.log_path, self._log = again.log_path, again._log
+
+    def _wait_ready(self, timeout_s: float) -> None:
         pending = dict(self.urls)
         with httpx.Client(timeout=1.0) as client:
 
             def still_silent() -> list[str]:
                 if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"agent process {self.args} exited with {self.process.returncode}:\n"
-                        + self.log_tail()
+                    log = self.log_tail()
+                    failure = _PortTaken if PORT_TAKEN in log else RuntimeError
+                    raise failure(
+                        f"agent process {self.args} exited with {self.process.returncode}:\n" + log
                     )
                 for kind, url in list(pending.items()):
                     with contextlib.suppress(httpx.HTTPError):
@@ -105,6 +131,10 @@ class AgentProcess:
         if not keep_log:
             with contextlib.suppress(OSError):
                 self.log_path.unlink()
+
+
+class _PortTaken(RuntimeError):
+    """The agent exited because a port chosen for it was taken before it bound it."""
 
 
 def spawn(
@@ -147,7 +177,15 @@ def spawn(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    return AgentProcess(args=args, urls=urls, process=process, log_path=Path(log_name), _log=log)
+    restart = None if port else (lambda: spawn(agent, *extra_args, env=env))
+    return AgentProcess(
+        args=args,
+        urls=urls,
+        process=process,
+        log_path=Path(log_name),
+        _log=log,
+        restart=restart,
+    )
 
 
 @contextlib.contextmanager
