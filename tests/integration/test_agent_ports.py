@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import agents
+from tests.support import agents, ports
 from tests.support.agents import CARD_PATH, spawn
 from tests.support.ports import HOST
 
@@ -30,7 +30,7 @@ def test_an_agent_whose_port_was_taken_starts_again_on_another(
     taken_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     offered = iter([taken_port])
-    real_free_port = agents.free_port
+    real_free_port = ports.free_port
     monkeypatch.setattr(agents, "free_port", lambda: next(offered, None) or real_free_port())
 
     process = spawn("echo")
