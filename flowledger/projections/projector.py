@@ -101,6 +101,15 @@ class Projection:
         A projection that notes changes keeps them on itself, so an instance serves one
         projector (as :func:`~flowledger.projections.registry.all_projections` makes them)."""
 
+    def resume(self, position: int) -> None:
+        """The batch applies the events after ``position``, the position its transaction
+        locked (called after :meth:`start_batch`). A projection that keeps rows from one batch
+        to the next checks here that they are still what the tables hold."""
+
+    def written(self, position: int) -> None:
+        """The batch's changes are written and ``position`` is saved in its transaction (which
+        may still fail to commit: the next :meth:`resume` says whether it did)."""
+
     def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
         """Read, in a few statements, what :meth:`apply` will need for these events (the rows
         they change), before any is applied."""
@@ -299,6 +308,7 @@ class Projector:
             events = [applied for applied in events if applied[0] > current]
         projection = self.projection
         projection.start_batch()
+        projection.resume(current)
         if events:
             projection.prepare(conn, events)
             if self.trace_events and recording():
@@ -310,6 +320,7 @@ class Projector:
                     projection.apply(conn, event, position)
             projection.finish_batch(conn)
         self._save_position(conn, last)
+        projection.written(last)
         return last
 
     def _save_position(self, conn: Connection, position: int) -> None:

@@ -15,7 +15,7 @@ sends them to the fresh copies. JSON columns are held as JSON text both ways (re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, Final
 from uuid import UUID
@@ -180,8 +180,21 @@ class RowSet:
             sql.SQL("SELECT {} FROM {} WHERE ").format(selected, sql.Identifier(table.name))
         )
 
-    def clear(self) -> None:
-        self._rows, self._loaded, self._touched, self._groups = {}, set(), set(), {}
+    def clear(self, keep: Collection[Any] = ()) -> None:
+        """Forget the rows, but those whose first key part (hashed, see :meth:`key`) is in
+        ``keep``: they stay held as rows the table has (call it once they are written)."""
+        if not keep:
+            self._rows, self._loaded, self._touched, self._groups = {}, set(), set(), {}
+            return
+        rows: dict[Key, dict[str, Any]] = {}
+        groups: dict[Any, list[Key]] = {}
+        for first in keep:
+            keys = self._groups.get(first)
+            if keys:
+                groups[first] = keys
+                for key in keys:
+                    rows[key] = self._rows[key]
+        self._rows, self._loaded, self._touched, self._groups = rows, set(rows), set(), groups
 
     def key(self, *values: Any) -> Key:
         """The key of the row whose key columns have these values."""

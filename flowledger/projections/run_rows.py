@@ -4,9 +4,14 @@ instance's row made when it first appears, and how a step ends.
 
 Every run, step and attempt row the batch changes is read once before the batch
 (:meth:`RunRows.load`), changed in place by each event, and written back together
-(:class:`~flowledger.projections.rowsets.RowSet`). ``run_body_steps`` (the steps of each run's
-map and loop bodies, written when the run is requested) is where an instance row
-(``each[2].shout``) is made from.
+(:class:`~flowledger.projections.rowsets.RowSet`). The rows of runs still in progress whose
+every row is held (the batch requested them, or they were carried into it) are carried to the
+next batch (:meth:`RunRows.carry`, up to :data:`CARRIED_RUNS` runs), which then reads none of
+their rows, when it continues where this one's position was written (see
+``RunsProjection.resume``): the rows are then what the tables hold.
+
+``run_body_steps`` (the steps of each run's map and loop bodies, written when the run is
+requested) is where an instance row (``each[2].shout``) is made from.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ def ms_since(started_at: datetime | None, now: datetime) -> int:
     return 0 if started_at is None else epoch_ms(now) - epoch_ms(started_at)
 
 
+CARRIED_RUNS: Final = 2_000
+"""At most this many runs' rows are carried from one batch to the next (the most recently
+changed): enough for the runs in progress together in a busy log, a few MB."""
+_FINISHED: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+"""Runs in these states are not carried: most never change again (a retried one is read)."""
+
 _BY_ID: Final = sql.SQL("id = ANY(%(ids)s)")
 _ATTEMPTS: Final = sql.SQL(
     "(run_id = ANY(%(whole)s) AND outcome = 'running') OR (run_id, step_id, attempt) "
@@ -62,10 +73,31 @@ class RunRows:
         self.body_steps = RowSet(run_body_steps, ("run_id", "step_id"))
         self.status_before: dict[Any, tuple[Any, str | None]] = {}
         """Each run's (workflow, status) before the batch; status None for runs it requested."""
+        self._whole: dict[Any, None] = {}
+        """The runs (hashed ids, least recently changed first) whose every row is held."""
 
     def clear(self) -> None:
-        for rows in (self.runs, self.steps, self.attempts, self.body_steps):
+        """Forget every row, carried ones too."""
+        for rows in self._tables:
             rows.clear()
+        self.status_before = {}
+        self._whole = {}
+
+    def carry(self) -> None:
+        """Once the batch's rows are written: keep the rows of the runs in progress whose every
+        row is held (see the module's doc), forget the others."""
+        whole = self._whole
+        for run_id, (_, before) in self.status_before.items():
+            key = self.runs.key(run_id)[0]
+            held = key in whole or before is None
+            whole.pop(key, None)
+            row = self.runs.get(run_id)
+            if held and row is not None and row["status"] not in _FINISHED:
+                whole[key] = None  # now the most recently changed
+        while len(whole) > CARRIED_RUNS:
+            del whole[next(iter(whole))]
+        for rows in self._tables:
+            rows.clear(whole)
         self.status_before = {}
 
     # ------------------------------------------------------------------ reading
@@ -81,6 +113,17 @@ class RunRows:
         """Hold the rows of runs requested before the batch: the runs, the steps and attempts
         named, every step and attempt in flight of the ``whole`` runs, and the body steps
         instances may be made from."""
+        carried = {r for r in run_ids if self.runs.key(r)[0] in self._whole}
+        for run_id in carried:
+            row = self.runs.get(run_id)
+            if row is not None:
+                self.status_before[run_id] = (row["workflow_id"], row["status"])
+        if carried:
+            run_ids = run_ids - carried
+            whole = whole - carried
+            steps = {pair for pair in steps if pair[0] not in carried}
+            attempts = {triple for triple in attempts if triple[0] not in carried}
+            bodies = {pair for pair in bodies if pair[0] not in carried}
         if not run_ids:
             return
         pairs = sql.SQL("(run_id, step_id) IN (SELECT * FROM unnest(%(runs)s::uuid[], {}[]))")

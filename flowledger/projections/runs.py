@@ -198,10 +198,23 @@ class RunsProjection(Projection):
         self._changed: set[Any] = set()
         """Runs requested before the batch that it changes: their analytics are taken out
         before the rows are written."""
+        self._carried_at: int | None = None
+        """The position written with the rows carried (see ``run_rows.py``); None when none
+        are, or a batch began and has not written its rows yet."""
 
     def start_batch(self) -> None:
-        self.rows.clear()
         self._changed = set()
+
+    def resume(self, position: int) -> None:
+        """The batch continues the log after ``position``: the carried rows are what the
+        tables hold when the last batch's transaction wrote that position and committed (no
+        other copy of the projection, no rollback, no reset since); otherwise they go."""
+        if position != self._carried_at:
+            self.rows.clear()
+        self._carried_at = None
+
+    def written(self, position: int) -> None:
+        self._carried_at = position
 
     def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
         """Read the rows of runs requested before the batch that its events change."""
@@ -259,7 +272,7 @@ class RunsProjection(Projection):
             _count(conn, rows.count_moves())
             if not self.bulk:
                 run_analytics.put_back(conn, rows.status_before.keys())
-        rows.clear()
+        rows.carry()
         self._changed = set()
 
     def replayed(self, conn: Connection) -> None:

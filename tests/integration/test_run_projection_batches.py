@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, select, text
 from flowledger.domain.errors import DomainError
 from flowledger.domain.runs import Run
 from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.projections.audit import AuditLogProjection
 from flowledger.projections.projector import Projector
@@ -157,3 +158,80 @@ def test_batched_run_projections_equal_applying_one_event_at_a_time(
     assert project(runtime, batch_size=batch_size) == one_at_a_time
     forget(runtime)
     assert project(runtime, batch_size=500) == one_at_a_time
+
+
+RUN_TABLES: tuple[Table, ...] = (runs, run_steps, run_step_attempts, run_counts)
+
+
+def runs_tables(runtime: Runtime) -> dict[str, list[dict[str, Any]]]:
+    with runtime.engine.connect() as conn:
+        return {
+            t.name: sorted((dict(r) for r in conn.execute(select(t)).mappings()), key=repr)
+            for t in RUN_TABLES
+        }
+
+
+def runs_one_at_a_time(runtime: Runtime) -> dict[str, list[dict[str, Any]]]:
+    """The run tables projected again from zero, one event per batch."""
+    Projector(RunsProjection(), runtime.store, runtime.engine).reset()
+    follow(runtime, Projector(RunsProjection(), runtime.store, runtime.engine))
+    return runs_tables(runtime)
+
+
+def follow(runtime: Runtime, projector: Projector, batch_size: int = 500) -> None:
+    Follower(runtime.store, projector, batch_size=batch_size).catch_up()
+
+
+def drive(store: EventStore, run: Run, *actions: str) -> None:
+    for action in actions:
+        act(run, action)
+        store.record(run, metadata=META)
+
+
+@pytest.fixture
+def fresh(runtime: Runtime) -> Runtime:
+    with runtime.engine.begin() as conn:
+        reset(conn)
+    runtime.store.forget_cached()
+    return runtime
+
+
+def test_carried_rows_are_read_again_when_another_copy_applied_the_batch_between(
+    fresh: Runtime,
+) -> None:
+    """The runs projection keeps a run's rows from one batch to the next; when another copy of
+    the projection applied events in between, they are not what the tables hold any more."""
+    run = requested()
+    fresh.store.record(run, metadata=META)
+    drive(fresh.store, run, "start")
+    first = Projector(RunsProjection(), fresh.store, fresh.engine)
+    follow(fresh, first)  # holds the run's rows after its batch
+    drive(fresh.store, run, "step")
+    follow(fresh, Projector(RunsProjection(), fresh.store, fresh.engine))  # another copy
+    drive(fresh.store, run, "assign", "succeed")
+    follow(fresh, first)
+
+    tables = runs_tables(fresh)
+    assert [s["status"] for s in tables["run_steps"] if s["attempts"]] == ["SUCCEEDED"]
+    assert tables == runs_one_at_a_time(fresh)
+
+
+def test_carried_rows_of_a_batch_rolled_back_are_not_used(fresh: Runtime) -> None:
+    """A batch changes the carried rows in place; when its transaction does not commit, the
+    next batch (the same events again) reads the rows from the tables."""
+    run = requested()
+    fresh.store.record(run, metadata=META)
+    drive(fresh.store, run, "start")
+    projector = Projector(RunsProjection(), fresh.store, fresh.engine)
+    follow(fresh, projector)
+    drive(fresh.store, run, "step", "assign")
+    batch = LogReader(fresh.store).read(projector.known, 500)
+    with fresh.engine.connect() as conn:
+        transaction = conn.begin()
+        projector.apply_batch(conn, batch)
+        transaction.rollback()
+    follow(fresh, projector)  # the same events, committed this time
+
+    tables = runs_tables(fresh)
+    assert [a["task_id"] for a in tables["run_step_attempts"]] == ["task-1"]
+    assert tables == runs_one_at_a_time(fresh)
