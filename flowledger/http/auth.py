@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import structlog
 from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import (
@@ -48,7 +49,7 @@ from flowledger.domain.access import Permission, Principal
 from flowledger.http.context import correlation_id_of
 from flowledger.http.errors import ErrorBody
 from flowledger.http.permissions import PERMISSION_OPT, PUBLIC_OPT, RESOURCE_OPT
-from flowledger.observability.logs import aaa_logger
+from flowledger.observability.logs import aaa_debug_enabled, aaa_logger
 from flowledger.runtime.settings import Settings
 from flowledger.security.credentials import Authenticator, CredentialRefused
 from flowledger.security.policy import AccessPolicy, ResourceRef
@@ -88,24 +89,21 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        log = aaa_logger("AUTH").bind(
-            method=connection.scope.get("method"),
-            path=connection.scope["path"],
-            client=connection.client.host if connection.client else None,
-            correlation_id=correlation_id_of(connection),
-        )
         try:
             principal = await self._principal(connection)
         except CredentialRefused as refused:
-            log.warning("authentication refused", result="FAILURE", reason=refused.reason)
+            _auth_log(connection).warning(
+                "authentication refused", result="FAILURE", reason=refused.reason
+            )
             raise NotAuthorizedException(detail=refused.detail) from None
-        log.debug(
-            "authenticated",
-            result="SUCCESS",
-            actor=principal.actor,
-            role=principal.role.value,
-            credential=principal.kind,
-        )
+        if aaa_debug_enabled():
+            _auth_log(connection).debug(
+                "authenticated",
+                result="SUCCESS",
+                actor=principal.actor,
+                role=principal.role.value,
+                credential=principal.kind,
+            )
         return AuthenticationResult(user=principal, auth=principal.kind)
 
     async def _principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -133,6 +131,15 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
             "or a bearer token in Authorization.",
             "missing",
         )
+
+
+def _auth_log(connection: ASGIConnection[Any, Any, Any, Any]) -> structlog.stdlib.BoundLogger:
+    return aaa_logger("AUTH").bind(
+        method=connection.scope.get("method"),
+        path=connection.scope["path"],
+        client=connection.client.host if connection.client else None,
+        correlation_id=correlation_id_of(connection),
+    )
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
@@ -291,6 +298,8 @@ class ApiSecurity:
         decision = await self.policy.decide(
             principal, Permission(permission), resource, _runtime(connection)
         )
+        if decision.allowed and not aaa_debug_enabled():
+            return
         log = aaa_logger("AUTHZ").bind(
             actor=principal.actor,
             role=principal.role.value,

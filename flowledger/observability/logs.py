@@ -88,6 +88,12 @@ Category = Literal["AUTH", "AUTHZ", "AUDIT", "ERROR"]
 AAA_LOGGER = "flowledger.aaa"
 
 
+def aaa_debug_enabled() -> bool:
+    """Whether the AAA logger writes DEBUG lines: a hot path binds the fields of a line it
+    may not write only when it will be written."""
+    return logging.getLogger(AAA_LOGGER).isEnabledFor(logging.DEBUG)
+
+
 def aaa_logger(category: Category) -> structlog.stdlib.BoundLogger:
     """A logger whose lines carry ``category`` (AUTH, AUTHZ, AUDIT or ERROR)."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(AAA_LOGGER).bind(
