@@ -15,14 +15,18 @@ from __future__ import annotations
 from typing import Any, ClassVar, Final
 from uuid import UUID, uuid5
 
-from sqlalchemy import Connection, MetaData, func, insert, select, text, update
+import msgspec
+from psycopg import sql
+from sqlalchemy import Connection, MetaData, func, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from flowledger.domain.webhooks import Webhook
 from flowledger.eventlog.envelope import encode, envelope_of, type_matches
 from flowledger.eventlog.store import is_internal, metadata_of
 from flowledger.projections.projector import Projection
+from flowledger.projections.rowsets import driver
 from flowledger.projections.tables import webhook_deliveries, webhooks
+from flowledger.runtime.database import composed
 
 DELIVERIES_CHANNEL: Final = "flowledger_webhook_deliveries"
 """NOTIFY channel that wakes the sender when deliveries are enqueued."""
@@ -31,6 +35,16 @@ _deliveries: Final = webhook_deliveries.to_metadata(MetaData(), schema="public")
 """The outbox, named with its schema: it is not this projection's table, so a rebuild (whose
 statements put unqualified tables in its side schema) enqueues into the live outbox, where the
 (webhook, position) key makes a replayed delivery a no-op."""
+
+_ACTIVE: Final = composed(
+    sql.SQL("SELECT id, event_types::text FROM {} WHERE status = 'active'").format(
+        sql.Identifier(webhooks.name)
+    )
+)
+"""The active webhooks, read once per batch: sent by psycopg, composed once (through
+SQLAlchemy it was compiled and executed again in every live batch). Unqualified, as the
+projection's own table: a rebuild's search path points it at the side schema's copy."""
+_json: Final = msgspec.json.Decoder()
 
 
 def delivery_id(webhook_id: UUID, event_id: UUID) -> UUID:
@@ -95,10 +109,8 @@ class WebhooksProjection(Projection):
         # Cached for the batch's transaction; webhook events above invalidate it. Holding the
         # connection object keeps its identity from being reused by a later one.
         if self._cache_conn is not conn:
-            rows = conn.execute(
-                select(webhooks.c.id, webhooks.c.event_types).where(webhooks.c.status == "active")
-            ).all()
-            self._active = [(row.id, list(row.event_types)) for row in rows]
+            rows = driver(conn).execute(_ACTIVE).fetchall()
+            self._active = [(hook, list(_json.decode(types))) for hook, types in rows]
             self._cache_conn = conn
         return self._active
 
