@@ -209,8 +209,10 @@ class ProjectionHost:
                     )
                     reached.update((p.name, r) for (p, _), r in zip(resting, moved, strict=True))
         except PositionMoved:
+            _abandon(locking)
             return True
         except Exception as error:
+            _abandon(locking)
             log.warning(
                 "projections: a batch failed in one transaction (%s: %s); applying it one "
                 "transaction per projection",
@@ -232,6 +234,7 @@ class ProjectionHost:
             with locked_batch(self.engine, None, projectors) as (conn, currents):
                 reached = advance_locked(conn, projectors, currents, after=after, last=last)
         except PositionMoved:
+            _abandon(projectors)
             moved = False
             for projector in projectors:
                 try:
@@ -239,6 +242,9 @@ class ProjectionHost:
                 except PositionMoved:
                     moved = True
             return moved
+        except BaseException:
+            _abandon(projectors)
+            raise
         for projector, position in zip(projectors, reached, strict=True):
             projector.known = position
             _record(projector, size, time.perf_counter() - started)
@@ -252,6 +258,13 @@ class ProjectionHost:
         if not (projector.trace_events and recording()):
             return nullcontext()
         return follower_batch_span(projector.name, [_Positioned(p) for p, _ in events])
+
+
+def _abandon(projectors: Sequence[Projector]) -> None:
+    """Tell each projection its batch's transaction did not commit (see
+    :meth:`~flowledger.projections.projector.Projection.abandoned`)."""
+    for projector in projectors:
+        projector.projection.abandoned()
 
 
 def _record(projector: Projector, events: int, seconds: float) -> None:

@@ -106,9 +106,14 @@ class Projection:
         locked (called after :meth:`start_batch`). A projection that keeps rows from one batch
         to the next checks here that they are still what the tables hold."""
 
-    def written(self, position: int) -> None:
+    def written(self, position: int, since: int | None = None) -> None:
         """The batch's changes are written and ``position`` is saved in its transaction (which
-        may still fail to commit: the next :meth:`resume` says whether it did)."""
+        may still fail to commit: the next :meth:`resume` says whether it did). ``since``: the
+        position was only moved there from ``since``, with nothing to apply."""
+
+    def abandoned(self) -> None:
+        """The transaction of the batch (or of the positions) failed: what :meth:`written`
+        said does not hold."""
 
     def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
         """Read, in a few statements, what :meth:`apply` will need for these events (the rows
@@ -179,9 +184,11 @@ def advance_locked(
     behind = [p for p, current in zip(projectors, currents, strict=True) if current < last]
     with raw.pipeline():
         saves = [projector.send_position(raw, last) for projector in behind]
-    for projector, cursor in zip(behind, saves, strict=True):
+    behind_currents = [c for c in currents if c < last]
+    for projector, current, cursor in zip(behind, behind_currents, saves, strict=True):
         if not _saved(cursor):  # a higher position was saved meanwhile
             raise PositionMoved(projector.name)
+        projector.projection.written(last, since=current)
     return [max(current, last) for current in currents]
 
 
@@ -265,8 +272,12 @@ class Projector:
 
     def commit(self, events: Sequence[Applied], *, after: int, last: int) -> bool:
         """:meth:`apply_events` in a transaction of its own; whether anything was written."""
-        with locked_batch(self.engine, self.schema, [self]) as (conn, [current]):
-            reached = self.apply_locked(conn, events, current, after=after, last=last)
+        try:
+            with locked_batch(self.engine, self.schema, [self]) as (conn, [current]):
+                reached = self.apply_locked(conn, events, current, after=after, last=last)
+        except BaseException:
+            self.projection.abandoned()
+            raise
         self.known = reached
         return reached == last
 

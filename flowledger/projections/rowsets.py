@@ -196,6 +196,14 @@ class RowSet:
                     rows[key] = self._rows[key]
         self._rows, self._loaded, self._touched, self._groups = rows, set(rows), set(), groups
 
+    def __len__(self) -> int:
+        """How many rows are held."""
+        return len(self._rows)
+
+    def held(self, first: Any) -> int:
+        """How many rows are held whose first key part (hashed, see :meth:`key`) is ``first``."""
+        return len(self._groups.get(first, ()))
+
     def key(self, *values: Any) -> Key:
         """The key of the row whose key columns have these values."""
         return tuple(map(_hashable, values))

@@ -52,7 +52,10 @@ def ms_since(started_at: datetime | None, now: datetime) -> int:
 
 CARRIED_RUNS: Final = 2_000
 """At most this many runs' rows are carried from one batch to the next (the most recently
-changed): enough for the runs in progress together in a busy log, a few MB."""
+changed): enough for the runs in progress together in a busy log."""
+CARRIED_ROWS: Final = 40_000
+"""And at most about this many rows in all (runs with large maps have thousands of steps and
+attempts each, with their inputs and outputs): tens of MB."""
 _FINISHED: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 """Runs in these states are not carried: most never change again (a retried one is read)."""
 
@@ -98,6 +101,14 @@ class RunRows:
             del whole[next(iter(whole))]
         for rows in self._tables:
             rows.clear(whole)
+        count = sum(len(rows) for rows in self._tables)
+        if count > CARRIED_ROWS:  # the oldest go until the rest fit
+            while whole and count > CARRIED_ROWS:
+                oldest = next(iter(whole))
+                del whole[oldest]
+                count -= sum(rows.held(oldest) for rows in self._tables)
+            for rows in self._tables:
+                rows.clear(whole)
         self.status_before = {}
 
     # ------------------------------------------------------------------ reading

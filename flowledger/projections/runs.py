@@ -213,8 +213,12 @@ class RunsProjection(Projection):
             self.rows.clear()
         self._carried_at = None
 
-    def written(self, position: int) -> None:
-        self._carried_at = position
+    def written(self, position: int, since: int | None = None) -> None:
+        if since is None or since == self._carried_at:
+            self._carried_at = position
+
+    def abandoned(self) -> None:
+        self._carried_at = None
 
     def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
         """Read the rows of runs requested before the batch that its events change."""
