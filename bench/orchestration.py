@@ -142,11 +142,15 @@ def _throughput_notes(ratio: float, details: dict[str, Any]) -> str:
         return ""
     cpu = details["cpu_ms_per_run"]
     spent = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+    executor = cpu.get("executor", 0.0)
+    followers = cpu.get("projections", 0.0) + cpu.get("relay", 0.0)
     return (
-        f"CPU per run, ms: {spent} (PostgreSQL besides): the 2 cores are the limit, and "
-        "most of it is the followers' work per event (decode, project, commit), not the "
-        "executor's, which shares the writer's transactions with every run it drives. The "
-        "direct chains append nothing"
+        f"CPU per run, ms: {spent} (PostgreSQL besides): the 2 cores are the limit. The "
+        f"executor's {executor:.1f} ms ({executor / STEPS:.1f} per step) is for a third to a "
+        "half the A2A client's own work per call (a2a-sdk over httpx, in a profile) and then "
+        "the event loop, deciding and the commits it shares with every run it drives; the "
+        f"followers' {followers:.1f} ms is decoding, projecting and publishing each event. "
+        "The direct chains append nothing"
     )
 
 
