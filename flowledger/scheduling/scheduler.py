@@ -69,6 +69,9 @@ class Scheduler:
         self._handled: dict[tuple[UUID, datetime], datetime] = {}
         """Per trigger (and its ``fire_from``): up to when this process has handled its ticks,
         so ticks skipped by a catch-up policy are not looked at again on every pass."""
+        self._unfired: dict[UUID, str] = {}
+        """Per trigger whose due tick could not be recorded: the cause, said once as a warning
+        (again only if it changes) and tried again every pass without saying so."""
 
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until ``stop``. A pass that fails (the database is down, or the
@@ -137,9 +140,21 @@ class Scheduler:
                 fired = fire_tick(self.store, trigger.id, tick)
             except Exception as error:
                 metrics.TRIGGER_FIRE_ERRORS.labels(type="schedule").inc()
-                log.warning("trigger %s: tick %s not fired yet: %s", trigger.id, tick, error)
+                cause = f"{type(error).__name__}: {error}"
+                log.log(
+                    logging.DEBUG if self._unfired.get(trigger.id) == cause else logging.WARNING,
+                    "trigger %s: tick %s not fired yet (%s); trying again every pass, without "
+                    "saying so each time",
+                    trigger.id,
+                    tick,
+                    cause,
+                )
+                self._unfired[trigger.id] = cause
                 return False
             _observe(trigger.id, tick, fired)
+        failed = self._unfired.pop(trigger.id, None)
+        if failed is not None:
+            log.info("trigger %s: ticks fire again (after %s)", trigger.id, failed)
         return True
 
 
