@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Hashable
 from typing import Literal
 
 import structlog
@@ -100,3 +101,25 @@ def aaa_logger(category: Category) -> structlog.stdlib.BoundLogger:
         category=category
     )
     return logger
+
+
+class RecurringFailures:
+    """Failures of work tried again on a loop (the scheduler's passes, a trigger's tick), said
+    once per cause: a warning the first time, DEBUG while the cause stays the same (a warning
+    again when it changes), and one INFO line when the work succeeds again. ``key`` names what
+    fails; the cause is the last argument of each message."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._causes: dict[Hashable, str] = {}
+
+    def failed(self, key: Hashable, error: BaseException, message: str, *args: object) -> None:
+        cause = f"{type(error).__name__}: {error}"
+        level = logging.DEBUG if self._causes.get(key) == cause else logging.WARNING
+        self._causes[key] = cause
+        self._log.log(level, message, *args, cause)
+
+    def recovered(self, key: Hashable, message: str, *args: object) -> None:
+        cause = self._causes.pop(key, None)
+        if cause is not None:
+            self._log.info(message, *args, cause)

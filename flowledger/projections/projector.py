@@ -181,11 +181,12 @@ def advance_locked(
     for projector, current in zip(projectors, currents, strict=True):
         if current < after:
             raise PositionMoved(projector.name)
-    behind = [p for p, current in zip(projectors, currents, strict=True) if current < last]
+    behind = [
+        (p, current) for p, current in zip(projectors, currents, strict=True) if current < last
+    ]
     with raw.pipeline():
-        saves = [projector.send_position(raw, last) for projector in behind]
-    behind_currents = [c for c in currents if c < last]
-    for projector, current, cursor in zip(behind, behind_currents, saves, strict=True):
+        saves = [projector.send_position(raw, last) for projector, _ in behind]
+    for (projector, current), cursor in zip(behind, saves, strict=True):
         if not _saved(cursor):  # a higher position was saved meanwhile
             raise PositionMoved(projector.name)
         projector.projection.written(last, since=current)

@@ -6,9 +6,9 @@ Every run, step and attempt row the batch changes is read once before the batch
 (:meth:`RunRows.load`), changed in place by each event, and written back together
 (:class:`~flowledger.projections.rowsets.RowSet`). The rows of runs still in progress whose
 every row is held (the batch requested them, or they were carried into it) are carried to the
-next batch (:meth:`RunRows.carry`, up to :data:`CARRIED_RUNS` runs), which then reads none of
-their rows, when it continues where this one's position was written (see
-``RunsProjection.resume``): the rows are then what the tables hold.
+next batch (:meth:`RunRows.carry`, up to :data:`CARRIED_RUNS` runs and :data:`CARRIED_ROWS`
+rows), which then reads none of their rows when it continues where this one's position was
+written (see ``RunsProjection.resume``): the rows are then what the tables hold.
 
 ``run_body_steps`` (the steps of each run's map and loop bodies, written when the run is
 requested) is where an instance row (``each[2].shout``) is made from.
@@ -26,6 +26,7 @@ from psycopg import sql
 from sqlalchemy import Connection
 
 from flowledger.domain.run_state import split_key, split_scope
+from flowledger.domain.runs import TERMINAL
 from flowledger.projections.rowsets import RowSet, driver, json_text
 from flowledger.projections.tables import run_body_steps, run_step_attempts, run_steps, runs
 
@@ -56,8 +57,6 @@ changed): enough for the runs in progress together in a busy log."""
 CARRIED_ROWS: Final = 40_000
 """And at most about this many rows in all (runs with large maps have thousands of steps and
 attempts each, with their inputs and outputs): tens of MB."""
-_FINISHED: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
-"""Runs in these states are not carried: most never change again (a retried one is read)."""
 
 _BY_ID: Final = sql.SQL("id = ANY(%(ids)s)")
 _ATTEMPTS: Final = sql.SQL(
@@ -95,7 +94,8 @@ class RunRows:
             held = key in whole or before is None
             whole.pop(key, None)
             row = self.runs.get(run_id)
-            if held and row is not None and row["status"] not in _FINISHED:
+            # A finished run is not carried: most never change again (a retried one is read).
+            if held and row is not None and row["status"] not in TERMINAL:
                 whole[key] = None  # now the most recently changed
         while len(whole) > CARRIED_RUNS:
             del whole[next(iter(whole))]

@@ -29,6 +29,7 @@ from flowledger.commands.triggers import Fired, fire_tick
 from flowledger.domain.schedules import Schedule
 from flowledger.eventlog.store import EventStore
 from flowledger.observability import metrics
+from flowledger.observability.logs import RecurringFailures
 from flowledger.projections.tables import triggers, workflows
 from flowledger.runtime.process import Runtime
 from flowledger.scheduling.settings import SchedulerSettings
@@ -69,33 +70,28 @@ class Scheduler:
         self._handled: dict[tuple[UUID, datetime], datetime] = {}
         """Per trigger (and its ``fire_from``): up to when this process has handled its ticks,
         so ticks skipped by a catch-up policy are not looked at again on every pass."""
-        self._unfired: dict[UUID, str] = {}
-        """Per trigger whose due tick could not be recorded: the cause, said once as a warning
-        (again only if it changes) and tried again every pass without saying so."""
+        self._failures = RecurringFailures(log)
+        """Failing passes (key ``None``) and triggers whose due tick could not be recorded (key:
+        the trigger), tried again every pass and said once per cause."""
 
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until ``stop``. A pass that fails (the database is down, or the
         like) is tried again every ``interval_s``: said once as a warning (again only if the
         cause changes), and once more when passes work again, not on every try."""
-        failing: str | None = None
         while not stop.is_set():
             try:
                 wait = self.run_once()
             except Exception as error:
-                cause = f"{type(error).__name__}: {error}"
-                log.log(
-                    logging.DEBUG if cause == failing else logging.WARNING,
-                    "scheduler: a pass failed (%s); trying again every %gs until it works, "
-                    "without saying so each time",
-                    cause,
+                self._failures.failed(
+                    None,
+                    error,
+                    "scheduler: a pass failed; trying again every %gs until it works, without "
+                    "saying so each time (%s)",
                     self.settings.interval_s,
                 )
-                failing = cause
                 wait = self.settings.interval_s
             else:
-                if failing is not None:
-                    log.info("scheduler: passes work again (after %s)", failing)
-                    failing = None
+                self._failures.recovered(None, "scheduler: passes work again (after %s)")
             stop.wait(wait)
 
     def run_once(self) -> float:
@@ -140,21 +136,17 @@ class Scheduler:
                 fired = fire_tick(self.store, trigger.id, tick)
             except Exception as error:
                 metrics.TRIGGER_FIRE_ERRORS.labels(type="schedule").inc()
-                cause = f"{type(error).__name__}: {error}"
-                log.log(
-                    logging.DEBUG if self._unfired.get(trigger.id) == cause else logging.WARNING,
-                    "trigger %s: tick %s not fired yet (%s); trying again every pass, without "
-                    "saying so each time",
+                self._failures.failed(
+                    trigger.id,
+                    error,
+                    "trigger %s: tick %s not fired yet; trying again every pass, without saying "
+                    "so each time (%s)",
                     trigger.id,
                     tick,
-                    cause,
                 )
-                self._unfired[trigger.id] = cause
                 return False
             _observe(trigger.id, tick, fired)
-        failed = self._unfired.pop(trigger.id, None)
-        if failed is not None:
-            log.info("trigger %s: ticks fire again (after %s)", trigger.id, failed)
+        self._failures.recovered(trigger.id, "trigger %s: ticks fire again (after %s)", trigger.id)
         return True
 
 

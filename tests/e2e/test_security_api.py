@@ -4,6 +4,7 @@ checked, and the rate limit answers 429."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from flowledger.http.app import create_app
 from flowledger.http.auth import ApiSecurity
 from flowledger.http.consistency import MIN_POSITION_HEADER
 from flowledger.http.permissions import requires
+from flowledger.observability.logs import AAA_LOGGER
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from tests.support.http import ADMIN_API_KEY, ApiClient
@@ -274,6 +276,29 @@ def test_authentication_authorisation_and_changes_are_logged_by_category(
     done = logged("AUDIT", "SUCCESS")
     assert (done["action"], done["actor"]) == ("register_agent", "admin-env")
     assert done["correlation_id"] and done["entity_type"] == "agent"
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO])
+def test_granted_requests_are_logged_only_when_the_aaa_logger_writes_debug(
+    api: ApiClient, level: int
+) -> None:
+    """A granted request's AUTH and AUTHZ lines are DEBUG lines: they are made (their fields
+    bound) only when they will be written."""
+    aaa = logging.getLogger(AAA_LOGGER)
+    before = aaa.level
+    aaa.setLevel(level)
+    try:
+        with capture_logs() as logs:
+            assert api.get(AGENTS).status_code == 200
+    finally:
+        aaa.setLevel(before)
+    granted = [
+        (e["category"], e["result"])
+        for e in logs
+        if e.get("category") in ("AUTH", "AUTHZ") and e.get("log_level") == "debug"
+    ]
+    expected = [("AUTH", "SUCCESS"), ("AUTHZ", "ALLOWED")] if level == logging.DEBUG else []
+    assert granted == expected
 
 
 def test_the_openapi_document_declares_security_on_protected_operations(
