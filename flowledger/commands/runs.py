@@ -24,6 +24,7 @@ from flowledger.domain.agents import Agent
 from flowledger.domain.errors import (
     ConcurrentModification,
     Conflict,
+    DomainError,
     FieldProblem,
     InvalidInput,
     NotFound,
@@ -33,7 +34,8 @@ from flowledger.domain.names import NameClaim
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import AgentBinding, RetryPlan, Run
 from flowledger.domain.workflows import Workflow
-from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.eventlog.store import EventMetadata, EventStore, NotCached
+from flowledger.eventlog.writer import StaleRead
 
 IDEMPOTENCY_KIND = "run-request"
 WORKFLOW_KIND = "workflow"
@@ -104,6 +106,30 @@ def request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> 
     """The workflow, its agents and the idempotency key are read from the process's cache and
     checked against the store when the run is recorded (:meth:`EventStore.decide`)."""
     return store.decide(lambda: _request_run(store, command, meta))
+
+
+async def request_run_from_cache(
+    store: EventStore, command: RequestRun, meta: EventMetadata
+) -> RequestedRun | None:
+    """:func:`request_run` for the event loop when the cache holds all it reads (the workflow,
+    its agents and their names): decided from the cache, and recorded with those reads
+    checked under the table lock as :meth:`EventStore.decide` checks them, without blocking
+    the loop. None, having recorded nothing, when the cache cannot settle it alone; then
+    :func:`request_run` (in a worker thread) does: an idempotency key (its claim is read from
+    the store), a read not cached, a refusal (it stands only once what it read is found
+    current), a read that moved on before the commit (decided again on the new state)."""
+    if command.idempotency_key is not None:
+        return None
+    try:
+        with store.deciding_from_cache() as reads:
+            run, _ = new_run(store, command, meta)
+    except (NotCached, DomainError):
+        return None
+    try:
+        position = await store.record_async(run, metadata=meta, reads=reads, again_if_stale=False)
+    except StaleRead:
+        return None
+    return RequestedRun(run, position)
 
 
 def _request_run(store: EventStore, command: RequestRun, meta: EventMetadata) -> RequestedRun:

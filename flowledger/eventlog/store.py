@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -56,6 +56,14 @@ POOL_WAIT_S = 0.5
 
 _decision_reads: ContextVar[dict[UUID, int] | None] = ContextVar("decision_reads", default=None)
 """The versions read by the decision running in this context (see :meth:`EventStore.decide`)."""
+_cache_only: ContextVar[bool] = ContextVar("cache_only", default=False)
+"""Whether the decision running in this context may read only what the cache holds (see
+:meth:`EventStore.deciding_from_cache`)."""
+
+
+class NotCached(Exception):
+    """A decision made on the event loop needed something the cache does not hold: it is
+    made again in a worker thread, where reading the store is allowed."""
 
 
 class EventMetadata(msgspec.Struct, frozen=True):
@@ -261,6 +269,20 @@ class EventStore(Application[UUID]):
                 self._refresh(aggregate_id)
         return decision()
 
+    @contextlib.contextmanager
+    def deciding_from_cache(self) -> Iterator[dict[UUID, int]]:
+        """A decision that must not wait for the database, for the event loop: inside,
+        :meth:`get` with ``copy=False`` answers from the cache and notes the version it gave
+        (in the dict this yields, to pass to :meth:`record_async` as its ``reads``), and
+        anything it would have to load raises :class:`NotCached` instead."""
+        reads: dict[UUID, int] = {}
+        tokens = _decision_reads.set(reads), _cache_only.set(True)
+        try:
+            yield reads
+        finally:
+            _cache_only.reset(tokens[1])
+            _decision_reads.reset(tokens[0])
+
     def _refresh(self, aggregate_id: UUID) -> None:
         with contextlib.suppress(AggregateNotFoundError):
             self.repository.get(aggregate_id, deepcopy_from_cache=False)
@@ -271,8 +293,10 @@ class EventStore(Application[UUID]):
         label = kind or aggregate_class.__name__.lower()
         reads = None if copy else _decision_reads.get()
         try:
-            if reads is not None and isinstance(self.repository, CachingRepository):
-                aggregate: Any = self.repository.cached(aggregate_id)
+            if _cache_only.get():
+                aggregate: Any = self._from_cache_only(aggregate_id, copy=copy)
+            elif reads is not None and isinstance(self.repository, CachingRepository):
+                aggregate = self.repository.cached(aggregate_id)
             else:
                 aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
@@ -284,6 +308,16 @@ class EventStore(Application[UUID]):
         if not isinstance(aggregate, aggregate_class):
             raise NotFound(f"{label} {aggregate_id} not found")
         return aggregate
+
+    def _from_cache_only(self, aggregate_id: UUID, *, copy: bool) -> Any:
+        found = (
+            self.repository.peek(aggregate_id)
+            if not copy and isinstance(self.repository, CachingRepository)
+            else None
+        )
+        if found is None:
+            raise NotCached(aggregate_id)
+        return found
 
     # ------------------------------------------------------------------ recording
 
@@ -306,13 +340,17 @@ class EventStore(Application[UUID]):
         *aggregates: Aggregate | None,
         metadata: EventMetadata,
         reads: Mapping[UUID, int] | None = None,
+        again_if_stale: bool = True,
     ) -> int | None:
         """:meth:`record` for the event loop: waits for the commit without a thread.
 
-        ``reads``: versions of other aggregates read from the cache (:meth:`cached`) that the
-        caller relies on; they are checked under the table lock, and any that moved on are
-        brought up to date (then :meth:`cached` has them as stored) before the events are
-        recorded with the new versions. Once the events are handed to the writer they are
+        ``reads``: versions of other aggregates read from the cache (:meth:`cached`,
+        :meth:`deciding_from_cache`) that the caller relies on; they are checked under the
+        table lock, and any that moved on are brought up to date (then :meth:`cached` has them
+        as stored) before the events are recorded with the new versions; or, with
+        ``again_if_stale=False`` (a decision that must be made again on what moved on),
+        :class:`StaleRead` is raised and nothing is recorded. Once the events are handed to
+        the writer they are
         recorded (or refused) whatever happens to the caller: a cancelled caller still waits
         for the outcome before it unwinds, so nothing is appended on its behalf after it
         returned."""
@@ -335,6 +373,8 @@ class EventStore(Application[UUID]):
             except StaleRead as stale:
                 for aggregate_id in stale.aggregate_ids:
                     await asyncio.to_thread(self._refresh, aggregate_id)
+                if not again_if_stale:
+                    raise
                 checking = {i: self._cached_version(i) for i in checking or {}}
 
     def cached(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:

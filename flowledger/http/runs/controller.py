@@ -33,6 +33,7 @@ from flowledger.commands.runs import (
     plan_to_try,
     preview_retry,
     request_run,
+    request_run_from_cache,
     resume_run,
     retry_run,
     signal_run,
@@ -405,7 +406,9 @@ class WorkflowRunsController(Controller):
             idempotency_key=idempotency_key,
             limits=limits,
         )
-        outcome = await run_command(request_run, store, command, meta)
+        outcome = await run_command(
+            request_run, store, command, meta, on_loop=request_run_from_cache
+        )
         run = outcome.aggregate
         headers = position_headers(outcome)
         headers["Location"] = f"/api/v1/runs/{run.id}"
