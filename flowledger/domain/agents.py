@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -86,7 +86,9 @@ class RetryPolicy:
         return ("max_retries", "initial_delay_ms", "max_delay_ms", "backoff_multiplier")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Its fields are plain values: a copy of them, not asdict's recursive deep copy (which
+        # was a tenth of a run request's decision).
+        return dict(vars(self))
 
     def problems(self, prefix: str = "retry_config") -> list[FieldProblem]:
         found: list[FieldProblem] = []

@@ -13,7 +13,7 @@ Runs requested before limits existed have none (:meth:`RunLimits.unlimited`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
 LIMIT_NAMES: Final = {
@@ -41,7 +41,9 @@ class RunLimits:
         return cls(None, None, None, None, None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Its fields are plain values: a copy of them, not asdict's recursive deep copy (which
+        # was a tenth of a run request's decision).
+        return dict(vars(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RunLimits:
