@@ -14,8 +14,6 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.domain import Aggregate
-from jsonschema import Draft202012Validator
-from jsonschema.validators import validator_for
 
 from flowledger.commands import Outcome
 from flowledger.commands.agents import find_agent_by_name
@@ -33,6 +31,7 @@ from flowledger.domain.limits import RunLimits
 from flowledger.domain.names import NameClaim
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.runs import AgentBinding, RetryPlan, Run
+from flowledger.domain.step_kinds import data_problems
 from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.store import EventMetadata, EventStore, NotCached
 from flowledger.eventlog.writer import StaleRead
@@ -343,14 +342,7 @@ def _variables(plan: WorkflowPlan, overrides: Mapping[str, Any]) -> dict[str, An
 def _check_input(plan: WorkflowPlan, input_data: Mapping[str, Any]) -> None:
     if plan.input_schema is None:
         return
-    validator_class = validator_for(plan.input_schema, default=Draft202012Validator)
-    validator = validator_class(plan.input_schema)
-    problems = [
-        FieldProblem(
-            ".".join(["input_data", *(str(p) for p in error.absolute_path)]), error.message
-        )
-        for error in sorted(validator.iter_errors(input_data), key=lambda e: list(e.absolute_path))
-    ]
+    problems = data_problems(plan.input_schema, input_data, "input_data")
     if problems:
         raise InvalidInput(problems, detail="input_data does not match the workflow's input schema")
 

@@ -88,7 +88,7 @@ class RetryPolicy:
     def to_dict(self) -> dict[str, Any]:
         # Its fields are plain values: a copy of them, not asdict's recursive deep copy (which
         # was a tenth of a run request's decision).
-        return dict(vars(self))
+        return {name: getattr(self, name) for name in self.field_names()}
 
     def problems(self, prefix: str = "retry_config") -> list[FieldProblem]:
         found: list[FieldProblem] = []

@@ -43,7 +43,7 @@ class RunLimits:
     def to_dict(self) -> dict[str, Any]:
         # Its fields are plain values: a copy of them, not asdict's recursive deep copy (which
         # was a tenth of a run request's decision).
-        return dict(vars(self))
+        return {name: getattr(self, name) for name in LIMIT_NAMES}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RunLimits:

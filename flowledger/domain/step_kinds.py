@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+import referencing
 from jsonschema import validators
 
 from flowledger.domain.agents import RetryPolicy, timeout_problems
@@ -347,9 +348,16 @@ def json_schema_problems(schema: object, at: str) -> list[FieldProblem]:
     ]
 
 
+_LOCAL_ONLY: Final = referencing.Registry()
+"""A registry that retrieves nothing: without one, jsonschema fetches a remote ``$ref`` with
+``urlopen`` (no timeout) while it validates."""
+
+
 def data_problems(schema: Mapping[str, Any], data: object, at: str) -> list[FieldProblem]:
-    """Problems of data against a (valid) JSON Schema, located under ``at``."""
-    validator = validators.validator_for(schema)(schema)
+    """Problems of data against a (valid) JSON Schema, located under ``at``. A ``$ref`` is
+    resolved within the schema only: nothing is fetched from the network (a remote one is a
+    problem of its own)."""
+    validator = validators.validator_for(schema)(schema, registry=_LOCAL_ONLY)
     try:
         errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
     except Exception as error:  # an unresolvable $ref, for instance

@@ -274,7 +274,8 @@ class EventStore(Application[UUID]):
         """A decision that must not wait for the database, for the event loop: inside,
         :meth:`get` with ``copy=False`` answers from the cache and notes the version it gave
         (in the dict this yields, to pass to :meth:`record_async` as its ``reads``), and
-        anything it would have to load raises :class:`NotCached` instead."""
+        anything it would have to load raises :class:`NotCached` instead. Nothing inside may
+        ``await``: the context it sets is this task's until the block ends."""
         reads: dict[UUID, int] = {}
         tokens = _decision_reads.set(reads), _cache_only.set(True)
         try:
@@ -310,11 +311,7 @@ class EventStore(Application[UUID]):
         return aggregate
 
     def _from_cache_only(self, aggregate_id: UUID, *, copy: bool) -> Any:
-        found = (
-            self.repository.peek(aggregate_id)
-            if not copy and isinstance(self.repository, CachingRepository)
-            else None
-        )
+        found = None if copy else self._peek(aggregate_id)
         if found is None:
             raise NotCached(aggregate_id)
         return found
@@ -350,10 +347,9 @@ class EventStore(Application[UUID]):
         as stored) before the events are recorded with the new versions; or, with
         ``again_if_stale=False`` (a decision that must be made again on what moved on),
         :class:`StaleRead` is raised and nothing is recorded. Once the events are handed to
-        the writer they are
-        recorded (or refused) whatever happens to the caller: a cancelled caller still waits
-        for the outcome before it unwinds, so nothing is appended on its behalf after it
-        returned."""
+        the writer they are recorded (or refused) whatever happens to the caller: a cancelled
+        caller still waits for the outcome before it unwinds, so nothing is appended on its
+        behalf after it returned."""
         pending = self._pending(aggregates, metadata)
         if pending is None:
             return None
@@ -381,18 +377,18 @@ class EventStore(Application[UUID]):
         """The aggregate as this process last read or refreshed it, without asking the store
         (it may be behind: pass its version as a read to :meth:`record_async`); None when it
         is not cached. For reading only."""
-        if not isinstance(self.repository, CachingRepository):
-            return None
-        found = self.repository.peek(aggregate_id)
+        found = self._peek(aggregate_id)
         return found if isinstance(found, aggregate_class) else None
 
     def _cached_version(self, aggregate_id: UUID) -> int:
-        found = (
-            self.repository.peek(aggregate_id)
-            if isinstance(self.repository, CachingRepository)
-            else None
-        )
+        found = self._peek(aggregate_id)
         return 0 if found is None else int(found.version)
+
+    def _peek(self, aggregate_id: UUID) -> Any:
+        """The cached aggregate, or None (no I/O at all)."""
+        if not isinstance(self.repository, CachingRepository):
+            return None
+        return self.repository.peek(aggregate_id)
 
     def record_many(
         self, commands: Sequence[tuple[Sequence[Aggregate | None], EventMetadata]]

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Final, TypeVar
 
+import anyio
 import anyio.to_thread
 from litestar.datastructures import ResponseHeader
 
@@ -55,7 +56,13 @@ async def run_command(
         # One span for the command, wherever it is decided (a worker thread runs in a copy
         # of the loop's context, so it is current there too).
         with command_span(getattr(handler, "__name__", "command")):
-            outcome = None if on_loop is None else await on_loop(store, command, meta)
+            outcome = None
+            if on_loop is not None:
+                # Once handed to the writer the command is recorded whatever happens to the
+                # request: a cancelled one waits for its outcome, so that it is logged (as a
+                # worker thread is waited for).
+                with anyio.CancelScope(shield=True):
+                    outcome = await on_loop(store, command, meta)
             if outcome is None:
                 outcome = await anyio.to_thread.run_sync(partial(handler, store, command, meta))
     except DomainError as error:

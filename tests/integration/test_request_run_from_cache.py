@@ -23,8 +23,10 @@ from flowledger.commands.runs import (
 )
 from flowledger.commands.workflows import UpdateWorkflow, update_workflow
 from flowledger.domain.errors import Conflict
+from flowledger.domain.workflows import Workflow
 from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.http.writes import run_command
 from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
 
@@ -122,9 +124,30 @@ def test_a_workflow_another_process_deactivated_is_decided_again_in_the_thread(
     # (the stale workflow is brought up to date in a thread before it answers)
     assert on_loop(runtime.store, command, threads=True) is None, "its stale read refused it"
     assert head(runtime) == before, "nothing recorded"
+    cached = runtime.store.cached(Workflow, cached_workflow)
+    assert cached is not None and cached.status == "inactive", "brought up to date"
     with pytest.raises(Conflict, match="inactive"):
         request_run(runtime.store, command, META)
     assert on_loop(runtime.store, command) is None, "the cache has it inactive now"
+
+
+def test_an_execute_the_loop_cannot_settle_is_decided_in_a_thread_that_may_read_the_store(
+    runtime: Runtime, cached_workflow: UUID, second_process: EventStore
+) -> None:
+    """What POST .../execute does: the loop gives up (nothing cached in this store), and the
+    worker thread then loads what it needs (the loop's cache-only reading does not follow it
+    into the thread)."""
+    command = RequestRun(workflow_id=cached_workflow, input_data={})
+
+    async def execute() -> RequestedRun:
+        return await run_command(
+            request_run, second_process, command, META, on_loop=request_run_from_cache
+        )
+
+    accepted = asyncio.run(execute())
+
+    assert accepted.position == head(runtime)
+    assert events_of(runtime, accepted.aggregate.id) == ["Run.Requested"]
 
 
 def test_refusals_and_idempotency_keys_are_left_to_the_thread(
