@@ -109,15 +109,15 @@ def _throughput_notes(flat_out: dict[str, Any], baseline: float) -> str:
         return ""
     cpu_ms = flat_out["api_cpu_ms_per_request"]
     return (
-        f"the API process spent {cpu_ms:.2f} ms of CPU per request (Litestar, authentication, "
-        "validation, JSON, the audit log line, a worker thread for the command and the "
-        "command itself), one process sharing 2 cores with PostgreSQL and the load generator: "
+        f"the API process spent {cpu_ms:.2f} ms of CPU per request (uvicorn and Litestar's "
+        "middleware, routing and dependencies, authentication, validation, JSON, the command "
+        "decided on the event loop, and the share of its writer thread), one process sharing "
+        "2 cores with PostgreSQL and the load generator: "
         f"{0.4 * baseline:,.0f} requests/s would need under {1000 / (0.4 * baseline):.2f} ms. "
         "The write is no longer the limit: a run request reads nothing from the store (the "
         "workflow and agents come from the cache, checked under the table lock when the run "
         f"is recorded) and {flat_out['commands_per_transaction']} requests shared each "
-        "transaction. More API processes add throughput where there are more cores; deciding "
-        "on the event loop without a worker thread is the next step for one process"
+        "transaction. More API processes add throughput where there are more cores"
     )
 
 
