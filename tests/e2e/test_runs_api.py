@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 
+from flowledger.commands.workflows import UpdateWorkflow, update_workflow
+from flowledger.eventlog.settings import EventStoreSettings
+from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.http.app import create_app
+from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.settings import Settings
 from tests.support.agents import get_stats, reset_stats, running_all
@@ -194,6 +199,31 @@ def test_an_inactive_workflow_or_an_inactive_agent_cannot_run(api: ApiClient) ->
     assert refused.status_code == 409 and "agent 'echo' is inactive" in refused.json()["detail"]
     api.delete(f"/api/v1/workflows/{workflow['id']}")
     assert execute(api, workflow["id"], input_data={"text": "x"}).status_code == 409
+
+
+def test_an_execute_on_a_workflow_another_process_deactivated_is_refused(
+    api: ApiClient, database: Database
+) -> None:
+    """The API decides a run request from its cache on the event loop; what it read is
+    checked when the run is recorded, so a change made by another API process is seen (409),
+    and the run request is decided again once it is undone (202)."""
+    workflow = create_workflow(api)
+    assert execute(api, workflow["id"], input_data={"text": "x"}).status_code == 202  # cached
+    other = EventStore(database, pool_size=2, settings=EventStoreSettings())
+    meta = EventMetadata.system("other-process")
+    try:
+        inactive = UpdateWorkflow(workflow_id=UUID(workflow["id"]), changes={}, status="inactive")
+        update_workflow(other, inactive, meta)
+
+        refused = execute(api, workflow["id"], input_data={"text": "x"})
+        assert refused.status_code == 409 and "inactive" in refused.json()["detail"]
+
+        active = UpdateWorkflow(workflow_id=UUID(workflow["id"]), changes={}, status="active")
+        update_workflow(other, active, meta)
+    finally:
+        other.close()
+    assert execute(api, workflow["id"], input_data={"text": "x"}).status_code == 202
+    assert api.get("/api/v1/runs", params={"workflow_id": workflow["id"]}).json()["total"] == 2
 
 
 def test_cancelling_a_slow_run_and_then_cancelling_it_again(
