@@ -149,7 +149,9 @@ def test_a_paused_trigger_does_not_fire_and_resumes_without_catching_up(
     resume_trigger(runtime.store, ResumeTrigger(trigger_id=trigger), META)
     project(runtime)
     resumed_at = fire_from(runtime, trigger)
-    clock.now = resumed_at + timedelta(seconds=61)
+    # (resumed_at, resumed_at + 60 s] holds exactly one tick of a 60 s schedule wherever it
+    # starts; 61 s held two when the trigger resumed in the last second of a minute.
+    clock.now = resumed_at + timedelta(seconds=60)
     scheduler(runtime, clock).run_once()
     project(runtime)
     assert all(t > resumed_at for t, _ in firings(runtime, trigger))
