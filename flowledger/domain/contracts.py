@@ -25,14 +25,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
+from referencing.exceptions import Unresolvable
 
 from flowledger.domain.dry_run import DryRun
 from flowledger.domain.mappings import MappingError, is_reference, parse_reference, references
 from flowledger.domain.plans import WorkflowPlan
 from flowledger.domain.run_state import split_key
+from flowledger.domain.step_kinds import local_validator
 
 _REQUIRED = re.compile(r"^'(?P<name>.+)' is a required property$")
 _NUMBERS: Final = frozenset({"integer", "number"})
@@ -131,11 +131,12 @@ def _fits(
 
 
 def _violations(schema: Mapping[str, Any], value: Any) -> list[tuple[str, str]]:
-    validator_class = validator_for(schema, default=Draft202012Validator)
     try:
-        errors = sorted(validator_class(schema).iter_errors(value), key=lambda e: list(e.path))
+        errors = sorted(local_validator(schema).iter_errors(value), key=lambda e: list(e.path))
     except SchemaError as invalid:
         return [("", f"the agent's schema is not valid JSON Schema: {invalid.message}")]
+    except Unresolvable as unresolvable:  # a remote $ref: nothing is fetched
+        return [("", f"the agent's schema cannot be checked against: {unresolvable}")]
     found = []
     for error in errors:
         path = ".".join(str(p) for p in error.absolute_path)

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 import referencing
 from jsonschema import validators
+from jsonschema.protocols import Validator
 
 from flowledger.domain.agents import RetryPolicy, timeout_problems
 from flowledger.domain.errors import FieldProblem
@@ -353,11 +354,17 @@ _LOCAL_ONLY: Final = referencing.Registry()
 ``urlopen`` (no timeout) while it validates."""
 
 
+def local_validator(schema: Mapping[str, Any]) -> Validator:
+    """A validator of data against ``schema`` (in the dialect it names, 2020-12 when none)
+    that resolves a ``$ref`` within the schema only: nothing is fetched from the network (a
+    remote one raises ``referencing.exceptions.Unresolvable`` while it validates)."""
+    return validators.validator_for(schema)(schema, registry=_LOCAL_ONLY)
+
+
 def data_problems(schema: Mapping[str, Any], data: object, at: str) -> list[FieldProblem]:
-    """Problems of data against a (valid) JSON Schema, located under ``at``. A ``$ref`` is
-    resolved within the schema only: nothing is fetched from the network (a remote one is a
-    problem of its own)."""
-    validator = validators.validator_for(schema)(schema, registry=_LOCAL_ONLY)
+    """Problems of data against a (valid) JSON Schema, located under ``at`` (see
+    :func:`local_validator`: a remote ``$ref`` is a problem of its own)."""
+    validator = local_validator(schema)
     try:
         errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
     except Exception as error:  # an unresolvable $ref, for instance

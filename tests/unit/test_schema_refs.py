@@ -1,6 +1,7 @@
-"""Checking data against a workflow's JSON Schema fetches nothing: a remote ``$ref`` is a
-problem of its own, not a request made while a run is requested (it used to be an ``urlopen``
-with no timeout, on the API's event loop since execute is decided there)."""
+"""Checking data against a JSON Schema fetches nothing: a remote ``$ref`` is a problem of its
+own, not a request made while a run is requested (it used to be an ``urlopen`` with no timeout,
+on the API's event loop since execute is decided there) or while a dry run checks the schemas
+an agent's card declares (where an unresolvable one was a 500)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from flowledger.domain.contracts import AgentContract, SkillContract, check_dry_run
+from flowledger.domain.dry_run import dry_run
+from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.step_kinds import data_problems
 
 
@@ -59,3 +63,16 @@ def test_a_local_ref_is_still_followed() -> None:
     problems = data_problems(schema, {"text": 3}, "input_data")
 
     assert [p.field for p in problems] == ["input_data.text"]
+
+
+def test_an_agent_schema_with_a_remote_ref_is_reported_by_a_dry_run_and_never_fetched(
+    schema_url: str,
+) -> None:
+    contract = AgentContract("remote", (SkillContract("s", input_schema={"$ref": schema_url}),))
+    plan = WorkflowPlan(steps=(StepPlan("call", "remote", input_mapping={"text": 1}),))
+
+    problems = check_dry_run(plan, dry_run(plan, {}, {}, {}), {"remote": contract})
+
+    assert [(p.step_id, p.field) for p in problems] == [("call", "input")]
+    assert "cannot be checked" in problems[0].message and schema_url in problems[0].message
+    assert SchemaServer.requests == [], "nothing was fetched"
