@@ -36,6 +36,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
@@ -301,16 +302,30 @@ class RowSet:
         self._touched = set()
 
     def _delete(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        columns = [self.table.c[k] for k in self.key_columns]
-        arrays = sql.SQL(", ").join(
-            sql.SQL("%s::{}[]").format(sql.SQL(c.type.compile(dialect=conn.dialect)))
-            for c in columns
-        )
-        statement = sql.SQL("DELETE FROM {} WHERE ({}) IN (SELECT * FROM unnest({}))").format(
-            sql.Identifier(self.table.name),
-            sql.SQL(", ").join(sql.Identifier(k) for k in self.key_columns),
-            arrays,
-        )
-        params = [[row[k] for row in rows] for k in self.key_columns]
+        """Delete the rows with these keys (see :func:`_delete`)."""
+        first, *others = self.key_columns
+        firsts = {_hashable(row[first]): row[first] for row in rows}
+        params = [list(firsts.values())]
+        if others:
+            params += [[row[k] for row in rows] for k in self.key_columns]
         with driver(conn).cursor() as cursor:
-            cursor.execute(statement, params)
+            cursor.execute(_delete(self.table, self.key_columns), params)
+
+
+@cache
+def _delete(table: Table, keys: tuple[str, ...]) -> bytes:
+    """``DELETE`` of the rows with the given keys. It names the values of the key's first
+    column (``= ANY``) besides the keys themselves, so the planner can find the rows by index:
+    matching the keys alone, it read the whole table for every batch (a cost that grew with
+    the table)."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    types = [table.c[k].type.compile(dialect=dialect) for k in keys]
+    statement = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::{}[])").format(
+        sql.Identifier(table.name), sql.Identifier(keys[0]), sql.SQL(types[0])
+    )
+    if len(keys) > 1:
+        statement += sql.SQL(" AND ({}) IN (SELECT * FROM unnest({}))").format(
+            sql.SQL(", ").join(map(sql.Identifier, keys)),
+            sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types),
+        )
+    return composed(statement)

@@ -59,9 +59,22 @@ CARRIED_ROWS: Final = 40_000
 attempts each, with their inputs and outputs): tens of MB."""
 
 _BY_ID: Final = sql.SQL("id = ANY(%(ids)s)")
+# Each query names the runs it reads (``run_id = ANY(%(among)s)``: the first column of the
+# table's key), so the planner can look them up by index whatever else it selects by. Without
+# it, an ``OR`` of a list and a set of pairs has no index to use: the whole table was read
+# for every batch, a cost that grew with the table (most of a catch-up's time by 1M events).
+_STEPS: Final = sql.SQL(
+    "run_id = ANY(%(among)s) AND (run_id = ANY(%(whole)s) OR (run_id, step_id) "
+    "IN (SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::text[])))"
+)
 _ATTEMPTS: Final = sql.SQL(
-    "(run_id = ANY(%(whole)s) AND outcome = 'running') OR (run_id, step_id, attempt) "
-    "IN (SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::text[], %(numbers)s::int[]))"
+    "run_id = ANY(%(among)s) AND ((run_id = ANY(%(whole)s) AND outcome = 'running') OR "
+    "(run_id, step_id, attempt) "
+    "IN (SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::text[], %(numbers)s::int[])))"
+)
+_BODY_STEPS: Final = sql.SQL(
+    "run_id = ANY(%(among)s) AND (run_id, step_id) "
+    "IN (SELECT * FROM unnest(%(runs)s::uuid[], %(steps)s::varchar[]))"
 )
 
 
@@ -137,7 +150,6 @@ class RunRows:
             bodies = {pair for pair in bodies if pair[0] not in carried}
         if not run_ids:
             return
-        pairs = sql.SQL("(run_id, step_id) IN (SELECT * FROM unnest(%(runs)s::uuid[], {}[]))")
         with driver(conn).pipeline():  # the tables' queries in one round trip
             sent = [
                 (self.runs, self.runs.send_load(conn, _BY_ID, {"ids": list(run_ids)})),
@@ -145,9 +157,9 @@ class RunRows:
                     self.steps,
                     self.steps.send_load(
                         conn,
-                        sql.SQL("run_id = ANY(%(whole)s) OR ")
-                        + pairs.format(sql.SQL("%(steps)s::text")),
+                        _STEPS,
                         {
+                            "among": list(whole | {r for r, _ in steps}),
                             "whole": list(whole),
                             "runs": [r for r, _ in steps],
                             "steps": [s for _, s in steps],
@@ -160,6 +172,7 @@ class RunRows:
                         conn,
                         _ATTEMPTS,
                         {
+                            "among": list(whole | {r for r, _, _ in attempts}),
                             "whole": list(whole),
                             "runs": [r for r, _, _ in attempts],
                             "steps": [s for _, s, _ in attempts],
@@ -169,9 +182,12 @@ class RunRows:
                 ),
             ]
             if bodies:
-                where = pairs.format(sql.SQL("%(steps)s::varchar"))
-                params = {"runs": [r for r, _ in bodies], "steps": [s for _, s in bodies]}
-                sent.append((self.body_steps, self.body_steps.send_load(conn, where, params)))
+                params = {
+                    "among": list({r for r, _ in bodies}),
+                    "runs": [r for r, _ in bodies],
+                    "steps": [s for _, s in bodies],
+                }
+                sent.append((self.body_steps, self.body_steps.send_load(conn, _BODY_STEPS, params)))
         for rows, cursor in sent:
             rows.take(cursor)
         for run_id in run_ids:

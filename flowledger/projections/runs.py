@@ -201,6 +201,7 @@ class RunsProjection(Projection):
         self._carried_at: int | None = None
         """The position written with the rows carried (see ``run_rows.py``); None when none
         are, or a batch began and has not written its rows yet."""
+        self._plans = _PlanRows()
 
     def start_batch(self) -> None:
         self._changed = set()
@@ -221,7 +222,11 @@ class RunsProjection(Projection):
         self._carried_at = None
 
     def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
-        """Read the rows of runs requested before the batch that its events change."""
+        """Read the rows of runs requested before the batch that its events change.
+
+        Until :meth:`finish_batch`, the transaction's statements find rows by index only
+        (:data:`BY_INDEX`)."""
+        driver(conn).execute(BY_INDEX)
         requested: set[Any] = set()
         earlier: set[Any] = set()
         whole: set[Any] = set()
@@ -276,6 +281,7 @@ class RunsProjection(Projection):
             _count(conn, rows.count_moves())
             if not self.bulk:
                 run_analytics.put_back(conn, rows.status_before.keys())
+            driver(conn).execute(AS_BEFORE)
         rows.carry()
         self._changed = set()
 
@@ -285,8 +291,8 @@ class RunsProjection(Projection):
         run_analytics.recount_all(conn)
 
     def _requested(self, event: Any, position: int) -> None:
-        plan = WorkflowPlan.from_dict(event.plan)
         run_id = event.originator_id
+        steps, body_steps = self._plans.rows(event)
         self.rows.runs.add(
             {
                 "id": run_id,
@@ -299,7 +305,7 @@ class RunsProjection(Projection):
                 "triggered_by": event.triggered_by,
                 "idempotency_key": event.idempotency_key,
                 "retry_count": 0,
-                "step_count": len(plan.steps),
+                "step_count": len(steps),
                 "created_at": event.timestamp,
                 "updated_at": event.timestamp,
                 "version": event.originator_version,
@@ -309,21 +315,63 @@ class RunsProjection(Projection):
             }
         )
         self.rows.status_before[run_id] = (event.workflow_id, None)
-        for order, step in enumerate(plan.steps):
-            self.rows.steps.add(
-                {
-                    "run_id": run_id,
-                    "step_id": step.step_id,
-                    "step_order": order,
-                    "agent_name": step.agent_name,
-                    "depends_on": json_text(list(step.depends_on)),
-                    "status": "PENDING",
-                    "attempts": 0,
-                    "kind": step.kind,
-                }
-            )
-        for row in body_step_rows(run_id, plan):
-            self.rows.body_steps.add(row)
+        for step in steps:
+            self.rows.steps.add({"run_id": run_id, **step})
+        for step in body_steps:
+            self.rows.body_steps.add({"run_id": run_id, **step})
+
+
+class _PlanRows:
+    """The step rows a run's plan makes (less the run's id), made once per workflow version:
+    runs of one version carry the same plan, and comparing it with the one the rows were made
+    from costs a fraction of parsing it again. A plan that differs (the same version with
+    another plan, which no command records) is parsed as it is."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[Any, Any], tuple[Any, list[Row], list[Row]]] = {}
+
+    def rows(self, event: Any) -> tuple[list[Row], list[Row]]:
+        """The ``run_steps`` and ``run_body_steps`` rows of the plan of ``event`` (a
+        ``Run.Requested``), without ``run_id``; fresh dictionaries are the caller's to make."""
+        key = (event.workflow_id, event.workflow_version)
+        made = self._made.get(key)
+        if made is not None and made[0] == event.plan:
+            return made[1], made[2]
+        plan = WorkflowPlan.from_dict(event.plan)
+        steps: list[Row] = [
+            {
+                "step_id": step.step_id,
+                "step_order": order,
+                "agent_name": step.agent_name,
+                "depends_on": json_text(list(step.depends_on)),
+                "status": "PENDING",
+                "attempts": 0,
+                "kind": step.kind,
+            }
+            for order, step in enumerate(plan.steps)
+        ]
+        body_steps = body_step_rows(None, plan)
+        for row in body_steps:
+            del row["run_id"]
+        if len(self._made) >= MAX_PLANS:
+            self._made.clear()
+        self._made[key] = (event.plan, steps, body_steps)
+        return steps, body_steps
+
+
+MAX_PLANS: Final = 1024
+"""The most workflow versions whose step rows :class:`_PlanRows` keeps (then it starts over)."""
+
+
+BY_INDEX: Final = b"SET LOCAL enable_seqscan = off"
+"""A batch's statements read and delete the rows of the runs it names, by key, at most a
+batch's worth in tables of every run there is: by index, whatever the planner believes of the
+tables' sizes. Filled faster than autovacuum analyzes them (a catch-up, a rebuild's fresh
+tables), tables have no statistics, and the planner chose to read them whole for every batch,
+a cost that grew with the table: by 1M events, most of a catch-up's time. Only for the runs
+projection's statements (``AS_BEFORE`` ends it), and a table with no index for a statement is
+still read whole."""
+AS_BEFORE: Final = b"SET LOCAL enable_seqscan TO DEFAULT"
 
 
 def _step_keys(event: Any) -> list[str]:

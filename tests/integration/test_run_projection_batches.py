@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Table, select, text
 
 from flowledger.domain.errors import DomainError
+from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.follower import Follower
 from flowledger.eventlog.reader import LogReader
@@ -235,3 +237,75 @@ def test_carried_rows_of_a_batch_rolled_back_are_not_used(fresh: Runtime) -> Non
     tables = runs_tables(fresh)
     assert [a["task_id"] for a in tables["run_step_attempts"]] == ["task-1"]
     assert tables == runs_one_at_a_time(fresh)
+
+
+def test_a_batch_finds_the_rows_of_its_runs_by_index_not_by_reading_the_tables_whole(
+    fresh: Runtime,
+) -> None:
+    """A batch of events of runs already projected reads and deletes their rows, and the
+    analytics join them to their steps and attempts: every one of those statements goes by
+    index. Tables filled faster than autovacuum analyzes them have no statistics, and the
+    planner read them whole for every batch (a cost that grew with the tables)."""
+    store = fresh.store
+    live = [requested() for _ in range(40)]
+    for run in live:
+        drive(store, run, "start", "step", "assign")
+    projector = Projector(RunsProjection(), store, fresh.engine)
+    follow(fresh, projector)
+    after = projector.position() or 0
+    for run in live[:10]:
+        drive(store, run, "succeed", "step")
+    drive(store, live[10], "cancel")  # run-wide: reads every step and attempt of its run
+    batch = LogReader(store).read(after, 500)
+    scanned = (run_steps.name, run_step_attempts.name, runs.name)
+
+    def reads_whole(conn: Connection) -> dict[str, int]:
+        """The backend's count of sequential scans of the tables, those not yet reported
+        (this transaction's, and maybe an earlier one's)."""
+        return dict(
+            conn.execute(
+                text(
+                    "SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
+                    "WHERE relname = ANY(:names)"
+                ),
+                {"names": list(scanned)},
+            ).all()
+        )
+
+    with projector.transaction() as conn:
+        before = reads_whole(conn)
+        projector.known = after
+        projector.apply_batch(conn, batch)
+        whole = {name: count - before.get(name, 0) for name, count in reads_whole(conn).items()}
+        (steps_read,) = conn.execute(
+            text("SELECT count(*) FROM run_steps WHERE run_id = ANY(:ids)"),
+            {"ids": [run.id for run in live[:11]]},
+        ).one()
+
+    assert whole == dict.fromkeys(scanned, 0)
+    assert steps_read == 11 * 4  # (and the batch was applied: the runs' steps are all there)
+    assert projector.position() == batch[-1].id
+
+
+def test_runs_of_one_workflow_version_get_step_rows_of_their_own(fresh: Runtime) -> None:
+    """The step rows a plan makes are made once per workflow version and copied for each run:
+    a run's steps change alone, and a run that carries another plan under the same version
+    gets that plan's steps."""
+    workflow_id = uuid4()
+    first, second = (requested(workflow_id=workflow_id) for _ in range(2))
+    other = requested(WorkflowPlan(steps=(StepPlan("only", "echo"),)), workflow_id=workflow_id)
+    for run in (first, second, other):
+        fresh.store.record(run, metadata=META)
+    drive(fresh.store, first, "start", "step")
+    follow(fresh, Projector(RunsProjection(), fresh.store, fresh.engine), batch_size=500)
+
+    with fresh.engine.connect() as conn:
+        steps = conn.execute(
+            select(run_steps.c.run_id, run_steps.c.step_id, run_steps.c.status)
+        ).all()
+    by_run: dict[Any, dict[str, str]] = {}
+    for run_id, step_id, status in steps:
+        by_run.setdefault(run_id, {})[step_id] = status
+    assert by_run[first.id] == {"a": "RUNNING", "b": "PENDING", "c": "PENDING", "d": "PENDING"}
+    assert by_run[second.id] == dict.fromkeys("abcd", "PENDING")
+    assert by_run[other.id] == {"only": "PENDING"}
