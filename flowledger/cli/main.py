@@ -138,7 +138,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild")
     rebuild.add_argument("--all", action="store_true", help="rebuild every projection")
     rebuild.add_argument(
-        "--batch-size", type=int, default=5000, help="events per transaction (default 5000)"
+        "--batch-size", type=int, default=10000, help="events per transaction (default 10000)"
     )
     rebuild.add_argument(
         "--lock-timeout",

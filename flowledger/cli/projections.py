@@ -106,7 +106,7 @@ def rebuild_in_processes(
     projections: Sequence[Projection],
     *,
     jobs: int,
-    batch_size: int = 5000,
+    batch_size: int = 10000,
     lock_timeout_s: float = 5.0,
     show_progress: bool | None = None,
 ) -> int:
@@ -192,7 +192,7 @@ def rebuild(
     runtime: Runtime,
     projections: Sequence[Projection],
     *,
-    batch_size: int = 5000,
+    batch_size: int = 10000,
     lock_timeout_s: float = 5.0,
     show_progress: bool | None = None,
 ) -> list[RebuildResult]:
