@@ -135,10 +135,15 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="replay projections from position zero into fresh tables, then swap them in "
         "atomically while the API keeps serving the old ones",
     )
+    from flowledger.projections.settings import BATCH_SIZE  # noqa: PLC0415
+
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild")
     rebuild.add_argument("--all", action="store_true", help="rebuild every projection")
     rebuild.add_argument(
-        "--batch-size", type=int, default=10000, help="events per transaction (default 10000)"
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help=f"events per transaction (default {BATCH_SIZE})",
     )
     rebuild.add_argument(
         "--lock-timeout",

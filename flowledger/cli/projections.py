@@ -30,6 +30,7 @@ from flowledger.eventlog import lag
 from flowledger.projections.projector import Projection
 from flowledger.projections.rebuild import RebuildProgress, RebuildResult, rebuild_projections
 from flowledger.projections.registry import all_projections
+from flowledger.projections.settings import BATCH_SIZE
 from flowledger.runtime.process import Runtime
 
 
@@ -106,7 +107,7 @@ def rebuild_in_processes(
     projections: Sequence[Projection],
     *,
     jobs: int,
-    batch_size: int = 10000,
+    batch_size: int = BATCH_SIZE,
     lock_timeout_s: float = 5.0,
     show_progress: bool | None = None,
 ) -> int:
@@ -192,7 +193,7 @@ def rebuild(
     runtime: Runtime,
     projections: Sequence[Projection],
     *,
-    batch_size: int = 10000,
+    batch_size: int = BATCH_SIZE,
     lock_timeout_s: float = 5.0,
     show_progress: bool | None = None,
 ) -> list[RebuildResult]:

@@ -58,21 +58,32 @@ statements that run in less)."""
 
 
 @contextmanager
-def batch_transaction(engine: Engine, schema: str | None = None) -> Iterator[Connection]:
-    """A projector's transaction (:data:`TRANSACTION_SETTINGS`); ``schema`` first in the
-    ``search_path``, so that plain-text SQL of a projection finds a rebuild's copies too."""
-    with locked_batch(engine, schema, ()) as (conn, _):
+def batch_transaction(
+    engine: Engine, schema: str | None = None, settings: Mapping[str, str] | None = None
+) -> Iterator[Connection]:
+    """A projector's transaction (:data:`TRANSACTION_SETTINGS`, and ``settings``: a
+    projection's own); ``schema`` first in the ``search_path``, so that plain-text SQL of a
+    projection finds a rebuild's copies too."""
+    with locked_batch(engine, schema, (), settings) as (conn, _):
         yield conn
 
 
 @contextmanager
 def locked_batch(
-    engine: Engine, schema: str | None, projectors: Sequence[Projector]
+    engine: Engine,
+    schema: str | None,
+    projectors: Sequence[Projector],
+    extra: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[Connection, list[int]]]:
     """:func:`batch_transaction` with the tracking rows of ``projectors`` locked in it, and
-    their positions: the settings and the locks go with the BEGIN, in one round trip."""
+    their positions: the settings (theirs too, :attr:`Projection.settings`) and the locks go
+    with the BEGIN, in one round trip."""
+    wanted = dict(TRANSACTION_SETTINGS)
+    for projector in projectors:
+        wanted.update(projector.projection.settings)
+    wanted.update(extra or {})
     with engine.begin() as conn:
-        settings = [f"SET LOCAL {k} TO {v}" for k, v in TRANSACTION_SETTINGS.items()]
+        settings = [f"SET LOCAL {k} TO {v}" for k, v in wanted.items()]
         if schema is not None:
             settings.append(f'SET LOCAL search_path TO "{schema}", public')
         raw = driver(conn)
@@ -91,6 +102,10 @@ class Projection:
     topic_prefixes: ClassVar[tuple[str, ...]] = ()
     """Stored-event topics this projection reads (``module:`` prefixes); empty means all."""
     tables: ClassVar[tuple[Table, ...]]
+    settings: ClassVar[Mapping[str, str]] = {}
+    """Settings of its batches' transactions (``SET LOCAL``, beside
+    :data:`TRANSACTION_SETTINGS`). A small batch that every projection applies in one
+    transaction has the settings of them all."""
 
     def wants(self, topic: str) -> bool:
         return not self.topic_prefixes or topic.startswith(self.topic_prefixes)
@@ -292,7 +307,7 @@ class Projector:
     # ------------------------------------------------------------------ the batch
     def transaction(self) -> AbstractContextManager[Connection]:
         """A transaction for one batch (committed when the block ends without an error)."""
-        return batch_transaction(self.engine, self.schema)
+        return batch_transaction(self.engine, self.schema, self.projection.settings)
 
     def apply_events(
         self, conn: Connection, events: Sequence[Applied], *, after: int, last: int

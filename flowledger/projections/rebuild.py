@@ -48,6 +48,7 @@ from flowledger.eventlog.store import APPLICATION_NAME, EventStore
 from flowledger.observability import metrics
 from flowledger.projections.host import ProjectionHost
 from flowledger.projections.projector import Projection, Projector
+from flowledger.projections.settings import BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class Rebuild:
         store: EventStore,
         projection: Projection,
         *,
-        batch_size: int = 5000,
+        batch_size: int = BATCH_SIZE,
         lock_timeout_s: float = 5.0,
         swap_attempts: int = 5,
         on_progress: ProgressCallback | None = None,

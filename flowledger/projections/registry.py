@@ -66,7 +66,7 @@ def projection_follower(
     return Follower(
         store,
         projection_host(store, engine, configured.hosted if names is None else names),
-        batch_size=settings.follower_batch_size,
+        batch_size=configured.batch_size,
         idle_wait_s=settings.follower_idle_wait_s,
         linger_s=settings.follower_linger_s,
     )

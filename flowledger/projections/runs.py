@@ -173,6 +173,14 @@ class RunsProjection(Projection):
     name: ClassVar[str] = "runs"
     topic_prefixes = ("flowledger.domain.runs:",)
     tables = (runs, run_steps, run_step_attempts, run_counts, run_body_steps, *ANALYTICS_TABLES)
+    settings: ClassVar[Mapping[str, str]] = {"enable_seqscan": "off"}
+    """A batch's statements read and delete the rows of the runs it names, by key, at most a
+    batch's worth in tables of every run there is: by index, whatever the planner believes of
+    the tables' sizes. Filled faster than autovacuum analyzes them (a catch-up, a rebuild's
+    fresh tables), tables have no statistics, and the planner read them whole for every batch,
+    a cost that grew with the table: by 1M events, most of a catch-up's time. (A statement with
+    no index to use still reads its table whole; the other projections, whose small batches
+    share the transaction, also find their rows by key.)"""
 
     HANDLERS: ClassVar[Mapping[type, Handler]] = {
         Run.Started: _started,
@@ -222,11 +230,7 @@ class RunsProjection(Projection):
         self._carried_at = None
 
     def prepare(self, conn: Connection, events: Sequence[Applied]) -> None:
-        """Read the rows of runs requested before the batch that its events change.
-
-        Until :meth:`finish_batch`, the transaction's statements find rows by index only
-        (:data:`BY_INDEX`)."""
-        driver(conn).execute(BY_INDEX)
+        """Read the rows of runs requested before the batch that its events change."""
         requested: set[Any] = set()
         earlier: set[Any] = set()
         whole: set[Any] = set()
@@ -281,7 +285,6 @@ class RunsProjection(Projection):
             _count(conn, rows.count_moves())
             if not self.bulk:
                 run_analytics.put_back(conn, rows.status_before.keys())
-            driver(conn).execute(AS_BEFORE)
         rows.carry()
         self._changed = set()
 
@@ -361,17 +364,6 @@ class _PlanRows:
 
 MAX_PLANS: Final = 1024
 """The most workflow versions whose step rows :class:`_PlanRows` keeps (then it starts over)."""
-
-
-BY_INDEX: Final = b"SET LOCAL enable_seqscan = off"
-"""A batch's statements read and delete the rows of the runs it names, by key, at most a
-batch's worth in tables of every run there is: by index, whatever the planner believes of the
-tables' sizes. Filled faster than autovacuum analyzes them (a catch-up, a rebuild's fresh
-tables), tables have no statistics, and the planner chose to read them whole for every batch,
-a cost that grew with the table: by 1M events, most of a catch-up's time. Only for the runs
-projection's statements (``AS_BEFORE`` ends it), and a table with no index for a statement is
-still read whole."""
-AS_BEFORE: Final = b"SET LOCAL enable_seqscan TO DEFAULT"
 
 
 def _step_keys(event: Any) -> list[str]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-from flowledger.runtime.environment import read_settings, setting
+from flowledger.runtime.environment import integer, read_settings, setting
 from flowledger.runtime.settings import Settings
 
 PROJECTION_NAMES: tuple[str, ...] = (
@@ -25,6 +26,13 @@ PROJECTION_NAMES: tuple[str, ...] = (
 nothing else)."""
 
 
+BATCH_SIZE: Final = 10_000
+"""Most events the projections apply in one transaction, when behind (a worker that keeps up
+applies what is new) and in a rebuild. Each batch waits for its slowest projection (runs) to
+commit while the others idle, so twice the 5,000 of the other followers caught up 10% faster
+with a million events, at 175 MiB of peak RSS instead of 142 (ADR 0015)."""
+
+
 def _names(raw: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     unknown = [n for n in names if n not in PROJECTION_NAMES]
@@ -41,6 +49,8 @@ class ProjectionSettings:
     """The projections a ``flowledger worker projections`` process keeps (None: all of them);
     processes with different lists share the work, and a second process with the same list
     stands by."""
+    batch_size: int = setting("FLOWLEDGER_PROJECTIONS_BATCH_SIZE", BATCH_SIZE, integer(minimum=1))
+    """Most events ``flowledger worker projections`` reads and applies at once when behind."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProjectionSettings:

@@ -62,7 +62,7 @@ class Settings:
     """The most database connections a server process (the API, a worker) holds, LISTEN
     connections included (at least 5: two LISTEN and one per pool); see
     :mod:`flowledger.runtime.connections` for the rest of the connection budget."""
-    follower_batch_size: int = setting("FLOWLEDGER_FOLLOWER_BATCH_SIZE", 10000, integer(minimum=1))
+    follower_batch_size: int = setting("FLOWLEDGER_FOLLOWER_BATCH_SIZE", 5000, integer(minimum=1))
     follower_idle_wait_s: float = setting("FLOWLEDGER_FOLLOWER_IDLE_WAIT", 0.5, seconds())
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
     follower_linger_s: float = setting("FLOWLEDGER_FOLLOWER_LINGER", 0.0, seconds())

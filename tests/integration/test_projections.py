@@ -262,7 +262,7 @@ def test_kill_9_of_the_projections_worker_at_random_moments_loses_and_repeats_no
     env = {
         **os.environ,
         "DATABASE_URL": runtime.database.libpq_url,
-        "FLOWLEDGER_FOLLOWER_BATCH_SIZE": "3",
+        "FLOWLEDGER_PROJECTIONS_BATCH_SIZE": "3",
         "FLOWLEDGER_LOG_LEVEL": "WARNING",
     }
     projectors = [

@@ -21,6 +21,7 @@ from flowledger.cli.settings import CAPABILITY_SETTINGS, check_settings
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.http.events.settings import StreamSettings
 from flowledger.kafka.config import KafkaSettings
+from flowledger.projections.settings import ProjectionSettings
 from flowledger.runtime.environment import (
     FALSE_WORDS,
     TRUE_WORDS,
@@ -78,6 +79,7 @@ def test_an_empty_environment_gives_every_default() -> None:
     assert SecuritySettings.from_env({}) == SecuritySettings()
     assert WebhookSettings.from_settings(Settings()) == WebhookSettings()
     assert StreamSettings.from_settings(Settings()) == StreamSettings()
+    assert ProjectionSettings.from_settings(Settings()) == ProjectionSettings()
     assert KafkaSettings.from_env({}, "broker:9092") == KafkaSettings("broker:9092")
 
 
@@ -129,6 +131,7 @@ def test_capability_values_are_read_from_the_raw_environment() -> None:
             "FLOWLEDGER_STREAM_KEEPALIVE": "0.3",
             "FLOWLEDGER_WEBHOOK_CONCURRENCY": "4",
             "FLOWLEDGER_KAFKA_FAST_GROUPS": "yes",
+            "FLOWLEDGER_PROJECTIONS_BATCH_SIZE": "9",
         },
     )
     executor = ExecutorSettings.from_settings(core)
@@ -139,6 +142,7 @@ def test_capability_values_are_read_from_the_raw_environment() -> None:
     assert (webhooks.concurrency, webhooks.poll_interval_s) == (4, 0.25)
     kafka = KafkaSettings.from_env(core.extra, "broker:9092")
     assert kafka.fast_groups is True
+    assert ProjectionSettings.from_settings(core).batch_size == 9  # not the followers' 7
 
 
 @pytest.mark.parametrize("settings_class", SETTINGS_CLASSES, ids=lambda c: c.__name__)
@@ -159,6 +163,7 @@ def test_settings_are_frozen(settings_class: type[Any]) -> None:
         ("FLOWLEDGER_READ_WAIT_TIMEOUT", "-1"),
         ("FLOWLEDGER_FOLLOWER_IDLE_WAIT", "nan"),
         ("FLOWLEDGER_FOLLOWER_BATCH_SIZE", "1.5"),
+        ("FLOWLEDGER_PROJECTIONS_BATCH_SIZE", "0"),
         ("FLOWLEDGER_WORKER_METRICS_PORT", "-9100"),
         ("FLOWLEDGER_EXECUTOR_MAX_CALLS", "0"),
         ("FLOWLEDGER_EXECUTOR_MAX_RUNS", "many"),
