@@ -112,7 +112,7 @@ async def request_run_from_cache(
 ) -> RequestedRun | None:
     """:func:`request_run` for the event loop when the cache holds all it reads (the workflow,
     its agents and their names): decided from the cache, and recorded with those reads
-    checked under the table lock as :meth:`EventStore.decide` checks them, without blocking
+    checked under the append lock as :meth:`EventStore.decide` checks them, without blocking
     the loop. None, having recorded nothing, when the cache cannot settle it alone; then
     :func:`request_run` (in a worker thread) does: an idempotency key (its claim is read from
     the store), a read not cached, a refusal (it stands only once what it read is found

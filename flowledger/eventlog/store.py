@@ -33,9 +33,12 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import Environment
+from psycopg.abc import Query
+from psycopg.sql import SQL, Identifier, Literal
 
 from flowledger.domain.errors import ConcurrentModification, DomainError, NotFound
 from flowledger.eventlog.cache import CachingRepository
+from flowledger.eventlog.leadership import LOCK_SPACE
 from flowledger.eventlog.notify import Notifier
 from flowledger.eventlog.settings import EventStoreSettings
 from flowledger.eventlog.writer import StaleRead, Submission, Writer
@@ -135,6 +138,32 @@ def snake_case(name: str) -> str:
     return "".join(out)
 
 
+def append_lock_statements(recorder: PostgresApplicationRecorder) -> list[Query]:
+    """What every append runs first, in its transaction: the library's ``lock_timeout``, a
+    transaction advisory lock that serialises appends, and ``ROW EXCLUSIVE`` on the event table
+    (ADR 0023). Both are held to the commit.
+
+    The library locks the table itself (``LOCK TABLE ... IN EXCLUSIVE MODE``) so that appends
+    commit in position order, and the writer checks a batch's reads under it. That lock also
+    conflicts with the one VACUUM holds: while autovacuum vacuumed the event table, every
+    append waited (a third of a second in a benchmark, until PostgreSQL cancels the vacuum
+    after ``deadlock_timeout``; an anti-wraparound vacuum is never cancelled). The advisory
+    lock serialises appends the same way, and VACUUM does not take it. ``ROW EXCLUSIVE`` (what
+    the INSERT takes anyway, taken here before the reads are checked) conflicts with the
+    table lock of a process that still takes it (an older version, during an upgrade), so the
+    two kinds of writer stay serialised too, and it does not conflict with VACUUM's."""
+    timeout, table_lock = recorder.lock_table_statements  # (what the library builds)
+    del table_lock
+    schema, table = recorder.datastore.schema, recorder.events_table_name
+    advisory = SQL("SELECT pg_advisory_xact_lock({0}, hashtext({1}))").format(
+        Literal(LOCK_SPACE), Literal(f"append:{schema}.{table}")
+    )
+    row_exclusive = SQL("LOCK TABLE {0}.{1} IN ROW EXCLUSIVE MODE").format(
+        Identifier(schema), Identifier(table)
+    )
+    return [timeout, advisory, row_exclusive]
+
+
 class EventStore(Application[UUID]):
     """The write side's store, and the log every follower reads.
 
@@ -166,6 +195,8 @@ class EventStore(Application[UUID]):
         # 10 times, so while the database is down a command fails (HTTP 503) after ~7 s
         # rather than after 10 x POSTGRES_CONNECT_TIMEOUT (whole seconds only).
         self.application_recorder.datastore.pool.timeout = POOL_WAIT_S
+        recorder = self.application_recorder
+        recorder.lock_table_statements = append_lock_statements(recorder)
         self.writer = Writer(
             self.application_recorder,
             batch_size=self.store_settings.write_batch_size,
@@ -343,7 +374,7 @@ class EventStore(Application[UUID]):
 
         ``reads``: versions of other aggregates read from the cache (:meth:`cached`,
         :meth:`deciding_from_cache`) that the caller relies on; they are checked under the
-        table lock, and any that moved on are brought up to date (then :meth:`cached` has them
+        append lock, and any that moved on are brought up to date (then :meth:`cached` has them
         as stored) before the events are recorded with the new versions; or, with
         ``again_if_stale=False`` (a decision that must be made again on what moved on),
         :class:`StaleRead` is raised and nothing is recorded. Once the events are handed to

@@ -3,9 +3,12 @@ transaction of the event store (ADR 0014).
 
 Callers decide concurrently (load, call a domain method) and hand their stored events to the
 writer; the writer takes what has queued — up to ``batch_size`` commands, waiting at most
-``window_s`` for more — and records it as the library's own insert does (``LOCK TABLE ... IN
-EXCLUSIVE MODE``, ``NOTIFY``, one ``INSERT``, one commit), so positions still follow commit
-order. Each caller is answered once its batch committed, with its own events' positions.
+``window_s`` for more — and records it as the library's own insert does (the append lock,
+``NOTIFY``, one ``INSERT``, one commit), so positions still follow commit order. The append
+lock is the recorder's ``lock_table_statements``: the event store replaces the library's table
+lock with an advisory lock that VACUUM does not block (ADR 0023,
+:func:`~flowledger.eventlog.store.append_lock_statements`). Each caller is answered once its
+batch committed, with its own events' positions.
 
 A batch that violates a unique key (a version conflict, a name already claimed) is split in
 halves and each half recorded again, in order, until the command at fault is alone: it alone
@@ -13,7 +16,7 @@ fails, the others commit. Any other failure (the database is unreachable) fails 
 nothing of it was recorded.
 
 A command may say which aggregate versions its decision read (``reads``, see
-:meth:`EventStore.decide`): the writer checks them under the table lock, with one query for
+:meth:`EventStore.decide`): the writer checks them under the append lock, with one query for
 the whole batch sent in the INSERT's round trip, against the versions stored (and against what
 earlier commands of the same batch write). A command that read something older is answered
 :class:`StaleRead` and records nothing (the transaction is rolled back and the batch recorded
@@ -110,7 +113,7 @@ class Writer:
         as text in Python, which cost a quarter of a busy writer's CPU."""
         self._locks = [composed(lock) for lock in recorder.lock_table_statements]
         self._notify = composed(SQL("NOTIFY {0}").format(Identifier(recorder.channel_name)))
-        """The library's table lock and NOTIFY (``_lock_table``, ``_notify_channel``). All four
+        """The append lock and NOTIFY (the library's ``_lock_table``, ``_notify_channel``). All
         statements are composed once into the bytes sent: psycopg composes a ``Composed`` again
         on every execute."""
         self.batch_size = batch_size
@@ -294,7 +297,7 @@ class Writer:
     def _current(
         self, batch: list[Submission], versions: Cursor[DictRow] | None
     ) -> list[Submission]:
-        """The submissions whose reads are still current (read under the table lock, so
+        """The submissions whose reads are still current (read under the append lock, so
         nothing can change them before this transaction commits); the others get ``stale``."""
         if versions is None:
             return batch

@@ -257,10 +257,11 @@ class Positions:
 
 
 def waiting_for_the_events_table(database: Database) -> int:
+    """Transactions waiting for the append lock (ADR 0023), or for a lock of the table."""
     with database.connect() as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE NOT granted "
-            "AND relation = 'flowledger_events'::regclass"
+            "AND (locktype = 'advisory' OR relation = 'flowledger_events'::regclass)"
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -278,7 +279,7 @@ def test_a_transaction_held_open_while_later_ones_wait_is_never_skipped_by_a_fol
     held_event = store.mapper.to_stored_event(held.collect_events()[0])
     datastore = store.application_recorder.datastore
     with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
-        # The library's append, left uncommitted: it holds the table lock.
+        # The library's append, left uncommitted: it holds the append lock.
         store.application_recorder._insert_stored_events(cursor, [held_event])
         later = [Agent.register(name=f"later-{n}", url="http://a") for n in range(6)]
         pool = ThreadPoolExecutor(max_workers=6)
@@ -286,7 +287,7 @@ def test_a_transaction_held_open_while_later_ones_wait_is_never_skipped_by_a_fol
         eventually(
             lambda: waiting_for_the_events_table(database),
             lambda waiting: waiting >= 1,
-            what="the writer waiting for the table lock",
+            what="the writer waiting for the append lock",
         )
         follower.catch_up()  # nothing new is visible while the first append is open
         assert positions.seen == [positions.seen[0]]
