@@ -115,7 +115,7 @@ def _throughput_notes(flat_out: dict[str, Any], baseline: float) -> str:
         "2 cores with PostgreSQL and the load generator: "
         f"{0.4 * baseline:,.0f} requests/s would need under {1000 / (0.4 * baseline):.2f} ms. "
         "The write is no longer the limit: a run request reads nothing from the store (the "
-        "workflow and agents come from the cache, checked under the table lock when the run "
+        "workflow and agents come from the cache, checked under the append lock when the run "
         f"is recorded) and {flat_out['commands_per_transaction']} requests shared each "
         "transaction. More API processes add throughput where there are more cores"
     )
