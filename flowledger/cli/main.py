@@ -296,8 +296,9 @@ def _events(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from flowledger.eventlog.follower import FollowerFailed  # noqa: PLC0415
     from flowledger.runtime.process import Runtime  # noqa: PLC0415
-    from flowledger.runtime.workers import run_worker  # noqa: PLC0415
+    from flowledger.runtime.workers import lower_priority, run_worker  # noqa: PLC0415
 
+    niceness = lower_priority(args.kind, settings)  # before any thread starts
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -306,7 +307,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
         serve_worker_metrics(settings.worker_metrics_port)
     runtime = Runtime.open(settings)
-    log.info("worker %s started", args.kind)
+    log.info("worker %s started (niceness %d)", args.kind, niceness)
     try:
         run_worker(args.kind, runtime, stop)
     except FollowerFailed as failure:

@@ -62,6 +62,11 @@ COMMIT_EVERY_S: Final = 1.0
 """How often the executor's Kafka consumer commits its offsets. The group is only a way to hear
 of runs (the event store is the truth, and events seen are dropped), so what a rebalance or a
 restart delivers again costs nothing: one commit a second instead of one per fetch."""
+GROUP_FETCH_WAIT_MS: Final = 500
+"""How long the executors' Kafka fetch may wait for records (aiokafka's default), also with
+``FLOWLEDGER_KAFKA_FAST_GROUPS``: the executor hears of a run from its feed in a millisecond,
+so the group, its second way in, need not ask the broker fifty times a second (a fetch and its
+records are work on the event loop that drives the runs' calls)."""
 RECONNECT: Final = Backoff(initial=0.5, maximum=10.0)
 """The wait before the executor's Kafka consumer connects again, after each failure in a row."""
 
@@ -227,7 +232,11 @@ class Executor:
                 group_id=self.settings.group,
                 aggregate_types=["run"],
                 from_beginning=False,
-                group_settings=FAST_GROUP_SETTINGS if config.fast_groups else None,
+                group_settings=(
+                    {**FAST_GROUP_SETTINGS, "fetch_max_wait_ms": GROUP_FETCH_WAIT_MS}
+                    if config.fast_groups
+                    else None
+                ),
             )
             loop = asyncio.get_running_loop()
             try:

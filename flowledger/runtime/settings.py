@@ -41,6 +41,17 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _niceness(raw: str) -> int:
+    value = integer(minimum=0)(raw)
+    if value > MAX_NICENESS:
+        raise ValueError(f"must be at most {MAX_NICENESS}")
+    return value
+
+
+MAX_NICENESS: Final = 19
+"""The lowest CPU priority a process can give itself (``nice``)."""
+
+
 def _port_or_none(raw: str) -> int | None:
     return integer(minimum=0)(raw) or None
 
@@ -67,6 +78,11 @@ class Settings:
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
     follower_linger_s: float = setting("FLOWLEDGER_FOLLOWER_LINGER", 0.0, seconds())
     """After a NOTIFY, how long a follower waits for more events before it reads them."""
+    follower_niceness: int = setting("FLOWLEDGER_FOLLOWER_NICENESS", 10, _niceness)
+    """How much lower the CPU priority of the workers that can wait (projections, relay,
+    webhooks) is than that of the API, the executor and the scheduler (``nice``, 0 to 19;
+    0: the same). Where they share cores, a run's steps and the API's answers come first, and
+    the followers, behind for a moment, read bigger batches (less work per event)."""
     kafka_bootstrap_servers: str | None = setting("KAFKA_BOOTSTRAP_SERVERS", None, text)
     worker_metrics_port: int | None = setting("FLOWLEDGER_WORKER_METRICS_PORT", None, _port_or_none)
     """Where ``flowledger worker`` serves its own ``/metrics`` (unset or 0: it serves none)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ class WorkerKind:
     """Whether ``flowledger dev`` starts it with these settings."""
     pools: PoolShares = EVEN
     """How its connection budget is shared among its pools (by default evenly)."""
+    can_wait: bool = False
+    """Whether its work may wait behind a run's steps and the API's answers where they share
+    cores (a follower): ``flowledger worker`` then runs it at a lower CPU priority
+    (``FLOWLEDGER_FOLLOWER_NICENESS``, :func:`lower_priority`)."""
 
     @property
     def role(self) -> ProcessRole:
@@ -138,6 +143,7 @@ WORKERS: dict[str, WorkerKind] = {
             "projectors: read tables and the audit log",
             run_projections,
             pools=PoolShares(store=1, sync=2, async_=0),
+            can_wait=True,
         ),
         WorkerKind(
             "executor",
@@ -151,12 +157,14 @@ WORKERS: dict[str, WorkerKind] = {
             run_relay,
             _kafka_configured,
             pools=PoolShares(store=1, sync=1, async_=0),
+            can_wait=True,
         ),
         WorkerKind(
             "webhooks",
             "webhook sender: signed POSTs with retries",
             run_webhooks,
             pools=PoolShares(store=0, sync=0, async_=1),
+            can_wait=True,
         ),
         WorkerKind(
             "scheduler",
@@ -174,6 +182,20 @@ def worker_kind(name: str) -> WorkerKind:
     except KeyError:
         known = ", ".join(sorted(WORKERS))
         raise ValueError(f"unknown worker {name!r}; known workers: {known}") from None
+
+
+def lower_priority(name: str, settings: Settings) -> int:
+    """Give a worker that can wait its lower CPU priority; the niceness it runs at.
+
+    Called first thing in ``flowledger worker``: on Linux a thread's priority is its own, and
+    the threads started later inherit it. A process started at a lower priority already keeps
+    its own."""
+    wanted = settings.follower_niceness if worker_kind(name).can_wait else 0
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if wanted > current:
+        os.setpriority(os.PRIO_PROCESS, 0, wanted)
+        return wanted
+    return current
 
 
 def run_worker(name: str, runtime: Runtime, stop: threading.Event) -> None:

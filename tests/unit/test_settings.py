@@ -108,6 +108,7 @@ def test_core_values_are_read_with_their_types() -> None:
             "FLOWLEDGER_LOG_LEVEL": "debug",
             "FLOWLEDGER_LOG_FORMAT": "Console",
             "FLOWLEDGER_FOLLOWER_LINGER": "0.005",
+            "FLOWLEDGER_FOLLOWER_NICENESS": "19",
             "FLOWLEDGER_WORKER_METRICS_PORT": "0",
             "OTEL_SERVICE_NAME": "passes-through",
         }
@@ -116,6 +117,7 @@ def test_core_values_are_read_with_their_types() -> None:
     assert settings.data_dir == Path("/var/lib/flowledger")
     assert (settings.log_level, settings.log_format) == ("DEBUG", "console")
     assert settings.follower_linger_s == 0.005
+    assert settings.follower_niceness == 19
     assert settings.worker_metrics_port is None  # 0: no metrics server
     assert settings.extra["OTEL_SERVICE_NAME"] == "passes-through"
 
@@ -164,6 +166,8 @@ def test_settings_are_frozen(settings_class: type[Any]) -> None:
         ("FLOWLEDGER_FOLLOWER_IDLE_WAIT", "nan"),
         ("FLOWLEDGER_FOLLOWER_BATCH_SIZE", "1.5"),
         ("FLOWLEDGER_PROJECTIONS_BATCH_SIZE", "0"),
+        ("FLOWLEDGER_FOLLOWER_NICENESS", "20"),
+        ("FLOWLEDGER_FOLLOWER_NICENESS", "-5"),
         ("FLOWLEDGER_WORKER_METRICS_PORT", "-9100"),
         ("FLOWLEDGER_EXECUTOR_MAX_CALLS", "0"),
         ("FLOWLEDGER_EXECUTOR_MAX_RUNS", "many"),
