@@ -302,18 +302,18 @@ class RowSet:
         self._touched = set()
 
     def _delete(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Delete the rows with these keys (see :func:`_delete`)."""
+        """Delete the rows with these keys (see :func:`_delete_statement`)."""
         first, *others = self.key_columns
         firsts = {_hashable(row[first]): row[first] for row in rows}
         params = [list(firsts.values())]
         if others:
             params += [[row[k] for row in rows] for k in self.key_columns]
         with driver(conn).cursor() as cursor:
-            cursor.execute(_delete(self.table, self.key_columns), params)
+            cursor.execute(_delete_statement(self.table, self.key_columns), params)
 
 
 @cache
-def _delete(table: Table, keys: tuple[str, ...]) -> bytes:
+def _delete_statement(table: Table, keys: tuple[str, ...]) -> bytes:
     """``DELETE`` of the rows with the given keys. It names the values of the key's first
     column (``= ANY``) besides the keys themselves, so the planner can find the rows by index:
     matching the keys alone, it read the whole table for every batch (a cost that grew with
