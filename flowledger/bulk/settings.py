@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from flowledger.runtime.environment import integer, read_settings, seconds, setting
-from flowledger.runtime.settings import Settings, SettingsError
+from flowledger.runtime.settings import Settings
 
 MAX_RUNS_CEILING: Final = 20_000
 """An operation's runs travel in its first event (and its Kafka message): 20,000 run ids are
@@ -15,7 +15,9 @@ about 800 kB, under Kafka's default 1 MB message size."""
 
 @dataclass(frozen=True)
 class BulkSettings:
-    max_runs: int = setting("FLOWLEDGER_BULK_MAX_RUNS", 10_000, integer(minimum=1))
+    max_runs: int = setting(
+        "FLOWLEDGER_BULK_MAX_RUNS", 10_000, integer(minimum=1, maximum=MAX_RUNS_CEILING)
+    )
     """Most runs one bulk operation may match."""
     rate: int = setting("FLOWLEDGER_BULK_RATE", 50, integer(minimum=1))
     """Most runs a bulk operation acts on per second (per API process driving one)."""
@@ -27,10 +29,6 @@ class BulkSettings:
     )
     """Time between an API process's looks for bulk operations nobody drives (how soon one
     interrupted by a crash resumes)."""
-
-    def __post_init__(self) -> None:
-        if self.max_runs > MAX_RUNS_CEILING:
-            raise SettingsError(f"FLOWLEDGER_BULK_MAX_RUNS must be at most {MAX_RUNS_CEILING}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BulkSettings:

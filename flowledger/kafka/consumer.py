@@ -49,8 +49,8 @@ FAST_GROUP_SETTINGS: Final[dict[str, Any]] = {
 """Group timings for the embedded broker, dev, tests and tails: joins in about a second, new
 topics noticed within a second, and a fetch that waits at most 20 ms: a group member of the
 embedded (Tansu) broker gets new records only when its fetch wait runs out (~140 ms median with
-the default 500 ms, up to 50 ms with 50), which delays every event's delivery (and every run's
-start in the executor) by as much."""
+the default 500 ms, up to 50 ms with 50), which delays every event's delivery by as much. (The
+executors' group keeps the default wait: they hear of runs from their own feed first, ADR 0024.)"""
 
 
 class Deduplicator:

@@ -95,8 +95,8 @@ def text(raw: str) -> str:
     return raw
 
 
-def integer(*, minimum: int = 0) -> Callable[[str], int]:
-    """A whole number, at least ``minimum``."""
+def integer(*, minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
+    """A whole number, at least ``minimum`` (and at most ``maximum`` when given)."""
 
     def parse(raw: str) -> int:
         try:
@@ -105,6 +105,8 @@ def integer(*, minimum: int = 0) -> Callable[[str], int]:
             raise ValueError("must be an integer") from None
         if value < minimum:
             raise ValueError(f"must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum}")
         return value
 
     return parse

@@ -41,13 +41,6 @@ def _log_level(raw: str) -> str:
     return level
 
 
-def _niceness(raw: str) -> int:
-    value = integer(minimum=0)(raw)
-    if value > MAX_NICENESS:
-        raise ValueError(f"must be at most {MAX_NICENESS}")
-    return value
-
-
 MAX_NICENESS: Final = 19
 """The lowest CPU priority a process can give itself (``nice``)."""
 
@@ -78,7 +71,9 @@ class Settings:
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
     follower_linger_s: float = setting("FLOWLEDGER_FOLLOWER_LINGER", 0.0, seconds())
     """After a NOTIFY, how long a follower waits for more events before it reads them."""
-    follower_niceness: int = setting("FLOWLEDGER_FOLLOWER_NICENESS", 10, _niceness)
+    follower_niceness: int = setting(
+        "FLOWLEDGER_FOLLOWER_NICENESS", 10, integer(minimum=0, maximum=MAX_NICENESS)
+    )
     """How much lower the CPU priority of the workers that can wait (projections, relay,
     webhooks) is than that of the API, the executor and the scheduler (``nice``, 0 to 19;
     0: the same). Where they share cores, a run's steps and the API's answers come first, and

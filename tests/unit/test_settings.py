@@ -168,6 +168,7 @@ def test_settings_are_frozen(settings_class: type[Any]) -> None:
         ("FLOWLEDGER_PROJECTIONS_BATCH_SIZE", "0"),
         ("FLOWLEDGER_FOLLOWER_NICENESS", "20"),
         ("FLOWLEDGER_FOLLOWER_NICENESS", "-5"),
+        ("FLOWLEDGER_BULK_MAX_RUNS", "20001"),
         ("FLOWLEDGER_WORKER_METRICS_PORT", "-9100"),
         ("FLOWLEDGER_EXECUTOR_MAX_CALLS", "0"),
         ("FLOWLEDGER_EXECUTOR_MAX_RUNS", "many"),
@@ -213,16 +214,24 @@ def test_words_are_refused_where_a_number_or_switch_is_expected(name: str, word:
         check_settings(load_settings({name: word}))
 
 
-@given(value=st.integers(min_value=-(10**6), max_value=10**6), minimum=st.integers(0, 100))
-def test_an_integer_is_read_exactly_and_checked_against_its_minimum(
-    value: int, minimum: int
+@given(
+    value=st.integers(min_value=-(10**6), max_value=10**6),
+    minimum=st.integers(0, 100),
+    span=st.none() | st.integers(0, 1000),
+)
+def test_an_integer_is_read_exactly_and_checked_against_its_bounds(
+    value: int, minimum: int, span: int | None
 ) -> None:
-    parse = integer(minimum=minimum)
-    if value >= minimum:
-        assert parse(f" {value} ") == value
-    else:
+    maximum = None if span is None else minimum + span
+    parse = integer(minimum=minimum, maximum=maximum)
+    if value < minimum:
         with pytest.raises(ValueError, match=f"at least {minimum}"):
             parse(str(value))
+    elif maximum is not None and value > maximum:
+        with pytest.raises(ValueError, match=f"at most {maximum}"):
+            parse(str(value))
+    else:
+        assert parse(f" {value} ") == value
 
 
 @given(value=st.floats(allow_nan=True, allow_infinity=True), above_zero=st.booleans())
