@@ -184,7 +184,12 @@ def _under_load(
     (events/s, seconds), stop it; the results and the worker's peak RSS."""
     worker = system.start_worker("projections", extra)
     try:
-        watcher.wait_for(store.head(), timeout_s=60.0)
+        # The load starts once the worker follows: it has projected an event appended after
+        # it started. (Waiting for the head is not enough: a restarted worker's saved position
+        # is there already, and the load would then begin while it is still starting, its
+        # start-up counted as lag.)
+        started = next(run_events(store, workflow_id))
+        watcher.wait_for(started or store.head(), timeout_s=60.0)
         results = [
             _paced(store, workflow_id, watcher, rate, duration_s) for rate, duration_s in loads
         ]
