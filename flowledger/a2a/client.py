@@ -35,6 +35,7 @@ from flowledger.a2a.auth import NO_AUTH, AgentAuth
 from flowledger.a2a.card import AgentCardInfo, resolve_card
 from flowledger.a2a.draining import keeping_connections
 from flowledger.a2a.errors import AgentCallError, call_error
+from flowledger.a2a.pools import agent_http_client
 from flowledger.a2a.reply import AgentReply, final_reply
 from flowledger.a2a.tracker import Tracker, state_name
 
@@ -68,7 +69,8 @@ class AgentClient:
     ``cancel_on_timeout``: when :meth:`send` gives up at its deadline and the task id is
     known, ask the agent to cancel the task (best effort, at most 2 s) so it stops working.
     ``http_client``: use this httpx client (not closed by :meth:`aclose`) instead of an own one
-    with ``max_connections`` connections. A streaming call holds one connection until it ends.
+    (:func:`~flowledger.a2a.pools.agent_http_client`: at most ``max_connections`` connections
+    to each agent, in small pools). A streaming call holds one connection until it ends.
     ``poll_interval_s`` grows by half each poll up to ``max_poll_interval_s`` (agents without
     streaming, or a stream that ended before the task did).
     """
@@ -83,11 +85,7 @@ class AgentClient:
         max_poll_interval_s: float = 1.0,
     ) -> None:
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
-            headers={"User-Agent": "flowledger-agent-client"},
-        )
+        self._http = http_client or agent_http_client(max_connections)
         # The factory adds the A2A-Version header to the shared httpx client and never
         # closes it (ClientConfig.httpx_client makes it "shared").
         self._factory = ClientFactory(ClientConfig(httpx_client=self._http, streaming=True))

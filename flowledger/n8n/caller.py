@@ -18,6 +18,7 @@ import httpx
 
 from flowledger.a2a.auth import NO_AUTH, AgentAuth
 from flowledger.a2a.errors import AgentCallError
+from flowledger.a2a.pools import agent_http_client
 from flowledger.a2a.reply import AgentReply
 
 MESSAGE_ID_HEADER: Final = "X-Flowledger-Message-Id"
@@ -30,9 +31,7 @@ class N8nCaller:
 
     def __init__(self, http_client: httpx.AsyncClient | None = None) -> None:
         self._own = http_client is None
-        self.http = http_client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=100), follow_redirects=False
-        )
+        self.http = http_client or agent_http_client(100, follow_redirects=False)
 
     async def send(
         self,

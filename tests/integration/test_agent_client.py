@@ -17,6 +17,7 @@ from flowledger.a2a import (
     AgentClient,
     fetch_agent_card,
 )
+from flowledger.a2a.pools import agent_http_client
 from tests.support.agents import aget_stats, areset_stats, running_agents, spawn
 from tests.support.ports import free_port
 
@@ -165,16 +166,61 @@ async def test_calls_one_after_another_reuse_one_connection(
         if response.request.method == "POST":
             connections.add(id(response.extensions["network_stream"]))
 
-    async with (
-        httpx.AsyncClient(event_hooks={"response": [note_connection]}) as http,
-        AgentClient(http_client=http) as client,
-    ):
+    http = agent_http_client(max_connections=64)
+    http.event_hooks = {"response": [note_connection]}
+    async with http, AgentClient(http_client=http) as client:
         for n in range(5):
             reply = await client.send(
                 agents[agent], {"text": f"call {n}"}, auth=NO_AUTH, timeout_s=10
             )
             assert reply.output
     assert len(connections) == 1, f"{len(connections)} connections for 5 calls"
+
+
+async def test_many_calls_at_once_keep_their_connections(agents: dict[str, str]) -> None:
+    """320 calls, 64 at a time, need at most 64 connections: httpx's one pool closed every
+    connection that went idle while it held more than 20 in all, so each call opened its own
+    (``flowledger/a2a/pools.py``)."""
+    streams: list[object] = []  # held, so that no two connections share an id()
+
+    async def note_connection(response: httpx.Response) -> None:
+        if response.request.method == "POST":
+            streams.append(response.extensions["network_stream"])
+
+    http = agent_http_client(max_connections=64)
+    http.event_hooks = {"response": [note_connection]}
+    slots = asyncio.Semaphore(64)
+
+    async def call(n: int) -> object:
+        async with slots:
+            reply = await client.send(agents["echo"], {"n": n}, auth=NO_AUTH, timeout_s=10)
+            return reply.output
+
+    async with http, AgentClient(http_client=http) as client:
+        outputs = await asyncio.gather(*(call(n) for n in range(320)))
+    assert outputs == [{"n": n} for n in range(320)]
+    assert len(streams) == 320
+    connections = len({id(stream) for stream in streams})
+    assert connections <= 64, f"{connections} connections for 320 calls, 64 at a time"
+
+
+async def test_calls_beyond_the_connection_limit_wait_for_a_connection(
+    agents: dict[str, str],
+) -> None:
+    streams: list[object] = []
+
+    async def note_connection(response: httpx.Response) -> None:
+        if response.request.method == "POST":
+            streams.append(response.extensions["network_stream"])
+
+    http = agent_http_client(max_connections=4)
+    http.event_hooks = {"response": [note_connection]}
+    async with http, AgentClient(http_client=http) as client:
+        replies = await asyncio.gather(
+            *(client.send(agents["echo"], {"n": n}, auth=NO_AUTH, timeout_s=10) for n in range(12))
+        )
+    assert [reply.output for reply in replies] == [{"n": n} for n in range(12)]
+    assert len({id(stream) for stream in streams}) <= 4
 
 
 async def test_flaky_fails_n_times_then_succeeds(
