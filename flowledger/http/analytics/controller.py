@@ -98,15 +98,14 @@ class AnalyticsController(Controller):
         when = TimeRange.of(created_from, created_to, bucket)
         await wait_for_position(db, PROJECTION, min_position, settings.read_wait_timeout_s)
         await visibility.wait(db, min_position)
-        visible = _visible(visibility)
-        totals, series = await queries.runs_over_time(db, when, None, visible)
+        totals, series, busiest = await queries.overview(db, when, _visible(visibility), top)
         return RunAnalytics(
             created_from=when.start,
             created_to=when.end,
             bucket=when.bucket,
             totals=totals,
             series=series,
-            busiest_workflows=await queries.busiest(db, when, visible, top),
+            busiest_workflows=busiest,
         )
 
     @get(

@@ -13,7 +13,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Subquery,
+    Table,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowledger.domain.errors import FieldProblem, InvalidInput
@@ -95,23 +106,28 @@ class TimeRange:
         step, first = BUCKET_STEP[self.bucket], _floor(self.start, self.bucket)
         return [first + n * step for n in range(self.bucket_count())]
 
-    def rows(self, table: Table, *, hourly: bool = False) -> ColumnElement[bool]:
-        """The rows of ``table`` that count the range: whole days from the daily rows and the
-        hours at either end from the hourly ones (``hourly``: every hour from hourly rows)."""
-        span, start = table.c.span, table.c.bucket_start
+    def spans(self, *, hourly: bool = False) -> list[tuple[str, datetime, datetime]]:
+        """The rows that count the range, as ``(span, from, to)`` of their bucket's start:
+        whole days from the daily rows and the hours at either end from the hourly ones
+        (``hourly``: every hour from hourly rows)."""
         first_day, last_day = _ceil(self.start, "day"), _floor(self.end, "day")
-        by_hour = and_(span == "hour", start >= self.start, start < self.end)
         if hourly or first_day >= last_day:
-            return by_hour
+            return [("hour", self.start, self.end)]
+        found = [("day", first_day, last_day)]
+        if self.start < first_day:
+            found.append(("hour", self.start, first_day))
+        if last_day < self.end:
+            found.append(("hour", last_day, self.end))
+        return found
+
+    def rows(self, table: Table, *, hourly: bool = False) -> ColumnElement[bool]:
+        """The rows of ``table`` that count the range (:meth:`spans`), as one condition."""
+        span, start = table.c.span, table.c.bucket_start
         return or_(
-            and_(span == "day", start >= first_day, start < last_day),
-            and_(
-                span == "hour",
-                or_(
-                    and_(start >= self.start, start < first_day),
-                    and_(start >= last_day, start < self.end),
-                ),
-            ),
+            *(
+                and_(span == name, start >= low, start < high)
+                for name, low, high in self.spans(hourly=hourly)
+            )
         )
 
 
@@ -122,12 +138,33 @@ def _aware(moment: datetime) -> datetime:
 def _where(
     table: Table, when: TimeRange, workflow_id: UUID | None, visible: Any, *, hourly: bool = False
 ) -> list[ColumnElement[bool]]:
-    conditions = [when.rows(table, hourly=hourly)]
+    return [when.rows(table, hourly=hourly), *_workflows(table, workflow_id, visible)]
+
+
+def _workflows(table: Table, workflow_id: UUID | None, visible: Any) -> list[ColumnElement[bool]]:
+    conditions = []
     if workflow_id is not None:
         conditions.append(table.c.workflow_id == workflow_id)
     if visible is not None:
         conditions.append(table.c.workflow_id.in_(visible))
     return conditions
+
+
+def _scan(
+    table: Table, when: TimeRange, workflow_id: UUID | None, visible: Any, *, hourly: bool = False
+) -> Subquery:
+    """The rows of ``table`` that count the range, one range of its primary key per span
+    (``UNION ALL``): the keys of ``analytics_runs`` and ``analytics_run_durations`` include
+    the counts (migration 0180), so each is an index-only scan, where one condition over the
+    spans (:meth:`TimeRange.rows`) is a bitmap scan visiting a heap page for nearly every row."""
+    span, start = table.c.span, table.c.bucket_start
+    parts = [
+        select(table).where(
+            span == name, start >= low, start < high, *_workflows(table, workflow_id, visible)
+        )
+        for name, low, high in when.spans(hourly=hourly)
+    ]
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("r")
 
 
 def durations(histogram: dict[int, int]) -> Durations:
@@ -149,12 +186,10 @@ def figures(by_status: dict[str, int], histogram: dict[int, int]) -> RunFigures:
 async def series(
     conn: AsyncConnection, when: TimeRange, workflow_id: UUID | None, visible: Any
 ) -> list[SeriesPoint]:
-    t = analytics_runs
+    t = _scan(analytics_runs, when, workflow_id, visible, hourly=when.bucket == "hour")
     start = func.date_trunc(literal(when.bucket), t.c.bucket_start, literal("UTC")).label("b")
-    query: Select[Any] = (
-        select(start, t.c.status, func.sum(t.c.runs).label("runs"))
-        .where(*_where(t, when, workflow_id, visible, hourly=when.bucket == "hour"))
-        .group_by(start, t.c.status)
+    query: Select[Any] = select(start, t.c.status, func.sum(t.c.runs).label("runs")).group_by(
+        start, t.c.status
     )
     counted: dict[datetime, dict[str, int]] = defaultdict(dict)
     for row in await conn.execute(query):
@@ -174,59 +209,23 @@ async def runs_over_time(
 ) -> tuple[RunFigures, list[SeriesPoint]]:
     """The totals and the series of the range: the totals are the series' sums."""
     points = await series(conn, when, workflow_id, visible)
-    by_status: Counter[str] = Counter()
-    for point in points:
-        by_status.update(point.by_status)
-    histogram = await _histograms(conn, when, workflow_id, visible, None)
-    return figures(dict(by_status), histogram.get(None, {})), points
+    histogram = await _histogram(conn, when, workflow_id, visible)
+    return _totals(points, histogram), points
 
 
-async def _histograms(
-    conn: AsyncConnection,
-    when: TimeRange,
-    workflow_id: UUID | None,
-    visible: Any,
-    workflow_ids: list[UUID] | None,
-) -> dict[UUID | None, dict[int, int]]:
-    """Run duration histograms: of each of ``workflow_ids``, or (None) of them all together."""
-    d = analytics_run_durations
-    keys: list[Any] = [d.c.duration_bucket]
-    conditions = _where(d, when, workflow_id, visible)
-    if workflow_ids is not None:
-        keys.insert(0, d.c.workflow_id)
-        conditions.append(d.c.workflow_id.in_(workflow_ids))
-    rows = await conn.execute(
-        select(*keys, func.sum(d.c.runs).label("n")).where(*conditions).group_by(*keys)
-    )
-    histograms: dict[UUID | None, dict[int, int]] = defaultdict(dict)
-    for row in rows:
-        owner = row.workflow_id if workflow_ids is not None else None
-        histograms[owner][row.duration_bucket] = int(row.n)
-    return histograms
-
-
-async def busiest(
+async def overview(
     conn: AsyncConnection, when: TimeRange, visible: Any, top: int
-) -> list[WorkflowFigures]:
-    """The workflows with the most runs in the range, with their figures."""
-    t = analytics_runs
-    counts: dict[UUID, dict[str, int]] = defaultdict(dict)
-    rows = await conn.execute(
-        select(t.c.workflow_id, t.c.status, func.sum(t.c.runs).label("n"))
-        .where(*_where(t, when, None, visible))
-        .group_by(t.c.workflow_id, t.c.status)
-    )
-    for row in rows:
-        counts[row.workflow_id][row.status] = int(row.n)
-    ranked = sorted(
-        (w for w, by in counts.items() if sum(by.values()) > 0),
-        key=lambda w: (-sum(counts[w].values()), str(w)),
-    )[:top]
+) -> tuple[RunFigures, list[SeriesPoint], list[WorkflowFigures]]:
+    """:func:`runs_over_time` of every workflow and the ``top`` busiest workflows' figures,
+    their durations and the totals' read in one pass over the duration rows."""
+    points = await series(conn, when, None, visible)
+    counts, ranked = await _busiest(conn, when, visible, top)
+    histograms = await _histograms(conn, when, visible, ranked)
+    totals = _totals(points, histograms.get(None, {}))
     if not ranked:
-        return []
-    histograms = await _histograms(conn, when, None, visible, ranked)
+        return totals, points, []
     names = await workflow_names(conn, ranked)
-    return [
+    busiest = [
         WorkflowFigures(
             workflow_id=workflow_id,
             workflow_name=names.get(workflow_id),
@@ -234,6 +233,70 @@ async def busiest(
         )
         for workflow_id in ranked
     ]
+    return totals, points, busiest
+
+
+def _totals(points: list[SeriesPoint], histogram: dict[int, int]) -> RunFigures:
+    by_status: Counter[str] = Counter()
+    for point in points:
+        by_status.update(point.by_status)
+    return figures(dict(by_status), histogram)
+
+
+async def _histogram(
+    conn: AsyncConnection, when: TimeRange, workflow_id: UUID | None, visible: Any
+) -> dict[int, int]:
+    """The run duration histogram of the range (of one workflow, or of them all)."""
+    d = _scan(analytics_run_durations, when, workflow_id, visible)
+    rows = await conn.execute(
+        select(d.c.duration_bucket, func.sum(d.c.runs).label("n")).group_by(d.c.duration_bucket)
+    )
+    return {row.duration_bucket: int(row.n) for row in rows}
+
+
+async def _histograms(
+    conn: AsyncConnection, when: TimeRange, visible: Any, workflow_ids: list[UUID]
+) -> dict[UUID | None, dict[int, int]]:
+    """Run duration histograms of each of ``workflow_ids`` and (None) of every workflow, from
+    one scan of the range's rows: the per-workflow sums are summed again for the total."""
+    d = _scan(analytics_run_durations, when, None, visible)
+    each = (
+        select(d.c.workflow_id, d.c.duration_bucket, func.sum(d.c.runs).label("n"))
+        .group_by(d.c.workflow_id, d.c.duration_bucket)
+        .cte("each")
+    )
+    total = select(
+        literal(None, each.c.workflow_id.type).label("workflow_id"),
+        each.c.duration_bucket,
+        func.sum(each.c.n).label("n"),
+    ).group_by(each.c.duration_bucket)
+    chosen = select(each.c.workflow_id, each.c.duration_bucket, each.c.n).where(
+        each.c.workflow_id.in_(workflow_ids)
+    )
+    histograms: dict[UUID | None, dict[int, int]] = defaultdict(dict)
+    for row in await conn.execute(union_all(total, chosen)):
+        histograms[row.workflow_id][row.duration_bucket] = int(row.n)
+    return histograms
+
+
+async def _busiest(
+    conn: AsyncConnection, when: TimeRange, visible: Any, top: int
+) -> tuple[dict[UUID, dict[str, int]], list[UUID]]:
+    """Each workflow's runs per status in the range, and the ``top`` with the most runs."""
+    t = _scan(analytics_runs, when, None, visible)
+    counts: dict[UUID, dict[str, int]] = defaultdict(dict)
+    rows = await conn.execute(
+        select(t.c.workflow_id, t.c.status, func.sum(t.c.runs).label("n")).group_by(
+            t.c.workflow_id, t.c.status
+        )
+    )
+    for row in rows:
+        counts[row.workflow_id][row.status] = int(row.n)
+    ranked = sorted(
+        (w for w, by in counts.items() if sum(by.values()) > 0),
+        key=lambda w: (-sum(counts[w].values()), str(w)),
+    )[:top]
+    return counts, ranked
 
 
 def _fields(found: RunFigures) -> dict[str, Any]:
