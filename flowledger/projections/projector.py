@@ -82,16 +82,43 @@ def locked_batch(
     for projector in projectors:
         wanted.update(projector.projection.settings)
     wanted.update(extra or {})
+    if schema is not None:
+        wanted["search_path"] = f'"{schema}", public'
     with engine.begin() as conn:
-        settings = [f"SET LOCAL {k} TO {v}" for k, v in wanted.items()]
-        if schema is not None:
-            settings.append(f'SET LOCAL search_path TO "{schema}", public')
         raw = driver(conn)
-        with raw.pipeline():  # sent with the BEGIN: one round trip, not two
-            for setting in settings:
-                raw.execute(setting)
-            locks = [projector.lock_position(raw) for projector in projectors]
-        yield conn, [_position_of(cursor) for cursor in locks]
+        # Sent with the BEGIN: one round trip, not two; the settings in one statement and the
+        # locks in another, not one statement each (a live batch of one event locks every
+        # projection's row: statements, not rows, were most of its cost in the database).
+        with raw.pipeline():
+            raw.execute(_settings_statement(wanted), list(wanted.values()), prepare=True)
+            locks = _lock_all(raw, projectors) if projectors else None
+        yield conn, _positions_of(locks, len(projectors))
+
+
+def _settings_statement(settings: Mapping[str, str]) -> bytes:
+    """``SET LOCAL`` of each setting, as one statement (``set_config(name, value, true)``)."""
+    calls = ", ".join(f"set_config('{name}', %s, true)" for name in settings)
+    return f"SELECT {calls}".encode()
+
+
+def _lock_all(raw: psycopg.Connection[Any], projectors: Sequence[Projector]) -> psycopg.Cursor[Any]:
+    """Send the statement that locks the tracking rows of ``projectors`` and reads their
+    positions, in their order (one scalar sub-select ``FOR UPDATE`` each, evaluated in turn),
+    on a cursor of its own."""
+    statement = b"SELECT " + b", ".join(b"(" + p._lock_statement + b")" for p in projectors)
+    cursor = raw.cursor()
+    cursor.execute(statement, [p.tracking_key for p in projectors], prepare=True)
+    return cursor
+
+
+def _positions_of(cursor: psycopg.Cursor[Any] | None, count: int) -> list[int]:
+    """The positions :func:`_lock_all` read (0: none saved yet)."""
+    if cursor is None:
+        return []
+    with cursor:
+        row = cursor.fetchone()
+    assert row is not None and len(row) == count
+    return [int(value) if value is not None else 0 for value in row]
 
 
 class Projection:
@@ -199,13 +226,38 @@ def advance_locked(
     behind = [
         (p, current) for p, current in zip(projectors, currents, strict=True) if current < last
     ]
-    with raw.pipeline():
-        saves = [projector.send_position(raw, last) for projector, _ in behind]
-    for (projector, current), cursor in zip(behind, saves, strict=True):
-        if not _saved(cursor):  # a higher position was saved meanwhile
-            raise PositionMoved(projector.name)
-        projector.projection.written(last, since=current)
+    if behind:
+        saved = _save_all(raw, [p for p, _ in behind], last)
+        for (projector, current), was_saved in zip(behind, saved, strict=True):
+            if not was_saved:  # a higher position was saved meanwhile
+                raise PositionMoved(projector.name)
+            projector.projection.written(last, since=current)
     return [max(current, last) for current in currents]
+
+
+def _save_all(
+    raw: psycopg.Connection[Any], projectors: Sequence[Projector], position: int
+) -> list[bool]:
+    """Save ``position`` for each of ``projectors`` with the library's statement, all of them
+    in one statement (each save a ``WITH`` query of it, sharing the parameters); whether each
+    was saved (not when a higher position was). Projectors under different tracking keys are
+    saved one statement each."""
+    keys = {p.tracking_key for p in projectors}
+    if len(keys) > 1:
+        with raw.pipeline():
+            cursors = [p.send_position(raw, position) for p in projectors]
+        return [_saved(cursor) for cursor in cursors]
+    saves = b", ".join(b"s%d AS (%s)" % (i, p._save_statement) for i, p in enumerate(projectors))
+    counts = b", ".join(b"(SELECT count(*) FROM s%d)" % i for i in range(len(projectors)))
+    with raw.cursor() as cursor:
+        cursor.execute(
+            b"WITH " + saves + b" SELECT " + counts,
+            {"application_name": keys.pop(), "notification_id": position},
+            prepare=True,
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return [bool(count) for count in row]
 
 
 def _position_of(cursor: psycopg.Cursor[Any]) -> int:

@@ -7,6 +7,7 @@ the tables compared include the analytics the runs projection keeps."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import replace
 from typing import Any
 from unittest.mock import patch
@@ -217,6 +218,31 @@ def test_positions_of_projections_with_nothing_to_apply_move_together_and_never_
     with pytest.raises(PositionMoved):
         advance(10, 20)
     assert saved() == [10, None, 10]  # nothing of the failed batch was saved
+
+
+def test_a_batch_holds_the_tracking_rows_it_locked_until_it_commits(runtime: Runtime) -> None:
+    """A second host's batch of the same projections waits for the first one's commit, then
+    starts from the positions it saved (the rows are locked in one statement, in order)."""
+    reset(runtime)
+    first = [Projector(p, runtime.store, runtime.engine) for p in all_projections()[:3]]
+    second = [Projector(p, runtime.store, runtime.engine) for p in all_projections()[1:4]]
+    for projector in first + second:
+        projector.commit([], after=0, last=1)  # every tracking row exists
+    seen: list[list[int]] = []
+
+    def second_batch() -> None:
+        with locked_batch(runtime.engine, None, second) as (_, currents):
+            seen.append(currents)
+
+    with locked_batch(runtime.engine, None, first) as (conn, currents):
+        assert currents == [1, 1, 1]
+        waiting = threading.Thread(target=second_batch)
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive() and not seen  # it waits for the rows this batch holds
+        advance_locked(conn, first, currents, after=1, last=7)
+    waiting.join(timeout=10)
+    assert seen == [[7, 7, 1]]
 
 
 def test_a_small_batch_that_fails_in_one_transaction_is_applied_per_projection(
