@@ -191,23 +191,31 @@ class ProjectionHost:
         try:
             with locked_batch(self.engine, None, locking) as (conn, currents):
                 reached = {}
+                applied = []  # their positions are saved with the idle ones', in one statement
                 for projector, current in zip(locking, currents, strict=True):
                     if projector.name not in events:
                         continue
                     with self._span(projector, events[projector.name]):
                         reached[projector.name] = projector.apply_locked(
-                            conn, events[projector.name], current, after=after, last=last
+                            conn,
+                            events[projector.name],
+                            current,
+                            after=after,
+                            last=last,
+                            save=False,
                         )
+                    if current < last:
+                        applied.append(projector)
                 resting = [(p, c) for p, c in zip(locking, currents, strict=True) if p in idle]
-                if resting:
-                    moved = advance_locked(
-                        conn,
-                        [p for p, _ in resting],
-                        [c for _, c in resting],
-                        after=after,
-                        last=last,
-                    )
-                    reached.update((p.name, r) for (p, _), r in zip(resting, moved, strict=True))
+                moved = advance_locked(
+                    conn,
+                    [p for p, _ in resting],
+                    [c for _, c in resting],
+                    after=after,
+                    last=last,
+                    applied=applied,
+                )
+                reached.update((p.name, r) for (p, _), r in zip(resting, moved, strict=True))
         except PositionMoved:
             _abandon(locking)
             return True

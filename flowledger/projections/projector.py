@@ -212,13 +212,17 @@ def advance_locked(
     *,
     after: int,
     last: int,
+    applied: Sequence[Projector] = (),
 ) -> list[int]:
     """Move the positions of projections with nothing to apply in a batch (the log's events
     after ``after`` up to ``last``) to ``last``, in ``conn``'s transaction, where their
     tracking rows are locked at ``currents`` (:func:`locked_batch`): what
     :meth:`Projector.apply_events` does for each with no events, the saves sent together for
-    all of them (one round trip, not two per projection). The positions reached;
-    :class:`PositionMoved` when one was reset behind ``after`` or moved by another instance."""
+    all of them (one statement, not one per projection). ``applied``: projections that applied
+    their events up to ``last`` in this transaction without saving it
+    (:meth:`Projector.apply_locked` with ``save=False``), saved in the same statement. The
+    positions reached; :class:`PositionMoved` when one was reset behind ``after`` or moved by
+    another instance."""
     raw = driver(conn)
     for projector, current in zip(projectors, currents, strict=True):
         if current < after:
@@ -226,11 +230,14 @@ def advance_locked(
     behind = [
         (p, current) for p, current in zip(projectors, currents, strict=True) if current < last
     ]
-    if behind:
-        saved = _save_all(raw, [p for p, _ in behind], last)
-        for (projector, current), was_saved in zip(behind, saved, strict=True):
+    saving = [*applied, *(p for p, _ in behind)]
+    if saving:
+        for projector, was_saved in zip(saving, _save_all(raw, saving, last), strict=True):
             if not was_saved:  # a higher position was saved meanwhile
                 raise PositionMoved(projector.name)
+        for projector in applied:
+            projector.projection.written(last)
+        for projector, current in behind:
             projector.projection.written(last, since=current)
     return [max(current, last) for current in currents]
 
@@ -376,9 +383,18 @@ class Projector:
         return self.apply_locked(conn, events, current, after=after, last=last)
 
     def apply_locked(
-        self, conn: Connection, events: Sequence[Applied], current: int, *, after: int, last: int
+        self,
+        conn: Connection,
+        events: Sequence[Applied],
+        current: int,
+        *,
+        after: int,
+        last: int,
+        save: bool = True,
     ) -> int:
-        """:meth:`apply_events` once the tracking row is locked, at ``current``."""
+        """:meth:`apply_events` once the tracking row is locked, at ``current``. ``save``
+        False: the position is left to the caller, who saves it with others'
+        (:func:`advance_locked`'s ``applied``) when this returns ``last`` from below it."""
         if current < after:
             raise PositionMoved(self.name)
         if current >= last:
@@ -398,8 +414,9 @@ class Projector:
                 for position, event in events:
                     projection.apply(conn, event, position)
             projection.finish_batch(conn)
-        self._save_position(conn, last)
-        projection.written(last)
+        if save:
+            self._save_position(conn, last)
+            projection.written(last)
         return last
 
     def _save_position(self, conn: Connection, position: int) -> None:
