@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 import httpx
 import psutil
@@ -86,33 +85,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-SERVERS: Final = {"PostgreSQL": "postgres", "broker": "tansu"}
-"""The servers whose CPU a benchmark counts beside flowledger's processes, by the start of
-their process names (the broker's carries its version)."""
-
-
 @dataclass(frozen=True)
 class CpuReading:
-    """CPU time (user + system) used so far by each process of a system, of the servers
-    (every process so named on this machine: a benchmark has the machine to itself) and of
-    this bench process: label and seconds by pid."""
+    """CPU time (user + system) used so far by each process of a system, by the servers it
+    uses (a server's process and its children: PostgreSQL's backends) and by this bench
+    process: label and seconds by pid."""
 
     seconds: dict[int, tuple[str, float]]
     labels: tuple[str, ...]
     """In the order they are reported: the system's processes, the servers, this one."""
 
     @classmethod
-    def now(cls, processes: list[Process]) -> CpuReading:
-        labels = {p.popen.pid: p.name for p in processes} | {os.getpid(): "bench"}
+    def now(cls, processes: list[Process], servers: Mapping[str, int]) -> CpuReading:
+        """``servers``: the process id of each server, by label."""
+        roots = {p.popen.pid: p.name for p in processes} | {os.getpid(): "bench"}
         seconds: dict[int, tuple[str, float]] = {}
-        for found in psutil.process_iter(["pid", "name", "cpu_times"]):
-            pid, name, times = found.info["pid"], found.info["name"] or "", found.info["cpu_times"]
-            label = labels.get(pid) or next(
-                (server for server, prefix in SERVERS.items() if name.startswith(prefix)), None
-            )
-            if label is not None and times is not None:
+        for label, pid in servers.items():
+            with contextlib.suppress(psutil.Error):
+                server = psutil.Process(pid)
+                for found in (server, *server.children(recursive=True)):
+                    with contextlib.suppress(psutil.Error):
+                        times = found.cpu_times()
+                        seconds[found.pid] = (label, times.user + times.system)
+        for pid, label in roots.items():
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
                 seconds[pid] = (label, times.user + times.system)
-        return cls(seconds, (*(p.name for p in processes), *SERVERS, "bench"))
+        return cls(seconds, (*(p.name for p in processes), *servers, "bench"))
 
     def since(self, earlier: CpuReading) -> dict[str, float]:
         """CPU seconds by label between two readings, of the processes alive at this one (one
@@ -162,6 +161,8 @@ class System:
     workdir: Path
     admin_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(16))
     processes: list[Process] = field(default_factory=list)
+    servers: dict[str, int] = field(default_factory=dict)
+    """The process id of each server on this machine (PostgreSQL's postmaster, the broker)."""
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -244,7 +245,7 @@ class System:
 
     def cpu(self) -> CpuReading:
         """CPU time used so far by each process started here, the servers and this process."""
-        return CpuReading.now(self.processes)
+        return CpuReading.now(self.processes, self.servers)
 
     def process(self, role: str) -> Process:
         """The running process started for ``role`` (``api``, a worker's kind, ``agents``)."""
@@ -314,7 +315,7 @@ class World:
         database = self.server.with_dbname(dbname)
         workdir = self.workdir / dbname
         workdir.mkdir()
-        system = System(database, self.bootstrap_servers, workdir)
+        system = System(database, self.bootstrap_servers, workdir, servers=self._servers())
         try:
             migrations.upgrade(database)
             yield system
@@ -322,6 +323,16 @@ class World:
             system.stop_all()
             with contextlib.suppress(Exception):
                 drop_database(self.server, dbname)
+
+    def _servers(self) -> dict[str, int]:
+        """The process ids of the embedded server's postmaster and of the broker."""
+        found: dict[str, int] = {}
+        pidfile = self.workdir / "pgdata" / "postmaster.pid"
+        if self.embedded and pidfile.is_file():
+            found["PostgreSQL"] = int(pidfile.read_text().split()[0])
+        if self.broker is not None and self.broker.pid is not None:
+            found["broker"] = self.broker.pid
+        return found
 
     def close(self) -> None:
         """Stop the broker and the embedded server (deleting its data), and remove the work

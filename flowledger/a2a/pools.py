@@ -14,11 +14,15 @@ as the pool: 35 ms of client CPU per 5-call chain instead of 10).
 pool with a free connection (so a quiet agent is served by one pool, one connection after
 another), a new pool is opened when all are busy, and past ``max_connections`` per agent
 the least busy pool queues it. A pool counts a request busy until its response is closed:
-a streamed answer holds its connection until then.
+a streamed answer holds its connection until then. A pool other than the first that has been
+idle for :data:`IDLE_S` is closed with its connections (httpcore closes a pool's expired
+connections only when a request passes through it).
 """
 
 from __future__ import annotations
 
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,12 +31,17 @@ import httpx
 
 POOL_SIZE: Final = 8
 """Connections of one small pool: each request checks this many, not every connection."""
+IDLE_S: Final = 5.0
+"""How long a pool other than an agent's first may go unused before it is closed (httpx's
+keep-alive expiry: its connections have expired by then)."""
 
 
 @dataclass
 class _Pool:
     transport: httpx.AsyncHTTPTransport
+    size: int
     busy: int = 0
+    used_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -68,18 +77,20 @@ class SpreadTransport(httpx.AsyncBaseTransport):
     connections to each agent."""
 
     def __init__(self, *, max_connections: int, pool_size: int = POOL_SIZE) -> None:
-        self._pool_size = max(1, min(pool_size, max_connections))
-        self._max_pools = max(1, -(-max_connections // self._pool_size))
+        self._max_connections = max(1, max_connections)
+        self._pool_size = max(1, pool_size)
         self._agents: dict[tuple[bytes, bytes, int | None], _Agent] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         agent = self._agents.setdefault((url.raw_scheme, url.raw_host, url.port), _Agent())
+        await self._close_idle(agent)
         pool = self._choose(agent)
         pool.busy += 1
 
         def release() -> None:
             pool.busy -= 1
+            pool.used_at = time.monotonic()
 
         try:
             response = await pool.transport.handle_async_request(request)
@@ -92,14 +103,24 @@ class SpreadTransport(httpx.AsyncBaseTransport):
 
     def _choose(self, agent: _Agent) -> _Pool:
         for pool in agent.pools:
-            if pool.busy < self._pool_size:
+            if pool.busy < pool.size:
                 return pool
-        if len(agent.pools) < self._max_pools:
-            size = self._pool_size
+        room = self._max_connections - sum(pool.size for pool in agent.pools)
+        if room > 0:
+            size = min(self._pool_size, room)
             limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-            agent.pools.append(_Pool(httpx.AsyncHTTPTransport(limits=limits)))
+            agent.pools.append(_Pool(httpx.AsyncHTTPTransport(limits=limits), size))
             return agent.pools[-1]
-        return min(agent.pools, key=lambda pool: pool.busy)
+        return min(agent.pools, key=lambda pool: pool.busy / pool.size)
+
+    @staticmethod
+    async def _close_idle(agent: _Agent) -> None:
+        now = time.monotonic()
+        idle = [p for p in agent.pools[1:] if p.busy == 0 and now - p.used_at >= IDLE_S]
+        if idle:
+            agent.pools = [p for p in agent.pools if p not in idle]
+            for pool in idle:
+                await pool.transport.aclose()
 
     async def aclose(self) -> None:
         agents, self._agents = list(self._agents.values()), {}
@@ -110,15 +131,18 @@ class SpreadTransport(httpx.AsyncBaseTransport):
 
 def agent_http_client(max_connections: int, **options: Any) -> httpx.AsyncClient:
     """The httpx client agents are called with (:class:`~flowledger.a2a.AgentClient`, the
-    n8n caller; ``options`` go to ``httpx.AsyncClient``): small pools for every URL, but where
-    the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``; and for the hosts in
-    ``NO_PROXY`` then) httpx's own transport as before, one pool of ``max_connections``."""
+    n8n caller; ``options`` go to ``httpx.AsyncClient``): small pools for every URL. A proxy
+    keeps httpx's own transport, one pool of ``max_connections``, as before: for every URL
+    when ``ALL_PROXY`` is set or a ``proxy`` is given, and otherwise for the URLs that
+    ``HTTP_PROXY`` or ``HTTPS_PROXY`` send through one (and the hosts in ``NO_PROXY``)."""
+    proxied = "proxy" in options or "all" in urllib.request.getproxies()
+    spread = {} if proxied else {"all://": SpreadTransport(max_connections=max_connections)}
     return httpx.AsyncClient(
         **{
             "timeout": httpx.Timeout(30.0),
             "headers": {"User-Agent": "flowledger-agent-client"},
             **options,
             "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
-            "mounts": {"all://": SpreadTransport(max_connections=max_connections)},
+            "mounts": spread,
         }
     )

@@ -92,7 +92,7 @@ def locked_batch(
         with raw.pipeline():
             raw.execute(_settings_statement(wanted), list(wanted.values()), prepare=True)
             locks = _lock_all(raw, projectors) if projectors else None
-        yield conn, _positions_of(locks, len(projectors))
+        yield conn, _positions_of(raw, locks, projectors)
 
 
 def _settings_statement(settings: Mapping[str, str]) -> bytes:
@@ -111,14 +111,26 @@ def _lock_all(raw: psycopg.Connection[Any], projectors: Sequence[Projector]) -> 
     return cursor
 
 
-def _positions_of(cursor: psycopg.Cursor[Any] | None, count: int) -> list[int]:
-    """The positions :func:`_lock_all` read (0: none saved yet)."""
+def _positions_of(
+    raw: psycopg.Connection[Any],
+    cursor: psycopg.Cursor[Any] | None,
+    projectors: Sequence[Projector],
+) -> list[int]:
+    """The positions :func:`_lock_all` read (0: none saved yet).
+
+    A projection with no tracking row yet is locked again in a statement of its own: the one
+    statement read every row with the snapshot it started with, so a row another host created
+    while this one waited for an earlier row's lock was not seen (nor locked); a statement of
+    its own sees it, and waits for it, as one statement per row did."""
     if cursor is None:
         return []
     with cursor:
         row = cursor.fetchone()
-    assert row is not None and len(row) == count
-    return [int(value) if value is not None else 0 for value in row]
+    assert row is not None and len(row) == len(projectors)
+    return [
+        int(value) if value is not None else _position_of(projector.lock_position(raw))
+        for projector, value in zip(projectors, row, strict=True)
+    ]
 
 
 class Projection:
@@ -230,7 +242,9 @@ def advance_locked(
     behind = [
         (p, current) for p, current in zip(projectors, currents, strict=True) if current < last
     ]
-    saving = [*applied, *(p for p, _ in behind)]
+    # In name order, as the rows were locked: two hosts creating rows never wait on each other
+    # in opposite orders.
+    saving = sorted([*applied, *(p for p, _ in behind)], key=lambda p: p.name)
     if saving:
         for projector, was_saved in zip(saving, _save_all(raw, saving, last), strict=True):
             if not was_saved:  # a higher position was saved meanwhile

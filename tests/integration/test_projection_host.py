@@ -245,6 +245,31 @@ def test_a_batch_holds_the_tracking_rows_it_locked_until_it_commits(runtime: Run
     assert seen == [[7, 7, 1]]
 
 
+def test_a_tracking_row_created_while_a_batch_waited_is_seen_and_locked(runtime: Runtime) -> None:
+    """The second host's one locking statement waits for the first row; meanwhile the first
+    host creates the second projection's row. That statement's snapshot does not show the new
+    row, so it is read (and locked) again: the second host starts from 7, not from 0 (which
+    would apply the events up to 7 a second time)."""
+    reset(runtime)
+    both = [Projector(p, runtime.store, runtime.engine) for p in all_projections()[:2]]
+    both[0].commit([], after=0, last=1)  # the first row exists, the second does not yet
+    seen: list[list[int]] = []
+
+    def second_batch() -> None:
+        with locked_batch(runtime.engine, None, both) as (_, currents):
+            seen.append(currents)
+
+    with locked_batch(runtime.engine, None, both) as (conn, currents):
+        assert currents == [1, 0]
+        waiting = threading.Thread(target=second_batch)
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive()
+        advance_locked(conn, both, currents, after=0, last=7)
+    waiting.join(timeout=10)
+    assert seen == [[7, 7]]
+
+
 def test_a_small_batch_that_fails_in_one_transaction_is_applied_per_projection(
     runtime: Runtime,
 ) -> None:
