@@ -78,11 +78,10 @@ def rss_mb(pid: int) -> float | None:
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) the process has used so far; 0 once it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float(times.user + times.system)
 
 
 @dataclass(frozen=True)
@@ -98,19 +97,12 @@ class CpuReading:
     @classmethod
     def now(cls, processes: list[Process], servers: Mapping[str, int]) -> CpuReading:
         """``servers``: the process id of each server, by label."""
-        roots = {p.popen.pid: p.name for p in processes} | {os.getpid(): "bench"}
-        seconds: dict[int, tuple[str, float]] = {}
+        labels = {p.popen.pid: p.name for p in processes} | {os.getpid(): "bench"}
         for label, pid in servers.items():
             with contextlib.suppress(psutil.Error):
-                server = psutil.Process(pid)
-                for found in (server, *server.children(recursive=True)):
-                    with contextlib.suppress(psutil.Error):
-                        times = found.cpu_times()
-                        seconds[found.pid] = (label, times.user + times.system)
-        for pid, label in roots.items():
-            with contextlib.suppress(psutil.Error):
-                times = psutil.Process(pid).cpu_times()
-                seconds[pid] = (label, times.user + times.system)
+                children = psutil.Process(pid).children(recursive=True)
+                labels |= dict.fromkeys([pid, *(child.pid for child in children)], label)
+        seconds = {pid: (label, cpu_seconds(pid)) for pid, label in labels.items()}
         return cls(seconds, (*(p.name for p in processes), *servers, "bench"))
 
     def since(self, earlier: CpuReading) -> dict[str, float]:
@@ -119,7 +111,8 @@ class CpuReading:
         spent = dict.fromkeys(self.labels, 0.0)
         for pid, (label, now) in self.seconds.items():
             before = earlier.seconds.get(pid)
-            spent[label] = spent.get(label, 0.0) + now - (before[1] if before else 0.0)
+            # (a process gone by this reading reads 0: it counts nothing, not less than nothing)
+            spent[label] = spent.get(label, 0.0) + max(now - (before[1] if before else 0.0), 0.0)
         return spent
 
 
