@@ -97,7 +97,7 @@ class CpuReading:
     @classmethod
     def now(cls, processes: list[Process], servers: Mapping[str, int]) -> CpuReading:
         """``servers``: the process id of each server, by label."""
-        labels = {p.popen.pid: p.name for p in processes} | {os.getpid(): "bench"}
+        labels = {pid: p.name for p in processes for pid in p.pids()} | {os.getpid(): "bench"}
         for label, pid in servers.items():
             with contextlib.suppress(psutil.Error):
                 children = psutil.Process(pid).children(recursive=True)
@@ -122,13 +122,18 @@ class Process:
     popen: subprocess.Popen[bytes]
     peak_mb: float | None = None
 
+    def pids(self) -> tuple[int, ...]:
+        """The process and its child processes now: ``projections rebuild --jobs`` and
+        ``serve --processes`` work in child processes."""
+        return (self.popen.pid, *_children(self.popen.pid))
+
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.popen.pid)
+        """CPU time used so far by the process and its children alive now."""
+        return sum(cpu_seconds(pid) for pid in self.pids())
 
     def sample(self) -> float | None:
-        """The peak RSS of the process, or of the heaviest of its children (``projections
-        rebuild --jobs`` works in child processes)."""
-        for pid in (self.popen.pid, *_children(self.popen.pid)):
+        """The peak RSS of the process, or of the heaviest of its children."""
+        for pid in self.pids():
             now = peak_rss_mb(pid)
             if now is not None:
                 self.peak_mb = max(self.peak_mb or 0.0, now)

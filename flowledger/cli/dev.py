@@ -222,7 +222,7 @@ def kafka_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
     return env
 
 
-def run_dev(settings: Settings, host: str, port: int) -> int:
+def run_dev(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     from flowledger.cli.serve import serve  # noqa: PLC0415
     from flowledger.cli.tail import write_dev_broker  # noqa: PLC0415
 
@@ -234,7 +234,7 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
             kafka_bootstrap_servers=broker.bootstrap_servers, extra={**settings.extra, **env}
         )
     kinds = [kind for kind in WORKERS.values() if kind.enabled(settings)]
-    dev_database = open_dev_database(settings, processes=1 + len(kinds))  # the API and workers
+    dev_database = open_dev_database(settings, processes=processes + len(kinds))  # API, workers
     database = dev_database.database
     migrations.upgrade(database)
     settings = settings.with_overrides(database_url=database.libpq_url)
@@ -287,7 +287,7 @@ def run_dev(settings: Settings, host: str, port: int) -> int:
     # (and the embedded database) are stopped rather than orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        serve(settings, host, port)
+        serve(settings, host, port, processes)
     except SystemExit:
         pass
     finally:

@@ -32,6 +32,13 @@ def _positive(raw: str) -> int:
 def _host_port(parser: argparse.ArgumentParser, settings: Settings) -> None:
     parser.add_argument("--host", default=settings.host, help="interface to listen on")
     parser.add_argument("--port", type=int, default=settings.port, help="port to listen on")
+    parser.add_argument(
+        "--processes",
+        type=_positive,
+        default=settings.api_processes,
+        help="API processes answering on that port (default FLOWLEDGER_API_PROCESSES, 1); "
+        "each uses one core at most",
+    )
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -228,13 +235,13 @@ def _role(args: argparse.Namespace) -> connections.ProcessRole:
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from flowledger.cli.dev import run_dev  # noqa: PLC0415
 
-    return run_dev(settings, args.host, args.port)
+    return run_dev(settings, args.host, args.port, args.processes)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from flowledger.cli.serve import serve  # noqa: PLC0415
 
-    serve(settings, args.host, args.port)
+    serve(settings, args.host, args.port, args.processes)
     return 0
 
 

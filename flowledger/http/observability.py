@@ -9,6 +9,7 @@ so it sees every request, routed or not: 404s for unknown paths are counted unde
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Final
 
@@ -18,10 +19,12 @@ from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from flowledger.eventlog.lag import LagCollector
-from flowledger.observability import metrics
+from flowledger.observability import METRICS_DIRECTORY, metrics
 from flowledger.observability.connections import ConnectionsCollector
 from flowledger.observability.tracing import context_from_headers, tracer
 from flowledger.projections.run_metrics import RunStatusCollector
@@ -85,6 +88,16 @@ def _record(method: str, route: str, status: int, duration: float) -> None:
         metrics.HTTP_REQUEST_ERRORS.labels(method, route, str(status)).inc()
 
 
+def _this_process_or_all() -> Collector:
+    """This process's metrics; or, where it is one of several API processes on one port (ADR
+    0025), what all of them recorded, summed from the directory they share."""
+    if METRICS_DIRECTORY not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 @get(
     "/metrics",
     operation_id="metrics",
@@ -101,7 +114,7 @@ def _record(method: str, route: str, status: int, duration: float) -> None:
 )
 def metrics_endpoint(runtime: NamedDependency[Runtime]) -> Response[bytes]:
     body = (
-        generate_latest(REGISTRY)
+        generate_latest(_this_process_or_all())
         + generate_latest(LagCollector(runtime.engine, runtime.store))
         + generate_latest(RunStatusCollector(runtime.engine))
         + generate_latest(ConnectionsCollector(runtime.engine, runtime.budget))

@@ -104,6 +104,7 @@ RELAY_PUBLISHED: Final = Counter(
 RELAY_LEADER: Final = Gauge(
     "flowledger_relay_leader",
     "1 while this relay process leads (publishes), 0 while it stands by.",
+    multiprocess_mode="livemax",  # API processes sharing their metrics (ADR 0025) show one 0
 )
 RELAY_PUBLISH_ERRORS: Final = Counter(
     "flowledger_relay_publish_errors_total",

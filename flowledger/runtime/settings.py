@@ -56,6 +56,9 @@ class Settings:
     data_dir: Path = setting("FLOWLEDGER_DATA_DIR", DEFAULT_DATA_DIR, Path)  # noqa: RUF009
     host: str = setting("FLOWLEDGER_HOST", "127.0.0.1", text)
     port: int = setting("FLOWLEDGER_PORT", 8000, integer(minimum=1))
+    api_processes: int = setting("FLOWLEDGER_API_PROCESSES", 1, integer(minimum=1))
+    """How many processes ``serve`` and ``dev`` answer HTTP with, on one port: one process's
+    Python runs on one core at a time, so a second one lets the API use a second core."""
     admin_api_key: str | None = setting("FLOWLEDGER_ADMIN_API_KEY", None, text)
     log_level: str = setting("FLOWLEDGER_LOG_LEVEL", "INFO", _log_level)
     log_format: str = setting("FLOWLEDGER_LOG_FORMAT", "json", one_of("json", "console"))

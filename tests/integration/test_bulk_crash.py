@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from tests.support.http import ADMIN_API_KEY
 from tests.support.polling import eventually
 from tests.support.ports import free_port
 from tests.support.runs import run_in_state
+from tests.support.server import serve_process
 
 pytestmark = pytest.mark.integration
 RUNS = 150
@@ -43,28 +43,9 @@ def projections(runtime: Runtime) -> Iterator[InProcessWorkers]:
 
 
 def serve(runtime: Runtime, port: int, rate: int) -> subprocess.Popen[bytes]:
-    """``flowledger serve``, as deployed; ready once /health answers."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": runtime.database.libpq_url,
-        "FLOWLEDGER_ADMIN_API_KEY": ADMIN_API_KEY,
-        "FLOWLEDGER_LOG_LEVEL": "WARNING",
-        "FLOWLEDGER_BULK_RATE": str(rate),
-        "FLOWLEDGER_BULK_SWEEP_INTERVAL": "0.5",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flowledger", "serve", "--port", str(port)], env=env
+    return serve_process(
+        runtime, port, FLOWLEDGER_BULK_RATE=str(rate), FLOWLEDGER_BULK_SWEEP_INTERVAL="0.5"
     )
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"flowledger serve exited with {process.returncode}")
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-
-    eventually(
-        healthy, what="flowledger serve to answer", timeout_s=60, ignoring=(httpx.HTTPError,)
-    )
-    return process
 
 
 def row(runtime: Runtime, operation_id: uuid.UUID) -> Any:

@@ -1,15 +1,21 @@
 """The real app served by uvicorn in a thread, for streaming responses (Server-Sent Events)
-that the in-memory test client cannot follow."""
+that the in-memory test client cannot follow; and ``flowledger serve`` as deployed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from litestar import Litestar
 
+from flowledger.runtime.process import Runtime
+from tests.support.http import ADMIN_API_KEY
 from tests.support.polling import eventually
 from tests.support.ports import free_port
 
@@ -35,3 +41,30 @@ def serving(app: Litestar) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+def serve_process(
+    runtime: Runtime, port: int, *args: str, **settings: str
+) -> subprocess.Popen[bytes]:
+    """``flowledger serve ARGS`` on ``runtime``'s database, as deployed, with these
+    ``FLOWLEDGER_*`` settings; ready once /health answers."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": runtime.database.libpq_url,
+        "FLOWLEDGER_ADMIN_API_KEY": ADMIN_API_KEY,
+        "FLOWLEDGER_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowledger", "serve", "--port", str(port), *args], env=env
+    )
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"flowledger serve exited with {process.returncode}")
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+
+    eventually(
+        healthy, what="flowledger serve to answer", timeout_s=60, ignoring=(httpx.HTTPError,)
+    )
+    return process

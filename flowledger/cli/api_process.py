@@ -1,0 +1,54 @@
+"""One of the API processes of ``serve --processes N`` (ADR 0025), made by uvicorn's supervisor
+in a process of its own (spawned: nothing of the parent's threads or connections is shared).
+
+This module imports nothing heavy at its top: the child unpickles :func:`app_in_process` before
+it runs any of it, and prometheus_client must not be imported before the processes' shared
+metrics directory is named (it decides at import where its values live).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from flowledger.observability import METRICS_DIRECTORY
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from flowledger.runtime.settings import Settings
+
+
+def app_in_process(settings: Settings, metrics_dir: str) -> Litestar:
+    """The app of one API process: set up as ``flowledger serve`` sets up its only one."""
+    os.environ[METRICS_DIRECTORY] = metrics_dir
+    from flowledger.http.app import create_app  # noqa: PLC0415
+    from flowledger.http.events.stream import close_streams  # noqa: PLC0415
+    from flowledger.observability.logs import configure_logging  # noqa: PLC0415
+    from flowledger.observability.tracing import configure_tracing  # noqa: PLC0415
+    from flowledger.runtime import connections  # noqa: PLC0415
+    from flowledger.runtime.workers import steady_gc  # noqa: PLC0415
+
+    configure_logging(settings)
+    configure_tracing(settings.extra, service_name="flowledger-serve")
+    connections.set_process_role(connections.API)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        _close_streams_first(signum, close_streams)
+    app = create_app(settings)
+    steady_gc()
+    return app
+
+
+def _close_streams_first(signum: int, close_streams: Any) -> None:
+    """Live event streams end when the process is asked to stop, so that its shutdown does not
+    wait for their clients (uvicorn's own handler, already in place, runs after)."""
+    handler = signal.getsignal(signum)
+
+    def closing(sig: int, frame: FrameType | None) -> None:
+        close_streams()
+        if callable(handler):
+            handler(sig, frame)
+
+    signal.signal(signum, closing)
