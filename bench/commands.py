@@ -4,8 +4,9 @@ committed INSERTs/s into a table of the event store's shape on the same database
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
+import json
+import subprocess
+import sys
 from typing import Any
 from uuid import UUID
 
@@ -14,11 +15,8 @@ import httpx
 from bench.baseline import raw_insert_rate
 from bench.catalogue import chain_definition, create_workflow, register_agent
 from bench.loadgen import generate_load
-from bench.results import Figure, percentile
-from bench.system import System, World
-from flowledger.commands.runs import RequestRun, request_run
-from flowledger.eventlog.store import EventMetadata
-from flowledger.observability import metrics
+from bench.results import Figure
+from bench.system import ROOT, System, World
 
 API_PROCESSES = 2
 """``FLOWLEDGER_API_PROCESSES`` of the API under load: one process's Python uses one core at a
@@ -27,7 +25,7 @@ CONNECTIONS = 32
 """The load generator's connections when flat out: 16 per API process (at 16 in all, each
 process's requests waited for their commits with a core idle)."""
 APPEND_CALLERS = 32
-"""Threads submitting commands in the append figure (the API runs handlers on up to 40)."""
+"""Threads submitting commands in each process of the append figure."""
 
 
 def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
@@ -60,7 +58,11 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         at_half = generate_load({**common, "duration_s": duration, "rate": half}, system.workdir)
         system.sample_memory()
         api_peak = system.stop(system.process("api")) or 0.0
-        append_rate, append_details = _append_rate(system, UUID(workflow_id), duration)
+        one_rate, one = _append_rate(system, UUID(workflow_id), duration, 1)
+        append_rate, append_details = _append_rate(
+            system, UUID(workflow_id), duration, API_PROCESSES
+        )
+        append_details["one_process"] = {"rate": round(one_rate, 1), **one}
     throughput = Figure(
         name="command throughput: POST /workflows/{id}/execute",
         value=flat_out["rps"],
@@ -92,8 +94,8 @@ def measure(world: World, quick: bool) -> tuple[list[Figure], dict[str, float]]:
         value=append_rate,
         unit="runs/s",
         how=(
-            f"request_run in a loop on {APPEND_CALLERS} threads of one process, no HTTP "
-            "(one run = 1 event)"
+            f"request_run in a loop on {APPEND_CALLERS} threads in each of {API_PROCESSES} "
+            "processes (as many as the API's), no HTTP (one run = 1 event)"
         ),
         baseline=baseline,
         baseline_unit="INSERT/s",
@@ -130,50 +132,59 @@ def _throughput_notes(flat_out: dict[str, Any], baseline: float) -> str:
 
 
 def _append_notes(details: dict[str, Any]) -> str:
+    one = details["one_process"]
     return (
-        f"{APPEND_CALLERS} threads decide concurrently (the workflow and agent from the cache) "
-        f"and the process's writer records {details['commands_per_transaction']} run requests "
-        f"per transaction on average; the process used {details['cpu_ms_per_command']:.2f} ms "
-        "of CPU per command (building the Run and encoding its plan, under one GIL)"
+        f"in each process {APPEND_CALLERS} threads decide concurrently (the workflow and agent "
+        f"from the cache) and its writer records {details['commands_per_transaction']} run "
+        "requests per transaction on average; the processes used "
+        f"{details['cpu_ms_per_command']:.2f} ms of CPU per command (building the Run and "
+        "encoding its plan, the writer's statements), each under its own GIL. One process "
+        f"alone reached {one['rate']:,.0f} runs/s ({one['commands_per_transaction']} per "
+        f"transaction, {one['cpu_ms_per_command']:.2f} ms of CPU per command): its Python "
+        "uses one core"
     )
 
 
 def _append_rate(
-    system: System, workflow_id: UUID, duration: float
+    system: System, workflow_id: UUID, duration: float, processes: int
 ) -> tuple[float, dict[str, Any]]:
-    """``APPEND_CALLERS`` threads calling ``request_run`` in a loop, as the API's worker
-    threads do: the process's writer records what they decided together (group commit)."""
-    with system.runtime() as runtime:
-        command = RequestRun(workflow_id=workflow_id, input_data={"text": "hello"})
-        meta = EventMetadata.system("bench")
-        request_run(runtime.store, command, meta)  # the workflow and agent are cached
-        deadline = time.perf_counter() + duration
-
-        def caller() -> list[float]:
-            latencies: list[float] = []
-            while (now := time.perf_counter()) < deadline:
-                request_run(runtime.store, command, meta)
-                latencies.append((time.perf_counter() - now) * 1000)
-            return latencies
-
-        batches_before = _count(metrics.WRITE_BATCH_COMMANDS)
-        started, cpu_before = time.perf_counter(), time.process_time()
-        with ThreadPoolExecutor(max_workers=APPEND_CALLERS) as pool:
-            answered = [pool.submit(caller) for _ in range(APPEND_CALLERS)]
-            latencies = [ms for future in answered for ms in future.result()]
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
-        batches = _count(metrics.WRITE_BATCH_COMMANDS) - batches_before
-    return len(latencies) / elapsed, {
-        "p99_ms": round(percentile(latencies, 99), 2),
-        "commands_per_transaction": round(len(latencies) / max(1, batches), 1),
-        "cpu_ms_per_command": round(cpu * 1000 / max(1, len(latencies)), 3),
+    """``python -m bench.append`` in ``processes`` processes at once (as many as the API's),
+    each with ``APPEND_CALLERS`` threads calling ``request_run`` in a loop: each process's
+    writer records what its threads decided together (group commit)."""
+    argv = [sys.executable, "-m", "bench.append", str(workflow_id), str(APPEND_CALLERS)]
+    appenders = [
+        subprocess.Popen(
+            [*argv, str(duration)],
+            env=system.env(),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for appender in appenders:  # each has cached what it reads
+            assert appender.stdout is not None
+            if appender.stdout.readline().strip() != "ready":
+                raise RuntimeError("an appender failed to start (see its stderr above)")
+        for appender in appenders:
+            assert appender.stdin is not None
+            appender.stdin.write("go\n")
+            appender.stdin.flush()
+        results = [
+            json.loads(appender.communicate(timeout=duration + 120)[0].splitlines()[-1])
+            for appender in appenders
+        ]
+    finally:
+        for appender in appenders:
+            if appender.poll() is None:
+                appender.kill()
+    commands = sum(r["commands"] for r in results)
+    transactions = sum(r["transactions"] for r in results)
+    return sum(r["commands"] / r["seconds"] for r in results), {
+        "processes": processes,
+        "p99_ms": round(max(r["p99_ms"] for r in results), 2),
+        "commands_per_transaction": round(commands / max(1, transactions), 1),
+        "cpu_ms_per_command": round(sum(r["cpu_s"] for r in results) * 1000 / max(1, commands), 3),
     }
-
-
-def _count(histogram: Any) -> float:
-    """How many observations a prometheus_client histogram has recorded in this process."""
-    for metric in histogram.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_count"):
-                return float(sample.value)
-    return 0.0
