@@ -18,11 +18,12 @@ from bench.loadgen import generate_load
 from bench.results import Figure
 from bench.system import ROOT, System, World
 
-API_PROCESSES = 2
+API_PROCESSES = 3
 """``FLOWLEDGER_API_PROCESSES`` of the API under load: one process's Python uses one core at a
-time, and one left the other core half idle (ADR 0025)."""
-CONNECTIONS = 32
-"""The load generator's connections when flat out: 16 per API process (at 16 in all, each
+time, and one left the other core half idle; each process also waits for its commits, so one
+more process than cores keeps both busy (ADR 0025)."""
+CONNECTIONS = 16 * API_PROCESSES
+"""The load generator's connections when flat out: 16 per API process (with fewer, each
 process's requests waited for their commits with a core idle)."""
 APPEND_CALLERS = 32
 """Threads submitting commands in each process of the append figure."""
