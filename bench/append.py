@@ -33,7 +33,8 @@ def append(runtime: Runtime, workflow_id: UUID, callers: int, duration_s: float)
     meta = EventMetadata.system("bench")
     request_run(runtime.store, command, meta)  # the workflow and agent are cached
     print("ready", flush=True)
-    sys.stdin.readline()
+    if not sys.stdin.readline():  # the bench is gone: no load
+        raise SystemExit(1)
     deadline = time.perf_counter() + duration_s
 
     def caller() -> list[float]:

@@ -5,8 +5,10 @@ committed INSERTs/s into a table of the event store's shape on the same database
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
+import time
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +27,8 @@ more process than cores keeps both busy (ADR 0025)."""
 CONNECTIONS = 16 * API_PROCESSES
 """The load generator's connections when flat out: 16 per API process (with fewer, each
 process's requests waited for their commits with a core idle)."""
+READY_TIMEOUT_S = 120.0
+"""How long the append processes may take to start (import, open the runtime, cache)."""
 APPEND_CALLERS = 32
 """Threads submitting commands in each process of the append figure."""
 
@@ -165,9 +169,11 @@ def _append_rate(
         for _ in range(processes)
     ]
     try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
         for appender in appenders:  # each has cached what it reads
             assert appender.stdout is not None
-            if appender.stdout.readline().strip() != "ready":
+            ready, _, _ = select.select([appender.stdout], [], [], deadline - time.monotonic())
+            if not ready or appender.stdout.readline().strip() != "ready":
                 raise RuntimeError("an appender failed to start (see its stderr above)")
         for appender in appenders:
             assert appender.stdin is not None
@@ -181,6 +187,7 @@ def _append_rate(
         for appender in appenders:
             if appender.poll() is None:
                 appender.kill()
+            appender.wait()
     commands = sum(r["commands"] for r in results)
     transactions = sum(r["transactions"] for r in results)
     return sum(r["commands"] / r["seconds"] for r in results), {

