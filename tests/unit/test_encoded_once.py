@@ -58,7 +58,8 @@ def some_events(token: str, secret: str, description: Any, input_data: Any) -> l
 @given(
     token=st.text(alphabet="qwxz", min_size=8, max_size=12).map(lambda t: f"TOKEN-{t}"),
     secret=st.text(alphabet="qwxz", min_size=16, max_size=20).map(lambda t: f"SECRET-{t}"),
-    description=json_values,
+    # (an agent's description cannot hold NUL: PostgreSQL's text cannot)
+    description=json_values.filter(lambda value: "\x00" not in str(value)),
     input_data=json_values,
     traceparent=st.none() | st.just(TRACE),
 )

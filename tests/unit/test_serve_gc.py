@@ -10,6 +10,7 @@ from unittest.mock import patch
 import pytest
 
 from flowledger.cli import serve as serving
+from flowledger.http import app as app_module
 from flowledger.runtime.settings import Settings
 
 
@@ -25,7 +26,7 @@ def collector() -> Iterator[None]:
 @pytest.mark.usefixtures("collector")
 def test_serve_freezes_what_exists_at_start_and_collects_young_objects_less_often() -> None:
     with (
-        patch.object(serving, "create_app", lambda settings: object()),
+        patch.object(app_module, "create_app", lambda settings: object()),
         patch.object(serving._Server, "run", lambda self: None),
     ):
         serving.serve(Settings(), "127.0.0.1", 0)
