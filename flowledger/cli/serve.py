@@ -6,23 +6,14 @@ from __future__ import annotations
 import os
 import tempfile
 from functools import partial
-from types import FrameType
 from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from flowledger.cli.api_process import app_in_process
+from flowledger.cli.api_process import app_in_process, served_app
 from flowledger.runtime.settings import Settings
-
-
-class _Server(uvicorn.Server):
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        from flowledger.http.events.stream import close_streams  # noqa: PLC0415
-
-        close_streams()  # live event streams end, so shutdown does not wait for their clients
-        super().handle_exit(sig, frame)
 
 
 def serve(
@@ -32,13 +23,7 @@ def serve(
     if processes > 1:
         _serve_in_processes(settings, host, port, processes, f"flowledger-{name}")
         return
-    # The app is built only here: a supervisor of several processes holds none of it.
-    from flowledger.http.app import create_app  # noqa: PLC0415
-    from flowledger.runtime.workers import steady_gc  # noqa: PLC0415
-
-    config = _config(create_app(settings), host, port)
-    steady_gc()  # the app and its modules are built: frozen out of the collector's scans
-    _Server(config).run()
+    uvicorn.Server(_config(partial(served_app, settings), host, port, factory=True)).run()
 
 
 def _serve_in_processes(

@@ -102,7 +102,9 @@ def _this_process_or_all() -> Collector:
     "/metrics",
     operation_id="metrics",
     summary="Prometheus metrics",
-    description="This process's metrics, plus what the database says now: every follower's "
+    description="This process's metrics (under `serve --processes N`, what all N recorded, "
+    "summed, without the per-process `process_*` and `python_*` ones), plus what the database "
+    "says now: every follower's "
     "position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and "
     "the runs in each status (`flowledger_runs`), the trigger firings recorded "
     "(`flowledger_trigger_firings_total`, by type and outcome), the server's client connections "

@@ -15,21 +15,11 @@ import pytest
 from tests.support.dev import DevServer, dev_environment
 from tests.support.polling import eventually
 from tests.support.ports import free_port
+from tests.support.server import api_processes
 
 pytestmark = pytest.mark.e2e
 POOL_SIZE = 10
 """FLOWLEDGER_DB_POOL_SIZE's default: each API process and worker holds at most this many."""
-
-
-def api_processes(dev: DevServer) -> list[int]:
-    found = []
-    for child in psutil.Process(dev.process.pid).children():
-        try:
-            if "spawn_main" in " ".join(child.cmdline()) and child.status() != "zombie":
-                found.append(child.pid)
-        except psutil.Error:
-            continue
-    return found
 
 
 def running(pids: list[int]) -> list[int]:
@@ -49,7 +39,9 @@ def test_two_api_processes_in_dev_are_budgeted_and_end_with_it(tmp_path: Path) -
     dev = DevServer.start(env, tmp_path / "dev.out", port)
     try:
         apis = eventually(
-            lambda: api_processes(dev), lambda pids: len(pids) == 2, what="two API processes"
+            lambda: [p.pid for p in api_processes(dev.process.pid)],
+            lambda pids: len(pids) == 2,
+            what="two API processes",
         )
         workers = eventually(
             dev.worker_pids, lambda found: len(found) >= 3, what="the workers to run"

@@ -4,8 +4,8 @@ them all (ADR 0025)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,10 +16,12 @@ import psutil
 import pytest
 from sqlalchemy import text
 
+from flowledger.runtime.connections import owner_of
 from flowledger.runtime.process import Runtime
+from tests.support.http import ADMIN_API_KEY
 from tests.support.polling import eventually
 from tests.support.ports import free_port
-from tests.support.server import serve_process
+from tests.support.server import api_processes, serve_process
 
 pytestmark = pytest.mark.integration
 HEALTH = 'flowledger_http_requests_total{method="GET",route="/health",status="200"}'
@@ -41,36 +43,14 @@ def supervisor(runtime: Runtime) -> Iterator[tuple[subprocess.Popen[bytes], str]
                 process.wait()
 
 
-def api_processes(supervisor: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    """The supervisor's live children that serve (multiprocessing's resource tracker aside;
-    a killed one not yet reaped is a zombie)."""
-    serving = []
-    for child in psutil.Process(supervisor.pid).children():
-        with contextlib.suppress(psutil.Error):
-            if "spawn_main" in " ".join(child.cmdline()):
-                serving.append(child)
-    return serving
-
-
 def started_api_processes(
     runtime: Runtime, supervisor: subprocess.Popen[bytes]
 ) -> list[psutil.Process]:
     """The API processes that have opened their runtime (their connections name them)."""
-    return [child for child in api_processes(supervisor) if started(runtime, child.pid)]
-
-
-def started(runtime: Runtime, pid: int) -> bool:
-    name = f"flowledger api pid={pid}"
     with runtime.engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE application_name = :name OR application_name LIKE :named"
-                ),
-                {"name": name, "named": f"{name} %"},
-            ).scalar()
-        )
+        names = conn.execute(text("SELECT application_name FROM pg_stat_activity")).scalars()
+        owners = {owner.pid for owner in map(owner_of, names) if owner is not None}
+    return [child for child in api_processes(supervisor.pid) if child.pid in owners]
 
 
 def two_api_processes(
@@ -172,3 +152,28 @@ def test_processes_that_cannot_start_stop_the_supervisor_with_the_start_up_failu
         check=False,
     )
     assert done.returncode == 3, done.stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_live_event_stream_ends_cleanly_when_serve_is_asked_to_stop(
+    runtime: Runtime, processes: str
+) -> None:
+    """Its process ends the stream at once (the chunked answer ends), instead of uvicorn's
+    cutting it after its graceful shutdown timeout."""
+    port = free_port()
+    process = serve_process(runtime, port, "--processes", processes)
+    try:
+        with (
+            httpx.Client(timeout=30, headers={"X-API-Key": ADMIN_API_KEY}) as client,
+            client.stream("GET", f"http://127.0.0.1:{port}/api/v1/events/stream") as stream,
+        ):
+            assert stream.status_code == 200
+            process.terminate()
+            for _ in stream.iter_lines():  # raises if the answer is cut short
+                pass
+        # (one process ends as uvicorn does, by the SIGTERM it shut down on, again)
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

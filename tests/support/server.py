@@ -3,6 +3,7 @@ that the in-memory test client cannot follow; and ``flowledger serve`` as deploy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import psutil
 import uvicorn
 from litestar import Litestar
 
@@ -68,3 +70,15 @@ def serve_process(
         healthy, what="flowledger serve to answer", timeout_s=60, ignoring=(httpx.HTTPError,)
     )
     return process
+
+
+def api_processes(supervisor_pid: int) -> list[psutil.Process]:
+    """The live API processes that uvicorn's supervisor (``serve`` or ``dev`` with
+    ``--processes N``) runs: its spawned children, multiprocessing's resource tracker aside; a
+    killed one not yet reaped (a zombie) is not live."""
+    found = []
+    for child in psutil.Process(supervisor_pid).children():
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()) and child.status() != "zombie":
+                found.append(child)
+    return found
