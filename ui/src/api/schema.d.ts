@@ -50,7 +50,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description This process's metrics, plus what the database says now: every follower's position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and the runs in each status (`flowledger_runs`), the trigger firings recorded (`flowledger_trigger_firings_total`, by type and outcome), the server's client connections by the role holding them against its limit (`flowledger_database_connections`, `flowledger_database_connections_limit`) and this process's connection budget.
+         * @description This process's metrics (under `serve --processes N`, what all N recorded, summed, without the per-process `process_*` and `python_*` ones), plus what the database says now: every follower's position and lag (`flowledger_follower_lag_events`, `flowledger_follower_lag_seconds`) and the runs in each status (`flowledger_runs`), the trigger firings recorded (`flowledger_trigger_firings_total`, by type and outcome), the server's client connections by the role holding them against its limit (`flowledger_database_connections`, `flowledger_database_connections_limit`) and this process's connection budget.
          */
         get: operations["metrics"];
         put?: never;
