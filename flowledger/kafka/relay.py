@@ -19,7 +19,7 @@ following as soon as it loses it; a standby takes over within a second of the le
 
 A broker can also come back *empty* (the embedded dev broker keeps everything in memory), and
 then the saved position is a lie. The relay remembers which cluster (by id) and topics its
-position refers to, and checks on every new connection, after every batch it publishes, and
+position refers to, and checks on every new connection, before it saves a position, and
 every ``check_interval`` while idle. A new cluster id, or a topic it published to gone, means
 the history was lost: it forgets its position and publishes everything again from the start.
 """
@@ -133,8 +133,6 @@ class Relay:
                 self._published(batch[0].id, batch[-1].id, None, set())
                 return
             published = _acknowledged(sending)
-            if self.publisher.cluster_id() != view.cluster_id:
-                self._start_over(self.publisher.describe(), "the broker restarted mid-batch")
         except BrokerRefused as refusal:
             self._refused(refusal)
             raise
@@ -152,15 +150,20 @@ class Relay:
         if unsaved is not None:
             first = unsaved.first
             topics = topics | unsaved.topics
-            cluster_id = cluster_id or unsaved.cluster_id
+            cluster_id = unsaved.cluster_id or cluster_id  # the cluster of the first batch
         self._unsaved = _Unsaved(first, last, cluster_id, topics)
         if time.monotonic() - self._saved_at >= self.save_every_s:
             self.flush()
 
     def flush(self) -> None:
-        """Save the acknowledged position kept in memory, if any."""
+        """Save the acknowledged position kept in memory, if any: first, is the broker still
+        the one it was published to? One that restarted empty meanwhile (aiokafka connects
+        again by itself) lost those events, and maybe some of the batches before. Asked once per
+        save, not once per batch: the position saved is what must not be a lie."""
         unsaved, self._unsaved = self._unsaved, None
         if unsaved is not None:
+            if unsaved.cluster_id is not None and self.publisher.cluster_id() != unsaved.cluster_id:
+                self._start_over(self.publisher.describe(), "the broker restarted while publishing")
             self._save(unsaved.first, unsaved.last, unsaved.cluster_id, set(unsaved.topics))
         self._saved_at = time.monotonic()
 

@@ -32,9 +32,11 @@ from flowledger.commands.webhooks import (
 )
 from flowledger.domain.errors import DomainError
 from flowledger.eventlog.envelope import topic_for
-from flowledger.eventlog.follower import Follower
+from flowledger.eventlog.follower import Follower, PositionMoved
+from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import APPLICATION_NAME, EventMetadata, EventStore
 from flowledger.kafka.embedded import EmbeddedBroker, broker_available
+from flowledger.kafka.publisher import BrokerUnavailable
 from flowledger.kafka.relay import Relay, relay_follower
 from flowledger.projections.tables import relay_state
 from flowledger.runtime.process import Runtime
@@ -306,3 +308,54 @@ def test_a_broker_that_stops_and_restarts_empty_loses_nothing(
         thread.join(timeout=30)
         relay.close()
         broker.stop()
+
+
+def test_a_broker_restarted_empty_under_an_unsaved_position_is_noticed_before_it_is_saved(
+    runtime: Runtime, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The relay asks which cluster it published to when it saves a position, not after
+    every batch: a broker that restarted empty between two batches kept in memory (aiokafka
+    connects again by itself) is noticed then, nothing is saved, and everything is published
+    again."""
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("tansu-unsaved") / "tansu.log")
+    broker.start()
+    bootstrap, prefix = broker.bootstrap_servers, unique_prefix()
+    store = runtime.store
+    reader = LogReader(store)
+    relay = Relay(store, runtime.engine, kafka_settings(bootstrap, prefix), save_every_s=60.0)
+    try:
+        run_commands(store, [("register", "echo"), ("update", 0, 5000)])
+        first = store.head()
+        relay.handle(reader.read(None, 1000))  # on the first broker, the position in memory
+        broker.restart()
+        run_commands(store, [("register", "flaky")])
+        later = reader.read(first, 1000)
+        eventually(
+            lambda: _published(relay, later),
+            lambda done: done,
+            what="the second batch published to the restarted broker",
+            timeout_s=30.0,
+        )
+        with pytest.raises(PositionMoved):
+            relay.flush()  # due: the cluster is not the one the first batch went to
+        assert relay.recorder.max_tracking_id(APPLICATION_NAME) is None
+        with runtime.engine.connect() as conn:
+            error = conn.execute(select(relay_state.c.last_error)).scalar_one()
+        assert error is not None and "restarted" in error
+
+        Follower(store, relay).catch_up()  # from the start, as the worker's follower goes on
+        relay.flush()
+        expected = expected_envelopes(store)
+        published = asyncio.run(read_published(bootstrap, prefix, [e.event_id for e in expected]))
+        assert {p.envelope.event_id for p in published} == {e.event_id for e in expected}
+    finally:
+        relay.close()
+        broker.stop()
+
+
+def _published(relay: Relay, batch: Sequence[Any]) -> bool:
+    try:
+        relay.handle(batch)
+    except BrokerUnavailable:
+        return False
+    return True
