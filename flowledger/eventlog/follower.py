@@ -126,9 +126,12 @@ class Follower:
         self.batch_size = batch_size
         self.idle_wait_s = idle_wait_s
         self.linger_s = linger_s
-        """After a NOTIFY wakes it, how long the follower waits for more events before it
-        reads: events appended close together then share one batch (one transaction) instead
-        of costing one each, at the price of this much more lag when the log is quiet."""
+        """The least time between two reads that a NOTIFY starts: woken sooner after its last
+        read, the follower waits for the rest of it, so events appended close together share
+        one batch (one transaction) instead of costing one each. An event appended when the
+        log was quiet for that long is read at once; others wait at most this much longer."""
+        self._read_at = 0.0
+        """When the last read began (``time.monotonic()``)."""
         self.max_attempts = max_attempts
         self.backoff = backoff or RETRY_BACKOFF
         self.status = FollowerStatus(name=handler.name)
@@ -191,8 +194,9 @@ class Follower:
         return position
 
     def _linger(self, stop: threading.Event) -> None:
-        if self.linger_s > 0:
-            stop.wait(self.linger_s)
+        wait = self.linger_s - (time.monotonic() - self._read_at)
+        if wait > 0:
+            stop.wait(wait)
 
     def _idle(self) -> bool:
         """Give a handler with an ``idle()`` method its turn when there is nothing to read (the
@@ -233,6 +237,7 @@ class Follower:
         batch: Sequence[Notification] = []
         while True:
             try:
+                self._read_at = time.monotonic()
                 batch = self.reader.read(position, size)
                 if not batch:
                     return None

@@ -72,8 +72,10 @@ class Settings:
     follower_batch_size: int = setting("FLOWLEDGER_FOLLOWER_BATCH_SIZE", 5000, integer(minimum=1))
     follower_idle_wait_s: float = setting("FLOWLEDGER_FOLLOWER_IDLE_WAIT", 0.5, seconds())
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
-    follower_linger_s: float = setting("FLOWLEDGER_FOLLOWER_LINGER", 0.0, seconds())
-    """After a NOTIFY, how long a follower waits for more events before it reads them."""
+    follower_linger_s: float = setting("FLOWLEDGER_FOLLOWER_LINGER", 0.03, seconds())
+    """The least time between two reads of the projections worker that a NOTIFY starts: an
+    event appended after a quiet moment is read at once, later ones wait for the rest of it and
+    share one batch (see :attr:`~flowledger.eventlog.follower.Follower.linger_s`)."""
     follower_niceness: int = setting(
         "FLOWLEDGER_FOLLOWER_NICENESS", 10, integer(minimum=0, maximum=MAX_NICENESS)
     )
