@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import ColumnElement, Connection, delete, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, Connection, literal_column
 
 from flowledger.domain.runs import Run
 from flowledger.projections.projector import Projection
+from flowledger.projections.rowsets import driver
 from flowledger.projections.tables import executor_active_runs as active_runs_table
 
 __all__ = ["ActiveRunsProjection", "active_runs_table"]
@@ -49,32 +49,41 @@ class ActiveRunsProjection(Projection):
         """Told of a parent run whose child ended (so that it is driven at once)."""
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
+        """One statement per event that changes the table, sent as prepared text (a live batch
+        of one run event is most of what this projection sees: building and compiling a
+        SQLAlchemy statement for it cost more than running it)."""
         run_id = event.originator_id
-        table = active_runs_table
+        raw = driver(conn)
         if isinstance(event, Run.Requested | Run.Retried):
             parent = getattr(event, "parent_run_id", None)
-            values = {"run_id": run_id, "position": position, "wake_at": None}
-            row = {**values, **({"parent_run_id": parent} if parent else {})}
-            conn.execute(
-                insert(table)
-                .values(**row)
-                .on_conflict_do_update(index_elements=["run_id"], set_=values)
-            )
+            raw.execute(_UPSERT, (run_id, position, parent), prepare=True)
         elif isinstance(event, Run.Suspended):
-            wake_at = event.wake_at if event.wake_at is not None else NEVER
-            conn.execute(update(table).where(table.c.run_id == run_id).values(wake_at=wake_at))
+            wake_at = event.wake_at if event.wake_at is not None else _INFINITY
+            raw.execute(_WAKE_AT, (wake_at, run_id), prepare=True)
         elif isinstance(event, Run.Paused):
-            conn.execute(update(table).where(table.c.run_id == run_id).values(wake_at=NEVER))
+            raw.execute(_WAKE_AT, (_INFINITY, run_id), prepare=True)
         elif isinstance(event, _DUE):
-            conn.execute(update(table).where(table.c.run_id == run_id).values(wake_at=None))
+            raw.execute(_WAKE_AT, (None, run_id), prepare=True)
         elif isinstance(event, _ENDED):
-            parent = select(table.c.parent_run_id).where(table.c.run_id == run_id)
-            woken = conn.execute(
-                update(table)
-                .where(table.c.run_id == parent.scalar_subquery())
-                .values(wake_at=None)
-                .returning(table.c.run_id)
-            ).scalar_one_or_none()
-            conn.execute(delete(table).where(table.c.run_id == run_id))
-            if woken is not None and self.on_due is not None:
-                self.on_due(woken)
+            row = raw.execute(_END, (run_id,), prepare=True).fetchone()
+            if row is not None and self.on_due is not None:
+                self.on_due(row[0])
+
+
+_UPSERT = (
+    b"INSERT INTO executor_active_runs (run_id, position, wake_at, parent_run_id) "
+    b"VALUES (%s, %s, NULL, %s) "
+    b"ON CONFLICT (run_id) DO UPDATE SET position = EXCLUDED.position, wake_at = NULL"
+)
+"""A run requested or retried: to drive now (a retried one keeps its parent)."""
+_WAKE_AT = b"UPDATE executor_active_runs SET wake_at = %s::timestamptz WHERE run_id = %s"
+_END = (
+    b"WITH ended AS "
+    b"(DELETE FROM executor_active_runs WHERE run_id = %s RETURNING parent_run_id) "
+    b"UPDATE executor_active_runs SET wake_at = NULL "
+    b"WHERE run_id = (SELECT parent_run_id FROM ended) RETURNING run_id"
+)
+"""A run ended: it leaves the table, and its parent (a run following it as a child) is to
+drive now; the parent woken, if any, is returned."""
+_INFINITY = "infinity"
+"""``wake_at`` of a run that waits for news only (:data:`NEVER`), as a parameter."""

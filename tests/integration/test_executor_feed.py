@@ -4,10 +4,13 @@ a while has passed (a step's events cost the executor no transaction)."""
 
 from __future__ import annotations
 
-from uuid import UUID
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import select
+from eventsourcing.utils import get_topic
+from sqlalchemy import Connection, select, text
 
 from bench.catalogue import echo_chain
 from flowledger.commands.runs import RequestRun, request_run
@@ -95,3 +98,131 @@ def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_laz
 
 def _topics_after(store: EventStore, position: int) -> list[str]:
     return [n.topic for n in LogReader(store).read(position, 100)]
+
+
+def test_the_active_runs_follow_a_run_through_waits_pauses_and_its_child_run(
+    runtime: Runtime,
+) -> None:
+    """Each event that changes the table, one at a time: a parent parked until a child run
+    ends is to drive again (and the executor told) when the child ends, not before."""
+    woken: list[UUID] = []
+    projection = ActiveRunsProjection(woken.append)
+    parent, child = uuid4(), uuid4()
+    now = datetime.now(UTC)
+    later = now + timedelta(hours=1)
+
+    def when(conn: Connection, run_id: UUID) -> str | None:
+        """ "due", "never", "later" or None (not in the table)."""
+        row = conn.execute(
+            text(
+                "SELECT wake_at IS NULL, wake_at = 'infinity', wake_at = :later "
+                "FROM executor_active_runs WHERE run_id = :run_id"
+            ),
+            {"run_id": run_id, "later": later},
+        ).first()
+        if row is None:
+            return None
+        return "due" if row[0] else "never" if row[1] else "later" if row[2] else "?"
+
+    def apply(conn: Connection, event: Any, position: int) -> None:
+        projection.apply(conn, event, position)
+
+    with runtime.engine.connect() as conn, conn.begin() as transaction:
+        apply(conn, _requested(parent, None, now), 1)
+        apply(
+            conn,
+            _event(
+                Run.Suspended,
+                originator_id=parent,
+                originator_version=2,
+                timestamp=now,
+                wake_at=None,
+            ),
+            2,
+        )
+        apply(conn, _requested(child, parent, now), 3)
+        assert (when(conn, parent), when(conn, child)) == ("never", "due")
+        apply(
+            conn,
+            _event(
+                Run.Succeeded, originator_id=child, originator_version=2, timestamp=now, output=None
+            ),
+            4,
+        )
+        assert (when(conn, parent), when(conn, child)) == ("due", None)
+        assert woken == [parent]
+        apply(
+            conn,
+            _event(
+                Run.Paused, originator_id=parent, originator_version=3, timestamp=now, reason="x"
+            ),
+            5,
+        )
+        assert when(conn, parent) == "never"
+        apply(
+            conn,
+            _event(
+                Run.Resumed,
+                originator_id=parent,
+                originator_version=4,
+                timestamp=now,
+                status="RUNNING",
+            ),
+            6,
+        )
+        assert when(conn, parent) == "due"
+        apply(
+            conn,
+            _event(
+                Run.Suspended,
+                originator_id=parent,
+                originator_version=5,
+                timestamp=now,
+                wake_at=later,
+            ),
+            7,
+        )
+        assert when(conn, parent) == "later"
+        apply(
+            conn,
+            _event(
+                Run.Failed,
+                originator_id=parent,
+                originator_version=6,
+                timestamp=now,
+                error="x",
+                step_id=None,
+            ),
+            8,
+        )
+        assert when(conn, parent) is None
+        assert woken == [parent], "a run with no parent wakes nobody"
+        transaction.rollback()
+
+
+def _event(cls: type, **fields: Any) -> Any:
+    """An event as the aggregate would have made it."""
+    return cls(**fields)
+
+
+def _requested(run_id: UUID, parent: UUID | None, now: datetime) -> Any:
+    return _event(
+        Run.Requested,
+        originator_id=run_id,
+        originator_version=1,
+        timestamp=now,
+        originator_topic=get_topic(Run),
+        workflow_id=uuid4(),
+        workflow_name="w",
+        workflow_version=1,
+        plan={},
+        agents={},
+        input_data={},
+        variables={},
+        triggered_by="tester",
+        idempotency_key=None,
+        limits=None,
+        parent_run_id=parent,
+        parent_step_id="step" if parent else None,
+        depth=1 if parent else 0,
+    )
