@@ -152,10 +152,11 @@ def _latency_notes(overhead: float, b: dict[str, Any]) -> str:
         f"{b['wall_ms_per_run_with_reads']:.0f} ms (with the bench's reads), so "
         f"{total / b['wall_ms_per_run_with_reads']:.1f} of the 2 cores were busy and the "
         "calls share them with everything the run sets off. The projections and the relay "
-        "yield the CPU (ADR 0024). In probes, with the projections worker stopped, "
-        "back-to-back runs cost 4.2 to 5.0 ms per step; lowering the priority of the "
-        "followers' PostgreSQL backends too, turning off the executor's own feed or its Kafka "
-        "consumer, or running the executor on uvloop did not shorten the calls"
+        "run at a lower priority and the projections read at most every 30 ms (ADR 0024). In "
+        "probes, stopping the projections and the relay (SIGSTOP) made back-to-back runs 2 to "
+        "3 ms per step faster; scheduling them SCHED_IDLE (their PostgreSQL backends too), "
+        "turning off the executor's own feed or its Kafka consumer, or running the executor "
+        "on uvloop did not shorten the calls"
     )
 
 
