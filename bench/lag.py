@@ -9,8 +9,9 @@ one transaction, so a run's change is in ``runs`` exactly when the tracking posi
 reached its event. Lag = the first time the watcher saw the position - the time the append
 returned (committed).
 
-Sizes (issue 15's target): the figure is 1,000 events/s sustained for 60 s; the details add
-100 events/s and 1,000 events/s with a linger, 15 s each, so the full run takes about two
+Sizes (issue 15's target): the figure is 1,000 events/s sustained for 60 s, with the default
+linger (``FLOWLEDGER_FOLLOWER_LINGER``); the details add 100 events/s, and 1,000 events/s
+without a linger, 15 s each, so the full run takes about two
 minutes. ``--quick`` runs each for 5 s.
 """
 

@@ -126,10 +126,11 @@ class Follower:
         self.batch_size = batch_size
         self.idle_wait_s = idle_wait_s
         self.linger_s = linger_s
-        """The least time between two reads that a NOTIFY starts: woken sooner after its last
-        read, the follower waits for the rest of it, so events appended close together share
-        one batch (one transaction) instead of costing one each. An event appended when the
-        log was quiet for that long is read at once; others wait at most this much longer."""
+        """The least time between two reads: woken by a NOTIFY sooner after its last read (of
+        any kind: after a NOTIFY, a poll, a full batch), the follower waits for the rest of it,
+        so events appended close together share one batch (one transaction) instead of costing
+        one each. An event appended when the log was quiet for that long is read at once;
+        others wait at most this much longer."""
         self._read_at = 0.0
         """When the last read began (``time.monotonic()``)."""
         self.max_attempts = max_attempts

@@ -75,7 +75,8 @@ _UPSERT = (
     b"VALUES (%s, %s, NULL, %s) "
     b"ON CONFLICT (run_id) DO UPDATE SET position = EXCLUDED.position, wake_at = NULL"
 )
-"""A run requested or retried: to drive now (a retried one keeps its parent)."""
+"""A run requested or retried: to drive now. (A run is retried once it ended, which took its
+row out: a retried child run comes back without its parent, which follows it by polling.)"""
 _WAKE_AT = b"UPDATE executor_active_runs SET wake_at = %s::timestamptz WHERE run_id = %s"
 _END = (
     b"WITH ended AS "

@@ -139,8 +139,10 @@ class KafkaPublisher:
         """The broker's cluster id and topics now."""
         return self._loop.run(self._guarded(self._describe()))
 
-    def cluster_id(self) -> str:
-        return self._loop.run(self._guarded(self._cluster_id()))
+    def cluster_id(self, timeout_s: float | None = None) -> str:
+        """The broker's cluster id now (``timeout_s``: at most that long, instead of
+        :attr:`timeout_s`)."""
+        return self._loop.run(self._guarded(self._cluster_id(), timeout_s))
 
     def publish(self, events: Sequence[WireEvent]) -> Counter[str]:
         """Publish and wait for every acknowledgement; the records published per topic."""
@@ -161,9 +163,11 @@ class KafkaPublisher:
         self._loop.close()
 
     # ------------------------------------------------------------------ async internals
-    async def _guarded(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    async def _guarded(
+        self, coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None
+    ) -> T:
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(timeout_s or self.timeout_s):
                 return await coroutine
         except BrokerRefused:
             await self._disconnect()

@@ -19,8 +19,9 @@ following as soon as it loses it; a standby takes over within a second of the le
 
 A broker can also come back *empty* (the embedded dev broker keeps everything in memory), and
 then the saved position is a lie. The relay remembers which cluster (by id) and topics its
-position refers to, and checks on every new connection, before it saves a position, and
-every ``check_interval`` while idle. A new cluster id, or a topic it published to gone, means
+position refers to, and checks both against ``relay_state`` on every new connection and
+every ``check_interval`` while idle; before it saves a position, it checks that the cluster is
+still the one the unsaved batches went to. A new cluster id, or a topic it published to gone, means
 the history was lost: it forgets its position and publishes everything again from the start.
 """
 
@@ -68,6 +69,9 @@ log = logging.getLogger(__name__)
 NAME: Final = "relay"
 STATE_REFRESH_S: Final = 1.0
 """How stale ``relay_state.last_published_at`` may be while the relay publishes."""
+CLOSE_CHECK_S: Final = 2.0
+"""How long a relay that stops waits for the broker to say which cluster it is, before it
+saves the position it kept in memory (otherwise it is not saved)."""
 SAVE_EVERY_S: Final = 0.5
 """How long the worker's relay may keep an acknowledged position in memory (see
 :class:`Relay`); a crash publishes at most this much again."""
@@ -155,16 +159,21 @@ class Relay:
         if time.monotonic() - self._saved_at >= self.save_every_s:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, check_timeout_s: float | None = None) -> None:
         """Save the acknowledged position kept in memory, if any: first, is the broker still
         the one it was published to? One that restarted empty meanwhile (aiokafka connects
         again by itself) lost those events, and maybe some of the batches before. Asked once per
-        save, not once per batch: the position saved is what must not be a lie."""
-        unsaved, self._unsaved = self._unsaved, None
+        save, not once per batch: the position saved is what must not be a lie. What is unsaved
+        is kept until it is saved, so a check or a save that fails is made again, for the same
+        batches, with the next one (``check_timeout_s``: how long the broker may take to say)."""
+        unsaved = self._unsaved
         if unsaved is not None:
-            if unsaved.cluster_id is not None and self.publisher.cluster_id() != unsaved.cluster_id:
+            if unsaved.cluster_id is not None and (
+                self.publisher.cluster_id(check_timeout_s) != unsaved.cluster_id
+            ):
                 self._start_over(self.publisher.describe(), "the broker restarted while publishing")
             self._save(unsaved.first, unsaved.last, unsaved.cluster_id, set(unsaved.topics))
+            self._unsaved = None
         self._saved_at = time.monotonic()
 
     def idle(self) -> None:
@@ -205,7 +214,9 @@ class Relay:
         """Save what is acknowledged but unsaved (while this relay may), then disconnect."""
         if self._unsaved is not None and (self.leadership is None or self.leadership.held()):
             try:
-                self.flush()
+                # A broker that does not answer at once is not waited for: what is unsaved is
+                # published again by the next relay, which costs less than a stop held up.
+                self.flush(check_timeout_s=CLOSE_CHECK_S)
             except PositionMoved:
                 pass  # another relay went on from there
             except TRANSIENT_ERRORS as error:

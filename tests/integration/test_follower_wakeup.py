@@ -88,7 +88,7 @@ def test_a_linger_batches_appends_close_together_and_reads_after_quiet_at_once(
     """The linger is the least time between two reads: an append after a quiet moment is read
     at once (long before the linger is over), appends soon after a read wait for the rest of it
     and come in one batch."""
-    linger_s = 0.5
+    linger_s = 1.0
     with runtime.engine.begin() as conn:
         conn.execute(text("TRUNCATE flowledger_events, agents"))
         conn.execute(text("DELETE FROM agents_tracking WHERE application_name <> '__migration__'"))
@@ -116,8 +116,15 @@ def test_a_linger_batches_appends_close_together_and_reads_after_quiet_at_once(
         return time.monotonic() - started
 
     try:
-        # The start's reads (a NOTIFY may come as it starts listening) are long past.
-        time.sleep(2 * linger_s)
+        # The start's reads (a NOTIFY may come as it starts listening) are over: a read
+        # lingering after one would have come within a linger of it.
+        eventually(
+            lambda: (follower._read_at, time.monotonic() - follower._read_at),
+            lambda read: read[0] > 0 and read[1] > 1.5 * linger_s,
+            what="the follower to be quiet for a linger",
+            timeout_s=10 * linger_s,
+            interval_s=0.05,
+        )
         first = register("first")
         assert seen(first, timeout_s=linger_s / 2) < linger_s / 2  # quiet before: at once
         close = [register(f"close-{n}") for n in range(3)]

@@ -5,7 +5,10 @@ that stops, restarts empty and comes back loses nothing while commands keep succ
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +38,7 @@ from flowledger.eventlog.envelope import topic_for
 from flowledger.eventlog.follower import Follower, PositionMoved
 from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import APPLICATION_NAME, EventMetadata, EventStore
+from flowledger.kafka import relay as relay_module
 from flowledger.kafka.embedded import EmbeddedBroker, broker_available
 from flowledger.kafka.publisher import BrokerUnavailable
 from flowledger.kafka.relay import Relay, relay_follower
@@ -359,3 +363,37 @@ def _published(relay: Relay, batch: Sequence[Any]) -> bool:
     except BrokerUnavailable:
         return False
     return True
+
+
+def test_a_relay_stopping_while_the_broker_does_not_answer_does_not_wait_for_it(
+    runtime: Runtime, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Saving a position kept in memory first asks the broker which cluster it is; at close,
+    a broker that does not answer (stopped with SIGSTOP: it accepts connections and says
+    nothing) is not waited for. The position stays unsaved, so those events are published
+    again, and a stop is not held up past the grace a supervisor gives it."""
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("tansu-close") / "tansu.log")
+    broker.start()
+    store = runtime.store
+    relay = Relay(
+        store,
+        runtime.engine,
+        # (requests may take 10 s: longer than a stop may be held up)
+        kafka_settings(broker.bootstrap_servers, unique_prefix(), request_timeout_ms=10_000),
+        save_every_s=60.0,
+    )
+    pid = broker.pid
+    assert pid is not None
+    try:
+        run_commands(store, [("register", "echo")])
+        relay.handle(LogReader(store).read(None, 1000))  # published, the position in memory
+        relay.publisher.disconnect()  # the check connects again, to a broker that is silent
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        relay.close()
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        broker.stop()
+    assert took < relay_module.CLOSE_CHECK_S + 3.0
+    assert relay.recorder.max_tracking_id(APPLICATION_NAME) is None
