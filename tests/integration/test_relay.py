@@ -397,3 +397,37 @@ def test_a_relay_stopping_while_the_broker_does_not_answer_does_not_wait_for_it(
         broker.stop()
     assert took < relay_module.CLOSE_CHECK_S + 3.0
     assert relay.recorder.max_tracking_id(APPLICATION_NAME) is None
+
+
+def test_a_save_that_fails_keeps_the_position_for_the_next(
+    runtime: Runtime, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A position kept in memory whose save failed (the broker did not say which cluster it
+    is) is saved by the next attempt, still checked against the cluster it was published to."""
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("tansu-retry") / "tansu.log")
+    broker.start()
+    store = runtime.store
+    relay = Relay(
+        store,
+        runtime.engine,
+        kafka_settings(broker.bootstrap_servers, unique_prefix()),
+        save_every_s=60.0,
+    )
+    pid = broker.pid
+    assert pid is not None
+    try:
+        run_commands(store, [("register", "echo")])
+        relay.handle(LogReader(store).read(None, 1000))  # published, the position in memory
+        relay.publisher.disconnect()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(BrokerUnavailable):
+                relay.flush(check_timeout_s=0.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert relay.recorder.max_tracking_id(APPLICATION_NAME) is None
+        relay.flush()
+        assert relay.recorder.max_tracking_id(APPLICATION_NAME) == store.head()
+    finally:
+        relay.close()
+        broker.stop()
