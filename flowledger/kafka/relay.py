@@ -19,9 +19,9 @@ following as soon as it loses it; a standby takes over within a second of the le
 
 A broker can also come back *empty* (the embedded dev broker keeps everything in memory), and
 then the saved position is a lie. The relay remembers which cluster (by id) and topics its
-position refers to, and checks both against ``relay_state`` on every new connection and
-every ``check_interval`` while idle; before it saves a position, it checks that the cluster is
-still the one the unsaved batches went to. A new cluster id, or a topic it published to gone, means
+position refers to, and checks both against ``relay_state`` on every new connection and every
+``check_interval`` while idle; before it saves a position, it checks that the cluster is still
+the one the unsaved batches went to. A new cluster id, or a topic it published to gone, means
 the history was lost: it forgets its position and publishes everything again from the start.
 """
 

@@ -73,9 +73,9 @@ class Settings:
     follower_idle_wait_s: float = setting("FLOWLEDGER_FOLLOWER_IDLE_WAIT", 0.5, seconds())
     """Followers wake on NOTIFY; this is how long they sleep when no NOTIFY comes."""
     follower_linger_s: float = setting("FLOWLEDGER_FOLLOWER_LINGER", 0.03, seconds())
-    """The least time between two reads of the projections worker that a NOTIFY starts: an
-    event appended after a quiet moment is read at once, later ones wait for the rest of it and
-    share one batch (see :attr:`~flowledger.eventlog.follower.Follower.linger_s`)."""
+    """The least time between two reads of the projections worker: an event appended after a
+    quiet moment is read at once, later ones wait for the rest of it and share one batch (see
+    :attr:`~flowledger.eventlog.follower.Follower.linger_s`)."""
     follower_niceness: int = setting(
         "FLOWLEDGER_FOLLOWER_NICENESS", 10, integer(minimum=0, maximum=MAX_NICENESS)
     )

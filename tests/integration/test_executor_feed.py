@@ -4,6 +4,7 @@ a while has passed (a step's events cost the executor no transaction)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -110,6 +111,37 @@ def test_the_active_runs_follow_a_run_through_waits_pauses_and_its_child_run(
     parent, child = uuid4(), uuid4()
     now = datetime.now(UTC)
     later = now + timedelta(hours=1)
+    positions = itertools.count(1)
+    versions: dict[UUID, int] = {}
+
+    def happened(conn: Connection, event_class: type, run_id: UUID, **fields: Any) -> None:
+        """The run's next event, as the aggregate would have made it, applied."""
+        version = versions[run_id] = versions.get(run_id, 0) + 1
+        event = event_class(
+            originator_id=run_id, originator_version=version, timestamp=now, **fields
+        )
+        projection.apply(conn, event, next(positions))
+
+    def requested(conn: Connection, run_id: UUID, parent: UUID | None = None) -> None:
+        happened(
+            conn,
+            Run.Requested,
+            run_id,
+            originator_topic=get_topic(Run),
+            workflow_id=uuid4(),
+            workflow_name="w",
+            workflow_version=1,
+            plan={},
+            agents={},
+            input_data={},
+            variables={},
+            triggered_by="tester",
+            idempotency_key=None,
+            limits=None,
+            parent_run_id=parent,
+            parent_step_id="step" if parent else None,
+            depth=1 if parent else 0,
+        )
 
     def when(conn: Connection, run_id: UUID) -> str | None:
         """ "due", "never", "later" or None (not in the table)."""
@@ -124,105 +156,21 @@ def test_the_active_runs_follow_a_run_through_waits_pauses_and_its_child_run(
             return None
         return "due" if row[0] else "never" if row[1] else "later" if row[2] else "?"
 
-    def apply(conn: Connection, event: Any, position: int) -> None:
-        projection.apply(conn, event, position)
-
     with runtime.engine.connect() as conn, conn.begin() as transaction:
-        apply(conn, _requested(parent, None, now), 1)
-        apply(
-            conn,
-            _event(
-                Run.Suspended,
-                originator_id=parent,
-                originator_version=2,
-                timestamp=now,
-                wake_at=None,
-            ),
-            2,
-        )
-        apply(conn, _requested(child, parent, now), 3)
+        requested(conn, parent)
+        happened(conn, Run.Suspended, parent, wake_at=None)  # waits for its child
+        requested(conn, child, parent)
         assert (when(conn, parent), when(conn, child)) == ("never", "due")
-        apply(
-            conn,
-            _event(
-                Run.Succeeded, originator_id=child, originator_version=2, timestamp=now, output=None
-            ),
-            4,
-        )
+        happened(conn, Run.Succeeded, child, output=None)
         assert (when(conn, parent), when(conn, child)) == ("due", None)
         assert woken == [parent]
-        apply(
-            conn,
-            _event(
-                Run.Paused, originator_id=parent, originator_version=3, timestamp=now, reason="x"
-            ),
-            5,
-        )
+        happened(conn, Run.Paused, parent, reason="x")
         assert when(conn, parent) == "never"
-        apply(
-            conn,
-            _event(
-                Run.Resumed,
-                originator_id=parent,
-                originator_version=4,
-                timestamp=now,
-                status="RUNNING",
-            ),
-            6,
-        )
+        happened(conn, Run.Resumed, parent, status="RUNNING")
         assert when(conn, parent) == "due"
-        apply(
-            conn,
-            _event(
-                Run.Suspended,
-                originator_id=parent,
-                originator_version=5,
-                timestamp=now,
-                wake_at=later,
-            ),
-            7,
-        )
+        happened(conn, Run.Suspended, parent, wake_at=later)
         assert when(conn, parent) == "later"
-        apply(
-            conn,
-            _event(
-                Run.Failed,
-                originator_id=parent,
-                originator_version=6,
-                timestamp=now,
-                error="x",
-                step_id=None,
-            ),
-            8,
-        )
+        happened(conn, Run.Failed, parent, error="x", step_id=None)
         assert when(conn, parent) is None
         assert woken == [parent], "a run with no parent wakes nobody"
         transaction.rollback()
-
-
-def _event(cls: type, **fields: Any) -> Any:
-    """An event as the aggregate would have made it."""
-    return cls(**fields)
-
-
-def _requested(run_id: UUID, parent: UUID | None, now: datetime) -> Any:
-    return _event(
-        Run.Requested,
-        originator_id=run_id,
-        originator_version=1,
-        timestamp=now,
-        originator_topic=get_topic(Run),
-        workflow_id=uuid4(),
-        workflow_name="w",
-        workflow_version=1,
-        plan={},
-        agents={},
-        input_data={},
-        variables={},
-        triggered_by="tester",
-        idempotency_key=None,
-        limits=None,
-        parent_run_id=parent,
-        parent_step_id="step" if parent else None,
-        depth=1 if parent else 0,
-    )

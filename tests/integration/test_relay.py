@@ -10,7 +10,8 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -369,32 +370,19 @@ def test_a_relay_stopping_while_the_broker_does_not_answer_does_not_wait_for_it(
     runtime: Runtime, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Saving a position kept in memory first asks the broker which cluster it is; at close,
-    a broker that does not answer (stopped with SIGSTOP: it accepts connections and says
-    nothing) is not waited for. The position stays unsaved, so those events are published
-    again, and a stop is not held up past the grace a supervisor gives it."""
-    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("tansu-close") / "tansu.log")
-    broker.start()
-    store = runtime.store
-    relay = Relay(
-        store,
-        runtime.engine,
-        # (requests may take 10 s: longer than a stop may be held up)
-        kafka_settings(broker.bootstrap_servers, unique_prefix(), request_timeout_ms=10_000),
-        save_every_s=60.0,
-    )
-    pid = broker.pid
-    assert pid is not None
-    try:
-        run_commands(store, [("register", "echo")])
-        relay.handle(LogReader(store).read(None, 1000))  # published, the position in memory
-        relay.publisher.disconnect()  # the check connects again, to a broker that is silent
-        os.kill(pid, signal.SIGSTOP)
+    a broker that does not answer is not waited for. The position stays unsaved, so those
+    events are published again, and a stop is not held up past the grace a supervisor gives
+    it (requests may take 10 s here: longer than that)."""
+    with (
+        _relay_with_unsaved_position(runtime, tmp_path_factory, request_timeout_ms=10_000) as (
+            relay,
+            pid,
+        ),
+        _silent(pid),
+    ):
         started = time.monotonic()
         relay.close()
         took = time.monotonic() - started
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        broker.stop()
     assert took < relay_module.CLOSE_CHECK_S + 3.0
     assert relay.recorder.max_tracking_id(APPLICATION_NAME) is None
 
@@ -404,30 +392,47 @@ def test_a_save_that_fails_keeps_the_position_for_the_next(
 ) -> None:
     """A position kept in memory whose save failed (the broker did not say which cluster it
     is) is saved by the next attempt, still checked against the cluster it was published to."""
-    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("tansu-retry") / "tansu.log")
-    broker.start()
-    store = runtime.store
-    relay = Relay(
-        store,
-        runtime.engine,
-        kafka_settings(broker.bootstrap_servers, unique_prefix()),
-        save_every_s=60.0,
-    )
-    pid = broker.pid
-    assert pid is not None
-    try:
-        run_commands(store, [("register", "echo")])
-        relay.handle(LogReader(store).read(None, 1000))  # published, the position in memory
-        relay.publisher.disconnect()
-        os.kill(pid, signal.SIGSTOP)
+    with _relay_with_unsaved_position(runtime, tmp_path_factory) as (relay, pid):
         try:
-            with pytest.raises(BrokerUnavailable):
+            with _silent(pid), pytest.raises(BrokerUnavailable):
                 relay.flush(check_timeout_s=0.5)
+            assert relay.recorder.max_tracking_id(APPLICATION_NAME) is None
+            relay.flush()
+            assert relay.recorder.max_tracking_id(APPLICATION_NAME) == runtime.store.head()
         finally:
-            os.kill(pid, signal.SIGCONT)
-        assert relay.recorder.max_tracking_id(APPLICATION_NAME) is None
-        relay.flush()
-        assert relay.recorder.max_tracking_id(APPLICATION_NAME) == store.head()
+            relay.close()
+
+
+@contextmanager
+def _relay_with_unsaved_position(
+    runtime: Runtime, tmp_path_factory: pytest.TempPathFactory, **kafka: Any
+) -> Iterator[tuple[Relay, int]]:
+    """A relay that published the log to a broker of its own and keeps the position in
+    memory (for a minute), disconnected so that its next check connects again; and the
+    broker's process id."""
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("tansu-unsaved") / "tansu.log")
+    broker.start()
+    try:
+        assert broker.pid is not None
+        relay = Relay(
+            runtime.store,
+            runtime.engine,
+            kafka_settings(broker.bootstrap_servers, unique_prefix(), **kafka),
+            save_every_s=60.0,
+        )
+        run_commands(runtime.store, [("register", "echo")])
+        relay.handle(LogReader(runtime.store).read(None, 1000))
+        relay.publisher.disconnect()
+        yield relay, broker.pid
     finally:
-        relay.close()
         broker.stop()
+
+
+@contextmanager
+def _silent(pid: int) -> Iterator[None]:
+    """The broker stopped with SIGSTOP: it accepts connections and says nothing."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
