@@ -167,7 +167,7 @@ class KafkaPublisher:
         self, coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None
     ) -> T:
         try:
-            async with asyncio.timeout(timeout_s or self.timeout_s):
+            async with asyncio.timeout(self.timeout_s if timeout_s is None else timeout_s):
                 return await coroutine
         except BrokerRefused:
             await self._disconnect()
