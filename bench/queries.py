@@ -317,6 +317,8 @@ ANALYTICS: Final = (
     "analytics_run_durations",
     "analytics_steps",
     "analytics_step_durations",
+    "analytics_agent_steps",
+    "analytics_agent_step_durations",
 )
 
 

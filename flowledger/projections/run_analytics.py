@@ -6,7 +6,10 @@ count under the hour and the day it was created in, its workflow and its current
 duration (once it finished after starting) in a logarithmic histogram bucket; and the same for
 each of its steps (with their attempts, and failed attempts, per agent). A contribution is a
 function of the run's rows in ``runs``, ``run_steps`` and ``run_step_attempts`` alone, written
-once, in :func:`contribution_sql`. So the runs projection keeps the tables exact with two moves
+once, in :func:`contribution_sql`. The agent tables sum the step tables over workflows and
+steps (what ``GET /analytics/agents`` reads for a caller who may view every workflow: a month of
+every agent is a few thousand rows, not the steps' 180,000 at a million runs). So the runs
+projection keeps the tables exact with two moves
 per batch, each one statement: before it writes the rows the batch folded, it subtracts the
 contribution of every run the batch changes that existed before it (:func:`take_out`); once
 they are written, it adds the contribution of every run the batch touched (:func:`put_back`),
@@ -134,6 +137,27 @@ run_counts_delta AS (
     DO UPDATE SET steps = t.steps + excluded.steps, attempts = t.attempts + excluded.attempts,
                   retries = t.retries + excluded.retries,
                   failed_attempts = t.failed_attempts + excluded.failed_attempts
+), agent_counts_delta AS (
+    INSERT INTO analytics_agent_steps AS t
+        (span, bucket_start, agent_name, status, steps, attempts, retries, failed_attempts)
+    SELECT s.span, {bucket}, c.agent_name, c.status,
+           {sign} * count(*), {sign} * sum(c.attempts), {sign} * sum(greatest(c.attempts - 1, 0)),
+           {sign} * sum(c.failed_attempts)
+    FROM st AS c CROSS JOIN spans AS s
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (span, bucket_start, agent_name, status)
+    DO UPDATE SET steps = t.steps + excluded.steps, attempts = t.attempts + excluded.attempts,
+                  retries = t.retries + excluded.retries,
+                  failed_attempts = t.failed_attempts + excluded.failed_attempts
+), agent_durations_delta AS (
+    INSERT INTO analytics_agent_step_durations AS t
+        (span, bucket_start, agent_name, duration_bucket, steps)
+    SELECT s.span, {bucket}, c.agent_name, {_bucket_sql("c.duration_ms")}, {sign} * count(*)
+    FROM st AS c CROSS JOIN spans AS s
+    WHERE c.duration_ms IS NOT NULL
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (span, bucket_start, agent_name, duration_bucket)
+    DO UPDATE SET steps = t.steps + excluded.steps
 )
 INSERT INTO analytics_step_durations AS t
     (span, bucket_start, workflow_id, step_id, agent_name, duration_bucket, steps)
@@ -154,12 +178,14 @@ _CHANGE: Final = composed(contribution_sql("id = ANY(%(ids)s)", "%(sign)s::bigin
 DROP_EMPTY: Final = composed(
     "WITH runs AS (DELETE FROM analytics_runs WHERE runs = 0), "
     "run_durations AS (DELETE FROM analytics_run_durations WHERE runs = 0), "
-    "steps AS (DELETE FROM analytics_steps WHERE steps = 0) "
-    "DELETE FROM analytics_step_durations WHERE steps = 0"
+    "steps AS (DELETE FROM analytics_steps WHERE steps = 0), "
+    "step_durations AS (DELETE FROM analytics_step_durations WHERE steps = 0), "
+    "agent_steps AS (DELETE FROM analytics_agent_steps WHERE steps = 0) "
+    "DELETE FROM analytics_agent_step_durations WHERE steps = 0"
 )
 """Rows every run has left (a partial index finds them): the tables hold no zeros, so they are
-the same however the events were batched. One statement for the four tables: one round trip
-of every batch, not four."""
+the same however the events were batched. One statement for the six tables: one round trip
+of every batch, not six."""
 RECOUNT_ALL: Final = contribution_sql("true", "1")
 """Every run's contribution, added to empty tables (the migration's and the benchmark's fill)."""
 

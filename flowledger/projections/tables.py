@@ -664,9 +664,55 @@ analytics_step_durations = Table(
 )
 """A histogram of finished steps' durations per hour and day, workflow, step and agent."""
 
+analytics_agent_steps = Table(
+    "analytics_agent_steps",
+    metadata,
+    Column("span", String(8), nullable=False),
+    Column("bucket_start", DateTime(timezone=True), nullable=False),
+    Column("agent_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("steps", BigInteger, nullable=False),
+    Column("attempts", BigInteger, nullable=False),
+    Column("retries", BigInteger, nullable=False),
+    Column("failed_attempts", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "span",
+        "bucket_start",
+        "agent_name",
+        "status",
+        name="analytics_agent_steps_pkey",
+        postgresql_include=["steps", "attempts", "retries", "failed_attempts"],
+    ),
+    Index("ix_analytics_agent_steps_empty", "span", postgresql_where=text("steps = 0")),
+)
+"""``analytics_steps`` summed over workflows and steps: what ``GET /analytics/agents`` reads
+when the caller may view every workflow (migration 0190)."""
+
+analytics_agent_step_durations = Table(
+    "analytics_agent_step_durations",
+    metadata,
+    Column("span", String(8), nullable=False),
+    Column("bucket_start", DateTime(timezone=True), nullable=False),
+    Column("agent_name", String(255), nullable=False),
+    Column("duration_bucket", SmallInteger, nullable=False, autoincrement=False),
+    Column("steps", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "span",
+        "bucket_start",
+        "agent_name",
+        "duration_bucket",
+        name="analytics_agent_step_durations_pkey",
+        postgresql_include=["steps"],
+    ),
+    Index("ix_analytics_agent_step_durations_empty", "span", postgresql_where=text("steps = 0")),
+)
+"""``analytics_step_durations`` summed over workflows and steps (migration 0190)."""
+
 ANALYTICS_TABLES = (
     analytics_runs,
     analytics_run_durations,
     analytics_steps,
     analytics_step_durations,
+    analytics_agent_steps,
+    analytics_agent_step_durations,
 )

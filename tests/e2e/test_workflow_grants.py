@@ -58,6 +58,13 @@ def execute(api: ApiClient, workflow_id: str) -> Any:
     return api.post(f"{WORKFLOWS}/{workflow_id}/execute", json={"input_data": {"text": "hi"}})
 
 
+def agent_steps(api: ApiClient) -> dict[str, int]:
+    """Each agent's steps in the runs analytics (of the last week) the caller is shown."""
+    response = api.get("/api/v1/analytics/agents")
+    assert response.status_code == 200, response.text
+    return {agent["agent_name"]: agent["steps"] for agent in response.json()["agents"]}
+
+
 def names(page: Any) -> list[str]:
     return sorted(item["name"] for item in page.json()["items"])
 
@@ -178,9 +185,13 @@ def test_lists_show_only_what_the_caller_may_view(
     assert api.put(
         f"{WORKFLOWS}/{admins['id']}/grants/{alice.actor}", json={"can_view": True}
     ).is_success
+    assert agent_steps(api) == {"echo": 3}  # every workflow: the per-agent rollups
+    with api.as_key(bob.key):
+        assert agent_steps(api) == {"echo": 1}
     with api.as_key(alice.key):
         assert names(api.get(WORKFLOWS)) == ["admins", "alices"]
         assert api.get(RUNS).json()["total"] == 2
+        assert agent_steps(api) == {"echo": 2}
         assert api.get("/api/v1/events/stream?follow=false").status_code == 403
         assert api.get(f"{RUNS}/{runs['items'][0]['id']}/events/stream?follow=false").is_success
 

@@ -102,3 +102,48 @@ def test_the_event_store_tables_are_what_eventsourcing_would_create(
             )
     finally:
         drop_database(pg_server, reference)
+
+
+def test_the_agent_analytics_are_filled_from_the_step_analytics(empty_database: Database) -> None:
+    """Migration 0190 sums the step rollups of every workflow and step into the per-agent ones
+    the runs projection keeps from then on."""
+    migrations.upgrade(empty_database, "0180")
+    day, hour = "2026-11-02 00:00+00", "2026-11-02 09:00+00"
+    with psycopg.connect(empty_database.libpq_url, autocommit=True) as conn:
+        for span, start in (("day", day), ("hour", hour)):
+            for workflow, step, status, steps, attempts in (
+                ("00000000-0000-0000-0000-000000000001", "a", "SUCCEEDED", 3, 4),
+                ("00000000-0000-0000-0000-000000000002", "b", "SUCCEEDED", 2, 2),
+                ("00000000-0000-0000-0000-000000000002", "b", "FAILED", 1, 3),
+            ):
+                conn.execute(
+                    "INSERT INTO analytics_steps "
+                    "VALUES (%s, %s, %s, %s, 'echo', %s, %s, %s, %s, %s)",
+                    (span, start, workflow, step, status, steps, attempts, attempts - 1, 0),
+                )
+                conn.execute(
+                    "INSERT INTO analytics_step_durations VALUES (%s, %s, %s, %s, 'echo', %s, %s)",
+                    (span, start, workflow, step, 40 if status == "SUCCEEDED" else 41, steps),
+                )
+    migrations.upgrade(empty_database)
+    with psycopg.connect(empty_database.libpq_url) as conn:
+        counted = conn.execute(
+            "SELECT span, agent_name, status, steps, attempts, retries FROM analytics_agent_steps "
+            "ORDER BY span, status"
+        ).fetchall()
+        histogram = conn.execute(
+            "SELECT span, agent_name, duration_bucket, steps FROM analytics_agent_step_durations "
+            "ORDER BY span, duration_bucket"
+        ).fetchall()
+    assert counted == [
+        ("day", "echo", "FAILED", 1, 3, 2),
+        ("day", "echo", "SUCCEEDED", 5, 6, 4),
+        ("hour", "echo", "FAILED", 1, 3, 2),
+        ("hour", "echo", "SUCCEEDED", 5, 6, 4),
+    ]
+    assert histogram == [
+        ("day", "echo", 40, 5),
+        ("day", "echo", 41, 1),
+        ("hour", "echo", 40, 5),
+        ("hour", "echo", 41, 1),
+    ]

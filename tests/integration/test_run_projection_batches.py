@@ -25,6 +25,7 @@ from flowledger.projections.projector import Projector
 from flowledger.projections.run_logs import RunLogsProjection
 from flowledger.projections.runs import RunsProjection
 from flowledger.projections.tables import (
+    ANALYTICS_TABLES,
     audit_log,
     run_counts,
     run_logs,
@@ -37,7 +38,15 @@ from tests.support.runs import requested
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="prop")
-TABLES: tuple[Table, ...] = (runs, run_steps, run_step_attempts, run_counts, run_logs, audit_log)
+TABLES: tuple[Table, ...] = (
+    runs,
+    run_steps,
+    run_step_attempts,
+    run_counts,
+    run_logs,
+    audit_log,
+    *ANALYTICS_TABLES,
+)
 ACTIONS = [
     "start",
     "step",
@@ -133,6 +142,41 @@ def by_status(tables: dict[str, list[dict[str, Any]]]) -> dict[tuple[Any, str], 
     return counts
 
 
+def summed_by_agent(
+    rows: list[dict[str, Any]], key: str, counts: tuple[str, ...]
+) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """Rows of a step table summed over workflows and steps, by span, bucket, agent and ``key``."""
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for row in rows:
+        found = sums.setdefault(
+            (row["span"], row["bucket_start"], row["agent_name"], row[key]), [0] * len(counts)
+        )
+        for i, name in enumerate(counts):
+            found[i] += row[name]
+    return {k: tuple(v) for k, v in sums.items()}
+
+
+def assert_agent_rollups_sum_the_steps(tables: dict[str, list[dict[str, Any]]]) -> None:
+    for steps, agents, key, counts in (
+        (
+            "analytics_steps",
+            "analytics_agent_steps",
+            "status",
+            ("steps", "attempts", "retries", "failed_attempts"),
+        ),
+        (
+            "analytics_step_durations",
+            "analytics_agent_step_durations",
+            "duration_bucket",
+            ("steps",),
+        ),
+    ):
+        assert summed_by_agent(tables[agents], key, counts) == summed_by_agent(
+            tables[steps], key, counts
+        ), agents
+        assert all(row["steps"] for row in tables[agents]), "no row of zeros is kept"
+
+
 def forget(runtime: Runtime) -> None:
     for projection in (RunsProjection(), RunLogsProjection(), AuditLogProjection()):
         Projector(projection, runtime.store, runtime.engine).reset()
@@ -156,6 +200,7 @@ def test_batched_run_projections_equal_applying_one_event_at_a_time(
     one_at_a_time = project(runtime, batch_size=1)
     assert one_at_a_time["runs"], "every history requests its run"
     assert counted(one_at_a_time) == by_status(one_at_a_time)
+    assert_agent_rollups_sum_the_steps(one_at_a_time)
     forget(runtime)
     assert project(runtime, batch_size=batch_size) == one_at_a_time
     forget(runtime)

@@ -40,6 +40,8 @@ from flowledger.http.analytics.schemas import (
 )
 from flowledger.projections.run_analytics import FINISHED, percentiles
 from flowledger.projections.tables import (
+    analytics_agent_step_durations,
+    analytics_agent_steps,
     analytics_run_durations,
     analytics_runs,
     analytics_step_durations,
@@ -356,7 +358,14 @@ async def steps_of(conn: AsyncConnection, when: TimeRange, workflow_id: UUID) ->
 
 
 async def agents(conn: AsyncConnection, when: TimeRange, visible: Any) -> list[AgentFigures]:
-    s, d = analytics_steps, analytics_step_durations
+    """Each agent's steps, attempts and durations: from the per-agent rollups when the caller
+    may view every workflow, else summed over the workflows it may view."""
+    if visible is None:
+        s: Any = _scan(analytics_agent_steps, when, None, None)
+        d: Any = _scan(analytics_agent_step_durations, when, None, None)
+    else:
+        s = _scan(analytics_steps, when, None, visible)
+        d = _scan(analytics_step_durations, when, None, visible)
     found: dict[str, dict[str, Any]] = {}
     for row in await conn.execute(
         select(
@@ -366,9 +375,7 @@ async def agents(conn: AsyncConnection, when: TimeRange, visible: Any) -> list[A
             func.sum(s.c.attempts).label("attempts"),
             func.sum(s.c.retries).label("retries"),
             func.sum(s.c.failed_attempts).label("failed"),
-        )
-        .where(*_where(s, when, None, visible))
-        .group_by(s.c.agent_name, s.c.status)
+        ).group_by(s.c.agent_name, s.c.status)
     ):
         entry = found.setdefault(
             row.agent_name, {"by_status": {}, "attempts": 0, "retries": 0, "failed": 0}
@@ -379,9 +386,9 @@ async def agents(conn: AsyncConnection, when: TimeRange, visible: Any) -> list[A
         entry["failed"] += int(row.failed)
     histograms: dict[str, dict[int, int]] = defaultdict(dict)
     for bar in await conn.execute(
-        select(d.c.agent_name, d.c.duration_bucket, func.sum(d.c.steps).label("n"))
-        .where(*_where(d, when, None, visible))
-        .group_by(d.c.agent_name, d.c.duration_bucket)
+        select(d.c.agent_name, d.c.duration_bucket, func.sum(d.c.steps).label("n")).group_by(
+            d.c.agent_name, d.c.duration_bucket
+        )
     ):
         histograms[bar.agent_name][bar.duration_bucket] = int(bar.n)
     result = [
