@@ -602,3 +602,45 @@ def test_a_dry_run_of_a_map_whose_items_fail_their_mapping_answers_the_failure(
     trace = response.json()
     assert trace["status"] == "FAILED"
     assert {s["step_id"]: s["status"] for s in trace["steps"]}["each[0].price"] == "FAILED"
+
+
+def test_retrying_a_parent_retries_its_failed_child_run_and_follows_it_to_its_end(
+    api: ApiClient, agent_urls: dict[str, str]
+) -> None:
+    """The child's failure fails the parent; retrying the parent retries the same child run
+    (not a new one), which runs its failed step again, and the parent ends with it."""
+    create(
+        api,
+        "flaky-then-slow",
+        {
+            "try": {"agent_name": "flaky", "input_mapping": {"text": "$.input.text"}},
+            "nap": {"agent_name": "slow", "depends_on": ["try"], "input_mapping": {"delay_s": 1}},
+        },
+    )
+    parent = create(
+        api,
+        "call-flaky",
+        {
+            "sub": {
+                "type": "workflow",
+                "workflow_name": "flaky-then-slow",
+                "input_mapping": {"text": "$.input.text"},
+            }
+        },
+    )
+    reset_stats(agent_urls["flaky"], fail_first=1)
+    run_id = start(api, parent, text="again")
+    assert wait_for(api, run_id)["status"] == "FAILED"
+    child_id = steps_of(api, run_id)["sub"]["child_run_id"]
+    assert run_of(api, child_id)["status"] == "FAILED"
+
+    assert api.post(f"/api/v1/runs/{run_id}/retry").status_code == 202
+    child = eventually(
+        lambda: run_of(api, child_id),
+        lambda child: child["retry_count"] == 1 and child["status"] in TERMINAL,
+        what="the retried child run to end",
+        timeout_s=15,
+    )
+    assert child["status"] == "SUCCEEDED", child
+    assert wait_for(api, run_id, timeout=5)["status"] == "SUCCEEDED"
+    assert steps_of(api, run_id)["sub"]["child_run_id"] == child_id
