@@ -141,7 +141,7 @@ def _latency_notes(overhead: float, b: dict[str, Any]) -> str:
     total = sum(cpu.values())
     return (
         f"per run (medians): {b['requested_to_started_ms']:.0f} ms from RunRequested to "
-        "RunStarted (the executor's NOTIFY wake, advisory lock, loading the run, the "
+        "RunStarted (the executor's NOTIFY wake and read of the request, its advisory lock, the "
         f"RunStarted commit); {b['steps_started_to_finished_ms']:.0f} ms inside the 5 steps "
         f"and {b['between_steps_ms']:.0f} ms between them, against "
         f"{b['direct_5_calls_ms']:.0f} ms for the 5 calls alone. A run is "

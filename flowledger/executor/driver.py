@@ -92,8 +92,12 @@ class RunDriver:
         call_slots: asyncio.Semaphore,
         correlation_id: str | None = None,
         park_after_s: float = PARK_AFTER_S,
+        request: Run.Requested | None = None,
     ) -> None:
         self.run_id = run_id
+        self._request = request
+        """The run's request, when the executor's feed read it as the run's only event so far
+        (the run is then made from it, not read from the store)."""
         self.store = store
         self.client = client
         self.call_slots = call_slots
@@ -126,7 +130,12 @@ class RunDriver:
     async def drive(self) -> None:
         """Drive the run until it ends, in the trace of the request that started (or retried)
         it: every event the driver appends, and every agent call, belongs to that trace."""
-        self.run, request = await asyncio.to_thread(self._load_with_request)
+        request: object
+        if self._request is not None:
+            # If more was recorded since, the first append conflicts and the run is read then.
+            self.run, request = self._from_request(self._request), self._request
+        else:
+            self.run, request = await asyncio.to_thread(self._load_with_request)
         self._loaded_at = time.monotonic()
         if self.run.is_finished:
             return
@@ -146,6 +155,12 @@ class RunDriver:
                     await self._abandon_calls()
                     if self.run.status == "FAILED":
                         await self._cancel_children()
+
+    @staticmethod
+    def _from_request(request: Run.Requested) -> Run:
+        run = project_aggregate(None, [request])
+        assert isinstance(run, Run), "a request makes a run"
+        return run
 
     def _load_with_request(self) -> tuple[Run, object]:
         """The run, and its latest Requested or Retried event (whose metadata carries the

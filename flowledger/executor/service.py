@@ -93,6 +93,7 @@ class RunFeed:
     def __init__(self, executor: Executor, projector: Projector, watch_from: int) -> None:
         self.executor = executor
         self.projector = projector
+        self.store = projector.store
         self.watch_from = watch_from
         self._unsaved: int | None = None
         self._saved_at = time.monotonic()
@@ -108,7 +109,10 @@ class RunFeed:
             name = event_type(notification.topic)
             if name in WAKE_EVENTS or name in SIGNAL_EVENTS or name in END_EVENTS:
                 run_id = UUID(str(notification.originator_id))
-                self.executor.notify_threadsafe(run_id, name)
+                # A new run's whole history is its request: its driver starts from it, decoded
+                # here, instead of reading it back from the store.
+                request = self.store.decode(notification) if name == "RunRequested" else None
+                self.executor.notify_threadsafe(run_id, name, request)
         projector = self.projector
         if any(projector.wants(n.topic) for n in batch) or self._save_due():
             projector.handle(batch)
@@ -207,13 +211,14 @@ class Executor:
             await asyncio.to_thread(followers.join, 10)
             await engine.dispose()
 
-    def notify_threadsafe(self, run_id: UUID, name: str) -> None:
+    def notify_threadsafe(self, run_id: UUID, name: str, request: Any = None) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._notify, run_id, name)
+            self._loop.call_soon_threadsafe(self._notify, run_id, name, request)
 
-    def _notify(self, run_id: UUID, name: str) -> None:
+    def _notify(self, run_id: UUID, name: str, request: Any = None) -> None:
         """A run event (by public event type) from the feed or the Kafka group; ``RunWoken``
-        is a parent run whose child ended."""
+        is a parent run whose child ended. ``request``: a new run's ``Run.Requested``, when
+        the feed read it (its driver need not read the run)."""
         if name in END_EVENTS:
             for parent in self.drivers.values():
                 parent.child_news(run_id)
@@ -221,7 +226,7 @@ class Executor:
         if driver is not None and name in SIGNAL_EVENTS:
             driver.changed.set()
         elif name in WAKE_EVENTS or name == "RunWoken":
-            self._start_driving(run_id)
+            self._start_driving(run_id, request)
 
     async def _consume(self, config: KafkaSettings, stop: threading.Event) -> None:
         """Run events from the executors' consumer group; reconnects with backoff."""
@@ -284,12 +289,14 @@ class Executor:
             max(0.05, float(next_due)) if next_due is not None else self.settings.sweep_interval_s
         )
 
-    def _start_driving(self, run_id: UUID) -> None:
+    def _start_driving(self, run_id: UUID, request: Any = None) -> None:
         if run_id in self._tasks or len(self._tasks) >= self.settings.max_runs:
             return
-        self._tasks[run_id] = asyncio.create_task(self._drive(run_id), name=f"drive-{run_id}")
+        self._tasks[run_id] = asyncio.create_task(
+            self._drive(run_id, request), name=f"drive-{run_id}"
+        )
 
-    async def _drive(self, run_id: UUID) -> None:
+    async def _drive(self, run_id: UUID, request: Any = None) -> None:
         try:
             if not await self._try_lock(run_id):
                 return
@@ -300,6 +307,7 @@ class Executor:
                     self.client,
                     call_slots=self.call_slots,
                     park_after_s=self.settings.park_after_s,
+                    request=request,
                 )
                 self.drivers[run_id] = driver
                 await driver.drive()

@@ -330,3 +330,48 @@ def test_a_call_whose_start_is_refused_is_stopped_at_the_agent(runtime: Runtime)
     assert "StepStarted" not in events_of(runtime.store, run.id)
     # The agent had the call (and gave a task id) before the start was refused: it is told.
     assert cancelled == ["task-slow"]
+
+
+def test_a_driver_handed_the_request_reads_the_run_only_when_more_was_recorded_since(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor's feed hands a new run's driver the request it read: the driver starts
+    from it without reading the run; if the run changed meanwhile (cancelled), its first
+    append is refused and it reads the run then, and does what that says (nothing)."""
+    store = runtime.store
+    fresh, cancelled = (requested(WorkflowPlan(steps=(StepPlan("fast", "echo"),))) for _ in "ab")
+    store.record(fresh, cancelled, metadata=META)
+    requests = {run.id: next(iter(store.events.get(run.id))) for run in (fresh, cancelled)}
+    late = store.get(Run, cancelled.id)
+    late.cancel("before its driver started")
+    store.record(late, metadata=META)
+
+    loads: list[UUID] = []
+    read = RunDriver._load
+
+    async def counted_load(driver: RunDriver) -> Run:
+        loads.append(driver.run_id)
+        return await read(driver)
+
+    monkeypatch.setattr(RunDriver, "_load", counted_load)
+    monkeypatch.setattr(RunDriver, "_load_with_request", _never)
+
+    async def scenario() -> None:
+        for run_id, request in requests.items():
+            driver = RunDriver(
+                run_id,
+                store,
+                ScriptedClient(),  # type: ignore[arg-type]
+                call_slots=asyncio.Semaphore(4),
+                request=request,
+            )
+            await asyncio.wait_for(driver.drive(), 15)
+
+    asyncio.run(scenario())
+    assert store.get(Run, fresh.id).status == "SUCCEEDED"
+    assert events_of(store, cancelled.id) == ["Requested", "Cancelled"]
+    assert loads == [cancelled.id], "read only once its first append was refused"
+
+
+def _never(driver: RunDriver) -> Any:
+    raise AssertionError(f"run {driver.run_id} was read although its driver had its request")

@@ -34,9 +34,12 @@ class Heard:
 
     def __init__(self) -> None:
         self.news: list[tuple[UUID, str]] = []
+        self.requests: dict[UUID, Any] = {}
 
-    def notify_threadsafe(self, run_id: UUID, name: str) -> None:
+    def notify_threadsafe(self, run_id: UUID, name: str, request: Any = None) -> None:
         self.news.append((run_id, name))
+        if request is not None:
+            self.requests[run_id] = request
 
 
 def active_runs(runtime: Runtime) -> set[UUID]:
@@ -64,6 +67,8 @@ def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_laz
     follower.catch_up()
     assert active_runs(runtime) == {earlier, later}
     assert heard.news == [(later, "RunRequested")], "only what came after the executor started"
+    request = heard.requests[later]  # its driver starts from it, without reading the run
+    assert isinstance(request, Run.Requested) and request.originator_id == later
     assert saved(projector) == store.head()
 
     # A run's start and its first step's start change nothing in the table: not even decoded,
