@@ -20,11 +20,12 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import ColumnElement, Connection, literal_column
 
 from flowledger.domain.runs import Run
+from flowledger.eventlog.store import EventStore
 from flowledger.projections.projector import Projection
 from flowledger.projections.rowsets import driver
 from flowledger.projections.tables import executor_active_runs as active_runs_table
 
-__all__ = ["ActiveRunsProjection", "active_runs_table"]
+__all__ = ["ActiveRunsProjection", "active_runs_table", "parent_in"]
 
 NEVER: ColumnElement[datetime] = literal_column("'infinity'::timestamptz")
 _DUE = (Run.Woken, Run.Resumed, Run.SignalReceived)
@@ -44,9 +45,16 @@ class ActiveRunsProjection(Projection):
     def wants(self, topic: str) -> bool:
         return topic in _TOPICS
 
-    def __init__(self, on_due: Callable[[UUID], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_due: Callable[[UUID], None] | None = None,
+        parent_of: Callable[[UUID], UUID | None] | None = None,
+    ) -> None:
         self.on_due = on_due
         """Told of a parent run whose child ended (so that it is driven at once)."""
+        self.parent_of = parent_of
+        """The parent of a retried run (its ``Run.Retried`` does not say; its request does):
+        a retried child run is followed by its parent as a requested one is."""
 
     def apply(self, conn: Connection, event: Any, position: int) -> None:
         """One statement per event that changes the table, sent as prepared text (a live batch
@@ -54,8 +62,10 @@ class ActiveRunsProjection(Projection):
         SQLAlchemy statement for it cost more than running it)."""
         run_id = event.originator_id
         raw = driver(conn)
-        if isinstance(event, Run.Requested | Run.Retried):
-            parent = getattr(event, "parent_run_id", None)
+        if isinstance(event, Run.Requested):
+            raw.execute(_UPSERT, (run_id, position, event.parent_run_id), prepare=True)
+        elif isinstance(event, Run.Retried):
+            parent = self.parent_of(run_id) if self.parent_of is not None else None
             raw.execute(_UPSERT, (run_id, position, parent), prepare=True)
         elif isinstance(event, Run.Suspended):
             wake_at = event.wake_at if event.wake_at is not None else _INFINITY
@@ -75,8 +85,7 @@ _UPSERT = (
     b"VALUES (%s, %s, NULL, %s) "
     b"ON CONFLICT (run_id) DO UPDATE SET position = EXCLUDED.position, wake_at = NULL"
 )
-"""A run requested or retried: to drive now. (A run is retried once it ended, which took its
-row out: a retried child run comes back without its parent, which follows it by polling.)"""
+"""A run requested or retried (with its parent, if it is a child run): to drive now."""
 _WAKE_AT = b"UPDATE executor_active_runs SET wake_at = %s::timestamptz WHERE run_id = %s"
 _END = (
     b"WITH ended AS "
@@ -88,3 +97,14 @@ _END = (
 drive now; the parent woken, if any, is returned."""
 _INFINITY = "infinity"
 """``wake_at`` of a run that waits for news only (:data:`NEVER`), as a parameter."""
+
+
+def parent_in(store: EventStore) -> Callable[[UUID], UUID | None]:
+    """The parent of a run, from its request (its first event) in ``store``: a run is retried
+    rarely, so one read of one event each time."""
+
+    def parent_of(run_id: UUID) -> UUID | None:
+        first = next(iter(store.events.get(run_id, limit=1)), None)
+        return getattr(first, "parent_run_id", None)
+
+    return parent_of

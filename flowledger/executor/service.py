@@ -37,7 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from flowledger.domain.backoff import Backoff
 from flowledger.eventlog.follower import Follower, run_followers
 from flowledger.eventlog.store import event_type
-from flowledger.executor.active_runs import NEVER, ActiveRunsProjection, active_runs_table
+from flowledger.executor.active_runs import (
+    NEVER,
+    ActiveRunsProjection,
+    active_runs_table,
+    parent_in,
+)
 from flowledger.executor.callers import AgentCallers
 from flowledger.executor.driver import RunDriver
 from flowledger.executor.settings import ExecutorSettings
@@ -167,7 +172,10 @@ class Executor:
         # a millisecond, the relay and a Kafka fetch tens of them. With Kafka, the executors'
         # consumer group is a second way in (the advisory lock makes one driver of each run).
         projector = Projector(
-            ActiveRunsProjection(lambda run_id: self.notify_threadsafe(run_id, "RunWoken")),
+            ActiveRunsProjection(
+                lambda run_id: self.notify_threadsafe(run_id, "RunWoken"),
+                parent_of=parent_in(self.store),
+            ),
             self.store,
             runtime.engine,
         )

@@ -14,13 +14,13 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, select, text
 
 from bench.catalogue import echo_chain
-from flowledger.commands.runs import RequestRun, request_run
+from flowledger.commands.runs import ParentStep, RequestRun, request_run
 from flowledger.domain.runs import Run
 from flowledger.eventlog.follower import Follower
 from flowledger.eventlog.reader import LogReader
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.executor import service
-from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table
+from flowledger.executor.active_runs import ActiveRunsProjection, active_runs_table, parent_in
 from flowledger.executor.service import RunFeed
 from flowledger.projections.projector import Projector
 from flowledger.runtime.process import Runtime
@@ -179,3 +179,42 @@ def test_the_active_runs_follow_a_run_through_waits_pauses_and_its_child_run(
         assert when(conn, parent) is None
         assert woken == [parent], "a run with no parent wakes nobody"
         transaction.rollback()
+
+
+def test_a_retried_child_run_wakes_its_parent_when_it_ends(runtime: Runtime) -> None:
+    """A child run's ``Run.Retried`` does not name its parent; the active runs find it in the
+    child's request, so the parent (parked until the child ends) is driven when it does."""
+    store = runtime.store
+    workflow_id = echo_chain(store, "retried-child", 1)
+    command = RequestRun(workflow_id=workflow_id, input_data={"text": "x"})
+    parent = request_run(store, command, META).aggregate
+    child_command = RequestRun(
+        workflow_id=workflow_id,
+        input_data={"text": "x"},
+        parent=ParentStep(run_id=parent.id, step_id="sub", depth=1),
+    )
+    child = request_run(store, child_command, META).aggregate
+    woken: list[UUID] = []
+    projector = Projector(
+        ActiveRunsProjection(woken.append, parent_of=parent_in(store)), store, runtime.engine
+    )
+    follower = Follower(store, projector)
+
+    def change(run_id: UUID, *actions: Any) -> None:
+        run = store.get(Run, run_id)
+        for action in actions:
+            action(run)
+        store.record(run, metadata=META)
+        follower.catch_up()
+
+    follower.catch_up()  # both requested: the parent's row, and the child's naming it
+    change(child.id, Run.start, lambda run: run.fail("the first try failed"))
+    assert woken == [parent.id]
+    change(child.id, Run.retry)
+    with runtime.engine.connect() as conn:
+        row = conn.execute(
+            select(active_runs_table.c.parent_run_id).where(active_runs_table.c.run_id == child.id)
+        ).scalar_one()
+    assert row == parent.id
+    change(child.id, Run.start, lambda run: run.fail("and the second"))
+    assert woken == [parent.id, parent.id], "the retried child's end wakes its parent too"
