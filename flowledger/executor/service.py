@@ -35,6 +35,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger.domain.backoff import Backoff
+from flowledger.domain.runs import Run
 from flowledger.eventlog.follower import Follower, run_followers
 from flowledger.eventlog.store import event_type
 from flowledger.executor.active_runs import (
@@ -108,15 +109,19 @@ class RunFeed:
         return self.projector.position()
 
     def handle(self, batch: Sequence[Notification]) -> None:
+        latest: dict[Any, int] | None = None
         for notification in batch:
             if notification.id <= self.watch_from:
                 continue
             name = event_type(notification.topic)
             if name in WAKE_EVENTS or name in SIGNAL_EVENTS or name in END_EVENTS:
                 run_id = UUID(str(notification.originator_id))
-                # A new run's whole history is its request: its driver starts from it, decoded
-                # here, instead of reading it back from the store.
-                request = self.store.decode(notification) if name == "RunRequested" else None
+                request = None
+                if name == "RunRequested":
+                    if latest is None:  # the last version of each aggregate in the batch
+                        latest = {n.originator_id: n.originator_version for n in batch}
+                    if latest[notification.originator_id] == 1:
+                        request = self._request(notification)
                 self.executor.notify_threadsafe(run_id, name, request)
         projector = self.projector
         if any(projector.wants(n.topic) for n in batch) or self._save_due():
@@ -124,6 +129,12 @@ class RunFeed:
             self._saved()
         else:
             self._unsaved = batch[-1].id
+
+    def _request(self, notification: Notification) -> Run.Requested | None:
+        """A new run's request, when the batch holds nothing later of the run: its whole
+        history so far, which its driver starts from instead of reading the run back."""
+        event = self.store.decode(notification)
+        return event if isinstance(event, Run.Requested) else None
 
     def idle(self) -> None:
         """Nothing new to read: save a position kept in memory for a while."""
@@ -219,11 +230,13 @@ class Executor:
             await asyncio.to_thread(followers.join, 10)
             await engine.dispose()
 
-    def notify_threadsafe(self, run_id: UUID, name: str, request: Any = None) -> None:
+    def notify_threadsafe(
+        self, run_id: UUID, name: str, request: Run.Requested | None = None
+    ) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._notify, run_id, name, request)
 
-    def _notify(self, run_id: UUID, name: str, request: Any = None) -> None:
+    def _notify(self, run_id: UUID, name: str, request: Run.Requested | None = None) -> None:
         """A run event (by public event type) from the feed or the Kafka group; ``RunWoken``
         is a parent run whose child ended. ``request``: a new run's ``Run.Requested``, when
         the feed read it (its driver need not read the run)."""
@@ -297,14 +310,14 @@ class Executor:
             max(0.05, float(next_due)) if next_due is not None else self.settings.sweep_interval_s
         )
 
-    def _start_driving(self, run_id: UUID, request: Any = None) -> None:
+    def _start_driving(self, run_id: UUID, request: Run.Requested | None = None) -> None:
         if run_id in self._tasks or len(self._tasks) >= self.settings.max_runs:
             return
         self._tasks[run_id] = asyncio.create_task(
             self._drive(run_id, request), name=f"drive-{run_id}"
         )
 
-    async def _drive(self, run_id: UUID, request: Any = None) -> None:
+    async def _drive(self, run_id: UUID, request: Run.Requested | None = None) -> None:
         try:
             if not await self._try_lock(run_id):
                 return

@@ -69,6 +69,13 @@ def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_laz
     assert heard.news == [(later, "RunRequested")], "only what came after the executor started"
     request = heard.requests[later]  # its driver starts from it, without reading the run
     assert isinstance(request, Run.Requested) and request.originator_id == later
+
+    # A run cancelled in the same batch as its request: its driver must read it.
+    gone = request_run(store, command, META).aggregate
+    gone.cancel("at once")
+    store.record(gone, metadata=META)
+    follower.catch_up()
+    assert (gone.id, "RunRequested") in heard.news and gone.id not in heard.requests
     assert saved(projector) == store.head()
 
     # A run's start and its first step's start change nothing in the table: not even decoded,
