@@ -210,6 +210,11 @@ class Executor:
             name="executor-feed",
         )
         followers.start()
+        # The loop below waits for news or the next sweep; a stop must end that wait at once,
+        # not at the sweep (up to FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL later).
+        threading.Thread(
+            target=self._wake_on, args=(stop,), daemon=True, name="executor-stop"
+        ).start()
         try:
             while not stop.is_set() and followers.is_alive():
                 next_due_s = await self._sweep()
@@ -229,6 +234,13 @@ class Executor:
                 await self._lock_conn.close()
             await asyncio.to_thread(followers.join, 10)
             await engine.dispose()
+
+    def _wake_on(self, stop: threading.Event) -> None:
+        """Wake the executor's loop once ``stop`` is set (run in a thread of its own)."""
+        stop.wait()
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                self._loop.call_soon_threadsafe(self._wake.set)
 
     def notify_threadsafe(
         self, run_id: UUID, name: str, request: Run.Requested | None = None

@@ -229,6 +229,12 @@ class InProcessWorkers:
             self.failures.append(failure)
 
     def stop(self) -> None:
+        """Ask every worker to stop, and wait up to 10 s for each."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+
+    def running(self) -> bool:
+        """Whether any worker's thread is still running (after :meth:`stop`: one that did not
+        stop in time)."""
+        return any(thread.is_alive() for thread in self._threads)

@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -21,8 +23,10 @@ from flowledger.commands.runs import CancelRun, RetryRun, cancel_run, pin_agents
 from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata
+from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
 from flowledger.runtime.workers import InProcessWorkers
+from tests.conftest import TEST_ENVIRONMENT, make_settings
 from tests.support.agents import get_stats, reset_stats, running_all
 from tests.support.polling import eventually
 
@@ -351,3 +355,26 @@ def test_attempt_times_are_in_order(
     a, b = run.steps["a"].attempts[0], run.steps["b"].attempts[0]
     times: list[datetime] = [a.started_at, a.finished_at, b.started_at, b.finished_at]  # type: ignore[list-item]
     assert times == sorted(times)
+
+
+def test_an_executor_stops_when_asked_not_at_its_next_sweep(database: Database) -> None:
+    """Stopping ends the executor's wait for news at once: before, it noticed at its next
+    sweep, and with a long sweep interval an in-process executor outlived its stop (its
+    thread still running once ``stop()`` gave up waiting)."""
+    settings = make_settings(
+        database, extra={**TEST_ENVIRONMENT, "FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL": "60"}
+    )
+    runtime = Runtime.open(settings, database=database, migrate=False)
+    workers = InProcessWorkers(runtime, ("executor",))
+    try:
+        workers.start()
+        eventually(
+            lambda: {thread.name for thread in threading.enumerate()},
+            lambda names: "executor-stop" in names,
+            what="the executor's loop",
+        )
+        time.sleep(0.5)  # its first sweep done: it waits for news or the next sweep
+        workers.stop()
+        assert not workers.running(), "the executor was still running 10 s after stop()"
+    finally:
+        runtime.close_sync()
