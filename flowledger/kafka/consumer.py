@@ -50,7 +50,7 @@ FAST_GROUP_SETTINGS: Final[dict[str, Any]] = {
 topics noticed within a second, and a fetch that waits at most 20 ms: a group member of the
 embedded (Tansu) broker gets new records only when its fetch wait runs out (~140 ms median with
 the default 500 ms, up to 50 ms with 50), which delays every event's delivery by as much. (The
-executors' group keeps the default wait: they hear of runs from their own feed first, ADR 0024.)"""
+executors' group is slower: they hear of runs from their own feed first, ADR 0024.)"""
 
 
 class Deduplicator:
