@@ -69,11 +69,11 @@ COMMIT_EVERY_S: Final = 1.0
 of runs (the event store is the truth, and events seen are dropped), so what a rebalance or a
 restart delivers again costs nothing: one commit a second instead of one per fetch."""
 EXECUTOR_GROUP_SETTINGS: Final[dict[str, Any]] = {
-    **FAST_GROUP_SETTINGS,
-    "fetch_max_wait_ms": 500,
     "session_timeout_ms": 3_000,
     "heartbeat_interval_ms": 1_000,
+    "rebalance_timeout_ms": FAST_GROUP_SETTINGS["rebalance_timeout_ms"],
     "metadata_max_age_ms": 5_000,
+    "fetch_max_wait_ms": 500,
 }
 """The executors' group timings with ``FLOWLEDGER_KAFKA_FAST_GROUPS`` (dev, tests). The executor
 hears of a run from its feed in a millisecond, so the group, its second way in, need not be as
@@ -173,7 +173,6 @@ class Executor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._lock_guard = asyncio.Lock()
-        self._wake = asyncio.Event()
         self._engine: AsyncEngine | None = None
         """The sweep's async engine, made on this executor's own event loop (:meth:`run`)."""
 
@@ -220,19 +219,12 @@ class Executor:
             name="executor-feed",
         )
         followers.start()
-        # The loop below waits for news or the next sweep; a stop must end that wait at once,
-        # not at the sweep (up to FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL later).
-        threading.Thread(
-            target=self._wake_on, args=(stop,), daemon=True, name="executor-stop"
-        ).start()
         try:
             while not stop.is_set() and followers.is_alive():
                 next_due_s = await self._sweep()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), timeout=min(self.settings.sweep_interval_s, next_due_s)
-                    )
-                self._wake.clear()
+                # Until the next sweep, or at once when asked to stop (news of a run comes from
+                # the feed and the group, not through this loop).
+                await asyncio.to_thread(stop.wait, min(self.settings.sweep_interval_s, next_due_s))
         finally:
             follower_stop.set()
             if consuming is not None:
@@ -244,13 +236,6 @@ class Executor:
                 await self._lock_conn.close()
             await asyncio.to_thread(followers.join, 10)
             await engine.dispose()
-
-    def _wake_on(self, stop: threading.Event) -> None:
-        """Wake the executor's loop once ``stop`` is set (run in a thread of its own)."""
-        stop.wait()
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-                self._loop.call_soon_threadsafe(self._wake.set)
 
     def notify_threadsafe(
         self, run_id: UUID, name: str, request: Run.Requested | None = None

@@ -370,8 +370,8 @@ def test_an_executor_stops_when_asked_not_at_its_next_sweep(database: Database) 
         workers.start()
         eventually(
             lambda: {thread.name for thread in threading.enumerate()},
-            lambda names: "executor-stop" in names,
-            what="the executor's loop",
+            lambda names: "executor-feed" in names,
+            what="the executor's feed",
         )
         time.sleep(0.5)  # its first sweep done: it waits for news or the next sweep
         workers.stop()
