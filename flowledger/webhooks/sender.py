@@ -33,6 +33,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger import __version__
+from flowledger.a2a.pools import NoCookies
 from flowledger.eventlog.follower import TRANSIENT_ERRORS
 from flowledger.eventlog.notify import Notifier
 from flowledger.projections.webhooks import DELIVERIES_CHANNEL
@@ -79,6 +80,7 @@ class WebhookSender:
             timeout=self.config.timeout_s,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
+            cookies=NoCookies(),  # one endpoint's cookie is not sent to another on its host
         )
         listener = Notifier(self.database, DELIVERIES_CHANNEL)
         lanes: dict[UUID, asyncio.Task[None]] = {}

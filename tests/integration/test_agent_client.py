@@ -1,15 +1,22 @@
-"""flowledger's A2A client against the real sample agents, each a server in a subprocess."""
+"""flowledger's A2A client against the real sample agents, each a server in a subprocess (and,
+for cookies, echo agents served in the test's own event loop)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import uvicorn
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from examples.agents import AGENT_VERSION
+from examples.agents.common import AgentSettings, build_app
+from examples.agents.echo import EchoAgent
 from flowledger.a2a import (
     AgentAuth,
     AgentCallCancelled,
@@ -19,6 +26,7 @@ from flowledger.a2a import (
 )
 from flowledger.a2a.pools import agent_http_client
 from tests.support.agents import aget_stats, areset_stats, running_agents, spawn
+from tests.support.polling import eventually_async
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -417,3 +425,66 @@ async def test_input_must_be_json(agents: dict[str, str], client: AgentClient) -
         await client.send(agents["echo"], {"when": object()}, auth=NO_AUTH, timeout_s=5)
     assert caught.value.kind == "input"
     assert caught.value.retryable is False
+
+
+class SetsCookies:
+    """ASGI middleware: every answer sets a cookie, and the ``Cookie`` header of every request
+    is kept in ``seen``."""
+
+    def __init__(self, app: ASGIApp, name: str, seen: list[str | None]) -> None:
+        self.app, self.name, self.seen = app, name, seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.seen.append(Headers(scope=scope).get("cookie"))
+
+        async def with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = f"session={self.name}; Path=/".encode()
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie)]
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)
+
+
+@contextlib.asynccontextmanager
+async def cookie_setting_echoes(
+    names: list[str],
+) -> AsyncIterator[tuple[dict[str, str], list[str | None]]]:
+    """Real echo agents (the sample's a2a-sdk app) on 127.0.0.1, one port each, whose every
+    answer sets a cookie; yields their URLs and the ``Cookie`` headers they received."""
+    seen: list[str | None] = []
+    servers, urls = [], {}
+    for name in names:
+        port = free_port()
+        agent = EchoAgent(AgentSettings(kind="echo", port=port))
+        app = SetsCookies(build_app(agent), name, seen)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        servers.append(uvicorn.Server(config))
+        urls[name] = agent.settings.url
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    try:
+
+        async def started() -> bool:
+            return all(server.started for server in servers)
+
+        await eventually_async(started, what="the echo agents started", interval_s=0.02)
+        yield urls, seen
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+
+
+async def test_an_agents_cookie_goes_with_no_later_call(client: AgentClient) -> None:
+    """One client calls every agent for every run: a cookie kept from one answer would go with
+    other runs' calls, and to every agent on the same host (a cookie is not bound to a port)."""
+    async with cookie_setting_echoes(["first", "second"]) as (urls, seen):
+        for name in ("first", "first", "second", "first"):
+            reply = await client.send(urls[name], {"n": name}, auth=NO_AUTH, timeout_s=10)
+            assert reply.output == {"n": name}
+        await client.fetch_agent_card(urls["second"], timeout_s=10)
+    assert len(seen) >= 6  # two cards, four calls, one card again
+    assert seen == [None] * len(seen)

@@ -1,7 +1,7 @@
 """The webhook outbox on a real database: one delivery per (webhook active at the event, event
 its filter admits), whatever the batching; a rebuild re-creates the webhooks table and enqueues
 nothing twice; two sender processes share the work and still deliver each webhook's events
-once, in order."""
+once, in order; a receiver's cookie goes to no receiver."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from flowledger.projections.webhooks import WebhooksProjection
 from flowledger.runtime.process import Runtime
 from flowledger.webhooks.sender import WebhookSender
 from flowledger.webhooks.settings import WebhookSettings
-from tests.support.receiver import running_receiver
+from tests.support.receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system(actor="outbox-test")
@@ -124,34 +124,42 @@ def test_one_delivery_per_active_matching_webhook_and_event_and_a_rebuild_adds_n
     assert outbox(runtime) == expected_deliveries(runtime.store)
 
 
+def deliver_agents(
+    runtime: Runtime, receivers: Sequence[Receiver], agents: int, senders: int
+) -> None:
+    """Hook every receiver to the agents' events, register ``agents`` agents, and let
+    ``senders`` senders (each on a thread of its own) run until every receiver accepted one
+    delivery per agent."""
+    config = WebhookSettings(retry_initial_s=0.05, retry_max_s=0.1, poll_interval_s=0.05)
+    for receiver in receivers:
+        command = RegisterWebhook(url=receiver.url, secret=SECRET, event_types=["Agent*"])
+        register_webhook(runtime.store, command, META)
+    for i in range(agents):
+        register_agent(runtime.store, RegisterAgent(name=f"agent-{i}", url="http://a"), META)
+    project(runtime)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=asyncio.run, args=(WebhookSender(runtime.database, config).run(stop),)
+        )
+        for _ in range(senders)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for receiver in receivers:
+            receiver.wait_for(lambda r: len(r.accepted) >= agents)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
 def test_two_senders_share_the_work_and_deliver_each_event_once_in_order(
     runtime: Runtime,
 ) -> None:
-    config = WebhookSettings(retry_initial_s=0.05, retry_max_s=0.1, poll_interval_s=0.05)
     with running_receiver(SECRET) as first, running_receiver(SECRET) as second:
-        for receiver in (first, second):
-            command = RegisterWebhook(url=receiver.url, secret=SECRET, event_types=["Agent*"])
-            register_webhook(runtime.store, command, META)
-        for i in range(12):
-            register_agent(runtime.store, RegisterAgent(name=f"agent-{i}", url="http://a"), META)
-        project(runtime)
-
-        stop = threading.Event()
-        senders = [
-            threading.Thread(
-                target=asyncio.run, args=(WebhookSender(runtime.database, config).run(stop),)
-            )
-            for _ in range(2)
-        ]
-        for thread in senders:
-            thread.start()
-        try:
-            for receiver in (first, second):
-                receiver.wait_for(lambda r: len(r.accepted) >= 12)
-        finally:
-            stop.set()
-            for thread in senders:
-                thread.join(timeout=30)
+        deliver_agents(runtime, [first, second], agents=12, senders=2)
 
     for receiver in (first, second):
         names = [d.envelope.data["name"] for d in receiver.accepted]
@@ -160,3 +168,18 @@ def test_two_senders_share_the_work_and_deliver_each_event_once_in_order(
     with runtime.engine.connect() as conn:
         statuses = set(conn.execute(select(webhook_deliveries.c.status)).scalars())
     assert statuses == {"succeeded"}
+
+
+def test_a_receivers_cookie_is_sent_back_to_no_receiver(runtime: Runtime) -> None:
+    """One sender delivers to every webhook: a cookie kept from one answer would go with later
+    deliveries, to that receiver and to any other on its host (a cookie is not bound to a
+    port)."""
+    with (
+        running_receiver(SECRET, cookie="session=first; Path=/") as first,
+        running_receiver(SECRET, cookie="session=second; Path=/") as second,
+    ):
+        deliver_agents(runtime, [first, second], agents=3, senders=1)
+
+    sent = [d.headers for receiver in (first, second) for d in receiver.deliveries]
+    assert len(sent) == 6
+    assert [h for h in sent if "Cookie" in h] == []

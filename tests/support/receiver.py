@@ -1,5 +1,5 @@
 """A real local HTTP server that receives webhook deliveries, checks their signatures, and
-can be told to fail the first requests or to hang (a dead receiver)."""
+can be told to fail the first requests, to hang (a dead receiver) or to set a cookie."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class Receiver:
     secret: str
     fail_first: int = 0
     hang: bool = False
+    cookie: str | None = None
+    """A ``Set-Cookie`` header for every answer."""
     url: str = ""
     deliveries: list[Delivery] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
@@ -73,6 +75,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 )
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
+            if receiver.cookie is not None:
+                self.send_header("Set-Cookie", receiver.cookie)
             self.end_headers()
             self.wfile.write(b"try again later" if failing else b"ok")
 
