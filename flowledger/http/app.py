@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from litestar import Litestar, Request
@@ -76,7 +77,8 @@ def create_app(
     workers: tuple[str, ...] = (),
 ) -> Litestar:
     """The HTTP app. ``runtime`` is opened at start-up unless given (tests pass their own);
-    ``workers`` names followers to run inside this process (``projections`` in tests)."""
+    ``workers`` names followers to run inside this process (``projections`` in tests), with
+    ``settings`` (on the runtime's connections), as the app itself."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -84,7 +86,7 @@ def create_app(
         rt = runtime or Runtime.open(settings)
         app.state.runtime = rt
         app.state.events_listener = Notifier(rt.database, EVENTS_TABLE)
-        in_process = InProcessWorkers(rt, workers)
+        in_process = InProcessWorkers(replace(rt, settings=settings), workers)
         in_process.start()
         # Every API process carries out bulk operations (ADR 0020).
         app.state.bulk_runner = BulkRunner(rt, BulkSettings.from_settings(settings))

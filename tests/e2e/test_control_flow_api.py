@@ -608,13 +608,15 @@ def test_retrying_a_parent_retries_its_failed_child_run_and_follows_it_to_its_en
     api: ApiClient, agent_urls: dict[str, str]
 ) -> None:
     """The child's failure fails the parent; retrying the parent retries the same child run
-    (not a new one), which runs its failed step again, and the parent ends with it."""
+    (not a new one), which runs its failed step again, and the parent ends with it: parked
+    while the child naps (it follows nothing else), woken by the retried child's end."""
     create(
         api,
         "flaky-then-slow",
         {
             "try": {"agent_name": "flaky", "input_mapping": {"text": "$.input.text"}},
-            "nap": {"agent_name": "slow", "depends_on": ["try"], "input_mapping": {"delay_s": 1}},
+            # Long enough for the parent to look again (every second at most) and park.
+            "nap": {"agent_name": "slow", "depends_on": ["try"], "input_mapping": {"delay_s": 2}},
         },
     )
     parent = create(
@@ -644,3 +646,10 @@ def test_retrying_a_parent_retries_its_failed_child_run_and_follows_it_to_its_en
     assert child["status"] == "SUCCEEDED", child
     assert wait_for(api, run_id, timeout=5)["status"] == "SUCCEEDED"
     assert steps_of(api, run_id)["sub"]["child_run_id"] == child_id
+    logs = api.get(f"/api/v1/runs/{run_id}/logs", params={"page_size": 100}).json()["items"]
+    last = [e["message"] for e in logs][-4:]
+    assert last[0].startswith("Run waiting") and last[1:] == [
+        "Run running again",
+        "Step 'sub' succeeded (attempt 2)",
+        "Run succeeded",
+    ], last
