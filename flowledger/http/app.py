@@ -76,17 +76,17 @@ def create_app(
     runtime: Runtime | None = None,
     workers: tuple[str, ...] = (),
 ) -> Litestar:
-    """The HTTP app. ``runtime`` is opened at start-up unless given (tests pass their own);
-    ``workers`` names followers to run inside this process (``projections`` in tests), with
-    ``settings`` (on the runtime's connections), as the app itself."""
+    """The HTTP app. ``runtime`` is opened at start-up unless given (tests pass their own: its
+    connections are used with ``settings``, by the app and by its workers); ``workers`` names
+    followers to run inside this process (``projections`` in tests)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = runtime is None
-        rt = runtime or Runtime.open(settings)
+        rt = replace(runtime or Runtime.open(settings), settings=settings)
         app.state.runtime = rt
         app.state.events_listener = Notifier(rt.database, EVENTS_TABLE)
-        in_process = InProcessWorkers(replace(rt, settings=settings), workers)
+        in_process = InProcessWorkers(rt, workers)
         in_process.start()
         # Every API process carries out bulk operations (ADR 0020).
         app.state.bulk_runner = BulkRunner(rt, BulkSettings.from_settings(settings))
