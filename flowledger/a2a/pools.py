@@ -18,9 +18,7 @@ a streamed answer holds its connection until then. A pool other than the first t
 idle for :data:`IDLE_S` is closed with its connections (httpcore closes a pool's expired
 connections only when a request passes through it).
 
-The client keeps no cookies (:class:`NoCookies`): one client calls every agent on behalf of
-every run, and a cookie kept from one answer would go with later calls of other runs, and to
-other agents on the same host (a cookie is not bound to a port).
+The client keeps no cookies (:class:`~flowledger.a2a.cookies.NoCookies`).
 """
 
 from __future__ import annotations
@@ -29,28 +27,17 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from http.cookiejar import Cookie, CookieJar
 from typing import Any, Final
 
 import httpx
+
+from flowledger.a2a.cookies import NoCookies
 
 POOL_SIZE: Final = 8
 """Connections of one small pool: each request checks this many, not every connection."""
 IDLE_S: Final = 5.0
 """How long a pool other than an agent's first may go unused before it is closed (httpx's
 keep-alive expiry: its connections have expired by then)."""
-
-
-class NoCookies(CookieJar):
-    """A cookie jar that keeps nothing: for a client shared by calls that must not share
-    state (every agent call of every run; every webhook delivery). httpx's own advice, as it
-    has no switch for it (encode/httpx#1359)."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        pass
-
-    def set_cookie(self, cookie: Cookie) -> None:
-        pass
 
 
 @dataclass
@@ -149,7 +136,7 @@ class SpreadTransport(httpx.AsyncBaseTransport):
 def agent_http_client(max_connections: int, **options: Any) -> httpx.AsyncClient:
     """The httpx client agents are called with (:class:`~flowledger.a2a.AgentClient`, the
     n8n caller; ``options`` go to ``httpx.AsyncClient``): small pools for every URL, and no
-    cookies kept (:class:`NoCookies`). A proxy
+    cookies kept (whatever ``options`` say). A proxy
     keeps httpx's own transport, one pool of ``max_connections``, as before: for every URL
     when ``ALL_PROXY`` is set or a ``proxy`` is given, and otherwise for the URLs that
     ``HTTP_PROXY`` or ``HTTPS_PROXY`` send through one (and the hosts in ``NO_PROXY``)."""
@@ -159,8 +146,8 @@ def agent_http_client(max_connections: int, **options: Any) -> httpx.AsyncClient
         **{
             "timeout": httpx.Timeout(30.0),
             "headers": {"User-Agent": "flowledger-agent-client"},
-            "cookies": NoCookies(),
             **options,
+            "cookies": NoCookies(),
             "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
             "mounts": spread,
         }

@@ -76,14 +76,15 @@ def create_app(
     runtime: Runtime | None = None,
     workers: tuple[str, ...] = (),
 ) -> Litestar:
-    """The HTTP app. ``runtime`` is opened at start-up unless given (tests pass their own: its
-    connections are used with ``settings``, by the app and by its workers); ``workers`` names
-    followers to run inside this process (``projections`` in tests)."""
+    """The HTTP app. ``runtime`` is opened at start-up unless given (tests pass their own: the
+    app and its in-process workers then read ``settings``, while the runtime's event store and
+    pools stay as it opened them); ``workers`` names followers to run inside this process
+    (``projections`` in tests)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = runtime is None
-        rt = replace(runtime or Runtime.open(settings), settings=settings)
+        rt = Runtime.open(settings) if runtime is None else replace(runtime, settings=settings)
         app.state.runtime = rt
         app.state.events_listener = Notifier(rt.database, EVENTS_TABLE)
         in_process = InProcessWorkers(rt, workers)

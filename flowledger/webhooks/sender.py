@@ -33,7 +33,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger import __version__
-from flowledger.a2a.pools import NoCookies
+from flowledger.a2a.cookies import NoCookies
 from flowledger.eventlog.follower import TRANSIENT_ERRORS
 from flowledger.eventlog.notify import Notifier
 from flowledger.projections.webhooks import DELIVERIES_CHANNEL
@@ -80,7 +80,7 @@ class WebhookSender:
             timeout=self.config.timeout_s,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
-            cookies=NoCookies(),  # one endpoint's cookie is not sent to another on its host
+            cookies=NoCookies(),  # a receiver's cookie goes back to no receiver, itself included
         )
         listener = Notifier(self.database, DELIVERIES_CHANNEL)
         lanes: dict[UUID, asyncio.Task[None]] = {}

@@ -615,8 +615,8 @@ def test_retrying_a_parent_retries_its_failed_child_run_and_follows_it_to_its_en
         "flaky-then-slow",
         {
             "try": {"agent_name": "flaky", "input_mapping": {"text": "$.input.text"}},
-            # Long enough for the parent to look again (every second at most) and park.
-            "nap": {"agent_name": "slow", "depends_on": ["try"], "input_mapping": {"delay_s": 2}},
+            # Long enough for the parent, which looks again at least once a second, to park.
+            "nap": {"agent_name": "slow", "depends_on": ["try"], "input_mapping": {"delay_s": 3}},
         },
     )
     parent = create(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -456,15 +457,15 @@ async def cookie_setting_echoes(
     """Real echo agents (the sample's a2a-sdk app) on 127.0.0.1, one port each, whose every
     answer sets a cookie; yields their URLs and the ``Cookie`` headers they received."""
     seen: list[str | None] = []
-    servers, urls = [], {}
+    servers, urls, tasks = [], {}, []
     for name in names:
-        port = free_port()
-        agent = EchoAgent(AgentSettings(kind="echo", port=port))
+        listening = socket.create_server(("127.0.0.1", 0))  # its port, before the agent's card
+        agent = EchoAgent(AgentSettings(kind="echo", port=listening.getsockname()[1]))
         app = SetsCookies(build_app(agent), name, seen)
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        servers.append(uvicorn.Server(config))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        servers.append(server)
+        tasks.append(asyncio.create_task(server.serve(sockets=[listening])))
         urls[name] = agent.settings.url
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
     try:
 
         async def started() -> bool:
@@ -486,5 +487,5 @@ async def test_an_agents_cookie_goes_with_no_later_call(client: AgentClient) -> 
             reply = await client.send(urls[name], {"n": name}, auth=NO_AUTH, timeout_s=10)
             assert reply.output == {"n": name}
         await client.fetch_agent_card(urls["second"], timeout_s=10)
-    assert len(seen) >= 6  # two cards, four calls, one card again
+    assert len(seen) == 7  # two cards, four calls, one card again
     assert seen == [None] * len(seen)

@@ -21,7 +21,6 @@ pytestmark = pytest.mark.integration
 
 def ready(database: Database, runtime: Runtime, bootstrap: str) -> dict[str, object]:
     settings = make_settings(database, kafka_bootstrap_servers=bootstrap, readiness_timeout_s=3.0)
-    runtime.settings = settings
     with ApiClient(create_app(settings, runtime=runtime)) as api:
         response = api.get("/health/ready")
     assert response.status_code == 200
