@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,8 +25,8 @@ from flowledger.a2a import (
 )
 from flowledger.a2a.pools import agent_http_client
 from tests.support.agents import aget_stats, areset_stats, running_agents, spawn
-from tests.support.polling import eventually_async
 from tests.support.ports import free_port
+from tests.support.server import serving_made
 
 pytestmark = pytest.mark.integration
 
@@ -450,39 +448,30 @@ class SetsCookies:
         await self.app(scope, receive, with_cookie)
 
 
-@contextlib.asynccontextmanager
-async def cookie_setting_echoes(
-    names: list[str],
-) -> AsyncIterator[tuple[dict[str, str], list[str | None]]]:
+@contextlib.contextmanager
+def cookie_setting_echoes(names: list[str]) -> Iterator[tuple[dict[str, str], list[str | None]]]:
     """Real echo agents (the sample's a2a-sdk app) on 127.0.0.1, one port each, whose every
     answer sets a cookie; yields their URLs and the ``Cookie`` headers they received."""
     seen: list[str | None] = []
-    servers, urls, tasks = [], {}, []
-    for name in names:
-        listening = socket.create_server(("127.0.0.1", 0))  # its port, before the agent's card
-        agent = EchoAgent(AgentSettings(kind="echo", port=listening.getsockname()[1]))
-        app = SetsCookies(build_app(agent), name, seen)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        servers.append(server)
-        tasks.append(asyncio.create_task(server.serve(sockets=[listening])))
-        urls[name] = agent.settings.url
-    try:
+    urls: dict[str, str] = {}
 
-        async def started() -> bool:
-            return all(server.started for server in servers)
+    def echo(name: str) -> Callable[[str], ASGIApp]:
+        def make(url: str) -> ASGIApp:
+            agent = EchoAgent(AgentSettings(kind="echo", public_url=f"{url}/"))
+            return SetsCookies(build_app(agent), name, seen)
 
-        await eventually_async(started, what="the echo agents started", interval_s=0.02)
+        return make
+
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            urls[name] = stack.enter_context(serving_made(echo(name)))
         yield urls, seen
-    finally:
-        for server in servers:
-            server.should_exit = True
-        await asyncio.gather(*tasks)
 
 
 async def test_an_agents_cookie_goes_with_no_later_call(client: AgentClient) -> None:
     """One client calls every agent for every run: a cookie kept from one answer would go with
     other runs' calls, and to every agent on the same host (a cookie is not bound to a port)."""
-    async with cookie_setting_echoes(["first", "second"]) as (urls, seen):
+    with cookie_setting_echoes(["first", "second"]) as (urls, seen):
         for name in ("first", "first", "second", "first"):
             reply = await client.send(urls[name], {"n": name}, auth=NO_AUTH, timeout_s=10)
             assert reply.output == {"n": name}

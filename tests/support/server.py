@@ -1,35 +1,46 @@
 """The real app served by uvicorn in a thread, for streaming responses (Server-Sent Events)
-that the in-memory test client cannot follow; and ``flowledger serve`` as deployed."""
+that the in-memory test client cannot follow, and for apps that must know their own URL (an
+A2A agent's card names it); and ``flowledger serve`` as deployed."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
 import psutil
 import uvicorn
-from litestar import Litestar
+from starlette.types import ASGIApp
 
 from flowledger.runtime.process import Runtime
 from tests.support.http import ADMIN_API_KEY
 from tests.support.polling import eventually
-from tests.support.ports import free_port
 
 
 @contextmanager
-def serving(app: Litestar) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=5
-    )
+def serving(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1; yields its base URL."""
+    with serving_made(lambda url: app) as url:
+        yield url
+
+
+@contextmanager
+def serving_made(make: Callable[[str], ASGIApp]) -> Iterator[str]:
+    """Serve the app ``make`` makes from the base URL it is served at (its port is bound
+    first, so no other process can take it meanwhile); yields that URL."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    config = uvicorn.Config(make(url), log_config=None, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, name="uvicorn-test", daemon=True
+    )
     thread.start()
 
     def started() -> bool:
@@ -39,10 +50,11 @@ def serving(app: Litestar) -> Iterator[str]:
 
     eventually(started, what="the test server to start", timeout_s=20, interval_s=0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+        listening.close()
 
 
 def serve_process(
