@@ -10,10 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -368,13 +368,29 @@ def test_an_executor_stops_when_asked_not_at_its_next_sweep(database: Database) 
     workers = InProcessWorkers(runtime, ("executor",))
     try:
         workers.start()
+        # Its first sweep done, it waits for news or for the next sweep (60 s): stop it there,
+        # which the old code noticed only at that next sweep.
         eventually(
-            lambda: {thread.name for thread in threading.enumerate()},
-            lambda names: "executor-feed" in names,
-            what="the executor's feed",
+            lambda: _waiting_on(workers._stop),
+            lambda waiting: waiting,
+            what="the executor waiting for its next sweep",
         )
-        time.sleep(0.5)  # its first sweep done: it waits for news or the next sweep
         workers.stop()
         assert not workers.running(), "the executor was still running 10 s after stop()"
     finally:
         runtime.close_sync()
+
+
+def _waiting_on(event: threading.Event) -> bool:
+    """Whether some thread is blocked in ``event.wait()`` now (the executor's loop waits for
+    its next sweep in a worker thread, on the workers' stop event)."""
+    for frame in sys._current_frames().values():
+        caller: FrameType | None = frame
+        while caller is not None:
+            if (
+                caller.f_code is threading.Event.wait.__code__
+                and caller.f_locals.get("self") is event
+            ):
+                return True
+            caller = caller.f_back
+    return False
