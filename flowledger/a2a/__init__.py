@@ -9,7 +9,9 @@ Modules, one concern each: ``client`` (the calls: send, get_task, cancel, the ca
 ``card`` (where a card is read from, :class:`AgentCardInfo`), ``auth`` (:class:`AgentAuth`),
 ``tracker`` (following one call's task or message), ``reply`` (what a finished call amounts to),
 ``output`` (parts and protobuf values as Python: the reply contract below), ``errors``
-(:class:`AgentCallError` and the mapping of httpx, a2a-sdk and JSON-RPC errors: the table below).
+(:class:`AgentCallError` and the mapping of httpx, a2a-sdk and JSON-RPC errors: the table below),
+``pools`` (the httpx client agents are called with, over aiohttp's connections), ``draining``
+(a streamed answer read to its end, so its connection is kept), ``cookies`` (none are kept).
 
 How :meth:`AgentClient.send` talks to an agent
 ==============================================

@@ -70,7 +70,7 @@ class AgentClient:
     known, ask the agent to cancel the task (best effort, at most 2 s) so it stops working.
     ``http_client``: use this httpx client (not closed by :meth:`aclose`) instead of an own one
     (:func:`~flowledger.a2a.pools.agent_http_client`: at most ``max_connections`` connections
-    to each agent, in small pools). A streaming call holds one connection until it ends.
+    to each agent, over aiohttp's pool). A streaming call holds one connection until it ends.
     ``poll_interval_s`` grows by half each poll up to ``max_poll_interval_s`` (agents without
     streaming, or a stream that ended before the task did).
     """

@@ -1,147 +1,169 @@
-"""The HTTP connections to agents (A2A agents and n8n webhooks): many small connection pools
-instead of one large one.
+"""The HTTP connections to agents (A2A agents and n8n webhooks): aiohttp's connection pool
+under the httpx client a2a-sdk calls through.
 
-httpx's pool (httpcore's) checks every connection it holds, twice per request: whether it has
-expired (a system call on its socket) and whether it is idle. And it closes a connection that
-goes idle whenever it holds more connections *in all* than ``max_keepalive_connections``. So
-one pool serving many calls at once either closes almost every connection after its call
-(keep-alive below the calls in flight: with 64 calls in flight to the sample echo agent, 1,465
-new connections for 1,700 calls) or spends its time checking connections (keep-alive as large
-as the pool: 35 ms of client CPU per 5-call chain instead of 10).
+a2a-sdk takes an ``httpx.AsyncClient``; what goes over the wire is its transport's job.
+httpx's own (httpcore 1.0 on anyio and h11, in Python) was most of the executor's CPU: a 5-step
+run's calls cost it more than its bookkeeping did. And its pool either closed almost every
+connection that went idle (it keeps at most ``max_keepalive_connections`` *in all*, busy ones
+included) or, kept large, checked every connection it held twice per request.
+:class:`AiohttpTransport` hands each request to an ``aiohttp.ClientSession`` instead: its HTTP
+parser is C, and its pool keeps, per agent (scheme, host and port), up to ``max_connections``
+connections, every idle one for :data:`KEEPALIVE_S` (httpx's keep-alive expiry); a request
+beyond them waits for one. httpx stays above it: redirects, auth, headers, decoding, the
+client's timeouts (passed on per request), and aiohttp's errors reach callers as httpx's
+(:func:`_mapped`), so :func:`~flowledger.a2a.errors.call_error` sees what it always saw.
 
-:class:`SpreadTransport` keeps, per agent (scheme, host and port), a list of small pools of
-:data:`POOL_SIZE` connections that keep every idle connection. A request goes to the first
-pool with a free connection (so a quiet agent is served by one pool, one connection after
-another), a new pool is opened when all are busy, and past ``max_connections`` per agent
-the least busy pool queues it. A pool counts a request busy until its response is closed:
-a streamed answer holds its connection until then. A pool other than the first that has been
-idle for :data:`IDLE_S` is closed with its connections (httpcore closes a pool's expired
-connections only when a request passes through it).
+A proxy keeps httpx's own transport, one pool of ``max_connections`` (aiohttp is not told of
+proxies): for every URL when ``ALL_PROXY`` is set or a ``proxy`` is given, and otherwise for
+the URLs that ``HTTP_PROXY`` or ``HTTPS_PROXY`` send through one (and the hosts in
+``NO_PROXY``).
 
-The client keeps no cookies (:class:`~flowledger.a2a.cookies.NoCookies`).
+The client keeps no cookies (:class:`~flowledger.a2a.cookies.NoCookies` for httpx, a
+``DummyCookieJar`` for aiohttp).
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
+import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
+import aiohttp
 import httpx
 
 from flowledger.a2a.cookies import NoCookies
 
-POOL_SIZE: Final = 8
-"""Connections of one small pool: each request checks this many, not every connection."""
-IDLE_S: Final = 5.0
-"""How long a pool other than an agent's first may go unused before it is closed (httpx's
-keep-alive expiry: its connections have expired by then)."""
+KEEPALIVE_S: Final = 5.0
+"""How long an idle connection to an agent is kept (httpx's default keep-alive expiry)."""
 
 
-@dataclass
-class _Pool:
-    transport: httpx.AsyncHTTPTransport
-    size: int
-    busy: int = 0
-    used_at: float = field(default_factory=time.monotonic)
+@contextlib.contextmanager
+def _mapped(request: httpx.Request) -> Iterator[None]:
+    """aiohttp's failures as the httpx errors httpx's own transport raises for them."""
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as error:  # connecting, or waiting for a connection
+        raise httpx.ConnectTimeout(_text(error, "timed out connecting"), request=request) from error
+    except (aiohttp.ServerTimeoutError, TimeoutError) as error:  # nothing read for too long
+        raise httpx.ReadTimeout(_text(error, "timed out reading"), request=request) from error
+    except aiohttp.ClientConnectorError as error:  # refused, unknown host, TLS handshake
+        raise httpx.ConnectError(_text(error, "cannot connect"), request=request) from error
+    except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as error:
+        raise httpx.RemoteProtocolError(_text(error, "bad answer"), request=request) from error
+    except aiohttp.ClientConnectionError as error:  # dropped, reset, disconnected
+        raise httpx.ReadError(_text(error, "connection lost"), request=request) from error
+    except aiohttp.InvalidURL as error:
+        raise httpx.UnsupportedProtocol(_text(error, "invalid URL"), request=request) from error
+    except aiohttp.ClientError as error:
+        raise httpx.TransportError(_text(error, "request failed"), request=request) from error
 
 
-@dataclass
-class _Agent:
-    pools: list[_Pool] = field(default_factory=list)
+def _text(error: BaseException, fallback: str) -> str:
+    return str(error) or f"{fallback} ({type(error).__name__})"
 
 
-class _Released(httpx.AsyncByteStream):
-    """A response's body that frees its pool's place once it is closed."""
+class _Body(httpx.AsyncByteStream):
+    """A response's body, read as it arrives (a streamed answer's events at once). Closing it
+    gives its connection back to the pool when the body was read to its end, and closes the
+    connection otherwise (as httpx does)."""
 
-    def __init__(self, body: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._body = body
-        self._release: Callable[[], None] | None = release
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._body:
-            yield chunk
+        with _mapped(self._request):
+            async for chunk in self._response.content.iter_any():
+                yield chunk
 
     async def aclose(self) -> None:
-        try:
-            await self._body.aclose()
-        finally:
-            self._free()
-
-    def _free(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
+        self._response.release()
 
 
-class SpreadTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over small pools (see the module's doc); at most ``max_connections``
-    connections to each agent."""
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over one ``aiohttp.ClientSession``: at most ``max_connections``
+    connections to each agent, idle ones kept for :data:`KEEPALIVE_S` (see the module's doc).
+    The session is made on first use, on the event loop that uses it."""
 
-    def __init__(self, *, max_connections: int, pool_size: int = POOL_SIZE) -> None:
+    def __init__(self, *, max_connections: int, verify: ssl.SSLContext | None = None) -> None:
         self._max_connections = max(1, max_connections)
-        self._pool_size = max(1, pool_size)
-        self._agents: dict[tuple[bytes, bytes, int | None], _Agent] = {}
+        self._ssl = verify if verify is not None else httpx.create_ssl_context()
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            # A session belongs to the loop it was made on; a client used on another loop (a
+            # test's second asyncio.run) gets a new one.
+            self._loop = loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=0,  # no limit in all: the callers' own slots bound the calls
+                    limit_per_host=self._max_connections,
+                    keepalive_timeout=KEEPALIVE_S,
+                    ssl=self._ssl,
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,  # httpx decodes what the Content-Encoding says
+            )
+        return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        agent = self._agents.setdefault((url.raw_scheme, url.raw_host, url.port), _Agent())
-        await self._close_idle(agent)
-        pool = self._choose(agent)
-        pool.busy += 1
-
-        def release() -> None:
-            pool.busy -= 1
-            pool.used_at = time.monotonic()
-
-        try:
-            response = await pool.transport.handle_async_request(request)
-        except BaseException:
-            release()
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Released(response.stream, release)
-        return response
-
-    def _choose(self, agent: _Agent) -> _Pool:
-        for pool in agent.pools:
-            if pool.busy < pool.size:
-                return pool
-        room = self._max_connections - sum(pool.size for pool in agent.pools)
-        if room > 0:
-            size = min(self._pool_size, room)
-            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-            agent.pools.append(_Pool(httpx.AsyncHTTPTransport(limits=limits), size))
-            return agent.pools[-1]
-        return min(agent.pools, key=lambda pool: pool.busy / pool.size)
-
-    @staticmethod
-    async def _close_idle(agent: _Agent) -> None:
-        now = time.monotonic()
-        idle = [p for p in agent.pools[1:] if p.busy == 0 and now - p.used_at >= IDLE_S]
-        if idle:
-            agent.pools = [p for p in agent.pools if p not in idle]
-            for pool in idle:
-                await pool.transport.aclose()
+        session = self._client()
+        timeout = request.extensions.get("timeout", {})
+        connect, pool = timeout.get("connect"), timeout.get("pool")
+        headers = [(name, value) for name, value in request.headers.multi_items()]
+        body = await request.aread()
+        if body:  # sent with its length: aiohttp would not chunk bytes it has whole
+            headers = [(n, v) for n, v in headers if n.lower() != "transfer-encoding"]
+        with _mapped(request):
+            response = await session.request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,  # httpx follows them, if asked
+                compress=None,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=None if connect is None or pool is None else connect + pool,
+                    sock_connect=connect,
+                    sock_read=timeout.get("read"),
+                ),
+            )
+        version = response.version or aiohttp.HttpVersion11
+        extensions: dict[str, Any] = {
+            "http_version": f"HTTP/{version.major}.{version.minor}".encode()
+        }
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_Body(response, request),
+            request=request,
+            extensions=extensions,
+        )
 
     async def aclose(self) -> None:
-        agents, self._agents = list(self._agents.values()), {}
-        for agent in agents:
-            for pool in agent.pools:
-                await pool.transport.aclose()
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
 
 
 def agent_http_client(max_connections: int, **options: Any) -> httpx.AsyncClient:
     """The httpx client agents are called with (:class:`~flowledger.a2a.AgentClient`, the
-    n8n caller; ``options`` go to ``httpx.AsyncClient``): small pools for every URL, and no
-    cookies kept (whatever ``options`` say). A proxy
-    keeps httpx's own transport, one pool of ``max_connections``, as before: for every URL
-    when ``ALL_PROXY`` is set or a ``proxy`` is given, and otherwise for the URLs that
-    ``HTTP_PROXY`` or ``HTTPS_PROXY`` send through one (and the hosts in ``NO_PROXY``)."""
+    n8n caller; ``options`` go to ``httpx.AsyncClient``): aiohttp's pool for every URL no proxy
+    serves, and no cookies kept (whatever ``options`` say). A proxy keeps httpx's own
+    transport, one pool of ``max_connections``, as before: for every URL when ``ALL_PROXY`` is
+    set or a ``proxy`` is given, and otherwise for the URLs that ``HTTP_PROXY`` or
+    ``HTTPS_PROXY`` send through one (and the hosts in ``NO_PROXY``)."""
     proxied = "proxy" in options or "all" in urllib.request.getproxies()
-    spread = {} if proxied else {"all://": SpreadTransport(max_connections=max_connections)}
+    direct = {} if proxied else {"all://": AiohttpTransport(max_connections=max_connections)}
     return httpx.AsyncClient(
         **{
             "timeout": httpx.Timeout(30.0),
@@ -149,6 +171,6 @@ def agent_http_client(max_connections: int, **options: Any) -> httpx.AsyncClient
             **options,
             "cookies": NoCookies(),
             "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
-            "mounts": spread,
+            "mounts": direct,
         }
     )

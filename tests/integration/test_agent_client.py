@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from examples.agents import AGENT_VERSION
 from examples.agents.common import AgentSettings, build_app
 from examples.agents.echo import EchoAgent
+from examples.agents.transform import TransformAgent
 from flowledger.a2a import (
     AgentAuth,
     AgentCallCancelled,
@@ -23,7 +24,6 @@ from flowledger.a2a import (
     AgentClient,
     fetch_agent_card,
 )
-from flowledger.a2a.pools import agent_http_client
 from tests.support.agents import aget_stats, areset_stats, running_agents, spawn
 from tests.support.ports import free_port
 from tests.support.server import serving_made
@@ -161,73 +161,95 @@ async def test_concurrent_calls_share_one_client(
     assert len({reply.task_id for reply in replies}) == 8
 
 
+class RecordsClients:
+    """ASGI middleware: the client address (host, port) of every POST, one port per TCP
+    connection the agent was called over."""
+
+    def __init__(self, app: ASGIApp, clients: list[tuple[str, int]]) -> None:
+        self.app, self.clients = app, clients
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            self.clients.append(tuple(scope["client"]))
+        await self.app(scope, receive, send)
+
+
+class EndsLate:
+    """ASGI middleware: every answer ends a moment after its last part (a stream closed a
+    little after its final event)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def late(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                await asyncio.sleep(0.05)
+            await send(message)
+
+        await self.app(scope, receive, late)
+
+
+@contextlib.contextmanager
+def counted(agent: str, *, ends_late: bool = False) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    """A real sample agent (``echo`` or ``transform``: its a2a-sdk app) on 127.0.0.1, its
+    answers ending a moment late if ``ends_late``; yields its URL and the client address of
+    every call it answered."""
+    clients: list[tuple[str, int]] = []
+    kind = {"echo": EchoAgent, "transform": TransformAgent}[agent]
+
+    def make(url: str) -> ASGIApp:
+        app = build_app(kind(AgentSettings(kind=agent, public_url=f"{url}/")))
+        return RecordsClients(EndsLate(app) if ends_late else app, clients)
+
+    with serving_made(make) as url:
+        yield url, clients
+
+
+@pytest.mark.parametrize("ends_late", [False, True], ids=["stream-ends-at-once", "ends-late"])
 @pytest.mark.parametrize("agent", ["echo", "transform"])
-async def test_calls_one_after_another_reuse_one_connection(
-    agents: dict[str, str], agent: str
-) -> None:
+async def test_calls_one_after_another_reuse_one_connection(agent: str, ends_late: bool) -> None:
     """a2a-sdk stops reading a stream at its final event; unread, the response closed its
-    connection and every call opened a new one (``flowledger/a2a/draining.py``)."""
-    connections: set[int] = set()
-
-    async def note_connection(response: httpx.Response) -> None:
-        if response.request.method == "POST":
-            connections.add(id(response.extensions["network_stream"]))
-
-    http = agent_http_client(max_connections=64)
-    http.event_hooks = {"response": [note_connection]}
-    async with http, AgentClient(http_client=http) as client:
-        for n in range(5):
-            reply = await client.send(
-                agents[agent], {"text": f"call {n}"}, auth=NO_AUTH, timeout_s=10
-            )
-            assert reply.output
-    assert len(connections) == 1, f"{len(connections)} connections for 5 calls"
+    connection and every call opened a new one (``flowledger/a2a/draining.py``), unless the
+    stream had ended with it."""
+    with counted(agent, ends_late=ends_late) as (url, clients):
+        async with AgentClient() as client:
+            for n in range(5):
+                reply = await client.send(url, {"text": f"call {n}"}, auth=NO_AUTH, timeout_s=10)
+                assert reply.output
+    assert len(clients) == 5
+    assert len(set(clients)) == 1, f"{len(set(clients))} connections for 5 calls"
 
 
-async def test_many_calls_at_once_keep_their_connections(agents: dict[str, str]) -> None:
+async def test_many_calls_at_once_keep_their_connections() -> None:
     """320 calls, 64 at a time, need at most 64 connections: httpx's one pool closed every
     connection that went idle while it held more than 20 in all, so each call opened its own
     (``flowledger/a2a/pools.py``)."""
-    streams: list[object] = []  # held, so that no two connections share an id()
-
-    async def note_connection(response: httpx.Response) -> None:
-        if response.request.method == "POST":
-            streams.append(response.extensions["network_stream"])
-
-    http = agent_http_client(max_connections=64)
-    http.event_hooks = {"response": [note_connection]}
     slots = asyncio.Semaphore(64)
 
     async def call(n: int) -> object:
         async with slots:
-            reply = await client.send(agents["echo"], {"n": n}, auth=NO_AUTH, timeout_s=10)
+            reply = await client.send(url, {"n": n}, auth=NO_AUTH, timeout_s=10)
             return reply.output
 
-    async with http, AgentClient(http_client=http) as client:
-        outputs = await asyncio.gather(*(call(n) for n in range(320)))
+    with counted("echo") as (url, clients):
+        async with AgentClient(max_connections=64) as client:
+            outputs = await asyncio.gather(*(call(n) for n in range(320)))
     assert outputs == [{"n": n} for n in range(320)]
-    assert len(streams) == 320
-    connections = len({id(stream) for stream in streams})
+    assert len(clients) == 320
+    connections = len(set(clients))
     assert connections <= 64, f"{connections} connections for 320 calls, 64 at a time"
 
 
-async def test_calls_beyond_the_connection_limit_wait_for_a_connection(
-    agents: dict[str, str],
-) -> None:
-    streams: list[object] = []
-
-    async def note_connection(response: httpx.Response) -> None:
-        if response.request.method == "POST":
-            streams.append(response.extensions["network_stream"])
-
-    http = agent_http_client(max_connections=4)
-    http.event_hooks = {"response": [note_connection]}
-    async with http, AgentClient(http_client=http) as client:
-        replies = await asyncio.gather(
-            *(client.send(agents["echo"], {"n": n}, auth=NO_AUTH, timeout_s=10) for n in range(12))
-        )
+async def test_calls_beyond_the_connection_limit_wait_for_a_connection() -> None:
+    with counted("echo") as (url, clients):
+        async with AgentClient(max_connections=4) as client:
+            replies = await asyncio.gather(
+                *(client.send(url, {"n": n}, auth=NO_AUTH, timeout_s=10) for n in range(12))
+            )
     assert [reply.output for reply in replies] == [{"n": n} for n in range(12)]
-    assert len({id(stream) for stream in streams}) <= 4
+    assert len(clients) == 12
+    assert len(set(clients)) <= 4
 
 
 async def test_flaky_fails_n_times_then_succeeds(

@@ -1,0 +1,201 @@
+"""The agent client's HTTP transport (``flowledger/a2a/pools.py``: aiohttp under httpx) against
+real sockets served in the test's event loop: what an agent's server does wrong reaches callers
+as the httpx error httpx's own transport raised for it (``call_error`` reads those), answers
+stream as they arrive, bodies are decoded once, and a connection is kept only when its answer
+was read to its end. Calls through real A2A agents are in ``test_agent_client.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from flowledger.a2a.errors import call_error
+from flowledger.a2a.pools import agent_http_client
+
+pytestmark = pytest.mark.integration
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _request_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+@dataclass
+class Served:
+    url: str
+    accepted: list[asyncio.StreamWriter] = field(default_factory=list)
+    """Every connection the server accepted."""
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[Served]:
+    """A server on 127.0.0.1 answering each connection with ``handler``."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield Served(f"http://127.0.0.1:{port}/", accepted)
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+
+
+def _answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
+    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]  # closed again below: nobody listens on it
+    async with agent_http_client(4) as http:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await http.get(f"http://127.0.0.1:{port}/")
+    error = call_error(caught.value, "agent", "call the agent")
+    assert (error.kind, error.retryable) == ("network", True)
+    assert "cannot connect" in str(error)
+
+
+async def test_an_agent_that_never_answers_is_a_read_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        await asyncio.sleep(30)
+
+    async with serving(silent) as served:
+        async with agent_http_client(4) as http:
+            with pytest.raises(httpx.ReadTimeout) as caught:
+                await http.get(served.url, timeout=httpx.Timeout(5.0, read=0.3))
+        assert call_error(caught.value, served.url, "call the agent").kind == "timeout"
+
+
+@pytest.mark.parametrize("cut", ["before its answer", "in its body"])
+async def test_a_connection_dropped_mid_call_is_a_network_error(cut: str) -> None:
+    """A dropped stream is read back by polling (``AgentClient._call``) only when it is a
+    network error: a dropped connection must not look like a timeout."""
+
+    async def dropping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        if cut == "in its body":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+            await writer.drain()
+        writer.transport.abort()
+
+    async with serving(dropping) as served:
+        async with agent_http_client(4) as http:
+            with pytest.raises(httpx.TransportError) as caught:
+                await http.get(served.url)
+        assert not isinstance(caught.value, httpx.TimeoutException), caught.value
+        assert call_error(caught.value, served.url, "call the agent").kind == "network"
+
+
+async def test_a_streamed_answer_arrives_as_it_is_sent() -> None:
+    """An agent's first stream event (its task, so that a cancel can reach it) must not wait
+    for the rest of the answer: the server sends the rest only once the first was read."""
+    first_read = asyncio.Event()
+
+    async def streaming(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+        writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
+        for event in (b"data: first\n\n", b"data: last\n\n"):
+            writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+            await writer.drain()
+            await asyncio.wait_for(first_read.wait(), 10)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    lines = []
+    async with (
+        serving(streaming) as served,
+        agent_http_client(4) as http,
+        http.stream("GET", served.url) as response,
+    ):
+        async for line in response.aiter_lines():
+            if line:
+                lines.append(line)
+                first_read.set()
+    assert lines == ["data: first", "data: last"]
+
+
+async def test_a_compressed_answer_is_decoded_once() -> None:
+    body = b'{"text": "hello"}'
+
+    async def compressing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        writer.write(_answer(gzip.compress(body), "Content-Encoding: gzip"))
+        await writer.drain()
+
+    async with serving(compressing) as served, agent_http_client(4) as http:
+        response = await http.get(served.url)
+    assert response.content == body
+
+
+async def _answer_in_two(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Each answer's body comes in two parts, the second a moment after the first."""
+    while True:
+        await _request_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"world")
+        await writer.drain()
+
+
+async def test_a_connection_is_kept_only_after_its_answer_was_read_to_the_end() -> None:
+    async with serving(_answer_in_two) as served, agent_http_client(4) as http:
+        for _ in range(3):
+            assert (await http.get(served.url)).content == b"helloworld"
+        assert len(served.accepted) == 1, "answers read to their end: one connection"
+        for _ in range(2):
+            async with http.stream("GET", served.url):
+                pass  # closed with its body unread: its connection is closed too
+        assert len(served.accepted) == 2  # the first took the kept one, the second a new one
+        assert (await http.get(served.url)).content == b"helloworld"
+        assert len(served.accepted) == 3
+
+
+async def test_the_request_goes_out_as_httpx_built_it() -> None:
+    received: list[bytes] = []
+
+    async def recording(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await _request_head(reader)
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        received.extend([head, await reader.readexactly(length)])
+        writer.write(_answer(b"{}", status="201 Created"))
+        await writer.drain()
+
+    async with serving(recording) as served, agent_http_client(4) as http:
+        response = await http.post(served.url, json={"n": 1}, headers={"X-Step": "a"})
+    head, body = received
+    assert response.status_code == 201 and response.reason_phrase == "Created"
+    assert body == b'{"n":1}'
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0] == "post / http/1.1"
+    for header in ("x-step: a", "content-type: application/json", "content-length: 7"):
+        assert header in lines, lines
+    assert "user-agent: flowledger-agent-client" in lines
+    assert not any(line.startswith("cookie") for line in lines)
