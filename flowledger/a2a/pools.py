@@ -8,10 +8,12 @@ connection that went idle (it keeps at most ``max_keepalive_connections`` *in al
 included) or, kept large, checked every connection it held twice per request.
 :class:`AiohttpTransport` hands each request to an ``aiohttp.ClientSession`` instead: its HTTP
 parser is C, and its pool keeps, per agent (scheme, host and port), up to ``max_connections``
-connections, every idle one for :data:`KEEPALIVE_S` (httpx's keep-alive expiry); a request
-beyond them waits for one. httpx stays above it: redirects, auth, headers, decoding, the
-client's timeouts (passed on per request), and aiohttp's errors reach callers as httpx's
-(:func:`_mapped`), so :func:`~flowledger.a2a.errors.call_error` sees what it always saw.
+connections, every idle one for :data:`KEEPALIVE_S`; a request beyond them waits for one.
+httpx stays above it: redirects, auth, headers, decoding, the client's timeouts (passed on per
+request; aiohttp has no write timeout), and aiohttp's errors reach callers as httpx's
+(:func:`_mapped`: the kind :func:`~flowledger.a2a.errors.call_error` gives each failure is the
+one it gave before). The request goes out as httpx built it: its headers as httpx wrote them,
+none added, its URL as encoded.
 
 A proxy keeps httpx's own transport, one pool of ``max_connections`` (aiohttp is not told of
 proxies): for every URL when ``ALL_PROXY`` is set or a ``proxy`` is given, and otherwise for
@@ -33,16 +35,28 @@ from typing import Any, Final
 
 import aiohttp
 import httpx
+import yarl
 
 from flowledger.a2a.cookies import NoCookies
 
-KEEPALIVE_S: Final = 5.0
-"""How long an idle connection to an agent is kept (httpx's default keep-alive expiry)."""
+KEEPALIVE_S: Final = 2.0
+"""How long an idle connection to an agent is kept: well within the keep-alive of the servers
+agents run on (uvicorn's 5 s, nginx's 75 s). aiohttp, unlike httpcore, does not look at a
+connection's socket before it sends a request over it, and a POST that finds the connection
+closed by the server fails (no retry: it might have been received); one the server has not
+yet closed for idling is not closed on us."""
+MAX_HEADER_BYTES: Final = 65536
+"""The longest header line an agent's answer may carry (h11's limit for all headers is 64 KiB;
+aiohttp's own default, 8 KiB, would refuse answers httpx read)."""
+NOT_ADDED: Final = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+"""Headers aiohttp adds when a request has none: the request goes out as httpx built it."""
 
 
 @contextlib.contextmanager
 def _mapped(request: httpx.Request) -> Iterator[None]:
-    """aiohttp's failures as the httpx errors httpx's own transport raises for them."""
+    """aiohttp's failures as the httpx errors httpx's own transport (httpcore) raised for the
+    same failure, or one of the same kind (a timeout, a failure to connect, a connection lost
+    or an answer that breaks HTTP)."""
     try:
         yield
     except aiohttp.ConnectionTimeoutError as error:  # connecting, or waiting for a connection
@@ -51,11 +65,19 @@ def _mapped(request: httpx.Request) -> Iterator[None]:
         raise httpx.ReadTimeout(_text(error, "timed out reading"), request=request) from error
     except aiohttp.ClientConnectorError as error:  # refused, unknown host, TLS handshake
         raise httpx.ConnectError(_text(error, "cannot connect"), request=request) from error
-    except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as error:
+    except aiohttp.ServerDisconnectedError as error:  # closed before answering
+        raise httpx.RemoteProtocolError(
+            _text(error, "server disconnected without sending a response"), request=request
+        ) from error
+    except aiohttp.ClientPayloadError as error:  # a body cut short (reset: a read error)
+        reset = isinstance(error.__cause__, (ConnectionError, aiohttp.ClientOSError))
+        kind = httpx.ReadError if reset else httpx.RemoteProtocolError
+        raise kind(_text(error, "incomplete body"), request=request) from error
+    except aiohttp.ClientResponseError as error:  # an answer that is not HTTP
         raise httpx.RemoteProtocolError(_text(error, "bad answer"), request=request) from error
-    except aiohttp.ClientConnectionError as error:  # dropped, reset, disconnected
+    except aiohttp.ClientConnectionError as error:  # reset, or lost while sending
         raise httpx.ReadError(_text(error, "connection lost"), request=request) from error
-    except aiohttp.InvalidURL as error:
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as error:
         raise httpx.UnsupportedProtocol(_text(error, "invalid URL"), request=request) from error
     except aiohttp.ClientError as error:
         raise httpx.TransportError(_text(error, "request failed"), request=request) from error
@@ -109,6 +131,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,  # httpx decodes what the Content-Encoding says
+                skip_auto_headers=NOT_ADDED,
+                max_line_size=MAX_HEADER_BYTES,
+                max_field_size=MAX_HEADER_BYTES,
             )
         return self._session
 
@@ -116,38 +141,48 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._client()
         timeout = request.extensions.get("timeout", {})
         connect, pool = timeout.get("connect"), timeout.get("pool")
-        headers = [(name, value) for name, value in request.headers.multi_items()]
         body = await request.aread()
-        if body:  # sent with its length: aiohttp would not chunk bytes it has whole
-            headers = [(n, v) for n, v in headers if n.lower() != "transfer-encoding"]
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request.headers.raw
+            if name.lower() != b"transfer-encoding"  # the body was read whole: sent with its length
+        ]
+        if body and "content-length" not in request.headers:
+            headers.append(("Content-Length", str(len(body))))
         with _mapped(request):
             response = await session.request(
                 request.method,
-                str(request.url),
+                yarl.URL(str(request.url), encoded=True),
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,  # httpx follows them, if asked
                 compress=None,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
-                    connect=None if connect is None or pool is None else connect + pool,
+                    connect=None
+                    if connect is None and pool is None
+                    else (connect or 0) + (pool or 0),
                     sock_connect=connect,
                     sock_read=timeout.get("read"),
                 ),
             )
-        version = response.version or aiohttp.HttpVersion11
-        extensions: dict[str, Any] = {
-            "http_version": f"HTTP/{version.major}.{version.minor}".encode()
-        }
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode()
-        return httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            stream=_Body(response, request),
-            request=request,
-            extensions=extensions,
-        )
+        try:
+            version = response.version or aiohttp.HttpVersion11
+            extensions: dict[str, Any] = {
+                "http_version": f"HTTP/{version.major}.{version.minor}".encode()
+            }
+            if response.reason:  # as it came: aiohttp decoded it with surrogateescape
+                extensions["reason_phrase"] = response.reason.encode("utf-8", "surrogateescape")
+            return httpx.Response(
+                response.status,
+                headers=list(response.raw_headers),
+                stream=_Body(response, request),
+                request=request,
+                extensions=extensions,
+            )
+        except BaseException:
+            response.release()
+            raise
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
