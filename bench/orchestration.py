@@ -147,9 +147,9 @@ def _latency_notes(overhead: float, b: dict[str, Any]) -> str:
         f"{b['direct_5_calls_ms']:.0f} ms for the 5 calls alone. A run is "
         f"{b['events_per_run']:.0f} events in {b['commits_per_run']:.0f} commits; a step's "
         "call goes out while its start commits (with the previous step's success, ADR 0014). "
-        "What is longer is the calls themselves: timed inside the executor in a probe, 6 to 7 "
-        "ms each (the first of a run 10) against 3.5 to 3.9 made directly in the same hour, "
-        "and letting the next step start "
+        "What is longer is the calls themselves: timed inside the executor in an earlier probe "
+        "(over httpx's transport), 6 to 7 ms each (the first of a run 10) against 3.5 to 3.9 "
+        "made directly in the same hour, and letting the next step start "
         "before the previous commit had answered shortened nothing. One run at a time is not "
         "one thing at a time: "
         f"each run cost {total:.0f} ms of CPU ({_cpu_text(cpu)}) in "
@@ -162,7 +162,9 @@ def _latency_notes(overhead: float, b: dict[str, Any]) -> str:
         "turning off the executor's own feed or its Kafka consumer, or running the executor "
         "on uvloop did not shorten the calls; the relay reading at most every 20 ms (as the "
         "projections do every 30) saved 0.7 ms per step in two alternating pairs, but would "
-        "put the relay's own p99 (append to consumer, 200 events/s) past its 50 ms target"
+        "put the relay's own p99 (append to consumer, 200 events/s) past its 50 ms target, "
+        "and at most every 10 ms it saved a third of the relay's CPU but nothing measurable per "
+        "step (two alternating pairs, over aiohttp)"
     )
 
 
@@ -175,11 +177,13 @@ def _throughput_notes(ratio: float, details: dict[str, Any]) -> str:
     return (
         f"CPU per run, ms: {_cpu_text(cpu)} ({sum(cpu.values()):.0f} in all): the 2 cores "
         "are the limit. The "
-        f"executor's {executor:.1f} ms ({executor / STEPS:.1f} per step) is for a third to a "
-        "half the A2A client's own work per call (a2a-sdk over httpx, in a profile) and then "
-        "the event loop, deciding and the commits it shares with every run it drives; the "
-        f"followers' {followers:.1f} ms is decoding, projecting and publishing each event. "
-        "The direct chains append nothing"
+        f"executor's {executor:.1f} ms ({executor / STEPS:.1f} per step) is for about half "
+        "the A2A client's own work per call (a2a-sdk over httpx over aiohttp, in a profile) "
+        "and then the event loop, deciding and the commits it shares with every run it "
+        f"drives; the followers' {followers:.1f} ms is decoding, projecting and publishing "
+        "each event. The direct chains append nothing, and they call through the same client: "
+        "making it cheaper (aiohttp under httpx, ADR 0026: the executor's CPU per run fell "
+        "by about a third in a probe) made them faster too, as much as the runs"
     )
 
 
