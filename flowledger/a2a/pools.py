@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
@@ -61,7 +60,7 @@ def _mapped(request: httpx.Request) -> Iterator[None]:
         yield
     except aiohttp.ConnectionTimeoutError as error:  # connecting, or waiting for a connection
         raise httpx.ConnectTimeout(_text(error, "timed out connecting"), request=request) from error
-    except (aiohttp.ServerTimeoutError, TimeoutError) as error:  # nothing read for too long
+    except TimeoutError as error:  # nothing read for too long (aiohttp's ServerTimeoutError)
         raise httpx.ReadTimeout(_text(error, "timed out reading"), request=request) from error
     except aiohttp.ClientConnectorError as error:  # refused, unknown host, TLS handshake
         raise httpx.ConnectError(_text(error, "cannot connect"), request=request) from error
@@ -110,9 +109,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     connections to each agent, idle ones kept for :data:`KEEPALIVE_S` (see the module's doc).
     The session is made on first use, on the event loop that uses it."""
 
-    def __init__(self, *, max_connections: int, verify: ssl.SSLContext | None = None) -> None:
+    def __init__(self, *, max_connections: int) -> None:
         self._max_connections = max(1, max_connections)
-        self._ssl = verify if verify is not None else httpx.create_ssl_context()
+        self._ssl = httpx.create_ssl_context()  # what httpx's own transport verifies with
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 

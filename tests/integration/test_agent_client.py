@@ -1,5 +1,6 @@
 """flowledger's A2A client against the real sample agents, each a server in a subprocess (and,
-for cookies, echo agents served in the test's own event loop)."""
+to see what reaches an agent, sample agents served in this process behind a middleware that
+records it: :func:`served_agent`)."""
 
 from __future__ import annotations
 
@@ -191,18 +192,28 @@ class EndsLate:
 
 
 @contextlib.contextmanager
-def counted(agent: str, *, ends_late: bool = False) -> Iterator[tuple[str, list[tuple[str, int]]]]:
-    """A real sample agent (``echo`` or ``transform``: its a2a-sdk app) on 127.0.0.1, its
-    answers ending a moment late if ``ends_late``; yields its URL and the client address of
-    every call it answered."""
-    clients: list[tuple[str, int]] = []
-    kind = {"echo": EchoAgent, "transform": TransformAgent}[agent]
+def served_agent(kind: str, wrap: Callable[[ASGIApp], ASGIApp]) -> Iterator[str]:
+    """A real sample agent (``echo`` or ``transform``: its a2a-sdk app, its card naming its
+    URL) on 127.0.0.1, behind ``wrap``; yields its URL."""
+    agent = {"echo": EchoAgent, "transform": TransformAgent}[kind]
 
     def make(url: str) -> ASGIApp:
-        app = build_app(kind(AgentSettings(kind=agent, public_url=f"{url}/")))
-        return RecordsClients(EndsLate(app) if ends_late else app, clients)
+        return wrap(build_app(agent(AgentSettings(kind=kind, public_url=f"{url}/"))))
 
     with serving_made(make) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def counted(agent: str, *, ends_late: bool = False) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    """:func:`served_agent`, its answers ending a moment late if ``ends_late``; yields its URL
+    and the client address of every call it answered."""
+    clients: list[tuple[str, int]] = []
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        return RecordsClients(EndsLate(app) if ends_late else app, clients)
+
+    with served_agent(agent, wrap) as url:
         yield url, clients
 
 
@@ -472,21 +483,17 @@ class SetsCookies:
 
 @contextlib.contextmanager
 def cookie_setting_echoes(names: list[str]) -> Iterator[tuple[dict[str, str], list[str | None]]]:
-    """Real echo agents (the sample's a2a-sdk app) on 127.0.0.1, one port each, whose every
-    answer sets a cookie; yields their URLs and the ``Cookie`` headers they received."""
+    """Echo agents (:func:`served_agent`), one port each, whose every answer sets a cookie;
+    yields their URLs and the ``Cookie`` headers they received."""
     seen: list[str | None] = []
     urls: dict[str, str] = {}
 
-    def echo(name: str) -> Callable[[str], ASGIApp]:
-        def make(url: str) -> ASGIApp:
-            agent = EchoAgent(AgentSettings(kind="echo", public_url=f"{url}/"))
-            return SetsCookies(build_app(agent), name, seen)
-
-        return make
+    def sets_cookie(name: str) -> Callable[[ASGIApp], ASGIApp]:
+        return lambda app: SetsCookies(app, name, seen)
 
     with contextlib.ExitStack() as stack:
         for name in names:
-            urls[name] = stack.enter_context(serving_made(echo(name)))
+            urls[name] = stack.enter_context(served_agent("echo", sets_cookie(name)))
         yield urls, seen
 
 

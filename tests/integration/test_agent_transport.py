@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from flowledger.a2a import pools
 from flowledger.a2a.errors import call_error
 from flowledger.a2a.pools import agent_http_client
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serving(handler: Handler) -> AsyncIterator[Served]:
+async def answering(handler: Handler) -> AsyncIterator[Served]:
     """A server on 127.0.0.1 answering each connection with ``handler``."""
     accepted: list[asyncio.StreamWriter] = []
 
@@ -67,9 +67,7 @@ def _answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        port = taken.getsockname()[1]  # closed again below: nobody listens on it
+    port = free_port()  # nobody listens on it
     async with agent_http_client(4) as http:
         with pytest.raises(httpx.ConnectError) as caught:
             await http.get(f"http://127.0.0.1:{port}/")
@@ -81,9 +79,9 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
 async def test_an_agent_that_never_answers_is_a_read_timeout() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _request_head(reader)
-        await asyncio.sleep(30)
+        await reader.read()  # until the client gives up and closes
 
-    async with serving(silent) as served:
+    async with answering(silent) as served:
         async with agent_http_client(4) as http:
             with pytest.raises(httpx.ReadTimeout) as caught:
                 await http.get(served.url, timeout=httpx.Timeout(5.0, read=0.3))
@@ -102,7 +100,7 @@ async def test_a_connection_dropped_mid_call_is_a_network_error(cut: str) -> Non
             await writer.drain()
         writer.transport.abort()
 
-    async with serving(dropping) as served:
+    async with answering(dropping) as served:
         async with agent_http_client(4) as http:
             with pytest.raises(httpx.TransportError) as caught:
                 await http.get(served.url)
@@ -128,7 +126,7 @@ async def test_a_streamed_answer_arrives_as_it_is_sent() -> None:
 
     lines = []
     async with (
-        serving(streaming) as served,
+        answering(streaming) as served,
         agent_http_client(4) as http,
         http.stream("GET", served.url) as response,
     ):
@@ -147,7 +145,7 @@ async def test_a_compressed_answer_is_decoded_once() -> None:
         writer.write(_answer(gzip.compress(body), "Content-Encoding: gzip"))
         await writer.drain()
 
-    async with serving(compressing) as served, agent_http_client(4) as http:
+    async with answering(compressing) as served, agent_http_client(4) as http:
         response = await http.get(served.url)
     assert response.content == body
 
@@ -164,7 +162,7 @@ async def _answer_in_two(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 
 async def test_a_connection_is_kept_only_after_its_answer_was_read_to_the_end() -> None:
-    async with serving(_answer_in_two) as served, agent_http_client(4) as http:
+    async with answering(_answer_in_two) as served, agent_http_client(4) as http:
         for _ in range(3):
             assert (await http.get(served.url)).content == b"helloworld"
         assert len(served.accepted) == 1, "answers read to their end: one connection"
@@ -211,7 +209,7 @@ async def test_the_request_goes_out_as_httpx_built_it(
     """Byte for byte what httpx's own transport sends for the same request: aiohttp adds no
     header, re-encodes no URL, keeps the headers' names as written."""
     received: list[bytes] = []
-    async with serving(_recording(received)) as served:
+    async with answering(_recording(received)) as served:
         url = served.url.rstrip("/") + path
         async with agent_http_client(4) as http:
             response = await http.request(method, url, **options)
@@ -235,7 +233,7 @@ async def test_an_answer_httpx_reads_is_read() -> None:
             writer.write(head + b"Content-Length: 2\r\n\r\nok")
             await writer.drain()
 
-    async with serving(odd) as served, agent_http_client(4) as http:
+    async with answering(odd) as served, agent_http_client(4) as http:
         for _ in range(2):  # and its connection is kept for the next call
             response = await http.get(served.url)
             assert (response.status_code, response.text) == (200, "ok")
@@ -250,7 +248,7 @@ async def test_a_connection_idle_for_its_keep_alive_is_not_used_again(
     look before sending over a kept connection, so ours lets it go first."""
     assert pools.KEEPALIVE_S < 5, "shorter than uvicorn's keep-alive (the sample agents')"
     monkeypatch.setattr(pools, "KEEPALIVE_S", 0.2)
-    async with serving(_answer_in_two) as served, agent_http_client(4) as http:
+    async with answering(_answer_in_two) as served, agent_http_client(4) as http:
         await http.get(served.url)
         await http.get(served.url)
         assert len(served.accepted) == 1
