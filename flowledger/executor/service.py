@@ -97,6 +97,8 @@ class RunFeed:
 
     * what a run's driver must hear (a new or retried run, a signal, a child's end) is handed
       to the event loop, for events committed after the executor started (``watch_from``);
+      runs requested earlier are found by a sweep, the first one made as soon as the active
+      runs hold them (the batch that reaches ``watch_from``), not at the next interval;
     * the executor's own projection (the active runs) is applied, decoding only the few run
       events it needs. A batch with none of them moves the position in memory only: it is
       saved with the next batch that changes the table, or by :meth:`idle` once
@@ -111,6 +113,7 @@ class RunFeed:
         self.projector = projector
         self.store = projector.store
         self.watch_from = watch_from
+        self._caught_up = False
         self._unsaved: int | None = None
         self._saved_at = time.monotonic()
 
@@ -139,6 +142,9 @@ class RunFeed:
             self._saved()
         else:
             self._unsaved = batch[-1].id
+        if not self._caught_up and batch[-1].id >= self.watch_from:
+            self._caught_up = True
+            self.executor.sweep_threadsafe()
 
     def _request(self, notification: Notification) -> Run.Requested | None:
         """A new run's request, when the batch holds nothing later of the run: its whole
@@ -170,11 +176,15 @@ class Executor:
         self.client = client or AgentCallers()
         self.drivers: dict[UUID, RunDriver] = {}
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
+        self._queued: dict[UUID, Run.Requested | None] = {}
+        """Runs heard of while ``max_runs`` were driven, oldest first (at most ``max_runs`` of
+        them): each takes the place of a driven run that ends. Any more wait for the sweep."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._lock_guard = asyncio.Lock()
         self._engine: AsyncEngine | None = None
         """The sweep's async engine, made on this executor's own event loop (:meth:`run`)."""
+        self._extra_sweep: asyncio.Task[float] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -227,15 +237,24 @@ class Executor:
                 await asyncio.to_thread(stop.wait, min(self.settings.sweep_interval_s, next_due_s))
         finally:
             follower_stop.set()
-            if consuming is not None:
-                consuming.cancel()
-                await asyncio.gather(consuming, return_exceptions=True)
+            for task in (consuming, self._extra_sweep):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await self._stop_drivers()
             await self.client.aclose()
             if self._lock_conn is not None:
                 await self._lock_conn.close()
             await asyncio.to_thread(followers.join, 10)
             await engine.dispose()
+
+    def sweep_threadsafe(self) -> None:
+        """Look for active runs now, besides the sweeps at intervals."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._sweep_now)
+
+    def _sweep_now(self) -> None:
+        self._extra_sweep = asyncio.create_task(self._sweep(), name="executor-sweep")
 
     def notify_threadsafe(
         self, run_id: UUID, name: str, request: Run.Requested | None = None
@@ -314,11 +333,23 @@ class Executor:
         )
 
     def _start_driving(self, run_id: UUID, request: Run.Requested | None = None) -> None:
-        if run_id in self._tasks or len(self._tasks) >= self.settings.max_runs:
+        if run_id in self._tasks:
             return
+        if len(self._tasks) >= self.settings.max_runs:
+            if run_id in self._queued or len(self._queued) < self.settings.max_runs:
+                self._queued[run_id] = request or self._queued.get(run_id)
+            return
+        self._queued.pop(run_id, None)
         self._tasks[run_id] = asyncio.create_task(
             self._drive(run_id, request), name=f"drive-{run_id}"
         )
+
+    def _start_queued(self) -> None:
+        """A driven run ended: its place goes to the oldest run queued for one, at once (not
+        at the next sweep, seconds later, with the executor idle meanwhile)."""
+        while self._queued and len(self._tasks) < self.settings.max_runs:
+            run_id = next(iter(self._queued))
+            self._start_driving(run_id, self._queued.pop(run_id))
 
     async def _drive(self, run_id: UUID, request: Run.Requested | None = None) -> None:
         try:
@@ -344,8 +375,10 @@ class Executor:
                 await self._unlock(run_id)
         finally:
             self._tasks.pop(run_id, None)
+            self._start_queued()
 
     async def _stop_drivers(self) -> None:
+        self._queued.clear()  # so that no stopped driver's place goes to another
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

@@ -19,7 +19,8 @@ class ExecutorSettings:
     max_calls: int = setting("FLOWLEDGER_EXECUTOR_MAX_CALLS", 64, integer(minimum=1))
     """Agent calls one executor process makes at the same time."""
     max_runs: int = setting("FLOWLEDGER_EXECUTOR_MAX_RUNS", 200, integer(minimum=1))
-    """Runs one executor process drives at the same time."""
+    """Runs one executor process drives at the same time. As many more wait in its queue, each
+    driven as soon as a driven run ends; any beyond those are found by its next sweep."""
     sweep_interval_s: float = setting("FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL", 2.0, seconds())
     """Time between looks for active runs nobody drives (how fast a stopped executor's runs
     resume elsewhere)."""

@@ -357,6 +357,55 @@ def test_attempt_times_are_in_order(
     assert times == sorted(times)
 
 
+def executor_with(runtime: Runtime, **extra: str) -> InProcessWorkers:
+    """An executor (not started) on the runtime's database, with these settings."""
+    settings = make_settings(runtime.database, extra={**TEST_ENVIRONMENT, **extra})
+    return InProcessWorkers(
+        Runtime.open(settings, database=runtime.database, migrate=False), ("executor",)
+    )
+
+
+def test_runs_beyond_max_runs_take_the_places_of_ended_ones_not_waiting_for_the_sweep(
+    runtime: Runtime, agents: dict[str, str]
+) -> None:
+    """Four slow runs at once on an executor that drives two: the other two are queued and
+    each starts when a driven run ends. Before, they were dropped until the next sweep (60 s
+    here, 2 s by default), the executor idle meanwhile."""
+    workers = executor_with(
+        runtime, FLOWLEDGER_EXECUTOR_MAX_RUNS="2", FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL="60"
+    )
+    workers.start()
+    try:
+        plan = chain(StepPlan("s", "slow", input_mapping={"delay_s": 0.3}))
+        run_ids = [request(runtime, plan) for _ in range(4)]
+        runs = [wait_for(runtime, run_id, finished, timeout=20) for run_id in run_ids]
+    finally:
+        workers.stop()
+        workers.runtime.close_sync()
+    assert workers.failures == []
+    assert {run.status for run in runs} == {"SUCCEEDED"}
+    calls = [run.steps["s"].attempts[0] for run in runs]
+    most_at_once = max(sum(overlap(call, other) for other in calls) for call in calls)
+    assert most_at_once <= 2, "more runs were driven at once than FLOWLEDGER_EXECUTOR_MAX_RUNS"
+
+
+def test_a_run_requested_before_the_executor_started_is_driven_at_once(
+    runtime: Runtime, agents: dict[str, str]
+) -> None:
+    """The executor hears of runs requested after it started from the event store; earlier
+    ones are found by a sweep, which must look once the active runs hold them (its first
+    sweep at start came before, and the next one a sweep interval later: 60 s here)."""
+    run_id = request(runtime, chain(StepPlan("e", "echo")))
+    workers = executor_with(runtime, FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL="60")
+    workers.start()
+    try:
+        run = wait_for(runtime, run_id, finished, timeout=20)
+    finally:
+        workers.stop()
+        workers.runtime.close_sync()
+    assert run.status == "SUCCEEDED"
+
+
 def test_an_executor_stops_when_asked_not_at_its_next_sweep(database: Database) -> None:
     """Stopping ends the executor's wait for news at once: before, it noticed at its next
     sweep, and with a long sweep interval an in-process executor outlived its stop (its
