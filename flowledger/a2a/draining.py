@@ -21,6 +21,7 @@ from typing import Any, Final
 from a2a.client import Client, ClientCallContext
 from a2a.types import SendMessageRequest, StreamResponse
 
+from flowledger.a2a.direct import DirectStreams
 from flowledger.a2a.tracker import Tracker
 
 DRAIN_S: Final = 0.5
@@ -29,10 +30,12 @@ it; a stream left open longer is closed, with its connection, as before."""
 
 
 class DrainingTransport:
-    """An a2a-sdk client transport whose streams are read to their end at their final event."""
+    """An a2a-sdk client transport whose streams are read to their end at their final event,
+    sent straight over aiohttp where they can be (:class:`~flowledger.a2a.direct.DirectStreams`)."""
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
+        self._streams = DirectStreams.of(transport) or transport
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -40,7 +43,7 @@ class DrainingTransport:
     async def send_message_streaming(
         self, request: SendMessageRequest, *, context: ClientCallContext | None = None
     ) -> AsyncGenerator[StreamResponse]:
-        stream = self._transport.send_message_streaming(request, context=context)
+        stream = self._streams.send_message_streaming(request, context=context)
         tracker = Tracker()
         async with contextlib.aclosing(stream):
             async for event in stream:

@@ -11,7 +11,7 @@ parser is C, and its pool keeps, per agent (scheme, host and port), up to ``max_
 connections, every idle one for :data:`KEEPALIVE_S`; a request beyond them waits for one.
 httpx stays above it: redirects, auth, headers, decoding, the client's timeouts (passed on per
 request; aiohttp has no write timeout), and aiohttp's errors reach callers as httpx's
-(:func:`_mapped`: the kind :func:`~flowledger.a2a.errors.call_error` gives each failure is the
+(:func:`mapped`: the kind :func:`~flowledger.a2a.errors.call_error` gives each failure is the
 one it gave before). The request goes out as httpx built it: its headers as httpx wrote them,
 none added, its URL as encoded.
 
@@ -52,7 +52,7 @@ NOT_ADDED: Final = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 
 
 @contextlib.contextmanager
-def _mapped(request: httpx.Request) -> Iterator[None]:
+def mapped(request: httpx.Request | None = None) -> Iterator[None]:
     """aiohttp's failures as the httpx errors httpx's own transport (httpcore) raised for the
     same failure, or one of the same kind (a timeout, a failure to connect, a connection lost
     or an answer that breaks HTTP)."""
@@ -96,7 +96,7 @@ class _Body(httpx.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _mapped(self._request):
+        with mapped(self._request):
             async for chunk in self._response.content.iter_any():
                 yield chunk
 
@@ -115,7 +115,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _client(self) -> aiohttp.ClientSession:
+    def session(self) -> aiohttp.ClientSession:
+        """The session of the running event loop."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             # A session belongs to the loop it was made on; a client used on another loop (a
@@ -137,9 +138,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._client()
-        timeout = request.extensions.get("timeout", {})
-        connect, pool = timeout.get("connect"), timeout.get("pool")
+        session = self.session()
         body = await request.aread()
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
@@ -148,7 +147,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         ]
         if body and "content-length" not in request.headers:
             headers.append(("Content-Length", str(len(body))))
-        with _mapped(request):
+        with mapped(request):
             response = await session.request(
                 request.method,
                 yarl.URL(str(request.url), encoded=True),
@@ -156,14 +155,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,  # httpx follows them, if asked
                 compress=None,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=None
-                    if connect is None and pool is None
-                    else (connect or 0) + (pool or 0),
-                    sock_connect=connect,
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=self.timeout(request.extensions.get("timeout", {})),
             )
         try:
             version = response.version or aiohttp.HttpVersion11
@@ -182,6 +174,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except BaseException:
             response.release()
             raise
+
+    @staticmethod
+    def timeout(timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        """httpx's timeouts of a request (``Timeout.as_dict()``) as aiohttp's: waiting for a
+        connection and connecting within ``pool`` + ``connect``, each read within ``read``
+        (aiohttp has no write timeout)."""
+        connect, pool = timeout.get("connect"), timeout.get("pool")
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=None if connect is None and pool is None else (connect or 0) + (pool or 0),
+            sock_connect=connect,
+            sock_read=timeout.get("read"),
+        )
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -7,10 +7,8 @@ was read to its end. Calls through real A2A agents are in ``test_agent_client.py
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -20,45 +18,9 @@ from flowledger.a2a import pools
 from flowledger.a2a.errors import call_error
 from flowledger.a2a.pools import agent_http_client
 from tests.support.ports import free_port
+from tests.support.raw_server import answering, request_head
 
 pytestmark = pytest.mark.integration
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _request_head(reader: asyncio.StreamReader) -> bytes:
-    return await reader.readuntil(b"\r\n\r\n")
-
-
-@dataclass
-class Served:
-    url: str
-    accepted: list[asyncio.StreamWriter] = field(default_factory=list)
-    """Every connection the server accepted."""
-
-
-@contextlib.asynccontextmanager
-async def answering(handler: Handler) -> AsyncIterator[Served]:
-    """A server on 127.0.0.1 answering each connection with ``handler``."""
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(on_connection, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", accepted)
-    finally:
-        for writer in accepted:
-            writer.close()
-        server.close()
 
 
 def _answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
@@ -78,7 +40,7 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
 
 async def test_an_agent_that_never_answers_is_a_read_timeout() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request_head(reader)
+        await request_head(reader)
         await reader.read()  # until the client gives up and closes
 
     async with answering(silent) as served:
@@ -94,7 +56,7 @@ async def test_a_connection_dropped_mid_call_is_a_network_error(cut: str) -> Non
     network error: a dropped connection must not look like a timeout."""
 
     async def dropping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request_head(reader)
+        await request_head(reader)
         if cut == "in its body":
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
             await writer.drain()
@@ -114,7 +76,7 @@ async def test_a_streamed_answer_arrives_as_it_is_sent() -> None:
     first_read = asyncio.Event()
 
     async def streaming(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request_head(reader)
+        await request_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
         writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
         for event in (b"data: first\n\n", b"data: last\n\n"):
@@ -141,7 +103,7 @@ async def test_a_compressed_answer_is_decoded_once() -> None:
     body = b'{"text": "hello"}'
 
     async def compressing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request_head(reader)
+        await request_head(reader)
         writer.write(_answer(gzip.compress(body), "Content-Encoding: gzip"))
         await writer.drain()
 
@@ -153,7 +115,7 @@ async def test_a_compressed_answer_is_decoded_once() -> None:
 async def _answer_in_two(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Each answer's body comes in two parts, the second a moment after the first."""
     while True:
-        await _request_head(reader)
+        await request_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
         await writer.drain()
         await asyncio.sleep(0.05)
@@ -181,7 +143,7 @@ def _recording(
 
     async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            head = await _request_head(reader)
+            head = await request_head(reader)
             lengths = [
                 int(line.split(b":")[1])
                 for line in head.split(b"\r\n")
@@ -227,7 +189,7 @@ async def test_an_answer_httpx_reads_is_read() -> None:
 
     async def odd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            await _request_head(reader)
+            await request_head(reader)
             reason = b"Fine \xff"
             head = b"HTTP/1.1 200 " + reason + f"\r\nX-Token: {token}\r\n".encode()
             writer.write(head + b"Content-Length: 2\r\n\r\nok")
