@@ -28,6 +28,7 @@ tasks, calls through a proxy) keeps going through httpx.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Final
@@ -68,6 +69,8 @@ class DirectStreams:
         if type(transport) is not JsonRpcTransport:
             return None
         client: httpx.AsyncClient = transport.httpx_client
+        if not _plain(client):
+            return None
         try:
             pool = client._transport_for_url(httpx.URL(transport.url))  # its mounts, proxies
         except (AttributeError, httpx.InvalidURL):
@@ -84,13 +87,15 @@ class DirectStreams:
             "id": str(uuid4()),
             "jsonrpc": "2.0",
         }
-        async for data in self._events(rpc, context):
-            try:
-                answer = json.loads(data)
-            except json.JSONDecodeError as e:
-                raise A2AClientError(f"Invalid JSON-RPC response in SSE stream: {e}") from e
-            answer = transport._check_jsonrpc_response(answer)
-            yield parse_lenient(answer["result"], StreamResponse())
+        events = self._events(rpc, context)
+        async with contextlib.aclosing(events):
+            async for data in events:
+                try:
+                    answer = json.loads(data)
+                except json.JSONDecodeError as e:
+                    raise A2AClientError(f"Invalid JSON-RPC response in SSE stream: {e}") from e
+                answer = transport._check_jsonrpc_response(answer)
+                yield parse_lenient(answer["result"], StreamResponse())
 
     async def _events(
         self, payload: dict[str, Any], context: ClientCallContext | None
@@ -101,8 +106,13 @@ class DirectStreams:
         client: httpx.AsyncClient = transport.httpx_client
         if client.is_closed:
             raise A2AClientError("HTTP client is closed")
-        headers = CIMultiDict(client.headers)
-        asked = context.service_parameters if context and context.service_parameters else {}
+        # The client's headers with their names as given (httpx.Headers.items() lowers them).
+        headers = CIMultiDict(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in client.headers.raw
+        )
+        asked = CIMultiDict(
+            context.service_parameters if context and context.service_parameters else {}
+        )
         headers.update(asked)
         for name, value in STREAM_HEADERS.items():
             if name not in asked:
@@ -126,9 +136,11 @@ class DirectStreams:
                 if not 200 <= response.status < 300:
                     await _raise_status(response, str(self._url))
                 if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                    yield (await response.read()).decode("utf-8", errors="replace")
+                    yield (await response.read()).decode("utf-8")  # (strict, as a2a-sdk's)
                     return
                 async for event, data in _server_sent_events(response):
+                    if not data:
+                        continue  # (a2a-sdk skips an event with empty data, an error's too)
                     if event == "error":
                         transport._handle_sse_error(data)
                     yield data
@@ -137,19 +149,18 @@ class DirectStreams:
 
 
 async def _raise_status(response: aiohttp.ClientResponse, url: str) -> None:
-    """The ``httpx.HTTPStatusError`` httpx's ``raise_for_status`` gave, with the body read."""
+    """Raise the ``httpx.HTTPStatusError`` httpx's ``raise_for_status`` raised for an answer
+    that is not 2xx, with its body read (aiohttp decoded it already: the headers that said how
+    it was encoded go) and the server's own reason phrase."""
+    encoded = {"content-encoding", "content-length", "transfer-encoding"}
     answer = httpx.Response(
         response.status,
-        headers=list(response.raw_headers),
+        headers=[(k, v) for k, v in response.raw_headers if k.decode().lower() not in encoded],
         content=await response.read(),
         request=httpx.Request("POST", url),
+        extensions={"reason_phrase": (response.reason or "").encode("utf-8", "surrogateescape")},
     )
     answer.raise_for_status()
-    raise httpx.HTTPStatusError(  # 1xx: not a success either (a2a-sdk would not read it)
-        f"Informational response '{response.status}' for url '{url}'",
-        request=answer.request,
-        response=answer,
-    )
 
 
 async def _server_sent_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
@@ -172,6 +183,19 @@ async def _server_sent_events(response: aiohttp.ClientResponse) -> AsyncIterator
             event = value
         elif key == "data":
             chunks.append(value)  # (an event the stream ends without a blank line is dropped)
+
+
+def _plain(client: httpx.AsyncClient) -> bool:
+    """Whether the client sends a request as built, with nothing of its own on the way that
+    :class:`DirectStreams` would leave out (auth, event hooks, query parameters, redirects
+    followed, another default text encoding)."""
+    return (
+        client.auth is None
+        and not client.params
+        and not client.follow_redirects
+        and not any(client.event_hooks.values())
+        and getattr(client, "_default_encoding", "utf-8") == "utf-8"
+    )
 
 
 async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:

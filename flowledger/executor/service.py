@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -176,9 +177,11 @@ class Executor:
         self.client = client or AgentCallers()
         self.drivers: dict[UUID, RunDriver] = {}
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
-        self._queued: dict[UUID, Run.Requested | None] = {}
+        self._queued: dict[UUID, None] = {}
         """Runs heard of while ``max_runs`` were driven, oldest first (at most ``max_runs`` of
-        them): each takes the place of a driven run that ends. Any more wait for the sweep."""
+        them): each takes the place of a driven run that ends, read back then (what was heard
+        of it may be stale by then). Any more wait for a sweep."""
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._lock_guard = asyncio.Lock()
@@ -236,6 +239,7 @@ class Executor:
                 # the feed and the group, not through this loop).
                 await asyncio.to_thread(stop.wait, min(self.settings.sweep_interval_s, next_due_s))
         finally:
+            self._stopping = True  # no driver or sweep starts from here on
             follower_stop.set()
             for task in (consuming, self._extra_sweep):
                 if task is not None:
@@ -254,7 +258,8 @@ class Executor:
             self._loop.call_soon_threadsafe(self._sweep_now)
 
     def _sweep_now(self) -> None:
-        self._extra_sweep = asyncio.create_task(self._sweep(), name="executor-sweep")
+        if not self._stopping:
+            self._extra_sweep = asyncio.create_task(self._sweep(), name="executor-sweep")
 
     def notify_threadsafe(
         self, run_id: UUID, name: str, request: Run.Requested | None = None
@@ -267,6 +272,7 @@ class Executor:
         is a parent run whose child ended. ``request``: a new run's ``Run.Requested``, when
         the feed read it (its driver need not read the run)."""
         if name in END_EVENTS:
+            self._queued.pop(run_id, None)
             for parent in self.drivers.values():
                 parent.child_news(run_id)
         driver = self.drivers.get(run_id)
@@ -333,53 +339,58 @@ class Executor:
         )
 
     def _start_driving(self, run_id: UUID, request: Run.Requested | None = None) -> None:
-        if run_id in self._tasks:
+        """Drive the run now if there is room, else queue it if the queue has room."""
+        if self._stopping or run_id in self._tasks:
             return
         if len(self._tasks) >= self.settings.max_runs:
-            if run_id in self._queued or len(self._queued) < self.settings.max_runs:
-                self._queued[run_id] = request or self._queued.get(run_id)
+            if len(self._queued) < self.settings.max_runs:
+                self._queued[run_id] = None
             return
         self._queued.pop(run_id, None)
-        self._tasks[run_id] = asyncio.create_task(
-            self._drive(run_id, request), name=f"drive-{run_id}"
-        )
+        task = asyncio.create_task(self._drive(run_id, request), name=f"drive-{run_id}")
+        self._tasks[run_id] = task
+        task.add_done_callback(functools.partial(self._driven, run_id))
 
     def _start_queued(self) -> None:
         """A driven run ended: its place goes to the oldest run queued for one, at once (not
         at the next sweep, seconds later, with the executor idle meanwhile)."""
-        while self._queued and len(self._tasks) < self.settings.max_runs:
+        while self._queued and len(self._tasks) < self.settings.max_runs and not self._stopping:
             run_id = next(iter(self._queued))
-            self._start_driving(run_id, self._queued.pop(run_id))
+            del self._queued[run_id]
+            self._start_driving(run_id)
 
     async def _drive(self, run_id: UUID, request: Run.Requested | None = None) -> None:
+        if not await self._try_lock(run_id):
+            return
         try:
-            if not await self._try_lock(run_id):
-                return
-            try:
-                driver = RunDriver(
-                    run_id,
-                    self.store,
-                    self.client,
-                    call_slots=self.call_slots,
-                    park_after_s=self.settings.park_after_s,
-                    request=request,
-                )
-                self.drivers[run_id] = driver
-                await driver.drive()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("driving run %s failed; it will be tried again", run_id)
-            finally:
-                self.drivers.pop(run_id, None)
-                await self._unlock(run_id)
+            driver = RunDriver(
+                run_id,
+                self.store,
+                self.client,
+                call_slots=self.call_slots,
+                park_after_s=self.settings.park_after_s,
+                request=request,
+            )
+            self.drivers[run_id] = driver
+            await driver.drive()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("driving run %s failed; it will be tried again", run_id)
         finally:
-            self._tasks.pop(run_id, None)
-            self._start_queued()
+            self.drivers.pop(run_id, None)
+            await self._unlock(run_id)
+
+    def _driven(self, run_id: UUID, task: asyncio.Task[None]) -> None:
+        """A driver's task is done (also one cancelled before it began, whose ``finally``
+        never ran): its place is free."""
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+        self._start_queued()
 
     async def _stop_drivers(self) -> None:
-        self._queued.clear()  # so that no stopped driver's place goes to another
-        tasks = list(self._tasks.values())
+        self._queued.clear()
+        tasks = list(self._tasks.values())  # (none starts once stopping)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -420,6 +431,7 @@ class Executor:
             with contextlib.suppress(Exception):
                 await self._lock_conn.close()
         self._lock_conn = None
+        self._queued.clear()  # their news is stale too: the sweep finds them again
         current = asyncio.current_task()
         for task in list(self._tasks.values()):
             if task is not current:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import pytest
-from a2a.client import ClientCallContext
+from a2a.client import A2AClientError, ClientCallContext
 from a2a.client.transports.jsonrpc import JsonRpcTransport
 from a2a.types import (
     AgentCapabilities,
@@ -41,7 +41,8 @@ pytestmark = pytest.mark.integration
 REQUEST = SendMessageRequest(
     message=Message(role=Role.ROLE_USER, message_id="m-1", parts=[Part(text="héllo")])
 )
-HEADERS = {"Authorization": "Bearer secret", "X-Tenant": "t1"}
+HEADERS = {"Authorization": "Bearer secret", "X-Tenant": "t1", "accept": "text/event-stream, */*"}
+"""The call's own headers (service parameters): one overrides a default, in another case."""
 
 
 def _event(response: StreamResponse, *, rpc_id: str = "1") -> str:
@@ -102,10 +103,20 @@ ANSWERS: dict[str, bytes | None] = {
     ),
     "not a stream but a result": _whole(DONE.encode(), "Content-Type: application/json"),
     "an error event": _stream(f"data: {WORKING}\n\nevent: error\ndata: {RPC_ERROR}\n\n".encode()),
+    "empty events, an error's too": _stream(
+        f"data:\n\nevent: error\ndata:\n\ndata: {WORKING}\n\ndata: {DONE}\n\n".encode()
+    ),
     "an error event that is not JSON-RPC": _stream(b"event: error\ndata: boom\n\n"),
     "an event that is not JSON": _stream(b"data: {nope\n\n"),
     "an event that is not JSON-RPC": _stream(b"data: [1, 2]\n\n"),
     "HTTP 500 with a body": _whole(b"agent exploded", status="500 Internal Server Error"),
+    "HTTP 500 with a compressed body": _whole(
+        gzip.compress(b"agent exploded, compressed"),
+        "Content-Encoding: gzip",
+        status="500 Internal Server Error",
+    ),
+    "HTTP 503 with its own reason phrase": _whole(b"later", status="503 Busy Right Now"),
+    "not a stream and not UTF-8": _whole(b"\xff\xfe", "Content-Type: application/json"),
     "HTTP 302": _whole(b"", "Location: http://elsewhere/", status="302 Found"),
     "the connection dropped mid-stream": b"cut",
     "no answer within the timeout": None,
@@ -180,16 +191,27 @@ def test_the_answers_cover_both_outcomes() -> None:
     assert kinds["the connection dropped mid-stream"] == "network"
     assert kinds["no answer within the timeout"] == "timeout"
     assert kinds["not a stream but a JSON-RPC error"] == kinds["an error event"]
+    assert kinds["HTTP 500 with a compressed body"] == "http"
+    assert "compressed" in outcomes["HTTP 500 with a compressed body"][1][3]  # type: ignore[index]
+    assert "Busy Right Now" in outcomes["HTTP 503 with its own reason phrase"][1][3]  # type: ignore[index]
+    assert outcomes["empty events, an error's too"][0] == outcomes["two events"][0]
 
 
-async def test_only_calls_that_httpx_sends_over_aiohttp_go_direct() -> None:
+async def test_only_calls_that_httpx_sends_over_aiohttp_as_built_go_direct() -> None:
     url = "http://127.0.0.1:9/"
-    async with (
-        agent_http_client(4) as direct,
-        agent_http_client(4, proxy="http://proxy:1") as proxied,
-    ):
+    async with agent_http_client(4) as direct:
         assert DirectStreams.of(JsonRpcTransport(direct, _card(url), url)) is not None
-        assert DirectStreams.of(JsonRpcTransport(proxied, _card(url), url)) is None
+    for options in (
+        {"proxy": "http://proxy:1"},
+        {"auth": ("user", "password")},
+        {"follow_redirects": True},
+        {"params": {"tenant": "t1"}},
+        {"event_hooks": {"request": [print]}},
+    ):
+        async with agent_http_client(4, **options) as http:
+            transport = JsonRpcTransport(http, _card(url), url)
+            assert DirectStreams.of(transport) is None, options
+    async with agent_http_client(4) as direct:
         wrapped = DrainingTransport(JsonRpcTransport(direct, _card(url), url))
         assert isinstance(wrapped._streams, DirectStreams)
 
@@ -203,9 +225,24 @@ def _card(url: str) -> AgentCard:
 
 
 def _headers(head: bytes) -> dict[str, str]:
-    """A request head's headers, by lower-case name (their order aside)."""
+    """A request head's headers, their names as sent (their order aside)."""
     lines = head.decode("latin-1").split("\r\n")[1:]
     return {
-        name.strip().lower(): value.strip()
+        name.strip(): value.strip()
         for name, _, value in (line.partition(":") for line in lines if line)
     }
+
+
+async def test_a_closed_client_fails_the_same_way() -> None:
+    url = "http://127.0.0.1:9/"
+    failures = []
+    for path in ("direct", "httpx"):
+        async with agent_http_client(4) as http:
+            transport = JsonRpcTransport(http, _card(url), url)
+            streams = DirectStreams.of(transport) if path == "direct" else transport
+        assert streams is not None
+        with pytest.raises(A2AClientError, match="closed") as caught:
+            async for _ in streams.send_message_streaming(REQUEST):
+                pass
+        failures.append((type(caught.value), str(caught.value)))
+    assert failures[0] == failures[1]

@@ -389,6 +389,30 @@ def test_runs_beyond_max_runs_take_the_places_of_ended_ones_not_waiting_for_the_
     assert most_at_once <= 2, "more runs were driven at once than FLOWLEDGER_EXECUTOR_MAX_RUNS"
 
 
+def test_a_run_cancelled_while_queued_is_not_called(
+    runtime: Runtime, agents: dict[str, str]
+) -> None:
+    """A queued run is read back when its turn comes: what was heard of it may be stale (here
+    it was cancelled meanwhile), and a driver started from it would call the agent once."""
+    workers = executor_with(
+        runtime, FLOWLEDGER_EXECUTOR_MAX_RUNS="1", FLOWLEDGER_EXECUTOR_SWEEP_INTERVAL="60"
+    )
+    workers.start()
+    try:
+        wait_for(runtime, request(runtime, chain(StepPlan("e", "echo"))), finished)  # it follows
+        busy = request(runtime, chain(StepPlan("s", "slow", input_mapping={"delay_s": 0.5})))
+        wait_for(runtime, busy, lambda r: r.steps["s"].in_flight is not None)
+        queued = request(runtime, chain(StepPlan("e", "echo")))
+        cancel_run(runtime.store, CancelRun(run_id=queued), META)
+        after = request(runtime, chain(StepPlan("e", "echo")))  # queued behind it
+        wait_for(runtime, after, finished)
+    finally:
+        workers.stop()
+        workers.runtime.close_sync()
+    assert runtime.store.get(Run, queued).status == "CANCELLED"
+    assert get_stats(agents["echo"])["calls"] == 2, "the cancelled run's step was called"
+
+
 def test_a_run_requested_before_the_executor_started_is_driven_at_once(
     runtime: Runtime, agents: dict[str, str]
 ) -> None:
