@@ -162,8 +162,16 @@ def outgoing_call_span(
     """A call to another service (an agent, a webhook subscriber, a broker).
 
     Yields the headers to send with the call: they carry the span's ``traceparent`` so the
-    callee can continue the trace. A raised exception marks the span as an error.
+    callee can continue the trace. A raised exception marks the span as an error. With no
+    spans recorded (no exporter), no span is made: one that is not recorded carries its
+    parent's context, which the headers then carry as they are (making it was 3% of the
+    executor's CPU with runs in flight, in a profile).
     """
+    if not recording():
+        carried: dict[str, str] = {}
+        _PROPAGATOR.inject(carried)
+        yield carried
+        return
     span_attributes = {"peer.service": target, **attributes}
     if url:
         span_attributes["url.full"] = url
