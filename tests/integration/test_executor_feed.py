@@ -35,6 +35,10 @@ class Heard:
     def __init__(self) -> None:
         self.news: list[tuple[UUID, str]] = []
         self.requests: dict[UUID, Any] = {}
+        self.sweeps = 0
+
+    def sweep_threadsafe(self) -> None:
+        self.sweeps += 1
 
     def notify_threadsafe(self, run_id: UUID, name: str, request: Any = None) -> None:
         self.news.append((run_id, name))
@@ -67,6 +71,8 @@ def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_laz
     follower.catch_up()
     assert active_runs(runtime) == {earlier, later}
     assert heard.news == [(later, "RunRequested")], "only what came after the executor started"
+    # The earlier run is in the active runs now: the feed asks for a sweep to find it, once.
+    assert heard.sweeps == 1
     request = heard.requests[later]  # its driver starts from it, without reading the run
     assert isinstance(request, Run.Requested) and request.originator_id == later
 
@@ -107,6 +113,7 @@ def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_laz
     assert active_runs(runtime) == {later}
     assert saved(projector) == store.head()
     assert (earlier, "RunFailed") in heard.news
+    assert heard.sweeps == 1, "a sweep is asked for once, when the feed first reaches where it started watching"
 
 
 def _topics_after(store: EventStore, position: int) -> list[str]:
