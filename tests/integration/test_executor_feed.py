@@ -113,7 +113,7 @@ def test_the_feed_applies_the_active_runs_hears_new_runs_and_saves_positions_laz
     assert active_runs(runtime) == {later}
     assert saved(projector) == store.head()
     assert (earlier, "RunFailed") in heard.news
-    assert heard.sweeps == 1, "a sweep is asked for once, when the feed first reaches where it started watching"
+    assert heard.sweeps == 1, "asked for once, when the feed first reached where it started"
 
 
 def _topics_after(store: EventStore, position: int) -> list[str]:
