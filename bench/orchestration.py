@@ -203,9 +203,9 @@ def _throughput_notes(ratio: float, details: dict[str, Any]) -> str:
     return (
         f"CPU per run, ms: {_cpu_text(cpu)} ({sum(cpu.values()):.0f} in all): the 2 cores "
         "are the limit. The "
-        f"executor's {executor:.1f} ms ({executor / STEPS:.1f} per step) is for about a third "
+        f"executor's {executor:.1f} ms ({executor / STEPS:.1f} per step) is about a third "
         "the A2A client's own work per call (a2a-sdk's request and protobuf conversions, "
-        "straight over aiohttp: ADR 0027) and then the event loop, deciding, the run's "
+        "straight over aiohttp: ADR 0027), the rest the event loop, deciding, the run's "
         f"advisory lock and the commits it shares with every run it drives; the followers' "
         f"{followers:.1f} ms is decoding, projecting and publishing each event. The direct "
         "chains append nothing, and they call through the same client: making it cheaper "
