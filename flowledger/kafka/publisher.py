@@ -25,6 +25,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+import uvloop
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
@@ -79,10 +80,11 @@ class BrokerView:
 
 
 class LoopThread:
-    """An event loop running in a daemon thread, for async clients used from blocking code."""
+    """An event loop (uvloop's, as the workers': ADR 0028) running in a daemon thread, for
+    async clients used from blocking code."""
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 

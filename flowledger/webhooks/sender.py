@@ -30,6 +30,7 @@ from typing import Final
 from uuid import UUID
 
 import httpx
+import uvloop
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowledger import __version__
@@ -198,4 +199,4 @@ def run_sender(runtime: Runtime, stop: threading.Event) -> None:
         WebhookSettings.from_settings(runtime.settings),
         engine=runtime.new_async_engine,
     )
-    asyncio.run(sender.run(stop))
+    uvloop.run(sender.run(stop))
