@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 from uuid import UUID
 
-import psycopg
 import uvloop
 from eventsourcing.persistence import Notification
 from sqlalchemy import func, or_, select
@@ -48,6 +47,7 @@ from flowledger.executor.active_runs import (
 )
 from flowledger.executor.callers import AgentCallers
 from flowledger.executor.driver import RunDriver
+from flowledger.executor.run_locks import RunLocks
 from flowledger.executor.settings import ExecutorSettings
 from flowledger.kafka.config import KafkaSettings
 from flowledger.kafka.consumer import FAST_GROUP_SETTINGS, EnvelopeConsumer
@@ -87,11 +87,6 @@ embedded broker 17 instead of 29. (A heartbeat every 3 s, aiokafka's default, sa
 more, but an executor stopping while its group rebalanced then took 5 s.)"""
 RECONNECT: Final = Backoff(initial=0.5, maximum=10.0)
 """The wait before the executor's Kafka consumer connects again, after each failure in a row."""
-
-
-def lock_key(run_id: UUID) -> int:
-    """The advisory lock key of a run: 64 bits of its id, as a signed bigint."""
-    return int.from_bytes(run_id.bytes[:8], "big", signed=True)
 
 
 class RunFeed:
@@ -184,8 +179,7 @@ class Executor:
         of it may be stale by then). Any more wait for a sweep."""
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock_conn: psycopg.AsyncConnection[Any] | None = None
-        self._lock_guard = asyncio.Lock()
+        self._locks = RunLocks(self.store.database.libpq_url, self._lost_locks)
         self._engine: AsyncEngine | None = None
         """The sweep's async engine, made on this executor's own event loop (:meth:`run`)."""
         self._extra_sweep: asyncio.Task[float] | None = None
@@ -248,8 +242,7 @@ class Executor:
                     await asyncio.gather(task, return_exceptions=True)
             await self._stop_drivers()
             await self.client.aclose()
-            if self._lock_conn is not None:
-                await self._lock_conn.close()
+            await self._locks.close()
             await asyncio.to_thread(followers.join, 10)
             await engine.dispose()
 
@@ -361,7 +354,7 @@ class Executor:
             self._start_driving(run_id)
 
     async def _drive(self, run_id: UUID, request: Run.Requested | None = None) -> None:
-        if not await self._try_lock(run_id):
+        if not await self._locks.lock(run_id):
             return
         try:
             driver = RunDriver(
@@ -380,7 +373,7 @@ class Executor:
             log.exception("driving run %s failed; it will be tried again", run_id)
         finally:
             self.drivers.pop(run_id, None)
-            await self._unlock(run_id)
+            await self._locks.unlock(run_id)
 
     def _driven(self, run_id: UUID, task: asyncio.Task[None]) -> None:
         """A driver's task is done (also one cancelled before it began, whose ``finally``
@@ -398,40 +391,9 @@ class Executor:
 
     # ------------------------------------------------------------------ locks
 
-    async def _try_lock(self, run_id: UUID) -> bool:
-        async with self._lock_guard:
-            try:
-                conn = await self._lock_connection()
-                cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(run_id),))
-                row = await cursor.fetchone()
-            except psycopg.Error as error:
-                await self._lost_locks(error)
-                return False
-            return bool(row and row[0])
-
-    async def _unlock(self, run_id: UUID) -> None:
-        async with self._lock_guard:
-            if self._lock_conn is None or self._lock_conn.closed:
-                return
-            try:
-                await self._lock_conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(run_id),))
-            except psycopg.Error as error:
-                await self._lost_locks(error)
-
-    async def _lock_connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._lock_conn is None or self._lock_conn.closed:
-            self._lock_conn = await psycopg.AsyncConnection.connect(
-                self.store.database.libpq_url, autocommit=True, connect_timeout=5
-            )
-        return self._lock_conn
-
     async def _lost_locks(self, error: BaseException) -> None:
         """The lock connection failed: every lock it held is gone, so stop driving."""
         log.warning("executor lost its lock connection (%s); stopping its drivers", error)
-        if self._lock_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._lock_conn.close()
-        self._lock_conn = None
         self._queued.clear()  # their news is stale too: the sweep finds them again
         current = asyncio.current_task()
         for task in list(self._tasks.values()):

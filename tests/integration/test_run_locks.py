@@ -1,0 +1,112 @@
+"""The executor's run locks (:class:`RunLocks`) against a real PostgreSQL: one holder of each
+run among executors; many asked for at once go in one statement; a lost connection drops them
+all (and says so); a lock whose asker went away meanwhile is given back, not kept."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from flowledger.executor.run_locks import RunLocks, lock_key
+from flowledger.runtime.database import Database
+from tests.support.polling import eventually_async
+
+
+class Executors:
+    """Two executors' locks on one database, and what each was told of a lost connection."""
+
+    def __init__(self, url: str) -> None:
+        self.lost: list[BaseException] = []
+        self.first = RunLocks(url, self._lost)
+        self.second = RunLocks(url, self._lost)
+
+    async def _lost(self, error: BaseException) -> None:
+        self.lost.append(error)
+
+
+@pytest.fixture
+async def executors(pg_server: Database) -> AsyncIterator[Executors]:
+    both = Executors(pg_server.libpq_url)
+    yield both
+    await both.first.close()
+    await both.second.close()
+
+
+async def test_a_run_is_held_by_one_executor_until_it_lets_go(executors: Executors) -> None:
+    runs = [uuid.uuid4() for _ in range(20)]
+    first = await asyncio.gather(*(executors.first.lock(run) for run in runs))
+    second = await asyncio.gather(*(executors.second.lock(run) for run in runs))
+    assert first == [True] * 20
+    assert second == [False] * 20
+    await asyncio.gather(*(executors.first.unlock(run) for run in runs[:5]))
+    assert (
+        await asyncio.gather(*(executors.second.lock(run) for run in runs))
+        == [True] * 5 + [False] * 15
+    )
+
+
+async def test_an_executor_does_not_take_a_run_it_holds_a_second_time(
+    executors: Executors,
+) -> None:
+    run = uuid.uuid4()
+    assert await executors.first.lock(run)
+    assert not await executors.first.lock(run)
+    await executors.first.unlock(run)  # held once: one unlock frees it
+    assert await executors.second.lock(run)
+
+
+async def test_locks_asked_for_at_once_go_in_one_statement(
+    executors: Executors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    execute = psycopg.AsyncConnection.execute
+
+    async def counted(self: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        statements.append(str(query))
+        return await execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", counted)
+    runs = [uuid.uuid4() for _ in range(50)]
+    assert all(await asyncio.gather(*(executors.first.lock(run) for run in runs)))
+    await asyncio.gather(*(executors.first.unlock(run) for run in runs))
+    assert len(statements) == 2, statements
+    assert all(await asyncio.gather(*(executors.second.lock(run) for run in runs)))
+
+
+async def test_a_lost_connection_drops_every_lock_and_is_reported(
+    executors: Executors, pg_server: Database
+) -> None:
+    held = uuid.uuid4()
+    key = lock_key(held)
+    assert await executors.first.lock(held)
+    with psycopg.connect(pg_server.libpq_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND granted AND classid::bigint = %s AND objid::bigint = %s",
+            ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+        )
+    # The next statement finds the connection gone: its lock is refused, the loss reported.
+    assert not await executors.first.lock(uuid.uuid4())
+    assert len(executors.lost) == 1
+    assert isinstance(executors.lost[0], psycopg.Error)
+    assert await executors.second.lock(held)  # the server let the lock go with the session
+    assert await executors.first.lock(uuid.uuid4())  # and the first connects again
+
+
+async def test_a_lock_taken_for_an_asker_that_went_away_is_given_back(
+    executors: Executors,
+) -> None:
+    run = uuid.uuid4()
+    asking = asyncio.create_task(executors.first.lock(run))
+    await asyncio.sleep(0)  # it asked; the statement is on its way (connecting first)
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    await eventually_async(
+        lambda: executors.second.lock(run), what="the lock given back by the first executor"
+    )
