@@ -327,6 +327,8 @@ class Run(Aggregate):
         self.plan = WorkflowPlan.from_dict(plan)
         """The pinned plan, parsed once from the event that carries it."""
         self.agent_bindings = agents
+        self.bindings = {name: AgentBinding.from_dict(agent) for name, agent in agents.items()}
+        """The pinned agents, parsed once (the executor reads a step's several times)."""
         self.input_data = input_data
         self.variables = variables
         self.triggered_by = triggered_by
@@ -390,7 +392,7 @@ class Run(Aggregate):
         body has no state until it begins, and the executor reads its agent before that)."""
         name = self.plan_step(step_id).agent_name
         assert name is not None, f"{step_id} calls no agent"
-        return AgentBinding.from_dict(self.agent_bindings[name])
+        return self.bindings[name]
 
     def call_timeout_ms(self, step_id: str) -> int:
         return self.plan_step(step_id).timeout_ms or self.binding(step_id).timeout_ms
@@ -478,9 +480,7 @@ class Run(Aggregate):
                 for s in self.steps.values()
                 if s.status == "SUCCEEDED"
             ),
-            agents={
-                name: AgentBinding.from_dict(self.agent_bindings[name]) for name in agent_names
-            },
+            agents={name: self.bindings[name] for name in agent_names},
         )
 
     def cancel_refusal(self) -> str | None:
