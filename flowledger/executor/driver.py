@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 EXECUTOR_ACTOR = "system:executor"
 REFRESH_S: Final = 2.0
-"""While calls are in flight, read the run again at least this often (missed signals)."""
+"""While calls are in flight, read the run again when it has not been read or appended to for
+this long (missed signals)."""
 TASK_ID_GRACE_S: Final = 0.05
 """An agent's task id is recorded on its own when the agent has not answered this long after
 giving it (so that another executor can cancel the task); otherwise it is recorded in one
@@ -110,6 +111,8 @@ class RunDriver:
         self._calls: dict[str, InFlight] = {}
         self._child_news: dict[UUID, asyncio.Event] = {}
         self._loaded_at = 0.0
+        """When the driver's copy was last known to be the run as stored: read, or appended to
+        (an append that commits proves nobody else appended since)."""
         self._deferred = False
         """Whether the run holds events not appended yet (see :meth:`_change`)."""
         self._reads: dict[UUID, int] = {}
@@ -661,6 +664,7 @@ class RunDriver:
         self._deferred = False
         self._reads = {}
         await self.store.record_async(self.run, metadata=self.meta, reads=checked or None)
+        self._loaded_at = time.monotonic()
 
 
 def _auth(agent: Agent | None) -> AgentAuth:

@@ -16,6 +16,7 @@ from flowledger.domain.agents import Agent
 from flowledger.domain.plans import StepPlan, WorkflowPlan
 from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
+from flowledger.executor import driver as driver_module
 from flowledger.executor.driver import RunDriver
 from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
@@ -375,3 +376,53 @@ def test_a_driver_handed_the_request_reads_the_run_only_when_more_was_recorded_s
 
 def _never(driver: RunDriver) -> Any:
     raise AssertionError(f"run {driver.run_id} was read although its driver had its request")
+
+
+class Sleepy:
+    """Every step's agent answers after ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    async def send(self, url: str, body: Any, **_: Any) -> AgentReply:
+        await asyncio.sleep(self.delay_s)
+        return AgentReply(output={"done": True}, task_id=None, context_id=None, state=None)
+
+
+@pytest.mark.parametrize(
+    ("steps", "delay_s", "reads_again"),
+    [(5, 0.15, False), (1, 0.8, True)],
+    ids=["steps-that-keep-appending", "one-long-call"],
+)
+def test_a_driver_reads_its_run_again_only_after_a_while_without_appending_to_it(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, steps: int, delay_s: float, reads_again: bool
+) -> None:
+    """While calls are in flight a driver reads its run again after ``REFRESH_S`` without news
+    (a missed signal). An append that commits is news enough: it proves nobody else appended
+    since. So a run whose steps end and start within ``REFRESH_S`` of each other is never
+    read again; one long call is."""
+    monkeypatch.setattr(driver_module, "REFRESH_S", 0.3)
+    plan = WorkflowPlan(
+        steps=tuple(
+            StepPlan(f"s{n}", "echo", depends_on=(f"s{n - 1}",) if n else ()) for n in range(steps)
+        )
+    )
+    run = requested(plan)
+    runtime.store.record(run, metadata=META)
+    refreshes: list[UUID] = []
+    refresh = RunDriver._refresh
+
+    async def counted_refresh(driver: RunDriver) -> Run:
+        refreshes.append(driver.run_id)
+        return await refresh(driver)
+
+    monkeypatch.setattr(RunDriver, "_refresh", counted_refresh)
+    driver = RunDriver(
+        run.id,
+        runtime.store,
+        Sleepy(delay_s),  # type: ignore[arg-type]
+        call_slots=asyncio.Semaphore(4),
+    )
+    asyncio.run(asyncio.wait_for(driver.drive(), 15))
+    assert runtime.store.get(Run, run.id).status == "SUCCEEDED"
+    assert bool(refreshes) is reads_again, refreshes
