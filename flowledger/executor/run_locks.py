@@ -33,8 +33,10 @@ def lock_key(run_id: UUID) -> int:
 class RunLocks:
     """The run locks of one executor, on one connection (made when first needed).
 
-    ``on_lost`` is called when the connection fails: every lock it held is gone, so the
-    executor stops driving (the locks asked for in that statement are refused)."""
+    ``on_lost`` is called when the connection fails (or a statement on it fails in any way):
+    every lock it held is gone, so the executor stops driving; the locks asked for in that
+    statement are refused. It is awaited by the task that sends the statements, so it must not
+    wait for the drivers (they may be waiting for that task to give their lock back)."""
 
     def __init__(self, url: str, on_lost: Callable[[BaseException], Awaitable[None]]) -> None:
         self._url = url
@@ -44,30 +46,36 @@ class RunLocks:
         """Keys locked on the current connection (an unlock of any other is pointless)."""
         self._locking: dict[int, asyncio.Future[bool]] = {}
         self._unlocking: dict[int, asyncio.Future[None]] = {}
+        self._sending: tuple[dict[int, asyncio.Future[None]], dict[int, asyncio.Future[bool]]]
+        self._sending = ({}, {})
+        """The unlocks and locks of the statement out now."""
         self._sender: asyncio.Task[None] | None = None
 
     async def lock(self, run_id: UUID) -> bool:
         """Whether this executor now holds the run's lock (False: another one does, or the
-        connection failed)."""
+        connection failed). A caller cancelled once its lock was taken has it given back."""
         key = lock_key(run_id)
-        if key in self._held or key in self._locking:
+        if key in self._held or self._asked(key):
             return False  # another driver of this executor has it (or is taking it)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._locking[key] = future
         self._send_soon()
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.result():
+                self._give_back(key)  # taken, but its caller went before it heard so
+            raise
 
     async def unlock(self, run_id: UUID) -> None:
+        """Give back a lock :meth:`lock` took (and returned)."""
         key = lock_key(run_id)
         if key not in self._held:
-            return  # not taken, or gone with a lost connection
-        future = self._unlocking.get(key)
-        if future is None:
-            future = self._unlocking[key] = asyncio.get_running_loop().create_future()
-            self._send_soon()
-        await asyncio.shield(future)
+            return  # gone with a lost connection
+        await asyncio.shield(self._give_back(key))
 
     async def close(self) -> None:
+        """Drop the connection (and the locks with it); whoever waits is answered."""
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -75,34 +83,63 @@ class RunLocks:
         self._refuse_waiting()
         await self._drop_connection()
 
+    def _asked(self, key: int) -> bool:
+        """Whether a lock of ``key`` is asked for by a caller still waiting for it."""
+        return any(
+            key in locking and not locking[key].cancelled()
+            for locking in (self._locking, self._sending[1])
+        )
+
+    def _give_back(self, key: int) -> asyncio.Future[None]:
+        future = self._unlocking.get(key)
+        if future is None:
+            future = self._unlocking[key] = asyncio.get_running_loop().create_future()
+            self._send_soon()
+        return future
+
     def _send_soon(self) -> None:
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="executor-run-locks")
 
     async def _send(self) -> None:
         """Send what waits, unlocks first (a run freed and taken again in one batch is
-        then held once), until nothing waits."""
+        then held once), until nothing waits. Whatever happens, every caller of the batch is
+        answered."""
         while self._locking or self._unlocking:
             unlocking, self._unlocking = self._unlocking, {}
-            locking, self._locking = self._locking, {}
+            locking = {k: f for k, f in self._locking.items() if not f.cancelled()}
+            self._locking = {}
+            self._sending = (unlocking, locking)
             try:
-                conn = await self._connection()
-                if unlocking:
-                    await conn.execute(_UNLOCKS, (list(unlocking),))
-                    self._held.difference_update(unlocking)
-                taken: dict[int, bool] = {}
-                if locking:
-                    cursor = await conn.execute(_TRY_LOCKS, (list(locking),))
-                    taken = {key: bool(got) for key, got in await cursor.fetchall()}
-                    self._held.update(key for key, got in taken.items() if got)
-                    for key, future in locking.items():
-                        if future.cancelled() and taken.get(key):  # its driver went meanwhile
-                            self._unlocking[key] = asyncio.get_running_loop().create_future()
-            except psycopg.Error as error:
+                taken = await self._statements(unlocking, locking)
+            except BaseException as error:
                 _settle(unlocking, locking, {})
+                if not isinstance(error, Exception):
+                    raise  # cancelled: closing
                 await self._lost(error)
                 continue
+            finally:
+                self._sending = ({}, {})
             _settle(unlocking, locking, taken)
+            for key, future in locking.items():
+                if future.cancelled() and taken.get(key):  # its driver went meanwhile
+                    self._give_back(key)
+
+    async def _statements(
+        self, unlocking: dict[int, asyncio.Future[None]], locking: dict[int, asyncio.Future[bool]]
+    ) -> dict[int, bool]:
+        if not unlocking and not locking:
+            return {}
+        conn = await self._connection()
+        if unlocking:
+            await conn.execute(_UNLOCKS, (list(unlocking),))
+            self._held.difference_update(unlocking)
+        if not locking:
+            return {}
+        cursor = await conn.execute(_TRY_LOCKS, (list(locking),))
+        taken = {key: bool(got) for key, got in await cursor.fetchall()}
+        self._held.update(key for key, got in taken.items() if got)
+        return taken
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
@@ -112,9 +149,12 @@ class RunLocks:
             )
         return self._conn
 
-    async def _lost(self, error: BaseException) -> None:
+    async def _lost(self, error: Exception) -> None:
         await self._drop_connection()
-        await self._on_lost(error)
+        try:
+            await self._on_lost(error)
+        except Exception:
+            log.exception("the executor could not stop its drivers after losing its locks")
 
     async def _drop_connection(self) -> None:
         self._held.clear()

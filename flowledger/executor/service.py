@@ -392,13 +392,12 @@ class Executor:
     # ------------------------------------------------------------------ locks
 
     async def _lost_locks(self, error: BaseException) -> None:
-        """The lock connection failed: every lock it held is gone, so stop driving."""
+        """The lock connection failed: every lock it held is gone, so stop driving (called by
+        the locks' own task: it must not wait for the drivers)."""
         log.warning("executor lost its lock connection (%s); stopping its drivers", error)
         self._queued.clear()  # their news is stale too: the sweep finds them again
-        current = asyncio.current_task()
         for task in list(self._tasks.values()):
-            if task is not current:
-                task.cancel()
+            task.cancel()
 
 
 def run_executor(runtime: Runtime, stop: threading.Event) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from flowledger.executor import run_locks
 from flowledger.executor.run_locks import RunLocks, lock_key
 from flowledger.runtime.database import Database
 from tests.support.polling import eventually_async
@@ -110,3 +111,59 @@ async def test_a_lock_taken_for_an_asker_that_went_away_is_given_back(
     await eventually_async(
         lambda: executors.second.lock(run), what="the lock given back by the first executor"
     )
+
+
+async def test_a_lock_answered_to_an_asker_cancelled_before_it_heard_is_given_back(
+    executors: Executors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = uuid.uuid4()
+    asking = asyncio.create_task(executors.first.lock(run))
+    answer = run_locks._settle
+
+    def answer_then_cancel(*batch: Any) -> None:
+        answer(*batch)
+        asking.cancel()  # answered, but not yet resumed
+
+    monkeypatch.setattr(run_locks, "_settle", answer_then_cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    monkeypatch.setattr(run_locks, "_settle", answer)
+    await eventually_async(
+        lambda: executors.second.lock(run), what="the lock given back by the first executor"
+    )
+
+
+async def test_any_failure_of_a_statement_answers_its_askers_and_is_reported(
+    executors: Executors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = uuid.uuid4()
+    assert await executors.first.lock(held)
+    execute = psycopg.AsyncConnection.execute
+
+    async def failing(self: psycopg.AsyncConnection[Any], *args: Any, **kw: Any) -> Any:
+        raise RuntimeError("not a database error")
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", failing)
+    assert not await asyncio.wait_for(executors.first.lock(uuid.uuid4()), 5)
+    assert [type(error) for error in executors.lost] == [RuntimeError]
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
+    # The connection was dropped with its state unknown: its locks went with it.
+    assert await executors.second.lock(held)
+
+
+async def test_closing_answers_those_waiting_for_a_statement_out_now(
+    executors: Executors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execute = psycopg.AsyncConnection.execute
+    sent = asyncio.Event()
+
+    async def slow(self: psycopg.AsyncConnection[Any], *args: Any, **kw: Any) -> Any:
+        sent.set()
+        await asyncio.sleep(30)
+        return await execute(self, *args, **kw)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", slow)
+    asking = asyncio.create_task(executors.first.lock(uuid.uuid4()))
+    await asyncio.wait_for(sent.wait(), 5)
+    await executors.first.close()
+    assert await asyncio.wait_for(asking, 5) is False
