@@ -326,9 +326,9 @@ class Run(Aggregate):
         self.workflow_version = workflow_version
         self.plan = WorkflowPlan.from_dict(plan)
         """The pinned plan, parsed once from the event that carries it."""
-        self.agent_bindings = agents
         self.bindings = {name: AgentBinding.from_dict(agent) for name, agent in agents.items()}
-        """The pinned agents, parsed once (the executor reads a step's several times)."""
+        """The pinned agents, parsed once from the event that carries them (the executor reads
+        a step's several times)."""
         self.input_data = input_data
         self.variables = variables
         self.triggered_by = triggered_by
