@@ -46,9 +46,8 @@ class RunLocks:
         """Keys locked on the current connection (an unlock of any other is pointless)."""
         self._locking: dict[int, asyncio.Future[bool]] = {}
         self._unlocking: dict[int, asyncio.Future[None]] = {}
-        self._sending: tuple[dict[int, asyncio.Future[None]], dict[int, asyncio.Future[bool]]]
-        self._sending = ({}, {})
-        """The unlocks and locks of the statement out now."""
+        self._sending: dict[int, asyncio.Future[bool]] = {}
+        """The locks of the statement out now."""
         self._sender: asyncio.Task[None] | None = None
 
     async def lock(self, run_id: UUID) -> bool:
@@ -87,7 +86,7 @@ class RunLocks:
         """Whether a lock of ``key`` is asked for by a caller still waiting for it."""
         return any(
             key in locking and not locking[key].cancelled()
-            for locking in (self._locking, self._sending[1])
+            for locking in (self._locking, self._sending)
         )
 
     def _give_back(self, key: int) -> asyncio.Future[None]:
@@ -109,7 +108,7 @@ class RunLocks:
             unlocking, self._unlocking = self._unlocking, {}
             locking = {k: f for k, f in self._locking.items() if not f.cancelled()}
             self._locking = {}
-            self._sending = (unlocking, locking)
+            self._sending = locking
             try:
                 taken = await self._statements(unlocking, locking)
             except BaseException as error:
@@ -119,7 +118,7 @@ class RunLocks:
                 await self._lost(error)
                 continue
             finally:
-                self._sending = ({}, {})
+                self._sending = {}
             _settle(unlocking, locking, taken)
             for key, future in locking.items():
                 if future.cancelled() and taken.get(key):  # its driver went meanwhile

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -28,6 +28,26 @@ class Executors:
 
     async def _lost(self, error: BaseException) -> None:
         self.lost.append(error)
+
+
+def before_each_statement(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[Any], Awaitable[None]]
+) -> None:
+    """Every statement sent on a psycopg async connection first awaits ``before(query)``."""
+    execute = psycopg.AsyncConnection.execute
+
+    async def wrapped(self: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        await before(query)
+        return await execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", wrapped)
+
+
+async def given_back(executors: Executors, run: uuid.UUID) -> None:
+    """Wait until the second executor takes the run: the first gave its lock back."""
+    await eventually_async(
+        lambda: executors.second.lock(run), what="the lock given back by the first executor"
+    )
 
 
 @pytest.fixture
@@ -65,13 +85,11 @@ async def test_locks_asked_for_at_once_go_in_one_statement(
     executors: Executors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     statements: list[str] = []
-    execute = psycopg.AsyncConnection.execute
 
-    async def counted(self: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kw: Any) -> Any:
+    async def count(query: Any) -> None:
         statements.append(str(query))
-        return await execute(self, query, *args, **kw)
 
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", counted)
+    before_each_statement(monkeypatch, count)
     runs = [uuid.uuid4() for _ in range(50)]
     assert all(await asyncio.gather(*(executors.first.lock(run) for run in runs)))
     await asyncio.gather(*(executors.first.unlock(run) for run in runs))
@@ -108,9 +126,7 @@ async def test_a_lock_taken_for_an_asker_that_went_away_is_given_back(
     asking.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asking
-    await eventually_async(
-        lambda: executors.second.lock(run), what="the lock given back by the first executor"
-    )
+    await given_back(executors, run)
 
 
 async def test_a_lock_answered_to_an_asker_cancelled_before_it_heard_is_given_back(
@@ -128,9 +144,7 @@ async def test_a_lock_answered_to_an_asker_cancelled_before_it_heard_is_given_ba
     with pytest.raises(asyncio.CancelledError):
         await asking
     monkeypatch.setattr(run_locks, "_settle", answer)
-    await eventually_async(
-        lambda: executors.second.lock(run), what="the lock given back by the first executor"
-    )
+    await given_back(executors, run)
 
 
 async def test_any_failure_of_a_statement_answers_its_askers_and_is_reported(
@@ -138,15 +152,14 @@ async def test_any_failure_of_a_statement_answers_its_askers_and_is_reported(
 ) -> None:
     held = uuid.uuid4()
     assert await executors.first.lock(held)
-    execute = psycopg.AsyncConnection.execute
 
-    async def failing(self: psycopg.AsyncConnection[Any], *args: Any, **kw: Any) -> Any:
+    async def fail(query: Any) -> None:
         raise RuntimeError("not a database error")
 
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", failing)
+    before_each_statement(monkeypatch, fail)
     assert not await asyncio.wait_for(executors.first.lock(uuid.uuid4()), 5)
     assert [type(error) for error in executors.lost] == [RuntimeError]
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
+    monkeypatch.undo()
     # The connection was dropped with its state unknown: its locks went with it.
     assert await executors.second.lock(held)
 
@@ -154,15 +167,13 @@ async def test_any_failure_of_a_statement_answers_its_askers_and_is_reported(
 async def test_closing_answers_those_waiting_for_a_statement_out_now(
     executors: Executors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    execute = psycopg.AsyncConnection.execute
     sent = asyncio.Event()
 
-    async def slow(self: psycopg.AsyncConnection[Any], *args: Any, **kw: Any) -> Any:
+    async def stall(query: Any) -> None:
         sent.set()
         await asyncio.sleep(30)
-        return await execute(self, *args, **kw)
 
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", slow)
+    before_each_statement(monkeypatch, stall)
     asking = asyncio.create_task(executors.first.lock(uuid.uuid4()))
     await asyncio.wait_for(sent.wait(), 5)
     await executors.first.close()
