@@ -181,11 +181,14 @@ class AgentClient:
         on_task: Callable[[str], Awaitable[None]] | None = None,
         message_id: str | None = None,
         context_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AgentReply:
         """Send ``input`` to the agent and wait, at most ``timeout_s`` in all, for its reply.
 
         ``on_task(task_id)`` is awaited once, as soon as the agent's task id is known.
         ``message_id`` (default: a new UUID) and ``context_id`` go into the A2A Message.
+        ``headers`` go with every request of the call, after the credentials' (the caller's
+        trace: ``traceparent``).
         """
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
@@ -203,6 +206,7 @@ class AgentClient:
                     tracker=tracker,
                     on_task=on_task,
                     deadline=deadline,
+                    headers=headers or {},
                 )
         except TimeoutError:
             if tracker.task_id and self._cancel_on_timeout:
@@ -235,6 +239,7 @@ class AgentClient:
         tracker: Tracker,
         on_task: Callable[[str], Awaitable[None]] | None,
         deadline: float,
+        headers: Mapping[str, str],
     ) -> None:
         loop = asyncio.get_running_loop()
         agent = await self._agent(url, auth, max(deadline - loop.time(), 0.001))
@@ -242,7 +247,7 @@ class AgentClient:
         if not streaming:
             # Without streaming, have the agent answer as soon as the Task exists; then poll.
             request.configuration.return_immediately = True
-        context = _context(auth, deadline - loop.time() + _HTTP_TIMEOUT_GRACE_S)
+        context = _context(auth, deadline - loop.time() + _HTTP_TIMEOUT_GRACE_S, headers)
         notified = False
 
         async def notify() -> None:
@@ -281,10 +286,16 @@ class AgentClient:
                 retryable=False,
                 kind="protocol",
             )
-        await self._poll(agent, url, auth, tracker, deadline)
+        await self._poll(agent, url, auth, tracker, deadline, headers)
 
     async def _poll(
-        self, agent: _Agent, url: str, auth: AgentAuth, tracker: Tracker, deadline: float
+        self,
+        agent: _Agent,
+        url: str,
+        auth: AgentAuth,
+        tracker: Tracker,
+        deadline: float,
+        headers: Mapping[str, str],
     ) -> None:
         loop = asyncio.get_running_loop()
         interval = self._poll_interval_s
@@ -298,7 +309,7 @@ class AgentClient:
             try:
                 task = await agent.client.get_task(
                     GetTaskRequest(id=task_id),
-                    context=_context(auth, deadline - loop.time() + _HTTP_TIMEOUT_GRACE_S),
+                    context=_context(auth, deadline - loop.time() + _HTTP_TIMEOUT_GRACE_S, headers),
                 )
             except Exception as exc:
                 raise call_error(exc, url, f"read task {task_id} from the agent at {url}") from exc
@@ -415,11 +426,14 @@ def _request(
     return SendMessageRequest(message=message)
 
 
-def _context(auth: AgentAuth, timeout_s: float) -> ClientCallContext:
+def _context(
+    auth: AgentAuth, timeout_s: float, headers: Mapping[str, str] | None = None
+) -> ClientCallContext:
     # service_parameters become HTTP headers of the request (a2a-sdk's get_http_args);
     # timeout becomes the httpx timeout of each HTTP request of the call.
     return ClientCallContext(
-        timeout=max(timeout_s, 0.001), service_parameters=auth.headers() or None
+        timeout=max(timeout_s, 0.001),
+        service_parameters={**(headers or {}), **auth.headers()} or None,
     )
 
 

@@ -22,6 +22,7 @@ class AgentCaller(Protocol):
         timeout_s: float,
         on_task: Callable[[str], Awaitable[None]] | None = None,
         message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AgentReply: ...
 
     async def cancel(self, url: str, task_id: str, *, auth: AgentAuth, timeout_s: float) -> Any: ...

@@ -426,7 +426,7 @@ class RunDriver:
                     agent,
                     url,
                     **{"flowledger.step": step_id, "flowledger.attempt": attempt},
-                ):
+                ) as trace:
                     try:
                         reply = await self.client.send(
                             url,
@@ -436,6 +436,7 @@ class RunDriver:
                             timeout_s=timeout_s,
                             on_task=on_task,
                             message_id=f"{self.run_id}:{step_id}:{attempt}",
+                            headers=trace,
                         )
                     except AgentCallError as error:
                         metrics.AGENT_CALL_ERRORS.labels(agent=agent, kind=error.kind).inc()

@@ -42,8 +42,11 @@ class N8nCaller:
         timeout_s: float,
         on_task: Callable[[str], Awaitable[None]] | None = None,
         message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AgentReply:
-        headers = {"content-type": "application/json", **auth.headers()}
+        """POST ``payload`` to the workflow's webhook; ``headers`` (the caller's trace) go
+        with it."""
+        headers = {"content-type": "application/json", **(headers or {}), **auth.headers()}
         if message_id:
             headers[MESSAGE_ID_HEADER] = message_id
         try:

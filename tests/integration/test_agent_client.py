@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from examples.agents import AGENT_VERSION
 from examples.agents.common import AgentSettings, build_app
 from examples.agents.echo import EchoAgent
+from examples.agents.slow import SlowAgent
 from examples.agents.transform import TransformAgent
 from flowledger.a2a import (
     AgentAuth,
@@ -507,3 +508,46 @@ async def test_an_agents_cookie_goes_with_no_later_call(client: AgentClient) -> 
         await client.fetch_agent_card(urls["second"], timeout_s=10)
     assert len(seen) == 7  # two cards, four calls, one card again
     assert seen == [None] * len(seen)
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+class RecordsTraces:
+    """ASGI middleware: the ``traceparent`` header of every POST (each JSON-RPC request)."""
+
+    def __init__(self, app: ASGIApp, seen: list[str | None]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            self.seen.append(Headers(scope=scope).get("traceparent"))
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streamed", "polled"])
+async def test_a_calls_headers_go_with_each_of_its_requests(
+    client: AgentClient, streaming: bool
+) -> None:
+    """The executor passes its trace to the agent: the headers given to ``send`` go with the
+    message (straight over aiohttp when streamed) and with every read of its task (polled),
+    beside the credentials."""
+    seen: list[str | None] = []
+
+    def make(url: str) -> ASGIApp:
+        settings = AgentSettings(
+            kind="slow", public_url=f"{url}/", streaming=streaming, delay_s=0.3
+        )
+        return RecordsTraces(build_app(SlowAgent(settings)), seen)
+
+    with serving_made(make) as url:
+        reply = await client.send(
+            f"{url}/",
+            {"x": 1},
+            auth=AgentAuth.bearer("unused"),
+            timeout_s=10,
+            headers={"traceparent": TRACEPARENT},
+        )
+    assert reply.output is not None
+    assert len(seen) == 1 if streaming else len(seen) >= 2  # the message, then its reads
+    assert seen == [TRACEPARENT] * len(seen)

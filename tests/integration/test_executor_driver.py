@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
+from opentelemetry import context as otel_context
 
 from flowledger.a2a import AgentReply
 from flowledger.commands.agents import UpdateAgent, update_agent
@@ -18,12 +19,14 @@ from flowledger.domain.runs import Run
 from flowledger.eventlog.store import EventMetadata, EventStore
 from flowledger.executor import driver as driver_module
 from flowledger.executor.driver import RunDriver
+from flowledger.observability import tracing
 from flowledger.runtime.database import Database
 from flowledger.runtime.process import Runtime
 from tests.support.runs import binding, requested
 
 pytestmark = pytest.mark.integration
 META = EventMetadata.system("tester")
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 class SlowTaskIds:
@@ -347,14 +350,7 @@ def test_a_driver_handed_the_request_reads_the_run_only_when_more_was_recorded_s
     late.cancel("before its driver started")
     store.record(late, metadata=META)
 
-    loads: list[UUID] = []
-    read = RunDriver._load
-
-    async def counted_load(driver: RunDriver) -> Run:
-        loads.append(driver.run_id)
-        return await read(driver)
-
-    monkeypatch.setattr(RunDriver, "_load", counted_load)
+    loads = counted(monkeypatch, "_load")
     monkeypatch.setattr(RunDriver, "_load_with_request", _never)
 
     async def scenario() -> None:
@@ -372,6 +368,20 @@ def test_a_driver_handed_the_request_reads_the_run_only_when_more_was_recorded_s
     assert store.get(Run, fresh.id).status == "SUCCEEDED"
     assert events_of(store, cancelled.id) == ["Requested", "Cancelled"]
     assert loads == [cancelled.id], "read only once its first append was refused"
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, method: str) -> list[UUID]:
+    """The runs whose drivers called ``RunDriver.<method>`` (a read of the run), in order; the
+    method still does its work."""
+    calls: list[UUID] = []
+    original = getattr(RunDriver, method)
+
+    async def counting(driver: RunDriver) -> Run:
+        calls.append(driver.run_id)
+        return cast(Run, await original(driver))
+
+    monkeypatch.setattr(RunDriver, method, counting)
+    return calls
 
 
 def _never(driver: RunDriver) -> Any:
@@ -409,14 +419,7 @@ def test_a_driver_reads_its_run_again_only_after_a_while_without_appending_to_it
     )
     run = requested(plan)
     runtime.store.record(run, metadata=META)
-    refreshes: list[UUID] = []
-    refresh = RunDriver._refresh
-
-    async def counted_refresh(driver: RunDriver) -> Run:
-        refreshes.append(driver.run_id)
-        return await refresh(driver)
-
-    monkeypatch.setattr(RunDriver, "_refresh", counted_refresh)
+    refreshes = counted(monkeypatch, "_refresh")
     driver = RunDriver(
         run.id,
         runtime.store,
@@ -426,3 +429,40 @@ def test_a_driver_reads_its_run_again_only_after_a_while_without_appending_to_it
     asyncio.run(asyncio.wait_for(driver.drive(), 15))
     assert runtime.store.get(Run, run.id).status == "SUCCEEDED"
     assert bool(refreshes) is reads_again, refreshes
+
+
+class RecordsHeaders:
+    """Every step's agent answers at once; the headers each call went with are kept."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+
+    async def send(
+        self, url: str, body: Any, *, headers: dict[str, str] | None = None, **_: Any
+    ) -> AgentReply:
+        self.headers.append(dict(headers or {}))
+        return AgentReply(output={"done": True}, task_id=None, context_id=None, state=None)
+
+
+def test_an_agent_call_carries_the_trace_of_the_runs_request(runtime: Runtime) -> None:
+    """The agent can continue the trace that began with the execute request: the call goes
+    with a ``traceparent`` of that trace (the request's own when no span is recorded)."""
+    parent = tracing.context_from(TRACEPARENT)
+    assert parent is not None
+    token = otel_context.attach(parent)
+    try:
+        run = requested(WorkflowPlan(steps=(StepPlan("a", "echo"), StepPlan("b", "echo"))))
+        runtime.store.record(run, metadata=META)  # stamped with the current trace
+    finally:
+        otel_context.detach(token)
+    agent = RecordsHeaders()
+    driver = RunDriver(
+        run.id,
+        runtime.store,
+        agent,  # type: ignore[arg-type]
+        call_slots=asyncio.Semaphore(4),
+    )
+    asyncio.run(asyncio.wait_for(driver.drive(), 15))
+    assert runtime.store.get(Run, run.id).status == "SUCCEEDED"
+    trace_id = TRACEPARENT.split("-")[1]
+    assert [h["traceparent"].split("-")[1] for h in agent.headers] == [trace_id, trace_id]
